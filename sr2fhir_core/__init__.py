@@ -1,0 +1,27 @@
+"""sr2fhir_core: DICOM SR TID 1500 Measurement Reports → FHIR R5 (HL7 DICOM SR to FHIR Resource Mapping IG)
+and flat measurement rows. Pure: bytes in, dicts and rows out; no Spark, no I/O beyond reading a given path.
+"""
+
+from .errors import MappingWarning, RejectionReason, SRRejected, WarningCode
+from .fhir.json import dumps as dumps_json
+from .mapping import DocumentRecord, DocumentStatus, MappingResult, map_sr
+from .options import DeviceFallback, MappingOptions, SopClassSystem
+from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
+
+__all__ = [
+    "MEASUREMENTS_SCHEMA",
+    "QUALITATIVE_EVALUATIONS_SCHEMA",
+    "TABLE_SCHEMAS",
+    "DeviceFallback",
+    "DocumentRecord",
+    "DocumentStatus",
+    "MappingOptions",
+    "MappingResult",
+    "MappingWarning",
+    "RejectionReason",
+    "SRRejected",
+    "SopClassSystem",
+    "WarningCode",
+    "dumps_json",
+    "map_sr",
+]

@@ -1,0 +1,52 @@
+"""BodyStructures: the finding site of a group or measurement (dicom-sr-finding-site) and the lesion
+tracking identifiers of a group (dicom-sr-tracking-identifiers, ballot)."""
+
+from __future__ import annotations
+
+from ..tid1500.model import FindingSite, MeasurementGroup
+from . import profiles
+from .context import ReportContext, meta
+from .datatypes import fixed, uid_identifier
+from .ids import document_resource_id
+
+
+def build_finding_site(context: ReportContext, site: FindingSite, position: tuple[int, ...]) -> dict:
+    structure: dict = {"structure": context.codings.concept(site.site)}
+    if site.laterality is not None:
+        structure["laterality"] = context.codings.concept(site.laterality)
+    if site.topographical_modifier is not None:
+        # Not in the ballot profile; R5 has the element and STU1 maps it here (FHIR-47462).
+        structure["qualifier"] = [context.codings.concept(site.topographical_modifier)]
+    return context.add(
+        {
+            "resourceType": "BodyStructure",
+            "id": document_resource_id("BodyStructure", context.sop_instance_uid, position, "finding-site"),
+            "meta": meta(profiles.FINDING_SITE),
+            "includedStructure": [structure],
+            "patient": context.ref(context.patient),
+        }
+    )
+
+
+def build_tracking(context: ReportContext, group: MeasurementGroup) -> dict | None:
+    if not (group.tracking_identifier or group.tracking_uid):
+        return None
+    identifiers = []
+    if group.tracking_identifier:
+        identifiers.append(
+            {"type": fixed(profiles.IDENTIFIER_TYPE_TRACKING_IDENTIFIER), "value": group.tracking_identifier}
+        )
+    if group.tracking_uid:
+        identifiers.append(uid_identifier(group.tracking_uid, profiles.IDENTIFIER_TYPE_TRACKING_UID))
+    # R5 needs an included structure; the ballot profile names the lesion by its tracking identifier.
+    label = group.tracking_identifier or group.tracking_uid
+    return context.add(
+        {
+            "resourceType": "BodyStructure",
+            "id": document_resource_id("BodyStructure", context.sop_instance_uid, group.position, "tracking"),
+            "meta": meta(profiles.TRACKING_IDENTIFIERS),
+            "identifier": identifiers,
+            "includedStructure": [{"structure": {"text": label}}],
+            "patient": context.ref(context.patient),
+        }
+    )

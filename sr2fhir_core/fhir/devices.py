@@ -1,0 +1,112 @@
+"""Devices: the General Equipment of the SR (dicom-general-equipment) and one Device per distinct TID 4019
+algorithm (algorithm-identification), whose parent is that equipment."""
+
+from __future__ import annotations
+
+import re
+
+from ..document import Equipment
+from ..tid1500.model import Algorithm
+from . import profiles
+from .context import ReportContext, meta
+from .datatypes import fixed, uid_identifier
+from .ids import resource_id
+
+GS1_DEVICE_IDENTIFIER = re.compile(r"[({]01[)}](\d{14})")
+GS1_ISSUER = "http://hl7.org/fhir/NamingSystem/gs1-di"
+
+
+def _udi_carrier(udi: str) -> dict:
+    carrier: dict = {}
+    match = GS1_DEVICE_IDENTIFIER.search(udi)
+    if match:
+        carrier["deviceIdentifier"] = match.group(1)
+        carrier["issuer"] = GS1_ISSUER
+    carrier["carrierHRF"] = udi
+    return carrier
+
+
+def equipment_key(equipment: Equipment) -> tuple[str, ...]:
+    if equipment.device_uid:
+        return ("uid", equipment.device_uid)
+    return (
+        "attributes",
+        equipment.manufacturer or "",
+        equipment.model_name or "",
+        equipment.serial_number or "",
+        "\\".join(equipment.software_versions),
+        equipment.station_name or "",
+    )
+
+
+def build_equipment(context: ReportContext) -> dict:
+    equipment = context.report.document.equipment
+    device: dict = {
+        "resourceType": "Device",
+        "id": resource_id("Device", "equipment", *equipment_key(equipment)),
+        "meta": meta(profiles.GENERAL_EQUIPMENT),
+    }
+    if equipment.device_uid:
+        device["identifier"] = [uid_identifier(equipment.device_uid)]
+    # R5 requires deviceIdentifier and issuer: only UDIs whose issuer can be told (GS1) are carried.
+    carriers = [c for u in equipment.udi if "deviceIdentifier" in (c := _udi_carrier(u.unique_device_identifier))]
+    if carriers:
+        device["udiCarrier"] = carriers
+    if equipment.manufacturer:
+        device["manufacturer"] = equipment.manufacturer
+    if equipment.serial_number:
+        device["serialNumber"] = equipment.serial_number
+    if equipment.model_name:
+        device["displayName"] = equipment.model_name
+    if equipment.software_versions:
+        device["version"] = [{"value": v} for v in equipment.software_versions]
+    return context.add(device)
+
+
+def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dict) -> dict:
+    family = context.codings.coding(algorithm.family) if algorithm.family else None
+    key = (
+        equipment["id"],
+        algorithm.name,
+        algorithm.version or "",
+        f"{family['system']}|{family['code']}" if family else "",
+        *algorithm.parameters,
+    )
+    device: dict = {
+        "resourceType": "Device",
+        "id": resource_id("Device", "algorithm", *key),
+        "meta": meta(profiles.ALGORITHM_IDENTIFICATION),
+        "displayName": algorithm.name,
+    }
+    if family:
+        device["type"] = [{"coding": [family]}]
+    if algorithm.version:
+        device["version"] = [{"value": algorithm.version}]
+    if algorithm.parameters:
+        device["property"] = [
+            {"type": fixed(profiles.DEVICE_PROPERTY_ALGORITHM_PARAMETERS), "valueString": parameter}
+            for parameter in algorithm.parameters
+        ]
+    device["parent"] = context.ref(equipment)
+    return device
+
+
+class DeviceRegistry:
+    """One Device per distinct algorithm in a report, created on first use."""
+
+    def __init__(self, context: ReportContext) -> None:
+        self.context = context
+        self.equipment = build_equipment(context)
+        self._algorithms: dict[Algorithm, dict] = {}
+
+    def reference_for(self, algorithm: Algorithm | None, *, own: bool) -> dict:
+        """`Observation.device`: the item's algorithm (own, or inherited when the options say so), else the
+        equipment."""
+        use_inherited = self.context.options.device_fallback == "inherit"
+        if algorithm is None or not (own or use_inherited):
+            return self.context.ref(self.equipment)
+        device = self._algorithms.get(algorithm)
+        if device is None:
+            device = self.context.add(build_algorithm(self.context, algorithm, self.equipment))
+            self._algorithms[algorithm] = device
+        return self.context.ref(device)

@@ -1,0 +1,23 @@
+"""Deterministic resource ids: name-based UUIDs (RFC 4122 version 5) of stable DICOM keys.
+
+Resources that belong to one SR are keyed by its SOP Instance UID and the content item's position, so a
+re-run gives the same ids. Resources shared between SRs (Patient, ImagingStudy, ServiceRequest, Devices,
+Practitioner) are keyed by what identifies them in DICOM, so two SRs give the same id and a job can
+deduplicate them. Hashing also keeps patient identifiers out of resource ids and URLs.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+NAMESPACE = uuid.UUID("6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11")
+"""sr2fhir's own namespace; changing it changes every id the project has ever written."""
+
+
+def resource_id(resource_type: str, *key: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, "\x1f".join((resource_type, *key))))
+
+
+def document_resource_id(resource_type: str, sop_instance_uid: str, position: tuple[int, ...], role: str = "") -> str:
+    """Id of a resource made from one content item (`role` tells apart several made from the same item)."""
+    return resource_id(resource_type, sop_instance_uid, ".".join(map(str, position)), role)

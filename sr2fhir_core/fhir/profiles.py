@@ -1,0 +1,108 @@
+"""Mapping facts of the IG (ballot, 1.0.0-ballot): profile URLs, fixed categories and codes, with the exact
+displays the profiles' patterns require. Builders look these up; none of them spells a code itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..codes import DICOM_DCM, IG_IDENTIFIER_TYPE, UMLS, V2_0203
+from ..tid1500.model import ImageReferenceKind
+
+IG_PROFILE_BASE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
+
+
+def _profile(profile_id: str) -> str:
+    return IG_PROFILE_BASE + profile_id
+
+
+MEASUREMENT_GROUP = _profile("imaging-measurement-group")
+MEASUREMENT = _profile("imaging-measurement")
+QUALITATIVE_EVALUATION = _profile("imaging-qualitative-evaluation")
+DERIVED_MEASUREMENT = _profile("derived-imaging-measurement")
+FINDING_SITE = _profile("dicom-sr-finding-site")
+TRACKING_IDENTIFIERS = _profile("dicom-sr-tracking-identifiers")
+GENERAL_EQUIPMENT = _profile("dicom-general-equipment")
+ALGORITHM_IDENTIFICATION = _profile("algorithm-identification")
+IMAGING_SELECTION_BASE = _profile("observation-imaging-selection")
+
+
+def _coding(system: str, code: str, display: str) -> MappingProxyType:
+    return MappingProxyType({"system": system, "code": code, "display": display})
+
+
+CATEGORY_MEASUREMENT_GROUP = _coding(DICOM_DCM, "125007", "Measurement Group")
+CATEGORY_QUALITATIVE_EVALUATIONS = _coding(UMLS, "C0034375", "Qualitative Evaluations")
+CATEGORY_DERIVED_MEASUREMENTS = _coding(DICOM_DCM, "126011", "Derived Imaging Measurements")
+IDENTIFIER_TYPE_OBSERVATION_UID = _coding(IG_IDENTIFIER_TYPE, "observation-uid", "Observation UID")
+IDENTIFIER_TYPE_TRACKING_IDENTIFIER = _coding(DICOM_DCM, "112039", "Tracking Identifier")
+IDENTIFIER_TYPE_TRACKING_UID = _coding(DICOM_DCM, "112040", "Tracking Unique Identifier")
+IDENTIFIER_TYPE_STUDY_INSTANCE_UID = _coding(DICOM_DCM, "110180", "Study Instance UID")
+IDENTIFIER_TYPE_ACCESSION = _coding(V2_0203, "ACSN", "Accession ID")
+IDENTIFIER_TYPE_MEDICAL_RECORD = _coding(V2_0203, "MR", "Medical Record Number")
+IDENTIFIER_TYPE_UDI = _coding(V2_0203, "UDI", "Universal Device Identifier")
+DEVICE_PROPERTY_ALGORITHM_PARAMETERS = _coding(DICOM_DCM, "111002", "Algorithm Parameters")
+
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+DATA_ABSENT_REASON_DISPLAYS: MappingProxyType = MappingProxyType(
+    {
+        "unknown": "Unknown",
+        "error": "Error",
+        "not-a-number": "Not a Number (NaN)",
+        "negative-infinity": "Negative Infinity (NINF)",
+        "positive-infinity": "Positive Infinity (PINF)",
+        "not-performed": "Not Performed",
+    }
+)
+
+SOP_CLASS_SYSTEM_IG = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
+SOP_CLASS_SYSTEM_RFC3986 = "urn:ietf:rfc:3986"
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionProfile:
+    """One ImagingSelection profile: its URL and the `code` coding its pattern fixes (None: from the SR)."""
+
+    url: str
+    code: MappingProxyType | None
+
+
+SELECTION_PROFILES: MappingProxyType = MappingProxyType(
+    {
+        ImageReferenceKind.IMAGE_REGION_2D: SelectionProfile(
+            _profile("image-region-2d"), _coding(DICOM_DCM, "111030", "Image Region")
+        ),
+        ImageReferenceKind.IMAGE_REGION_3D: SelectionProfile(
+            _profile("image-region-3d"), _coding(DICOM_DCM, "111030", "Image Region")
+        ),
+        ImageReferenceKind.REFERENCED_SEGMENT: SelectionProfile(
+            _profile("referenced-segment"), _coding(DICOM_DCM, "121191", "Referenced Segment")
+        ),
+        ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME: SelectionProfile(
+            _profile("referenced-segmentation-frame"),
+            _coding(DICOM_DCM, "121214", "Referenced Segmentation Frame"),
+        ),
+        ImageReferenceKind.REGION_IN_SPACE: SelectionProfile(
+            _profile("region-in-space"), _coding(DICOM_DCM, "130488", "Region In Space")
+        ),
+        ImageReferenceKind.VOLUME_SURFACE: SelectionProfile(
+            _profile("volume-surface"), _coding(DICOM_DCM, "121231", "Volume Surface")
+        ),
+        ImageReferenceKind.REAL_WORLD_VALUE_MAP: SelectionProfile(
+            _profile("real-world-value-map"),
+            _coding(DICOM_DCM, "126100", "Real World Value Map used for measurement"),
+        ),
+        ImageReferenceKind.ILLUSTRATION_OF_ROI: SelectionProfile(
+            _profile("illustration-of-roi"), _coding(DICOM_DCM, "121200", "Illustration of ROI")
+        ),
+        ImageReferenceKind.VISUAL_EXPLANATION: SelectionProfile(
+            _profile("visual-explanation"), _coding(DICOM_DCM, "130401", "Visual Explanation")
+        ),
+        ImageReferenceKind.OTHER: SelectionProfile(IMAGING_SELECTION_BASE, None),
+    }
+)
+
+REGION_TYPES_2D: MappingProxyType = MappingProxyType(
+    {"POINT": "point", "POLYLINE": "polyline", "CIRCLE": "circle", "ELLIPSE": "ellipse", "MULTIPOINT": "point"}
+)
+"""DICOM SCOORD Graphic Type → R5 imageRegion2D.regionType; MULTIPOINT is split into points."""

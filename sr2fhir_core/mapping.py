@@ -1,0 +1,169 @@
+"""`map_sr`: one SR in, FHIR resources, table rows and a document record out. Never raises for bad input.
+
+The flow is one-way: bytes → `reading` (content tree) → `tid1500.parse` (report model) → `fhir` (resources)
+and `rows` (table rows). Only this module knows all four.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from . import codes
+from .content import count_items
+from .errors import MappingWarning, RejectionReason, SRRejected
+from .fhir import build_resources
+from .options import MappingOptions
+from .reading import read_document
+from .rows import build_rows
+from .tid1500.parse import parse_report
+
+
+class DocumentStatus(StrEnum):
+    MAPPED = "mapped"
+    REJECTED = "rejected"
+    """The input is not a mappable TID 1500 report (reason says why)."""
+    FAILED = "failed"
+    """sr2fhir could not map an input it should have: a defect (internal_error) or unreadable storage."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentRecord:
+    """What happened to one input; the job's ledger row is built from it."""
+
+    source_path: str | None
+    status: DocumentStatus
+    reason: str | None = None
+    message: str | None = None
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    study_instance_uid: str | None = None
+    content_items: int = 0
+    measurement_groups: int = 0
+    measurements: int = 0
+    qualitative_evaluations: int = 0
+    resources: int = 0
+    warnings: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingResult:
+    record: DocumentRecord
+    resources: list[dict] = field(default_factory=list)
+    """FHIR R5 resources as dicts, in a stable order; numbers are `Decimal` (see `fhir.json.dumps`)."""
+    rows: dict[str, list[dict]] = field(default_factory=lambda: {"measurements": [], "qualitative_evaluations": []})
+    warnings: list[MappingWarning] = field(default_factory=list)
+
+    @property
+    def mapped(self) -> bool:
+        return self.record.status is DocumentStatus.MAPPED
+
+    def bundle(self) -> dict:
+        """A FHIR Bundle of type collection holding every resource."""
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in self.resources
+            ],
+        }
+
+
+def map_sr(
+    source: bytes | str | os.PathLike[str],
+    options: MappingOptions | None = None,
+    *,
+    source_path: str | None = None,
+) -> MappingResult:
+    """Map one DICOM SR (bytes, or a path to read) to FHIR resources and table rows.
+
+    `source_path` names the input in rows and records when bytes are given (a job passes its URI).
+    """
+    options = options or MappingOptions()
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    else:
+        source_path = source_path or str(source)
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            return _failed(source_path, "io_error", f"cannot read input ({type(exc).__name__}: {exc.strerror})")
+    try:
+        return _map(data, options, source_path)
+    except SRRejected as rejection:
+        return MappingResult(
+            record=DocumentRecord(
+                source_path=source_path,
+                status=DocumentStatus.REJECTED,
+                reason=rejection.reason.value,
+                message=rejection.message,
+            )
+        )
+    except RecursionError:
+        return MappingResult(
+            record=DocumentRecord(
+                source_path=source_path,
+                status=DocumentStatus.REJECTED,
+                reason=RejectionReason.CORRUPT.value,
+                message="content tree nested too deeply to read",
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad file must never fail a job
+        return _failed(source_path, RejectionReason.INTERNAL_ERROR.value, _describe_defect(exc))
+
+
+def _map(data: bytes, options: MappingOptions, source_path: str | None) -> MappingResult:
+    document = read_document(data)
+    try:
+        report = parse_report(document)
+    except SRRejected as rejection:
+        # Readable DICOM: the record can say which instance was turned away.
+        return MappingResult(
+            record=DocumentRecord(
+                source_path=source_path,
+                status=DocumentStatus.REJECTED,
+                reason=rejection.reason.value,
+                message=rejection.message,
+                sop_instance_uid=document.sop_instance_uid,
+                sop_class_uid=document.sop_class_uid,
+                study_instance_uid=document.study_instance_uid,
+                content_items=count_items(document.root) if document.root else 0,
+            )
+        )
+    systems = codes.CodeSystems(document.coding_schemes, options.code_systems)
+    resources, warnings = build_resources(report, options, systems)
+    rows = build_rows(report, source_path, systems)
+    groups = report.all_groups
+    record = DocumentRecord(
+        source_path=source_path,
+        status=DocumentStatus.MAPPED,
+        sop_instance_uid=document.sop_instance_uid,
+        sop_class_uid=document.sop_class_uid,
+        study_instance_uid=document.study_instance_uid,
+        content_items=count_items(document.root) if document.root else 0,
+        measurement_groups=len(groups),
+        measurements=len(rows["measurements"]),
+        qualitative_evaluations=len(rows["qualitative_evaluations"]),
+        resources=len(resources),
+        warnings=len(warnings),
+    )
+    return MappingResult(record=record, resources=resources, rows=rows, warnings=warnings)
+
+
+def _failed(source_path: str | None, reason: str, message: str) -> MappingResult:
+    return MappingResult(
+        record=DocumentRecord(source_path=source_path, status=DocumentStatus.FAILED, reason=reason, message=message)
+    )
+
+
+def _describe_defect(exc: BaseException) -> str:
+    """Exception type and where it happened; not its message, which could quote patient data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"

@@ -1,0 +1,500 @@
+"""The reference reader: pydicom parses the bytes, this module turns the data set into the content tree.
+
+pydicom is lenient where a lake job must not be: it returns a shortened data set for a truncated file
+without a word. So this reader also checks that every element it reads arrived whole, and turns pydicom's
+end-of-file warnings into a `corrupt` rejection.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from ..content import (
+    ByReferenceItem,
+    Code,
+    CodeItem,
+    CompositeItem,
+    ContainerItem,
+    ContentItem,
+    DateItem,
+    DateTimeItem,
+    ImageItem,
+    NumItem,
+    PNameItem,
+    RelationshipType,
+    Scoord3DItem,
+    ScoordItem,
+    SopReference,
+    TableItem,
+    TcoordItem,
+    TextItem,
+    TimeItem,
+    UidRefItem,
+    UnknownItem,
+    WaveformItem,
+)
+from ..document import (
+    CodingSchemeIdentification,
+    Equipment,
+    EvidenceInstance,
+    Issuer,
+    Participant,
+    Patient,
+    SRDocument,
+    Udi,
+)
+from ..errors import RejectionReason, SRRejected
+from .sop_classes import is_sr_storage
+from .transfer_syntaxes import check_transfer_syntax
+
+# Tags used on the hot path, as ints: tag access is about twice as fast as keyword access in pydicom.
+CODE_VALUE = 0x00080100
+CODING_SCHEME_DESIGNATOR = 0x00080102
+CODING_SCHEME_VERSION = 0x00080103
+CODE_MEANING = 0x00080104
+LONG_CODE_VALUE = 0x00080119
+URN_CODE_VALUE = 0x00080120
+REFERENCED_SOP_CLASS_UID = 0x00081150
+REFERENCED_SOP_INSTANCE_UID = 0x00081155
+REFERENCED_FRAME_NUMBER = 0x00081160
+REFERENCED_SOP_SEQUENCE = 0x00081199
+REFERENCED_SEGMENT_NUMBER = 0x0062000B
+REFERENCED_WAVEFORM_CHANNELS = 0x0040A0B0
+RELATIONSHIP_TYPE = 0x0040A010
+VALUE_TYPE = 0x0040A040
+CONCEPT_NAME_CODE_SEQUENCE = 0x0040A043
+CONTINUITY_OF_CONTENT = 0x0040A050
+OBSERVATION_DATETIME = 0x0040A032
+OBSERVATION_UID = 0x0040A171
+CONTENT_SEQUENCE = 0x0040A730
+CONTENT_TEMPLATE_SEQUENCE = 0x0040A504
+MAPPING_RESOURCE = 0x00080105
+TEMPLATE_IDENTIFIER = 0x0040DB00
+REFERENCED_CONTENT_ITEM_IDENTIFIER = 0x0040DB73
+TEXT_VALUE = 0x0040A160
+UID = 0x0040A124
+PERSON_NAME = 0x0040A123
+DATE = 0x0040A121
+TIME = 0x0040A122
+DATETIME = 0x0040A120
+CONCEPT_CODE_SEQUENCE = 0x0040A168
+MEASURED_VALUE_SEQUENCE = 0x0040A300
+NUMERIC_VALUE = 0x0040A30A
+FLOATING_POINT_VALUE = 0x0040A161
+MEASUREMENT_UNITS_CODE_SEQUENCE = 0x004008EA
+NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE = 0x0040A301
+GRAPHIC_TYPE = 0x00700023
+GRAPHIC_DATA = 0x00700022
+REFERENCED_FRAME_OF_REFERENCE_UID = 0x30060024
+TEMPORAL_RANGE_TYPE = 0x0040A130
+REFERENCED_SAMPLE_POSITIONS = 0x0040A132
+REFERENCED_TIME_OFFSETS = 0x0040A138
+REFERENCED_DATETIME = 0x0040A13A
+
+_EOF_WARNING_MARKERS = ("End of file", "end of file", "EOF", "delimiter")
+
+
+def read_document(data: bytes) -> SRDocument:
+    """Parse Part 10 bytes (or a bare data set) into an `SRDocument`; raise `SRRejected` for bad input."""
+    dataset = _parse(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            document = _document(dataset)
+        except SRRejected:
+            raise
+        except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            raise SRRejected(RejectionReason.CORRUPT, f"unreadable data set ({type(exc).__name__})") from exc
+    _raise_on_eof_warnings(caught)
+    return document
+
+
+def _parse(data: bytes) -> Dataset:
+    has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            dataset = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+        except InvalidDicomError as exc:
+            raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set") from exc
+        except (EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError, NotImplementedError) as exc:
+            if not has_preamble:
+                raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set") from exc
+            raise SRRejected(RejectionReason.CORRUPT, f"unreadable header ({type(exc).__name__})") from exc
+    if not has_preamble and 0x00080016 not in dataset:
+        raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
+    if has_preamble and len(dataset.file_meta) == 0:
+        raise SRRejected(RejectionReason.CORRUPT, "file meta information missing or truncated")
+    _raise_on_eof_warnings(caught)
+    _check_complete(dataset)
+    return dataset
+
+
+def _raise_on_eof_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        text = str(warning.message)
+        if any(marker in text for marker in _EOF_WARNING_MARKERS):
+            raise SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
+
+
+def _check_complete(dataset: Dataset) -> None:
+    """pydicom keeps a short read as a short value; a value shorter than its length means truncation."""
+    for element in dataset.elements():
+        if isinstance(element, RawDataElement):
+            value = element.value
+            if (
+                element.length != 0xFFFFFFFF
+                and isinstance(value, bytes)
+                and len(value) != element.length
+            ):
+                raise SRRejected(RejectionReason.CORRUPT, f"truncated in element {element.tag}")
+
+
+def _get(dataset: Dataset, tag: int):
+    element = dataset.get(tag)
+    if element is None:
+        return None
+    return element.value
+
+
+def _text(dataset: Dataset, tag: int) -> str | None:
+    value = _get(dataset, tag)
+    if value is None:
+        return None
+    if isinstance(value, MultiValue | list):
+        value = "\\".join(str(v) for v in value)
+    text = str(value).strip()
+    return text or None
+
+
+def _texts(dataset: Dataset, tag: int) -> tuple[str, ...]:
+    value = _get(dataset, tag)
+    if value is None or value == "":
+        return ()
+    if isinstance(value, MultiValue | list):
+        return tuple(str(v).strip() for v in value)
+    return (str(value).strip(),)
+
+
+def _ints(dataset: Dataset, tag: int) -> tuple[int, ...]:
+    value = _get(dataset, tag)
+    if value is None or value == "" or value == b"":
+        return ()
+    if isinstance(value, MultiValue | list | tuple):
+        return tuple(int(v) for v in value)
+    return (int(value),)
+
+
+def _floats(dataset: Dataset, tag: int) -> tuple[float, ...]:
+    value = _get(dataset, tag)
+    if value is None or value == "" or value == b"":
+        return ()
+    if isinstance(value, MultiValue | list | tuple):
+        return tuple(float(v) for v in value)
+    return (float(value),)
+
+
+def _sequence(dataset: Dataset, tag: int) -> list[Dataset]:
+    value = _get(dataset, tag)
+    if not value:
+        return []
+    for item in value:
+        _check_complete(item)
+    return list(value)
+
+
+def _first(dataset: Dataset, tag: int) -> Dataset | None:
+    items = _sequence(dataset, tag)
+    return items[0] if items else None
+
+
+def _code(item: Dataset | None) -> Code | None:
+    if item is None:
+        return None
+    value = _text(item, CODE_VALUE) or _text(item, LONG_CODE_VALUE) or _text(item, URN_CODE_VALUE)
+    scheme = _text(item, CODING_SCHEME_DESIGNATOR)
+    if value is None:
+        return None
+    return Code(
+        value=value,
+        scheme=scheme or "",
+        meaning=_text(item, CODE_MEANING) or "",
+        scheme_version=_text(item, CODING_SCHEME_VERSION),
+    )
+
+
+def _sop_reference(item: Dataset) -> SopReference | None:
+    reference = _first(item, REFERENCED_SOP_SEQUENCE)
+    if reference is None:
+        return None
+    sop_class = _text(reference, REFERENCED_SOP_CLASS_UID)
+    sop_instance = _text(reference, REFERENCED_SOP_INSTANCE_UID)
+    if sop_instance is None:
+        return None
+    return SopReference(
+        sop_class_uid=sop_class or "",
+        sop_instance_uid=sop_instance,
+        frame_numbers=_ints(reference, REFERENCED_FRAME_NUMBER),
+        segment_numbers=_ints(reference, REFERENCED_SEGMENT_NUMBER),
+    )
+
+
+def _content_item(item: Dataset, position: tuple[int, ...]) -> ContentItem:
+    relationship = RelationshipType.parse(_text(item, RELATIONSHIP_TYPE))
+    referenced = _get(item, REFERENCED_CONTENT_ITEM_IDENTIFIER)
+    if referenced is not None and _get(item, VALUE_TYPE) is None:
+        return ByReferenceItem(
+            position=position,
+            relationship=relationship,
+            referenced_position=_ints(item, REFERENCED_CONTENT_ITEM_IDENTIFIER),
+        )
+    value_type = (_text(item, VALUE_TYPE) or "").upper()
+    common = {
+        "position": position,
+        "relationship": relationship,
+        "concept": _code(_first(item, CONCEPT_NAME_CODE_SEQUENCE)),
+        "observation_uid": _text(item, OBSERVATION_UID),
+        "observation_datetime": _text(item, OBSERVATION_DATETIME),
+        "children": _children(item, position),
+    }
+    match value_type:
+        case "CONTAINER":
+            template = _first(item, CONTENT_TEMPLATE_SEQUENCE)
+            return ContainerItem(
+                **common,
+                continuity=_text(item, CONTINUITY_OF_CONTENT),
+                template_id=_text(template, TEMPLATE_IDENTIFIER) if template else None,
+                mapping_resource=_text(template, MAPPING_RESOURCE) if template else None,
+            )
+        case "NUM":
+            measured = _first(item, MEASURED_VALUE_SEQUENCE)
+            float_values = _floats(measured, FLOATING_POINT_VALUE) if measured else ()
+            return NumItem(
+                **common,
+                numeric_value=_text(measured, NUMERIC_VALUE) if measured else None,
+                float_value=float_values[0] if float_values else None,
+                unit=_code(_first(measured, MEASUREMENT_UNITS_CODE_SEQUENCE)) if measured else None,
+                qualifier=_code(_first(item, NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE)),
+            )
+        case "CODE":
+            return CodeItem(**common, value=_code(_first(item, CONCEPT_CODE_SEQUENCE)))
+        case "TEXT":
+            return TextItem(**common, value=_text(item, TEXT_VALUE) or "")
+        case "UIDREF":
+            return UidRefItem(**common, value=_text(item, UID) or "")
+        case "PNAME":
+            return PNameItem(**common, value=_person_name(_get(item, PERSON_NAME)))
+        case "DATE":
+            return DateItem(**common, value=_text(item, DATE) or "")
+        case "TIME":
+            return TimeItem(**common, value=_text(item, TIME) or "")
+        case "DATETIME":
+            return DateTimeItem(**common, value=_text(item, DATETIME) or "")
+        case "SCOORD":
+            return ScoordItem(
+                **common,
+                graphic_type=(_text(item, GRAPHIC_TYPE) or "").upper(),
+                graphic_data=_floats(item, GRAPHIC_DATA),
+            )
+        case "SCOORD3D":
+            return Scoord3DItem(
+                **common,
+                graphic_type=(_text(item, GRAPHIC_TYPE) or "").upper(),
+                graphic_data=_floats(item, GRAPHIC_DATA),
+                frame_of_reference_uid=_text(item, REFERENCED_FRAME_OF_REFERENCE_UID),
+            )
+        case "TCOORD":
+            return TcoordItem(
+                **common,
+                temporal_range_type=(_text(item, TEMPORAL_RANGE_TYPE) or "").upper(),
+                sample_positions=_ints(item, REFERENCED_SAMPLE_POSITIONS),
+                time_offsets=_floats(item, REFERENCED_TIME_OFFSETS),
+                datetimes=_texts(item, REFERENCED_DATETIME),
+            )
+        case "IMAGE":
+            return ImageItem(**common, reference=_sop_reference(item))
+        case "COMPOSITE":
+            return CompositeItem(**common, reference=_sop_reference(item))
+        case "WAVEFORM":
+            reference_item = _first(item, REFERENCED_SOP_SEQUENCE)
+            return WaveformItem(
+                **common,
+                reference=_sop_reference(item),
+                channels=_ints(reference_item, REFERENCED_WAVEFORM_CHANNELS) if reference_item else (),
+            )
+        case "TABLE":
+            return TableItem(**common)
+        case _:
+            return UnknownItem(**common, raw_value_type=value_type)
+
+
+def _children(item: Dataset, position: tuple[int, ...]) -> tuple[ContentItem, ...]:
+    return tuple(
+        _content_item(child, (*position, index))
+        for index, child in enumerate(_sequence(item, CONTENT_SEQUENCE), start=1)
+    )
+
+
+def _person_name(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, PersonName):
+        return str(value).strip()
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value).strip()
+    return str(value).strip()
+
+
+def _issuer(local: str | None, qualifiers: Dataset | None) -> Issuer | None:
+    universal = _text(qualifiers, 0x00400032) if qualifiers else None
+    universal_type = _text(qualifiers, 0x00400033) if qualifiers else None
+    namespace = local or (_text(qualifiers, 0x00400031) if qualifiers else None)
+    if not (namespace or universal):
+        return None
+    return Issuer(local_namespace=namespace, universal_id=universal, universal_id_type=universal_type)
+
+
+def _patient(dataset: Dataset) -> Patient:
+    qualifiers = _first(dataset, 0x00100024)
+    return Patient(
+        id=_text(dataset, 0x00100020),
+        issuer=_issuer(_text(dataset, 0x00100021), qualifiers),
+        id_type_code=_text(qualifiers, 0x00400035) if qualifiers else None,
+        name=_person_name(_get(dataset, 0x00100010)) or None,
+        birth_date=_text(dataset, 0x00100030),
+        sex=_text(dataset, 0x00100040),
+    )
+
+
+def _equipment(dataset: Dataset) -> Equipment:
+    return Equipment(
+        manufacturer=_text(dataset, 0x00080070),
+        model_name=_text(dataset, 0x00081090),
+        device_uid=_text(dataset, 0x00181002),
+        serial_number=_text(dataset, 0x00181000),
+        software_versions=tuple(v for v in _texts(dataset, 0x00181020) if v),
+        station_name=_text(dataset, 0x00081010),
+        institution_name=_text(dataset, 0x00080080),
+        udi=tuple(
+            Udi(unique_device_identifier=udi, description=_text(item, 0x00500020))
+            for item in _sequence(dataset, 0x0018100A)
+            if (udi := _text(item, 0x00181009))
+        ),
+    )
+
+
+def _participants(dataset: Dataset) -> tuple[Participant, ...]:
+    participants = []
+    for item in _sequence(dataset, 0x0040A07A):
+        participants.append(
+            Participant(
+                participation_type=_text(item, 0x0040A080),
+                observer_type=_text(item, 0x0040A084),
+                person_name=_person_name(_get(item, 0x0040A123)) or None,
+                organization=_text(item, 0x00080080),
+                device_uid=_text(item, 0x00181002),
+                manufacturer=_text(item, 0x00080070),
+                model_name=_text(item, 0x00081090),
+                serial_number=_text(item, 0x00181000),
+                datetime=_text(item, 0x0040A082),
+            )
+        )
+    return tuple(participants)
+
+
+def _evidence(dataset: Dataset) -> tuple[EvidenceInstance, ...]:
+    instances = []
+    for sequence_tag in (0x0040A375, 0x0040A385):
+        for study in _sequence(dataset, sequence_tag):
+            study_uid = _text(study, 0x0020000D)
+            for series in _sequence(study, 0x00081115):
+                series_uid = _text(series, 0x0020000E)
+                for instance in _sequence(series, REFERENCED_SOP_SEQUENCE):
+                    sop_instance = _text(instance, REFERENCED_SOP_INSTANCE_UID)
+                    if sop_instance is None:
+                        continue
+                    instances.append(
+                        EvidenceInstance(
+                            study_instance_uid=study_uid,
+                            series_instance_uid=series_uid,
+                            sop_class_uid=_text(instance, REFERENCED_SOP_CLASS_UID) or "",
+                            sop_instance_uid=sop_instance,
+                        )
+                    )
+    return tuple(instances)
+
+
+def _coding_schemes(dataset: Dataset) -> tuple[CodingSchemeIdentification, ...]:
+    schemes = []
+    for item in _sequence(dataset, 0x00080110):
+        designator = _text(item, CODING_SCHEME_DESIGNATOR)
+        if designator:
+            schemes.append(
+                CodingSchemeIdentification(
+                    designator=designator,
+                    uid=_text(item, 0x0008010C),
+                    url=_text(item, 0x0008010E),
+                    name=_text(item, 0x00080115),
+                )
+            )
+    return tuple(schemes)
+
+
+def _document(dataset: Dataset) -> SRDocument:
+    sop_class_uid = _text(dataset, 0x00080016)
+    if sop_class_uid is None:
+        raise SRRejected(RejectionReason.NOT_SR, "no SOP Class UID")
+    value_type = (_text(dataset, VALUE_TYPE) or "").upper()
+    if not is_sr_storage(sop_class_uid) or value_type != "CONTAINER":
+        raise SRRejected(RejectionReason.NOT_SR, f"SOP Class {sop_class_uid} is not an SR document")
+    transfer_syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
+    check_transfer_syntax(str(transfer_syntax) if transfer_syntax else None)
+    template = _first(dataset, CONTENT_TEMPLATE_SEQUENCE)
+    root = ContainerItem(
+        position=(1,),
+        relationship=None,
+        concept=_code(_first(dataset, CONCEPT_NAME_CODE_SEQUENCE)),
+        observation_uid=_text(dataset, OBSERVATION_UID),
+        observation_datetime=_text(dataset, OBSERVATION_DATETIME),
+        children=_children(dataset, (1,)),
+        continuity=_text(dataset, CONTINUITY_OF_CONTENT),
+        template_id=_text(template, TEMPLATE_IDENTIFIER) if template else None,
+        mapping_resource=_text(template, MAPPING_RESOURCE) if template else None,
+    )
+    accession_issuer = _first(dataset, 0x00080051)
+    return SRDocument(
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=_text(dataset, 0x00080018),
+        study_instance_uid=_text(dataset, 0x0020000D),
+        series_instance_uid=_text(dataset, 0x0020000E),
+        modality=_text(dataset, 0x00080060),
+        specific_character_set=_texts(dataset, 0x00080005),
+        patient=_patient(dataset),
+        accession_number=_text(dataset, 0x00080050),
+        accession_issuer=_issuer(None, accession_issuer) if accession_issuer else None,
+        study_date=_text(dataset, 0x00080020),
+        study_time=_text(dataset, 0x00080030),
+        study_description=_text(dataset, 0x00081030),
+        series_number=_text(dataset, 0x00200011),
+        instance_number=_text(dataset, 0x00200013),
+        content_date=_text(dataset, 0x00080023),
+        content_time=_text(dataset, 0x00080033),
+        timezone_offset=_text(dataset, 0x00080201),
+        equipment=_equipment(dataset),
+        preliminary_flag=_text(dataset, 0x0040A496),
+        completion_flag=_text(dataset, 0x0040A491),
+        verification_flag=_text(dataset, 0x0040A493),
+        participants=_participants(dataset),
+        evidence=_evidence(dataset),
+        coding_schemes=_coding_schemes(dataset),
+        root=root,
+    )

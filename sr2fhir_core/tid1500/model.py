@@ -1,0 +1,202 @@
+"""TID 1500 "Measurement Report" as typed values: what the report says, independent of how it was encoded.
+
+Built from the content tree by `tid1500.parse`; read by the FHIR builders and the row builder, which never
+see the content tree. Names follow PS3.16 (TID 1500, 1410, 1411, 1501, 1420, 300, 4019, 1502).
+Inherited context is resolved here, once: a measurement's `method`, `finding_site` and `algorithm` are its
+own or its group's, so that every consumer sees the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..content import Code
+from ..document import SRDocument
+from ..errors import MappingWarning
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Algorithm:
+    """TID 4019 Algorithm Identification."""
+
+    name: str
+    version: str | None = None
+    family: Code | None = None
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindingSite:
+    """Finding Site (SCT 363698007) with its Laterality and Topographical modifier, if any."""
+
+    site: Code
+    laterality: Code | None = None
+    topographical_modifier: Code | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferencedInstance:
+    """A referenced SOP instance, with study and series looked up from the evidence sequences."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str | None = None
+    study_instance_uid: str | None = None
+    frame_numbers: tuple[int, ...] = ()
+    segment_numbers: tuple[int, ...] = ()
+
+
+class ImageReferenceKind(StrEnum):
+    """What a reference content item points at; one ImagingSelection profile each (NOTES §3.7)."""
+
+    IMAGE_REGION_2D = "image-region-2d"
+    IMAGE_REGION_3D = "image-region-3d"
+    REFERENCED_SEGMENT = "referenced-segment"
+    REFERENCED_SEGMENTATION_FRAME = "referenced-segmentation-frame"
+    REGION_IN_SPACE = "region-in-space"
+    VOLUME_SURFACE = "volume-surface"
+    REAL_WORLD_VALUE_MAP = "real-world-value-map"
+    ILLUSTRATION_OF_ROI = "illustration-of-roi"
+    VISUAL_EXPLANATION = "visual-explanation"
+    OTHER = "other"
+    """An image reference no IG profile names (e.g. TID 320 "Source of Measurement", TID 1501 "Source")."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageReference:
+    """An image region, segment, region in space, value map or image that a group or measurement uses."""
+
+    kind: ImageReferenceKind
+    position: tuple[int, ...]
+    concept: Code | None
+    instances: tuple[ReferencedInstance, ...] = ()
+    graphic_type: str | None = None
+    graphic_data: tuple[float, ...] = ()
+    frame_of_reference_uid: str | None = None
+    subset: tuple[str, ...] = ()
+    """Region In Space: the ROI numbers named by its descriptor item."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    """TID 300 Measurement (a NUM), with its own context and what it inherits from its group."""
+
+    position: tuple[int, ...]
+    concept: Code
+    numeric_value: str | None
+    """Exactly as written in the SR; None when the SR has no value (see `value_absent_reason`)."""
+    float_value: float | None
+    unit: Code | None
+    qualifier: Code | None
+    observation_uid: str | None
+    observation_datetime: str | None
+    derivation: Code | None = None
+    method: Code | None = None
+    finding_site: FindingSite | None = None
+    algorithm: Algorithm | None = None
+    own_algorithm: bool = False
+    """Whether `algorithm` is the measurement's own TID 4019 (rather than inherited)."""
+    image_references: tuple[ImageReference, ...] = ()
+    """The measurement's own references (TID 320 INFERRED FROM); the group's are in its group."""
+
+    @property
+    def value(self) -> float | None:
+        """The value as a float for tables; None when absent, NaN or not a finite number."""
+        text = self.numeric_value
+        if text is None:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if number == number and number not in (float("inf"), float("-inf")) else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QualitativeEvaluation:
+    """A CODE or TEXT qualitative evaluation, under a group or the report's container."""
+
+    position: tuple[int, ...]
+    concept: Code
+    value_code: Code | None
+    value_text: str | None
+    observation_uid: str | None
+    observation_datetime: str | None
+    algorithm: Algorithm | None = None
+    own_algorithm: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasurementGroup:
+    """TID 1410 (planar ROI), 1411 (volumetric ROI) or 1501 (measurement and qualitative evaluation group)."""
+
+    position: tuple[int, ...]
+    template_id: str | None
+    observation_uid: str | None
+    observation_datetime: str | None
+    tracking_identifier: str | None = None
+    tracking_uid: str | None = None
+    activity_session: str | None = None
+    time_point: str | None = None
+    finding_category: Code | None = None
+    finding: Code | None = None
+    finding_site: FindingSite | None = None
+    method: Code | None = None
+    algorithm: Algorithm | None = None
+    own_algorithm: bool = False
+    image_references: tuple[ImageReference, ...] = ()
+    source_series_uid: str | None = None
+    measurements: tuple[Measurement, ...] = ()
+    qualitative_evaluations: tuple[QualitativeEvaluation, ...] = ()
+    index: int = 0
+    """1-based position among the report's groups, in document order (derived-measurement groups last)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DerivedMeasurement:
+    """TID 1420 under "Derived Imaging Measurements": a measurement computed from several groups."""
+
+    measurement: Measurement
+    groups: tuple[MeasurementGroup, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonObserver:
+    """TID 1003 Person Observer Identifying Attributes."""
+
+    name: str
+    organization: str | None = None
+    role: Code | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceObserver:
+    """TID 1004 Device Observer Identifying Attributes."""
+
+    uid: str | None = None
+    name: str | None = None
+    manufacturer: str | None = None
+    model_name: str | None = None
+    serial_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasurementReport:
+    """One TID 1500 document."""
+
+    document: SRDocument
+    """Header values (patient, study, equipment, evidence). Consumers read its header fields only."""
+    language: Code | None = None
+    procedures_reported: tuple[Code, ...] = ()
+    person_observers: tuple[PersonObserver, ...] = ()
+    device_observers: tuple[DeviceObserver, ...] = ()
+    groups: tuple[MeasurementGroup, ...] = ()
+    derived_measurements: tuple[DerivedMeasurement, ...] = ()
+    qualitative_evaluations: tuple[QualitativeEvaluation, ...] = ()
+    """Report-level evaluations from the "Qualitative Evaluations" container (no group)."""
+    warnings: tuple[MappingWarning, ...] = ()
+
+    @property
+    def all_groups(self) -> tuple[MeasurementGroup, ...]:
+        return self.groups + tuple(g for d in self.derived_measurements for g in d.groups)

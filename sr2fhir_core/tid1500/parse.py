@@ -1,0 +1,501 @@
+"""Content tree → `MeasurementReport`: recognise TID 1500, then read its containers, groups and items.
+
+The rules follow PS3.16 and the IG's mapping tables (NOTES §5). Unknown or unexpected items are skipped,
+not fatal: real producers add context the template does not name. What the mapping cannot carry becomes a
+`MappingWarning`, so that nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import codes
+from ..codes import same_concept
+from ..content import (
+    ByReferenceItem,
+    Code,
+    CodeItem,
+    CompositeItem,
+    ContainerItem,
+    ContentItem,
+    ImageItem,
+    NumItem,
+    PNameItem,
+    RelationshipType,
+    Scoord3DItem,
+    ScoordItem,
+    TextItem,
+    UidRefItem,
+    iter_tree,
+)
+from ..document import SRDocument
+from ..errors import MappingWarning, RejectionReason, SRRejected, WarningCode
+from .model import (
+    Algorithm,
+    DerivedMeasurement,
+    DeviceObserver,
+    FindingSite,
+    ImageReference,
+    ImageReferenceKind,
+    Measurement,
+    MeasurementGroup,
+    MeasurementReport,
+    PersonObserver,
+    QualitativeEvaluation,
+    ReferencedInstance,
+)
+
+TID1500_IDENTIFIERS = frozenset({"1500", "TID1500", "TID 1500"})
+"""Template Identifier (0040,DB00) values accepted as TID 1500; "TID1500" is a highdicom quirk."""
+
+IMAGE_KINDS: dict[tuple[str, str], ImageReferenceKind] = {
+    codes.REFERENCED_SEGMENT.key: ImageReferenceKind.REFERENCED_SEGMENT,
+    codes.REFERENCED_SEGMENTATION_FRAME.key: ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME,
+    codes.ILLUSTRATION_OF_ROI.key: ImageReferenceKind.ILLUSTRATION_OF_ROI,
+    codes.VISUAL_EXPLANATION.key: ImageReferenceKind.VISUAL_EXPLANATION,
+}
+COMPOSITE_KINDS: dict[tuple[str, str], ImageReferenceKind] = {
+    codes.REGION_IN_SPACE.key: ImageReferenceKind.REGION_IN_SPACE,
+    codes.REAL_WORLD_VALUE_MAP.key: ImageReferenceKind.REAL_WORLD_VALUE_MAP,
+}
+"""Concept name of an IMAGE / COMPOSITE item → what it references (TID 1410/1411/1501)."""
+
+
+def is_tid1500(document: SRDocument) -> bool:
+    root = document.root
+    if root is None:
+        return False
+    if root.template_id is not None:
+        return root.template_id.strip().upper() in TID1500_IDENTIFIERS
+    return same_concept(root.concept, codes.IMAGING_MEASUREMENT_REPORT)
+
+
+def parse_report(document: SRDocument) -> MeasurementReport:
+    """Read a TID 1500 document; raise `SRRejected` when it is another template or lacks what is needed."""
+    root = document.root
+    if root is None:
+        raise SRRejected(RejectionReason.NOT_SR, "no SR content tree")
+    if not is_tid1500(document):
+        template = f"template {root.template_id!r}" if root.template_id else "no template identifier"
+        raise SRRejected(
+            RejectionReason.NOT_TID1500,
+            f"SR with {template} and root concept {root.concept} is not a TID 1500 Measurement Report",
+        )
+    if not document.sop_instance_uid:
+        raise SRRejected(RejectionReason.MISSING_REQUIRED, "SOP Instance UID (0008,0018) is missing")
+    if not document.study_instance_uid:
+        raise SRRejected(RejectionReason.MISSING_REQUIRED, "Study Instance UID (0020,000D) is missing")
+    return _ReportParser(document).parse()
+
+
+class _ReportParser:
+    def __init__(self, document: SRDocument) -> None:
+        self.document = document
+        self.warnings: list[MappingWarning] = []
+        self._by_position: dict[tuple[int, ...], ContentItem] | None = None
+        self._evidence = {
+            e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence
+        }
+        self._group_count = 0
+
+    def warn(self, code: WarningCode, item: ContentItem | None, message: str) -> None:
+        self.warnings.append(MappingWarning(code, item.position_text if item else "", message))
+
+    # --- tree helpers ----------------------------------------------------------------------------------
+
+    def children(self, item: ContentItem) -> Iterator[tuple[RelationshipType | None, ContentItem]]:
+        """Children with by-reference items resolved to the item they point at."""
+        for child in item.children:
+            if isinstance(child, ByReferenceItem):
+                target = self._resolve(child)
+                if target is None:
+                    self.warn(
+                        WarningCode.UNRESOLVED_REFERENCE,
+                        child,
+                        "by-reference item points at no content item "
+                        + ".".join(map(str, child.referenced_position)),
+                    )
+                    continue
+                yield child.relationship, target
+            else:
+                yield child.relationship, child
+
+    def _resolve(self, item: ByReferenceItem) -> ContentItem | None:
+        if self._by_position is None:
+            root = self.document.root
+            assert root is not None
+            self._by_position = {node.position: node for node in iter_tree(root)}
+        return self._by_position.get(item.referenced_position)
+
+    # --- report -----------------------------------------------------------------------------------------
+
+    def parse(self) -> MeasurementReport:
+        root = self.document.root
+        assert root is not None
+        if root.template_id is not None and root.template_id.strip() != "1500":
+            self.warn(WarningCode.TEMPLATE_QUIRK, root, f"template identifier {root.template_id!r} read as 1500")
+        elif root.template_id is not None and not same_concept(root.concept, codes.IMAGING_MEASUREMENT_REPORT):
+            self.warn(WarningCode.TEMPLATE_QUIRK, root, f"TID 1500 with root concept {root.concept}")
+
+        language: Code | None = None
+        procedures: list[Code] = []
+        groups: list[MeasurementGroup] = []
+        derived: list[DerivedMeasurement] = []
+        evaluations: list[QualitativeEvaluation] = []
+        found_container = False
+        container_algorithm: Algorithm | None = None
+
+        for _, item in self.children(root):
+            concept = item.concept
+            if isinstance(item, CodeItem) and same_concept(concept, codes.LANGUAGE):
+                language = item.value
+            elif isinstance(item, CodeItem) and same_concept(concept, codes.PROCEDURE_REPORTED):
+                if item.value is not None:
+                    procedures.append(item.value)
+            elif isinstance(item, ContainerItem) and same_concept(concept, codes.IMAGING_MEASUREMENTS):
+                found_container = True
+                container_algorithm = self.algorithm(item)
+                for _, child in self.children(item):
+                    if isinstance(child, ContainerItem) and same_concept(child.concept, codes.MEASUREMENT_GROUP):
+                        groups.append(self.group(child, container_algorithm))
+            elif isinstance(item, ContainerItem) and same_concept(concept, codes.DERIVED_IMAGING_MEASUREMENTS):
+                found_container = True
+                derived_algorithm = self.algorithm(item) or container_algorithm
+                for _, child in self.children(item):
+                    if isinstance(child, NumItem) and child.concept is not None:
+                        derived.append(self.derived_measurement(child, derived_algorithm))
+            elif isinstance(item, ContainerItem) and same_concept(concept, codes.QUALITATIVE_EVALUATIONS):
+                found_container = True
+                qe_algorithm = self.algorithm(item)
+                for relationship, child in self.children(item):
+                    if relationship is RelationshipType.CONTAINS:
+                        evaluation = self.qualitative_evaluation(child, qe_algorithm)
+                        if evaluation is not None:
+                            evaluations.append(evaluation)
+
+        if not found_container:
+            raise SRRejected(
+                RejectionReason.MISSING_REQUIRED,
+                "no Imaging Measurements, Derived Imaging Measurements or Qualitative Evaluations container",
+            )
+        persons, devices = self.observers(root)
+        return MeasurementReport(
+            document=self.document,
+            language=language,
+            procedures_reported=tuple(procedures),
+            person_observers=persons,
+            device_observers=devices,
+            groups=tuple(groups),
+            derived_measurements=tuple(derived),
+            qualitative_evaluations=tuple(evaluations),
+            warnings=tuple(self.warnings),
+        )
+
+    def observers(self, root: ContainerItem) -> tuple[tuple[PersonObserver, ...], tuple[DeviceObserver, ...]]:
+        """TID 1001 at the document level: each Observer Type item starts a new observer (TID 1002)."""
+        persons: list[PersonObserver] = []
+        devices: list[DeviceObserver] = []
+        device: dict[str, str] | None = None
+        for relationship, item in self.children(root):
+            if relationship is not RelationshipType.HAS_OBS_CONTEXT:
+                continue
+            concept = item.concept
+            if isinstance(item, CodeItem) and same_concept(concept, codes.OBSERVER_TYPE):
+                if device is not None:
+                    devices.append(DeviceObserver(**device))
+                device = {} if same_concept(item.value, codes.OBSERVER_DEVICE) else None
+            elif isinstance(item, PNameItem) and same_concept(concept, codes.PERSON_OBSERVER_NAME):
+                if item.value:
+                    persons.append(PersonObserver(name=item.value))
+            elif isinstance(item, TextItem) and same_concept(concept, codes.PERSON_OBSERVER_ORGANIZATION):
+                if persons and persons[-1].organization is None:
+                    last = persons.pop()
+                    persons.append(PersonObserver(name=last.name, organization=item.value, role=last.role))
+            elif device is not None:
+                field = _DEVICE_OBSERVER_FIELDS.get(concept.key if concept else ("", ""))
+                value = getattr(item, "value", None)
+                if field and isinstance(value, str) and value:
+                    device[field] = value
+        if device is not None:
+            devices.append(DeviceObserver(**device))
+        return tuple(persons), tuple(d for d in devices if d.uid or d.name)
+
+    # --- groups and their parts ------------------------------------------------------------------------
+
+    def group(self, container: ContainerItem, inherited_algorithm: Algorithm | None) -> MeasurementGroup:
+        self._group_count += 1
+        fields: dict[str, object] = {}
+        references: list[ImageReference] = []
+        numbers: list[NumItem] = []
+        evaluation_items: list[ContentItem] = []
+        own_algorithm = self.algorithm(container)
+        algorithm = own_algorithm or inherited_algorithm
+
+        for relationship, item in self.children(container):
+            concept = item.concept
+            if isinstance(item, TextItem) and same_concept(concept, codes.TRACKING_IDENTIFIER):
+                fields["tracking_identifier"] = item.value or None
+            elif isinstance(item, UidRefItem) and same_concept(concept, codes.TRACKING_UID):
+                fields["tracking_uid"] = item.value or None
+            elif same_concept(concept, codes.ACTIVITY_SESSION):
+                fields["activity_session"] = _text_of(item)
+            elif same_concept(concept, codes.TIME_POINT):
+                fields["time_point"] = _text_of(item)
+            elif isinstance(item, CodeItem) and same_concept(concept, codes.FINDING_CATEGORY):
+                fields["finding_category"] = item.value
+            elif isinstance(item, CodeItem) and same_concept(concept, codes.FINDING):
+                fields["finding"] = item.value
+            elif isinstance(item, CodeItem) and same_concept(concept, codes.FINDING_SITE):
+                fields["finding_site"] = self.finding_site(item, container)
+            elif isinstance(item, CodeItem) and same_concept(concept, codes.MEASUREMENT_METHOD):
+                fields["method"] = item.value
+            elif isinstance(item, UidRefItem) and same_concept(concept, codes.SOURCE_SERIES_FOR_SEGMENTATION):
+                fields["source_series_uid"] = item.value or None
+            elif isinstance(item, NumItem):
+                numbers.append(item)
+            elif isinstance(item, ScoordItem | Scoord3DItem | ImageItem | CompositeItem):
+                reference = self.image_reference(item)
+                if reference is not None:
+                    references.append(reference)
+            elif (
+                isinstance(item, CodeItem | TextItem)
+                and relationship is RelationshipType.CONTAINS
+                and not any(same_concept(concept, c) for c in codes.NOT_QUALITATIVE_EVALUATIONS)
+            ):
+                evaluation_items.append(item)
+
+        site = fields.get("finding_site")
+        method = fields.get("method")
+        measurements = tuple(
+            self.measurement(
+                number,
+                inherited_method=method,  # type: ignore[arg-type]
+                inherited_site=site,  # type: ignore[arg-type]
+                inherited_algorithm=algorithm,
+            )
+            for number in numbers
+            if number.concept is not None
+        )
+        evaluations = tuple(
+            evaluation
+            for item in evaluation_items
+            if (evaluation := self.qualitative_evaluation(item, algorithm)) is not None
+        )
+        return MeasurementGroup(
+            position=container.position,
+            template_id=container.template_id,
+            observation_uid=container.observation_uid,
+            observation_datetime=container.observation_datetime,
+            algorithm=algorithm,
+            own_algorithm=own_algorithm is not None,
+            image_references=tuple(references),
+            measurements=measurements,
+            qualitative_evaluations=evaluations,
+            index=self._group_count,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def finding_site(self, item: CodeItem, parent: ContentItem) -> FindingSite | None:
+        if item.value is None:
+            return None
+        laterality = modifier = None
+        # TID 300/1419 put Laterality and Topographical modifier under the Finding Site; some producers put
+        # them beside it, so both places are read.
+        for source in (item, parent):
+            for _, child in self.children(source):
+                if isinstance(child, CodeItem) and same_concept(child.concept, codes.LATERALITY):
+                    laterality = laterality or child.value
+                elif isinstance(child, CodeItem) and same_concept(child.concept, codes.TOPOGRAPHICAL_MODIFIER):
+                    modifier = modifier or child.value
+        return FindingSite(site=item.value, laterality=laterality, topographical_modifier=modifier)
+
+    def algorithm(self, item: ContentItem) -> Algorithm | None:
+        """TID 4019 among the item's children, if it has an Algorithm Name."""
+        name = version = family = None
+        parameters: list[str] = []
+        for _, child in self.children(item):
+            concept = child.concept
+            if same_concept(concept, codes.ALGORITHM_NAME):
+                name = _text_of(child)
+            elif same_concept(concept, codes.ALGORITHM_VERSION):
+                version = _text_of(child)
+            elif isinstance(child, CodeItem) and same_concept(concept, codes.ALGORITHM_FAMILY):
+                family = child.value
+            elif same_concept(concept, codes.ALGORITHM_PARAMETERS):
+                text = _text_of(child)
+                if text:
+                    parameters.append(text)
+        if not name:
+            return None
+        return Algorithm(name=name, version=version, family=family, parameters=tuple(parameters))
+
+    def measurement(
+        self,
+        item: NumItem,
+        *,
+        inherited_method: Code | None,
+        inherited_site: FindingSite | None,
+        inherited_algorithm: Algorithm | None,
+    ) -> Measurement:
+        assert item.concept is not None
+        derivation = method = site = None
+        references: list[ImageReference] = []
+        for relationship, child in self.children(item):
+            concept = child.concept
+            if isinstance(child, CodeItem) and same_concept(concept, codes.DERIVATION):
+                derivation = child.value
+            elif isinstance(child, CodeItem) and same_concept(concept, codes.MEASUREMENT_METHOD):
+                method = child.value
+            elif isinstance(child, CodeItem) and same_concept(concept, codes.FINDING_SITE):
+                site = self.finding_site(child, item)
+            elif relationship is RelationshipType.INFERRED_FROM and isinstance(
+                child, ScoordItem | Scoord3DItem | ImageItem | CompositeItem
+            ):
+                reference = self.image_reference(child)
+                if reference is not None:
+                    references.append(reference)
+        own_algorithm = self.algorithm(item)
+        if item.numeric_value is None or item.qualifier is not None:
+            why = f"qualifier {item.qualifier}" if item.qualifier is not None else "no Measured Value Sequence"
+            self.warn(WarningCode.VALUE_ABSENT, item, f"NUM {item.concept} has no usable value ({why})")
+        return Measurement(
+            position=item.position,
+            concept=item.concept,
+            numeric_value=item.numeric_value,
+            float_value=item.float_value,
+            unit=item.unit,
+            qualifier=item.qualifier,
+            observation_uid=item.observation_uid,
+            observation_datetime=item.observation_datetime,
+            derivation=derivation,
+            method=method or inherited_method,
+            finding_site=site or inherited_site,
+            algorithm=own_algorithm or inherited_algorithm,
+            own_algorithm=own_algorithm is not None,
+            image_references=tuple(references),
+        )
+
+    def qualitative_evaluation(
+        self, item: ContentItem, inherited_algorithm: Algorithm | None
+    ) -> QualitativeEvaluation | None:
+        if item.concept is None:
+            return None
+        if isinstance(item, CodeItem):
+            value_code, value_text = item.value, None
+        elif isinstance(item, TextItem):
+            value_code, value_text = None, item.value
+        else:
+            return None
+        if value_code is None and not value_text:
+            self.warn(WarningCode.VALUE_ABSENT, item, f"qualitative evaluation {item.concept} has no value")
+        own_algorithm = self.algorithm(item)
+        return QualitativeEvaluation(
+            position=item.position,
+            concept=item.concept,
+            value_code=value_code,
+            value_text=value_text,
+            observation_uid=item.observation_uid,
+            observation_datetime=item.observation_datetime,
+            algorithm=own_algorithm or inherited_algorithm,
+            own_algorithm=own_algorithm is not None,
+        )
+
+    def derived_measurement(self, item: NumItem, inherited_algorithm: Algorithm | None) -> DerivedMeasurement:
+        measurement = self.measurement(
+            item, inherited_method=None, inherited_site=None, inherited_algorithm=inherited_algorithm
+        )
+        groups = tuple(
+            self.group(child, measurement.algorithm)
+            for _, child in self.children(item)
+            if isinstance(child, ContainerItem) and same_concept(child.concept, codes.MEASUREMENT_GROUP)
+        )
+        return DerivedMeasurement(measurement=measurement, groups=groups)
+
+    # --- image references ------------------------------------------------------------------------------
+
+    def instance(self, image: ImageItem | CompositeItem) -> ReferencedInstance | None:
+        reference = image.reference
+        if reference is None:
+            self.warn(WarningCode.UNRESOLVED_REFERENCE, image, "reference item with an empty Referenced SOP Sequence")
+            return None
+        study, series = self._evidence.get(reference.sop_instance_uid, (None, None))
+        return ReferencedInstance(
+            sop_class_uid=reference.sop_class_uid,
+            sop_instance_uid=reference.sop_instance_uid,
+            series_instance_uid=series,
+            study_instance_uid=study,
+            frame_numbers=reference.frame_numbers,
+            segment_numbers=reference.segment_numbers,
+        )
+
+    def image_reference(self, item: ContentItem) -> ImageReference | None:
+        concept = item.concept
+        if isinstance(item, ScoordItem):
+            instances = tuple(
+                instance
+                for _, child in self.children(item)
+                if isinstance(child, ImageItem) and (instance := self.instance(child)) is not None
+            )
+            if not instances:
+                self.warn(WarningCode.REGION_WITHOUT_IMAGE, item, "SCOORD without an IMAGE it is selected from")
+                return None
+            if item.graphic_type == "MULTIPOINT":
+                self.warn(WarningCode.MULTIPOINT_AS_POINTS, item, "MULTIPOINT written as one point region per point")
+            return ImageReference(
+                kind=ImageReferenceKind.IMAGE_REGION_2D,
+                position=item.position,
+                concept=concept,
+                instances=instances,
+                graphic_type=item.graphic_type,
+                graphic_data=item.graphic_data,
+            )
+        if isinstance(item, Scoord3DItem):
+            kind = (
+                ImageReferenceKind.VOLUME_SURFACE
+                if same_concept(concept, codes.VOLUME_SURFACE)
+                else ImageReferenceKind.IMAGE_REGION_3D
+            )
+            return ImageReference(
+                kind=kind,
+                position=item.position,
+                concept=concept,
+                graphic_type=item.graphic_type,
+                graphic_data=item.graphic_data,
+                frame_of_reference_uid=item.frame_of_reference_uid,
+            )
+        if isinstance(item, ImageItem | CompositeItem):
+            instance = self.instance(item)
+            if instance is None:
+                return None
+            table = IMAGE_KINDS if isinstance(item, ImageItem) else COMPOSITE_KINDS
+            kind = ImageReferenceKind.OTHER
+            if concept is not None:
+                kind = table.get(codes.canonical(concept).key, ImageReferenceKind.OTHER)
+            subset: tuple[str, ...] = ()
+            if kind is ImageReferenceKind.REGION_IN_SPACE:
+                subset = tuple(
+                    text
+                    for _, child in self.children(item)
+                    if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and (text := _text_of(child))
+                )
+            return ImageReference(
+                kind=kind, position=item.position, concept=concept, instances=(instance,), subset=subset
+            )
+        return None
+
+
+_DEVICE_OBSERVER_FIELDS: dict[tuple[str, str], str] = {
+    codes.DEVICE_OBSERVER_UID.key: "uid",
+    codes.DEVICE_OBSERVER_NAME.key: "name",
+    codes.DEVICE_OBSERVER_MANUFACTURER.key: "manufacturer",
+    codes.DEVICE_OBSERVER_MODEL_NAME.key: "model_name",
+    codes.DEVICE_OBSERVER_SERIAL_NUMBER.key: "serial_number",
+}
+
+
+def _text_of(item: ContentItem) -> str | None:
+    """The human-readable value of a TEXT, CODE, UIDREF or similar item."""
+    if isinstance(item, CodeItem):
+        return item.value.meaning or item.value.value if item.value else None
+    value = getattr(item, "value", None)
+    return value if isinstance(value, str) and value else None
