@@ -80,7 +80,11 @@ def _value_absent(measurement: Measurement, context: ReportContext) -> dict:
     else:
         reason = "unknown"
     codings = [
-        {"system": profiles.DATA_ABSENT_REASON, "code": reason, "display": profiles.DATA_ABSENT_REASON_DISPLAYS[reason]}
+        {
+            "system": profiles.DATA_ABSENT_REASON,
+            "code": reason,
+            "display": profiles.DATA_ABSENT_REASON_DISPLAYS[reason],
+        }
     ]
     if qualifier is not None:
         codings.append(context.codings.coding(qualifier))
@@ -188,9 +192,7 @@ class ObservationBuilder:
             resource["derivedFrom"] = [context.ref(g) for g in derived_from]
         return context.add(_ordered(resource))
 
-    def qualitative_evaluation(
-        self, evaluation: QualitativeEvaluation, focus: list[dict], site: dict | None
-    ) -> dict:
+    def qualitative_evaluation(self, evaluation: QualitativeEvaluation, focus: list[dict], site: dict | None) -> dict:
         context = self.context
         resource = _observation(
             context,

@@ -93,9 +93,7 @@ class _ReportParser:
         self.document = document
         self.warnings: list[MappingWarning] = []
         self._by_position: dict[tuple[int, ...], ContentItem] | None = None
-        self._evidence = {
-            e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence
-        }
+        self._evidence = {e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence}
         self._group_count = 0
 
     def warn(self, code: WarningCode, item: ContentItem | None, message: str) -> None:
@@ -112,8 +110,7 @@ class _ReportParser:
                     self.warn(
                         WarningCode.UNRESOLVED_REFERENCE,
                         child,
-                        "by-reference item points at no content item "
-                        + ".".join(map(str, child.referenced_position)),
+                        "by-reference item points at no content item " + ".".join(map(str, child.referenced_position)),
                     )
                     continue
                 yield child.relationship, target
@@ -416,7 +413,11 @@ class _ReportParser:
     def instance(self, image: ImageItem | CompositeItem) -> ReferencedInstance | None:
         reference = image.reference
         if reference is None:
-            self.warn(WarningCode.UNRESOLVED_REFERENCE, image, "reference item with an empty Referenced SOP Sequence")
+            self.warn(
+                WarningCode.UNRESOLVED_REFERENCE,
+                image,
+                "reference item with an empty Referenced SOP Sequence",
+            )
             return None
         study, series = self._evidence.get(reference.sop_instance_uid, (None, None))
         return ReferencedInstance(
