@@ -75,12 +75,25 @@ def canonical(code: Code) -> Code:
     return code
 
 
-def same_concept(code: Code | None, concept: Code) -> bool:
+_CONCEPT_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+_CONCEPT_KEYS_LIMIT = 100_000
+
+
+def concept_key(code: Code | None) -> tuple[str, str] | None:
+    """`canonical(code).key`, memoised: template rules look up every content item's concept by it."""
     if code is None:
-        return False
-    if code.value == concept.value and code.scheme == concept.scheme:
-        return True
-    return canonical(code).key == concept.key
+        return None
+    raw = (code.scheme, code.value)
+    key = _CONCEPT_KEYS.get(raw)
+    if key is None:
+        key = canonical(code).key
+        if len(_CONCEPT_KEYS) < _CONCEPT_KEYS_LIMIT:
+            _CONCEPT_KEYS[raw] = key
+    return key
+
+
+def same_concept(code: Code | None, concept: Code) -> bool:
+    return concept_key(code) == concept.key
 
 
 def system_for(designator: str, scheme_urls: Mapping[str, str] | None = None) -> tuple[str, bool]:
@@ -210,6 +223,7 @@ NOT_QUALITATIVE_EVALUATIONS = (
 )
 """The IG's exclusion list (NOTES §5.4) plus TID 4019, Derivation and TID 1502: CODE/TEXT children of a
 group with these concept names are context, not qualitative evaluations."""
+NOT_QUALITATIVE_EVALUATION_KEYS = frozenset(c.key for c in NOT_QUALITATIVE_EVALUATIONS)
 
 NUMERIC_VALUE_QUALIFIER_ABSENT_REASON: dict[str, str] = {
     "114000": "not-a-number",

@@ -74,3 +74,14 @@ def test_options_validate_timezone():
     assert MappingOptions(default_timezone="+0130").default_timezone == "+01:30"
     with pytest.raises(ValueError):
         MappingOptions(default_timezone="CET")
+
+
+def test_ids_are_rfc4122_name_based_uuids():
+    import uuid
+
+    from sr2fhir_core.fhir.ids import NAMESPACE
+
+    assert resource_id("Patient", "x", "PID-1") == str(uuid.uuid5(NAMESPACE, "Patient\x1fx\x1fPID-1"))
+    assert document_resource_id("Observation", "1.2", (1, 4, 2)) == str(
+        uuid.uuid5(NAMESPACE, "Observation\x1f1.2\x1f1.4.2\x1f")
+    )

@@ -57,6 +57,14 @@ def _observation(
     resource["subject"] = context.ref(context.patient)
     # Observation DateTime (0040,A032) of the item overrides the document's times (IG example page).
     own_time = from_dicom_datetime(observation_datetime, context.timezone, instant=True)
+    if observation_datetime and own_time is None:
+        context.warnings.append(
+            MappingWarning(
+                WarningCode.INVALID_VALUE,
+                ".".join(map(str, position)),
+                f"Observation DateTime {observation_datetime!r} is not a complete date and time",
+            )
+        )
     effective = own_time or context.effective
     if effective:
         resource["effectiveDateTime"] = effective
