@@ -66,10 +66,17 @@ def _snomed_rt_to_ct() -> Mapping[str, str]:
     return mapping["SRT"]
 
 
+SNOMED_RT_SUPPLEMENT: dict[str, str] = {
+    "F-61FDB": "349358000",  # Radiopharmaceutical agent (TID 3470; Iowa2DICOM PET reports)
+    "T-53131": "47975008",  # Base of tongue (CID 4 anatomic regions; QIN-HEADNECK)
+}
+"""SNOMED-RT ids seen in real TID 1500 reports that pydicom's table lacks."""
+
+
 def canonical(code: Code) -> Code:
     """The code as it should be compared and emitted: legacy SNOMED-RT → SNOMED CT when mapped."""
     if code.scheme.upper() in LEGACY_SNOMED_DESIGNATORS:
-        sct = _snomed_rt_to_ct().get(code.value)
+        sct = _snomed_rt_to_ct().get(code.value) or SNOMED_RT_SUPPLEMENT.get(code.value)
         if sct is not None:
             return Code(value=sct, scheme="SCT", meaning=code.meaning)
     return code
