@@ -3,9 +3,11 @@ shows the defect, so the failure names it directly."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from sr2fhir_core import map_sr
 from sr2fhir_synth import random_spec, write_sr
-from sr2fhir_synth.spec import ReportSpec, SRStorage
+from sr2fhir_synth.spec import Algorithm, ReportSpec, SRStorage
 
 
 def _first_spec(predicate) -> ReportSpec:
@@ -36,3 +38,46 @@ def test_measurement_inferred_from_the_groups_region_by_reference_focuses_it_onc
         assert len(focus) == len(set(focus)), focus
         checked += 1
     assert checked
+
+
+def test_imaging_measurements_algorithm_does_not_reach_derived_measurements() -> None:
+    """TID 4019 under "Imaging Measurements" is context of that container's descendants only: a derived
+    measurement (a sibling container's item) without its own algorithm has none, whatever the order."""
+    spec = _first_spec(lambda s: bool(s.derived_measurements))
+    spec = dataclasses.replace(
+        spec,
+        measurements_algorithm=Algorithm(name="ContainerAlgorithm", version="1"),
+        derived_measurements=tuple(
+            dataclasses.replace(
+                d,
+                measurement=dataclasses.replace(d.measurement, algorithm=None),
+                groups=tuple(
+                    dataclasses.replace(
+                        g,
+                        algorithm=None,
+                        measurements=tuple(dataclasses.replace(m, algorithm=None) for m in g.measurements),
+                        qualitative_evaluations=tuple(
+                            dataclasses.replace(e, algorithm=None) for e in g.qualitative_evaluations
+                        ),
+                    )
+                    for g in d.groups
+                ),
+            )
+            for d in spec.derived_measurements
+        ),
+    )
+    result = map_sr(write_sr(spec))
+    equipment = next(
+        r for r in result.resources if r["meta"]["profile"][0].endswith("dicom-general-equipment")
+    )
+    rows = result.rows["measurements"]
+    derived_rows = [r for r in rows if r["is_derived"]]
+    derived_group_rows = [r for r in rows if r["group_index"] and r["group_index"] > len(spec.groups)]
+    assert derived_rows and derived_group_rows
+    for row in derived_rows + derived_group_rows:
+        assert row["algorithm_name"] is None
+        device = _observation(result, row["observation_id"])["device"]["reference"]
+        assert device == f"Device/{equipment['id']}"
+    assert {
+        r["algorithm_name"] for r in rows if not r["is_derived"] and r["group_index"] <= len(spec.groups)
+    } >= {"ContainerAlgorithm"}
