@@ -77,6 +77,7 @@ _PRIMARY_REFERENCES: dict[GroupTemplate, tuple[ReferenceKind, ...]] = {
     ),
     GroupTemplate.VOLUMETRIC_ROI: (
         ReferenceKind.IMAGE_REGION_2D,
+        ReferenceKind.IMAGE_REGION_3D,
         ReferenceKind.REFERENCED_SEGMENT,
         ReferenceKind.VOLUME_SURFACE,
         ReferenceKind.REGION_IN_SPACE,
@@ -84,7 +85,7 @@ _PRIMARY_REFERENCES: dict[GroupTemplate, tuple[ReferenceKind, ...]] = {
     GroupTemplate.MEASUREMENT_GROUP: (),
 }
 """TID 1410 names one ROI (a region, a segmentation frame or a region in space); TID 1411 a set of regions,
-a segment, a volume surface or a region in space; TID 1501 none."""
+a segment, a volume surface or a region in space; TID 1501 none. 3D regions in both (IG notes §3.7)."""
 _OPTIONAL_REFERENCES = (
     ReferenceKind.REAL_WORLD_VALUE_MAP,
     ReferenceKind.ILLUSTRATION_OF_ROI,
