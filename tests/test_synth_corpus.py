@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sr2fhir_core import map_sr
+from sr2fhir_core import MappingResult, map_sr
 from sr2fhir_synth import write_sample_corpus
 
 
@@ -16,6 +16,11 @@ from sr2fhir_synth import write_sample_corpus
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     directory = tmp_path_factory.mktemp("lake")
     return directory, write_sample_corpus(directory)
+
+
+@pytest.fixture(scope="module")
+def mapped_lake(lake) -> list[MappingResult]:
+    return [map_sr(p) for p in lake[1]]
 
 
 def _tree(directory: Path) -> dict[str, bytes]:
@@ -41,9 +46,9 @@ def test_other_seed_gives_other_reports(lake, tmp_path: Path) -> None:
     assert all(theirs[name] != ours[name] for name in theirs if name.endswith(".dcm") and name in ours)
 
 
-def test_every_input_is_mapped_or_rejected_for_the_right_reason(lake) -> None:
+def test_every_input_is_mapped_or_rejected_for_the_right_reason(lake, mapped_lake) -> None:
     _, paths = lake
-    results = [map_sr(p) for p in paths]
+    results = mapped_lake
     outcomes = Counter((r.record.status.value, r.record.reason) for r in results)
     assert outcomes == {
         ("mapped", None): 24,
@@ -55,9 +60,8 @@ def test_every_input_is_mapped_or_rejected_for_the_right_reason(lake) -> None:
     assert len({p.parent for p in paths}) >= 6
 
 
-def test_reports_share_patients_and_studies(lake) -> None:
-    _, paths = lake
-    mapped = [r for r in map(map_sr, paths) if r.mapped]
+def test_reports_share_patients_and_studies(mapped_lake) -> None:
+    mapped = [r for r in mapped_lake if r.mapped]
     patients = Counter(res["id"] for res in _resources(mapped, "Patient"))
     studies = Counter(res["id"] for res in _resources(mapped, "ImagingStudy"))
     assert len(patients) == 4 and min(patients.values()) >= 4
@@ -65,8 +69,8 @@ def test_reports_share_patients_and_studies(lake) -> None:
     assert len({r.record.sop_instance_uid for r in mapped}) == 24
 
 
-def test_names_in_the_lake_carry_no_patient_data(lake) -> None:
+def test_names_in_the_lake_carry_no_patient_data(lake, mapped_lake) -> None:
     directory, paths = lake
-    mapped = [r for r in map(map_sr, paths) if r.mapped]
+    mapped = [r for r in mapped_lake if r.mapped]
     patient_ids = {i["value"] for res in _resources(mapped, "Patient") for i in res["identifier"]}
     assert not any(pid in str(p.relative_to(directory)) for p in paths for pid in patient_ids)
