@@ -55,6 +55,9 @@ class Encoding:
     """Sequences end with a Sequence Delimitation Item instead of a length (DCMTK writes them so)."""
     undefined_length_items: bool = False
     """Sequence items end with an Item Delimitation Item instead of a length."""
+    omit_empty_measured_values: bool = False
+    """A NUM without a value leaves its Measured Value Sequence out instead of writing it empty (Type 2),
+    as dcmjs does."""
 
 
 DEFAULT_ENCODING = Encoding()
@@ -63,10 +66,11 @@ ENCODINGS: tuple[Encoding, ...] = (
     Encoding(TransferSyntax.IMPLICIT_VR_LITTLE_ENDIAN),
     Encoding(TransferSyntax.DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, undefined_length_sequences=True),
     Encoding(TransferSyntax.EXPLICIT_VR_BIG_ENDIAN, undefined_length_items=True),
-    Encoding(TransferSyntax.EXPLICIT_VR_LITTLE_ENDIAN, True, True),
+    Encoding(TransferSyntax.EXPLICIT_VR_LITTLE_ENDIAN, True, True, omit_empty_measured_values=True),
     Encoding(TransferSyntax.IMPLICIT_VR_LITTLE_ENDIAN, True, True),
 )
-"""Every transfer syntax, and defined/undefined lengths of sequences and items in several combinations."""
+"""Every transfer syntax, defined/undefined lengths of sequences and items in several combinations, and
+both ways of writing a NUM without a value."""
 
 
 # --- The content tree ---------------------------------------------------------------------------------------
@@ -331,10 +335,12 @@ def count_group_items(group: MeasurementGroup) -> int:
 
 
 class _Coder:
-    """Code → Code Sequence item; with `legacy_snomed`, SNOMED CT codes in their SNOMED-RT form."""
+    """Code → Code Sequence item; with `legacy_snomed`, SNOMED CT codes in their SNOMED-RT form. Also
+    carries the other per-document writing choices the value setters need."""
 
-    def __init__(self, legacy_snomed: bool) -> None:
+    def __init__(self, legacy_snomed: bool, omit_empty_measured_values: bool = False) -> None:
         self.legacy_snomed = legacy_snomed
+        self.omit_empty_measured_values = omit_empty_measured_values
 
     def __call__(self, code: Code) -> Dataset:
         value, scheme = code.value, code.scheme
@@ -375,7 +381,8 @@ def _set_num(ds: Dataset, value: _Value, coder: _Coder) -> None:
         assert value.unit is not None
         item.MeasurementUnitsCodeSequence = coder.sequence(value.unit)
         measured.append(item)
-    ds.MeasuredValueSequence = Sequence(measured)
+    if measured or not coder.omit_empty_measured_values:
+        ds.MeasuredValueSequence = Sequence(measured)
     if value.qualifier is not None:
         ds.NumericValueQualifierCodeSequence = coder.sequence(value.qualifier)
 
@@ -496,9 +503,9 @@ def _evidence(spec: ReportSpec) -> tuple[list[Dataset], list[Dataset]]:
     return current, other
 
 
-def build_dataset(spec: ReportSpec) -> Dataset:
+def build_dataset(spec: ReportSpec, encoding: Encoding = DEFAULT_ENCODING) -> Dataset:
     """The SR data set (PS3.3 A.35.1/A.35.2/A.35.13 modules) without file meta."""
-    coder = _Coder(spec.legacy_snomed)
+    coder = _Coder(spec.legacy_snomed, encoding.omit_empty_measured_values)
     patient, study, equipment, instance = spec.patient, spec.study, spec.equipment, spec.instance
     ds = Dataset()
     if instance.specific_character_set is not None:
@@ -609,4 +616,4 @@ def encode_dataset(ds: Dataset, encoding: Encoding = DEFAULT_ENCODING) -> bytes:
 
 def write_sr(spec: ReportSpec, encoding: Encoding = DEFAULT_ENCODING) -> bytes:
     """The report as Part 10 bytes in `encoding`."""
-    return encode_dataset(build_dataset(spec), encoding)
+    return encode_dataset(build_dataset(spec, encoding), encoding)

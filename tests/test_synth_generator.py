@@ -122,6 +122,25 @@ def test_encodings_write_what_they_say(encoding: Encoding) -> None:
     assert (content_tag + b"SQ" in body) is not implicit
 
 
+def _nums(ds) -> list:
+    found = []
+    for item in ds.get("ContentSequence", []):
+        if item.get("ValueType") == "NUM":
+            found.append(item)
+        found += _nums(item)
+    return found
+
+
+@pytest.mark.parametrize("omit", [False, True])
+def test_num_without_value_has_an_empty_or_no_measured_value_sequence(omit: bool) -> None:
+    specs = (random_spec(seed) for seed in range(100))
+    spec = next(s for s in specs if any(m.value is None for g in s.groups for m in g.measurements))
+    ds = pydicom.dcmread(io.BytesIO(write_sr(spec, Encoding(omit_empty_measured_values=omit))))
+    empty = [n for n in _nums(ds) if not n.get("MeasuredValueSequence")]
+    assert empty
+    assert all(("MeasuredValueSequence" in n) is not omit for n in empty)
+
+
 def test_evidence_lists_every_referenced_instance_with_study_and_series() -> None:
     for seed in range(20):
         spec = random_spec(seed)
