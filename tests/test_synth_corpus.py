@@ -3,11 +3,15 @@ job must record as rejected."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+import sr2fhir_synth
 from sr2fhir_core import MappingResult, map_sr
 from sr2fhir_synth import write_sample_corpus
 
@@ -36,6 +40,16 @@ def test_same_seed_gives_identical_bytes(lake, tmp_path: Path) -> None:
     directory, paths = lake
     again = write_sample_corpus(tmp_path)
     assert [p.relative_to(tmp_path) for p in again] == [p.relative_to(directory) for p in paths]
+    assert _tree(tmp_path) == _tree(directory)
+
+
+def test_bytes_do_not_depend_on_the_process(lake, tmp_path: Path) -> None:
+    """Spark workers are separate processes with their own string-hash seeds: same bytes there too."""
+    directory, _ = lake
+    root = str(Path(sr2fhir_synth.__file__).resolve().parent.parent)
+    environment = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": root}
+    command = [sys.executable, "-m", "sr2fhir_synth", "corpus", str(tmp_path)]
+    subprocess.run(command, check=True, env=environment, capture_output=True)
     assert _tree(tmp_path) == _tree(directory)
 
 
