@@ -8,6 +8,7 @@ function of (spec, encoding): no clock, no randomness, no pydicom version in the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -262,18 +263,14 @@ def _image_library(spec: ReportSpec) -> list[_Item]:
     images = [i for i in spec.referenced_instances() if i.sop_class_uid in catalog.SOURCE_IMAGE_CLASSES]
     if not spec.image_library or not images:
         return []
-    entries = [_Item("CONTAINS", "IMAGE", None, ReferencedInstance(**_instance_only(i))) for i in images]
+    entries = [_Item("CONTAINS", "IMAGE", None, _without_subsets(i)) for i in images]
     group = _Item("CONTAINS", "CONTAINER", catalog.IMAGE_LIBRARY_GROUP, children=entries)
     return [_Item("CONTAINS", "CONTAINER", catalog.IMAGE_LIBRARY, children=[group])]
 
 
-def _instance_only(instance: ReferencedInstance) -> dict[str, str]:
-    return {
-        "sop_class_uid": instance.sop_class_uid,
-        "sop_instance_uid": instance.sop_instance_uid,
-        "series_instance_uid": instance.series_instance_uid,
-        "study_instance_uid": instance.study_instance_uid,
-    }
+def _without_subsets(instance: ReferencedInstance) -> ReferencedInstance:
+    """The instance itself, as the Image Library and the evidence list it: no frames, no segments."""
+    return dataclasses.replace(instance, frame_numbers=(), segment_numbers=())
 
 
 def _content_tree(spec: ReportSpec) -> _Item:
@@ -494,9 +491,7 @@ def _evidence(spec: ReportSpec) -> tuple[list[Dataset], list[Dataset]]:
         for series_uid, instances in series_map.items():
             series = Dataset()
             series.SeriesInstanceUID = series_uid
-            series.ReferencedSOPSequence = Sequence(
-                [_sop_reference(ReferencedInstance(**_instance_only(i))) for i in instances]
-            )
+            series.ReferencedSOPSequence = Sequence([_sop_reference(_without_subsets(i)) for i in instances])
             series_items.append(series)
         study.ReferencedSeriesSequence = Sequence(series_items)
         (current if study_uid == spec.study.study_instance_uid else other).append(study)
