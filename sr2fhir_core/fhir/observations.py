@@ -169,9 +169,13 @@ class ObservationBuilder:
             observation_datetime=measurement.observation_datetime,
             device=self.devices.reference_for(measurement.algorithm, own=measurement.own_algorithm),
         )
-        own_focus = [self.context.ref(s) for s in self.selections_for(measurement.image_references)]
-        if focus or own_focus:
-            resource["focus"] = list(focus) + own_focus
+        combined = list(focus)
+        for selection in self.selections_for(measurement.image_references):
+            # A NUM INFERRED FROM its group's region by reference resolves to the group's selection: once.
+            if (own := self.context.ref(selection)) not in combined:
+                combined.append(own)
+        if combined:
+            resource["focus"] = combined
         value = decimal_value(measurement.numeric_value)
         if value is not None:
             resource["valueQuantity"] = quantity(value, measurement.unit, context.codings)

@@ -156,7 +156,8 @@ class _ReportParser:
                         groups.append(self.group(child, container_algorithm))
             elif isinstance(item, ContainerItem) and same_concept(concept, codes.DERIVED_IMAGING_MEASUREMENTS):
                 found_container = True
-                derived_algorithm = self.algorithm(item) or container_algorithm
+                # Context reaches descendants only: the Imaging Measurements container is a sibling.
+                derived_algorithm = self.algorithm(item)
                 for _, child in self.children(item):
                     if isinstance(child, NumItem) and child.concept is not None:
                         derived.append(self.derived_measurement(child, derived_algorithm))
