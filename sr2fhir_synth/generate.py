@@ -226,9 +226,7 @@ class _Generator:
             study_id=str(rng.randint(1, 9999)),
             accession_number=f"A{rng.randrange(10**7):07d}" if self.chance(0.85) else None,
             accession_issuer=accession_issuer,
-            description=rng.choice(("CT CHEST", "PET-CT WHOLE BODY", "MR BRAIN"))
-            if self.chance(0.5)
-            else None,
+            description=rng.choice(("CT CHEST", "PET-CT WHOLE BODY", "MR BRAIN")) if self.chance(0.5) else None,
             referring_physician_name=rng.choice(catalog.PERSON_NAMES[None]) if self.chance(0.4) else "",
         )
 
@@ -375,16 +373,12 @@ class _Generator:
             instance = dataclasses.replace(instance, segment_numbers=(rng.randint(1, 12),))
         elif kind is ReferenceKind.REFERENCED_SEGMENTATION_FRAME:
             frames = (rng.randint(1, 300),) if self.chance(0.7) else ()
-            instance = dataclasses.replace(
-                instance, frame_numbers=frames, segment_numbers=(rng.randint(1, 12),)
-            )
+            instance = dataclasses.replace(instance, frame_numbers=frames, segment_numbers=(rng.randint(1, 12),))
         elif kind is ReferenceKind.VISUAL_EXPLANATION and self.chance(0.5):
             instance = dataclasses.replace(instance, frame_numbers=tuple(sorted(rng.sample(range(1, 40), 2))))
         elif kind is ReferenceKind.REGION_IN_SPACE:
             roi_numbers = tuple(str(n) for n in sorted(rng.sample(range(1, 30), rng.randint(1, 2))))
-        return ImageReference(
-            kind=kind, instance=instance, roi_numbers=roi_numbers, observation_uid=observation_uid
-        )
+        return ImageReference(kind=kind, instance=instance, roi_numbers=roi_numbers, observation_uid=observation_uid)
 
     # --- content ----------------------------------------------------------------------------------------
 
@@ -461,9 +455,7 @@ class _Generator:
         if self.chance(0.6):
             concept, values = rng.choice(catalog.CODE_EVALUATIONS)
             return QualitativeEvaluation(concept=concept, value_code=rng.choice(values), **common)
-        return QualitativeEvaluation(
-            concept=self.code(catalog.TEXT_EVALUATIONS), value_text=self.text(), **common
-        )
+        return QualitativeEvaluation(concept=self.code(catalog.TEXT_EVALUATIONS), value_text=self.text(), **common)
 
     def group(self, max_measurements: int = 5) -> MeasurementGroup:
         rng = self.rng
@@ -527,19 +519,13 @@ class _Generator:
             persons = tuple(
                 PersonObserver(
                     name=name,
-                    organization=rng.choice(catalog.ORGANIZATIONS[self.charset])
-                    if self.chance(0.4)
-                    else None,
+                    organization=rng.choice(catalog.ORGANIZATIONS[self.charset]) if self.chance(0.4) else None,
                 )
                 for name in names
             )
         devices = ()
         if not small and self.chance(0.2):
-            devices = (
-                DeviceObserver(
-                    uid=self.uid("device-observer"), name="SynthCAD" if self.chance(0.5) else None
-                ),
-            )
+            devices = (DeviceObserver(uid=self.uid("device-observer"), name="SynthCAD" if self.chance(0.5) else None),)
         spec = ReportSpec(
             patient=self.patient,
             study=self.study,
@@ -552,14 +538,10 @@ class _Generator:
             image_library=target_items is None and self.chance(0.3),
             measurements_algorithm=self.algorithm(0.2),
             derived_measurements=(
-                tuple(self.derived() for _ in range(rng.randint(1, 2)))
-                if not small and self.chance(0.3)
-                else ()
+                tuple(self.derived() for _ in range(rng.randint(1, 2))) if not small and self.chance(0.3) else ()
             ),
             qualitative_evaluations=(
-                tuple(self.evaluation(0.3) for _ in range(rng.randint(1, 3)))
-                if not small and self.chance(0.4)
-                else ()
+                tuple(self.evaluation(0.3) for _ in range(rng.randint(1, 3))) if not small and self.chance(0.4) else ()
             ),
             legacy_snomed=self.chance(0.25),
         )
@@ -573,9 +555,7 @@ class _Generator:
     def _sized_groups(self, spec: ReportSpec, target: int) -> tuple[MeasurementGroup, ...]:
         """Groups that bring the report to `target` content items: random groups while they fit, then
         bare NUMs (one item each) in the last group to land exactly."""
-        placeholder = dataclasses.replace(
-            spec, groups=(MeasurementGroup(template=GroupTemplate.MEASUREMENT_GROUP),)
-        )
+        placeholder = dataclasses.replace(spec, groups=(MeasurementGroup(template=GroupTemplate.MEASUREMENT_GROUP),))
         remaining = target - count_content_items(placeholder)  # the empty group counts as the first group
         max_measurements = max(5, min(200, target // 40))
         groups: list[MeasurementGroup] = []

@@ -159,15 +159,12 @@ def _reference(reference: ImageReference, relationship: str) -> _Item:
         item.children.append(_Item("SELECTED FROM", "IMAGE", _SOURCE, reference.instance))
     elif value_type == "SCOORD3D":
         assert reference.graphic_type is not None
-        item.value = _Graphic(
-            reference.graphic_type, reference.graphic_data, reference.frame_of_reference_uid
-        )
+        item.value = _Graphic(reference.graphic_type, reference.graphic_data, reference.frame_of_reference_uid)
     else:
         item.value = reference.instance
         if reference.kind is ReferenceKind.REGION_IN_SPACE:
             item.children += [
-                _text("HAS CONCEPT MOD", catalog.REFERENCED_ROI_IDENTIFIER, roi)
-                for roi in reference.roi_numbers
+                _text("HAS CONCEPT MOD", catalog.REFERENCED_ROI_IDENTIFIER, roi) for roi in reference.roi_numbers
             ]
     return item
 
@@ -222,9 +219,7 @@ def _group(group: MeasurementGroup) -> _Item:
     references = [_reference(r, "CONTAINS") for r in group.image_references]
     children += references
     if group.source_series_uid is not None:
-        children.append(
-            _Item("CONTAINS", "UIDREF", catalog.SOURCE_SERIES_FOR_SEGMENTATION, group.source_series_uid)
-        )
+        children.append(_Item("CONTAINS", "UIDREF", catalog.SOURCE_SERIES_FOR_SEGMENTATION, group.source_series_uid))
     if group.method is not None:
         children.append(_code("HAS CONCEPT MOD", catalog.MEASUREMENT_METHOD, group.method))
     children += _finding_site(group.finding_site)

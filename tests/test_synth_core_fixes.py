@@ -15,9 +15,7 @@ def _first_spec(predicate) -> ReportSpec:
 
 
 def _observation(result, observation_id: str) -> dict:
-    return next(
-        r for r in result.resources if r["resourceType"] == "Observation" and r["id"] == observation_id
-    )
+    return next(r for r in result.resources if r["resourceType"] == "Observation" and r["id"] == observation_id)
 
 
 def test_measurement_inferred_from_the_groups_region_by_reference_focuses_it_once() -> None:
@@ -67,9 +65,7 @@ def test_imaging_measurements_algorithm_does_not_reach_derived_measurements() ->
         ),
     )
     result = map_sr(write_sr(spec))
-    equipment = next(
-        r for r in result.resources if r["meta"]["profile"][0].endswith("dicom-general-equipment")
-    )
+    equipment = next(r for r in result.resources if r["meta"]["profile"][0].endswith("dicom-general-equipment"))
     rows = result.rows["measurements"]
     derived_rows = [r for r in rows if r["is_derived"]]
     derived_group_rows = [r for r in rows if r["group_index"] and r["group_index"] > len(spec.groups)]
@@ -78,6 +74,6 @@ def test_imaging_measurements_algorithm_does_not_reach_derived_measurements() ->
         assert row["algorithm_name"] is None
         device = _observation(result, row["observation_id"])["device"]["reference"]
         assert device == f"Device/{equipment['id']}"
-    assert {
-        r["algorithm_name"] for r in rows if not r["is_derived"] and r["group_index"] <= len(spec.groups)
-    } >= {"ContainerAlgorithm"}
+    assert {r["algorithm_name"] for r in rows if not r["is_derived"] and r["group_index"] <= len(spec.groups)} >= {
+        "ContainerAlgorithm"
+    }

@@ -89,9 +89,7 @@ def _report_planar_volumetric_and_generic():
                 unit=codes.UCUM.SquareMillimeter,
                 method=codes.DCM.RECIST1Point1,
                 derivation=codes.SCT.Maximum,
-                finding_sites=[
-                    hd.sr.FindingSite(anatomic_location=codes.SCT.Lung, laterality=codes.SCT.Right)
-                ],
+                finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Lung, laterality=codes.SCT.Right)],
             ),
             hd.sr.Measurement(name=codes.SCT.Diameter, value=7.0, unit=codes.UCUM.Millimeter),
         ],
@@ -111,20 +109,14 @@ def _report_planar_volumetric_and_generic():
             source_series=hd.sr.SourceSeriesForSegmentation(CT[0].SeriesInstanceUID),
         ),
         finding_type=codes.SCT.Lesion,
-        measurements=[
-            hd.sr.Measurement(name=codes.SCT.Volume, value=31112.2, unit=codes.UCUM.CubicMillimeter)
-        ],
+        measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=31112.2, unit=codes.UCUM.CubicMillimeter)],
     )
     generic = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=_tracking("Liver density", "2.25.555003"),
         measurements=[
-            hd.sr.Measurement(
-                name=codes.DCM.AttenuationCoefficient, value=-12.5, unit=codes.UCUM.HounsfieldUnit
-            )
+            hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=-12.5, unit=codes.UCUM.HounsfieldUnit)
         ],
-        qualitative_evaluations=[
-            hd.sr.QualitativeEvaluation(name=codes.SCT.Severity, value=codes.SCT.Severe)
-        ],
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=codes.SCT.Severity, value=codes.SCT.Severe)],
     )
     return hd.sr.Comprehensive3DSR(
         evidence=[*CT, SEG],
@@ -161,9 +153,7 @@ def _report_segmentation_frames_and_pet():
                     unit=codes.UCUM.Millimeter,
                     derivation=codes.SCT.Mean,
                 ),
-                hd.sr.Measurement(
-                    name=codes.SCT.ShortAxis, value=5.0 * n + 0.125, unit=codes.UCUM.Millimeter
-                ),
+                hd.sr.Measurement(name=codes.SCT.ShortAxis, value=5.0 * n + 0.125, unit=codes.UCUM.Millimeter),
             ],
         )
         for n in (1, 2, 3)
@@ -207,9 +197,7 @@ def _report_three_dimensional():
         tracking_identifier=_tracking("Volume 1", "2.25.777002"),
         referenced_volume_surface=surface,
         finding_type=codes.SCT.Mass,
-        measurements=[
-            hd.sr.Measurement(name=codes.SCT.Volume, value=2094.4, unit=codes.UCUM.CubicMillimeter)
-        ],
+        measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=2094.4, unit=codes.UCUM.CubicMillimeter)],
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=codes.SCT.Severity, value=codes.SCT.Mild)],
     )
     return hd.sr.Comprehensive3DSR(
@@ -278,9 +266,7 @@ def test_highdicom_reports_are_mapped(built: list[Built]) -> None:
         assert record.sop_instance_uid == report.read.SOPInstanceUID
         assert record.measurement_groups == len(report.groups())
         assert record.measurements == sum(len(g.get_measurements()) for g in report.groups())
-        assert record.qualitative_evaluations == sum(
-            len(g.get_qualitative_evaluations()) for g in report.groups()
-        )
+        assert record.qualitative_evaluations == sum(len(g.get_qualitative_evaluations()) for g in report.groups())
 
 
 def test_measurements_equal_what_highdicom_reads(built: list[Built]) -> None:
@@ -300,9 +286,7 @@ def test_measurements_equal_what_highdicom_reads(built: list[Built]) -> None:
                 assert row["value"] == measurement.value
                 assert float(row["value_text"]) == measurement.value
                 assert row["unit_code"] == measurement.unit.value
-                assert row["derivation_code"] == (
-                    measurement.derivation.value if measurement.derivation else None
-                )
+                assert row["derivation_code"] == (measurement.derivation.value if measurement.derivation else None)
                 method = measurement.method or group.method
                 assert row["method_code"] == (method.value if method else None)
                 site = _site(measurement, group)
@@ -323,11 +307,7 @@ def test_qualitative_evaluations_equal_what_highdicom_reads(built: list[Built]) 
     for report in built:
         rows = report.result.rows["qualitative_evaluations"]
         for group in report.groups():
-            mine = [
-                (r["evaluation_code"], r["value_code"])
-                for r in rows
-                if r["tracking_uid"] == group.tracking_uid
-            ]
+            mine = [(r["evaluation_code"], r["value_code"]) for r in rows if r["tracking_uid"] == group.tracking_uid]
             theirs = [(q.name.value, q.value.value) for q in group.get_qualitative_evaluations()]
             assert mine == theirs
 
@@ -356,9 +336,7 @@ def _check_references(group, selections: list[dict], evidence: dict[str, Dataset
     roi = getattr(group, "roi", None)  # TID 1501 groups have no ROI
     if isinstance(roi, list):  # a volumetric ROI as a set of planar regions
         roi = roi[0] if roi else None
-    segment = getattr(group, "referenced_segment", None) or getattr(
-        group, "referenced_segmentation_frame", None
-    )
+    segment = getattr(group, "referenced_segment", None) or getattr(group, "referenced_segmentation_frame", None)
     if isinstance(roi, hd.sr.ImageRegion):
         [selection] = [s for s in selections if s["code"]["coding"][0]["code"] == "111030"]
         [region] = selection["instance"][0]["imageRegion2D"]

@@ -178,9 +178,7 @@ def expected_items(spec: ReportSpec) -> Expected:
         algorithm = group.algorithm or inherited
         expected.groups.append(ExpectedGroup(group, algorithm, index))
         for m in group.measurements:
-            expected.measurements.append(
-                ExpectedMeasurement(m, group, m.algorithm or algorithm, index, False)
-            )
+            expected.measurements.append(ExpectedMeasurement(m, group, m.algorithm or algorithm, index, False))
         for e in group.qualitative_evaluations:
             expected.evaluations.append(ExpectedEvaluation(e, group, e.algorithm or algorithm, index))
 
@@ -191,9 +189,7 @@ def expected_items(spec: ReportSpec) -> Expected:
         expected.measurements.append(ExpectedMeasurement(m, None, m.algorithm, None, True))
         for group in derived.groups:
             add_group(group, m.algorithm)
-    expected.evaluations.extend(
-        ExpectedEvaluation(e, None, e.algorithm, None) for e in spec.qualitative_evaluations
-    )
+    expected.evaluations.extend(ExpectedEvaluation(e, None, e.algorithm, None) for e in spec.qualitative_evaluations)
     return expected
 
 
@@ -221,9 +217,7 @@ def selections_of(case: Case, observation: dict) -> list[dict]:
 def identifiers_of(case: Case, observation: dict) -> dict[str, str]:
     """Tracking identifier (112039) and UID (112040) on any BodyStructure the Observation points at."""
     found = {}
-    for r in observation.get("focus", []) + (
-        [observation["bodyStructure"]] if "bodyStructure" in observation else []
-    ):
+    for r in observation.get("focus", []) + ([observation["bodyStructure"]] if "bodyStructure" in observation else []):
         if r["reference"].startswith("BodyStructure/"):
             for identifier in case.resolve(r).get("identifier", []):
                 found[identifier["type"]["coding"][0]["code"]] = identifier["value"]
@@ -240,9 +234,7 @@ def exact_value(observation: dict) -> Decimal:
 
 def check_common(case: Case, observation: dict, observation_uid: str | None, dt: str | None) -> None:
     spec = case.spec
-    assert observation["status"] == (
-        "preliminary" if spec.instance.preliminary_flag == "PRELIMINARY" else "final"
-    )
+    assert observation["status"] == ("preliminary" if spec.instance.preliminary_flag == "PRELIMINARY" else "final")
     patient = case.resolve(observation["subject"])
     assert patient["identifier"][0]["value"] == spec.patient.patient_id
     study = case.resolve(observation["partOf"][0])
@@ -330,9 +322,7 @@ def check_selection(case: Case, selection: dict, reference: ImageReference) -> N
     if kind is ReferenceKind.IMAGE_REGION_2D:
         data = list(reference.graphic_data)
         if reference.graphic_type == "MULTIPOINT":  # R5 has no multipoint: one point region per point
-            expected = [
-                {"regionType": "point", "coordinate": data[i : i + 2]} for i in range(0, len(data), 2)
-            ]
+            expected = [{"regionType": "point", "coordinate": data[i : i + 2]} for i in range(0, len(data), 2)]
         else:
             expected = [{"regionType": REGION_TYPE[reference.graphic_type], "coordinate": data}]
         assert entry["imageRegion2D"] == expected
@@ -345,9 +335,7 @@ def check_selections(case: Case, observation: dict, references: list[ImageRefere
         check_selection(case, selection, reference)
 
 
-def check_group(
-    case: Case, group_observation: dict, group: MeasurementGroup, algorithm: Algorithm | None
-) -> None:
+def check_group(case: Case, group_observation: dict, group: MeasurementGroup, algorithm: Algorithm | None) -> None:
     spec = case.spec
     assert group_observation["meta"]["profile"] == [IG + "imaging-measurement-group"]
     assert group_observation["category"][0]["coding"][0]["code"] == "125007"
@@ -478,9 +466,7 @@ def test_group_observations(cases: list[Case]) -> None:
     for case in cases:
         expected = expected_items(case.spec)
         rows = case.result.rows["measurements"] + case.result.rows["qualitative_evaluations"]
-        groups = [
-            r for r in case.result.resources if r["meta"]["profile"] == [IG + "imaging-measurement-group"]
-        ]
+        groups = [r for r in case.result.resources if r["meta"]["profile"] == [IG + "imaging-measurement-group"]]
         assert len(groups) == len(expected.groups)
         for item in expected.groups:
             members = [r for r in rows if r["group_index"] == item.index]
@@ -488,9 +474,7 @@ def test_group_observations(cases: list[Case]) -> None:
             observation = case.by_ref[f"Observation/{observation_id}"]
             check_group(case, observation, item.group, item.algorithm)
             # hasMember: the group's measurements, then its evaluations, in document order
-            assert observation["hasMember"] == [
-                {"reference": f"Observation/{r['observation_id']}"} for r in members
-            ]
+            assert observation["hasMember"] == [{"reference": f"Observation/{r['observation_id']}"} for r in members]
 
 
 def test_qualitative_evaluations(cases: list[Case]) -> None:
@@ -523,9 +507,7 @@ def test_qualitative_evaluations(cases: list[Case]) -> None:
             }
             assert observation["code"]["coding"] == [coding(spec, e.concept)]
             value = observation["valueCodeableConcept"]
-            assert value == (
-                {"coding": [coding(spec, e.value_code)]} if e.value_code else {"text": e.value_text}
-            )
+            assert value == ({"coding": [coding(spec, e.value_code)]} if e.value_code else {"text": e.value_text})
             check_common(case, observation, e.observation_uid, e.observation_datetime)
             check_device(case, observation, item.algorithm)
             check_selections(case, observation, list(group.image_references) if group else [])
@@ -660,9 +642,7 @@ def features(spec: ReportSpec) -> set[str]:
     for reference in spec.image_references():
         found.add(f"reference:{reference.kind.value}")
         if reference.graphic_type:
-            found.add(
-                f"graphic:{'3d' if reference.frame_of_reference_uid else '2d'}:{reference.graphic_type}"
-            )
+            found.add(f"graphic:{'3d' if reference.frame_of_reference_uid else '2d'}:{reference.graphic_type}")
         if reference.instance is not None and reference.instance.frame_numbers:
             found.add(f"frames:{reference.kind.value}")
     expected = expected_items(spec)
