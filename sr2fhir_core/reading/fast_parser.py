@@ -380,7 +380,9 @@ def _sequence(
             else:
                 item_end = pos + length
                 if item_end > end:
-                    raise _overrun(item_end, data, eager)
+                    # Not truncation for pydicom: an item's length only bounds its loop, which also ends
+                    # at an Item Delimitation Item or at the end of the data, without a word.
+                    raise _unsupported("item length overruns its sequence")
                 # An explicit VR item whose first element has no VR (pydicom would read it as implicit
                 # VR) fails on its unknown VR inside `parse_dataset`.
                 item, _ = parse_dataset(data, pos, item_end, False, eager, depth + 1)
