@@ -134,7 +134,8 @@ def compare(name: str, data: bytes, tally: Tally, *, check_mapping: bool = True)
             if not _same(auto, reference):
                 tally.failures.append(f"{name}: map_sr differs between readers")
             if auto[0]["status"] == "failed":
-                tally.failures.append(f"{name}: map_sr failed ({auto[0]['reason']}: {auto[0].get('message')})")
+                record = auto[0]
+                tally.failures.append(f"{name}: map_sr failed ({record['reason']}: {record.get('message')})")
     except _Timeout:
         tally.failures.append(f"{name}: took longer than {limit} s")
     finally:
@@ -361,7 +362,8 @@ def _header(data: bytes, pos: int, explicit: bool, found: list[Header]) -> int:
 def _with_length(data: bytes, header: Header, length: int) -> bytes:
     size = header.length_size
     length &= (1 << (8 * size)) - 1
-    return data[: header.length_offset] + length.to_bytes(size, "little") + data[header.length_offset + size :]
+    start, stop = header.length_offset, header.length_offset + size
+    return data[:start] + length.to_bytes(size, "little") + data[stop:]
 
 
 def _mutations(
@@ -450,8 +452,10 @@ def undefined_length_swaps(mutation_seeds: list[Input]) -> list[Input]:
     return _mutations(mutation_seeds, 60, swaps)
 
 
-_BAD_CHARSETS = [b"ISO_IR 999", b"ISO-IR 100", b"ISO IR 144", b"GB18030", b"\\ISO 2022 IR 87", b"ISO_IR 192",
-                 b"utf-8", b"ISO 2022 IR 6\\ISO 2022 IR 58", b"ISO_IR 192\\ISO_IR 100", b"\xff\xfe", b"", b"  "]
+_BAD_CHARSETS = [
+    b"ISO_IR 999", b"ISO-IR 100", b"ISO IR 144", b"GB18030", b"\\ISO 2022 IR 87", b"ISO_IR 192", b"utf-8",
+    b"ISO 2022 IR 6\\ISO 2022 IR 58", b"ISO_IR 192\\ISO_IR 100", b"\xff\xfe", b"", b"  ",
+]
 
 
 @pytest.fixture(scope="module")
@@ -463,8 +467,9 @@ def charset_mutations(charset_variants: list[Input]) -> list[Input]:
         if start < 0:
             continue
         explicit = data[start + 4 : start + 6] == b"CS"
-        length = int.from_bytes(data[start + 6 : start + 8] if explicit else data[start + 4 : start + 8], "little")
-        value_start = start + (8 if explicit else 8)
+        length_bytes = data[start + 6 : start + 8] if explicit else data[start + 4 : start + 8]
+        value_start = start + 8  # explicit: tag, VR, 2-byte length; implicit: tag, 4-byte length
+        length = int.from_bytes(length_bytes, "little")
         for value in _BAD_CHARSETS:
             padded = value + b" " * (len(value) % 2)
             size = len(padded).to_bytes(2 if explicit else 4, "little")

@@ -56,6 +56,8 @@ _SHORT_VRS = frozenset(
         "TM", "UI", "UL", "US",
     )
 )
+_EXPLICIT_HEADER_SIZES = {**dict.fromkeys(_SHORT_VRS, 8), **dict.fromkeys(_LONG_VRS, 12)}
+"""VR → explicit VR header size: one dict lookup both classifies the VR and rejects unknown ones."""
 _SQ = b"SQ"
 _ENCAPSULATED_VRS = frozenset((b"OB", b"OW"))
 
@@ -260,8 +262,7 @@ def _explicit_dataset(
     unpack_header = _EXPLICIT_HEADER.unpack_from
     unpack_uint32 = _UINT32.unpack_from
     read_vr = _READ_VR
-    long_vrs = _LONG_VRS
-    short_vrs = _SHORT_VRS
+    header_sizes = _EXPLICIT_HEADER_SIZES
     last_tag = -1
     while pos < end:
         if pos + 8 > end:
@@ -275,13 +276,14 @@ def _explicit_dataset(
         if tag <= last_tag:
             raise _unsupported("elements out of order or repeated")
         last_tag = tag
-        if vr in long_vrs:
+        header_size = header_sizes.get(vr)
+        if header_size == 8:
+            pos += 8
+        elif header_size == 12:
             if pos + 12 > end:
                 raise _overrun(pos + 12, data, eager)
             (length,) = unpack_uint32(data, pos + 8)
             pos += 12
-        elif vr in short_vrs:
-            pos += 8
         else:
             raise _unsupported("unknown VR")
         wanted = read_vr.get(tag)
@@ -366,8 +368,10 @@ def _sequence(
 ) -> tuple[list[RawDataSet], int]:
     """Items of a sequence value: up to `end` (defined length) or to the Sequence Delimitation Item."""
     items: list[RawDataSet] = []
+    append = items.append
     parse_dataset = _explicit_dataset if explicit else _implicit_dataset
     unpack_header = _IMPLICIT_HEADER.unpack_from
+    depth += 1
     while pos < end:
         if pos + 8 > end:
             raise _overrun(pos + 8, data, eager)
@@ -376,7 +380,7 @@ def _sequence(
         pos += 8
         if tag == _ITEM:
             if length == UNDEFINED_LENGTH:
-                item, pos = parse_dataset(data, pos, end, True, eager, depth + 1)
+                item, pos = parse_dataset(data, pos, end, True, eager, depth)
             else:
                 item_end = pos + length
                 if item_end > end:
@@ -385,9 +389,9 @@ def _sequence(
                     raise _unsupported("item length overruns its sequence")
                 # An explicit VR item whose first element has no VR (pydicom would read it as implicit
                 # VR) fails on its unknown VR inside `parse_dataset`.
-                item, _ = parse_dataset(data, pos, item_end, False, eager, depth + 1)
+                item, _ = parse_dataset(data, pos, item_end, False, eager, depth)
                 pos = item_end
-            items.append(item)
+            append(item)
         elif tag == _SEQUENCE_DELIMITATION_ITEM and delimited and length == 0:
             return items, pos
         else:

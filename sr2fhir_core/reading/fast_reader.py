@@ -130,11 +130,14 @@ _TEXT_BY_VR = {
 """VR → `_text` of the reference reader for that VR (value converter, then join and strip)."""
 
 
+_TEXT_BY_TAG = {tag: _TEXT_BY_VR[vr] for tag, vr in _READ_VR.items() if vr in _TEXT_BY_VR}
+
+
 def _text(dataset: RawDataSet, tag: int, encodings: Encodings) -> str | None:
     raw = dataset.get(tag)
     if raw is None:
         return None
-    return _TEXT_BY_VR[_READ_VR[tag]](raw, encodings)  # type: ignore[arg-type]
+    return _TEXT_BY_TAG[tag](raw, encodings)  # type: ignore[arg-type]
 
 
 def _texts(dataset: RawDataSet, tag: int, encodings: Encodings) -> tuple[str, ...]:
@@ -186,9 +189,32 @@ def _first(dataset: RawDataSet, tag: int) -> RawDataSet | None:
 # --- content tree -------------------------------------------------------------------------------------
 
 
+_CODE_CACHE: dict[tuple, Code | None] = {}
+_CODE_CACHE_LIMIT = 20_000
+_CODE_TAGS = (
+    t.CODE_VALUE, t.CODING_SCHEME_DESIGNATOR, t.CODE_MEANING, t.CODING_SCHEME_VERSION, t.LONG_CODE_VALUE,
+    t.URN_CODE_VALUE, t.SPECIFIC_CHARACTER_SET,
+)
+
+
 def _code(item: RawDataSet | None, encodings: Encodings) -> Code | None:
+    """A Code Sequence item. Reports repeat the same few codes (units, concept names) thousands of times,
+    and `Code` is immutable, so one instance per distinct raw encoding is shared."""
     if item is None:
         return None
+    key = (encodings, *map(item.get, _CODE_TAGS))
+    try:
+        return _CODE_CACHE[key]
+    except KeyError:
+        pass
+    code = _decode_code(item, encodings)
+    if len(_CODE_CACHE) >= _CODE_CACHE_LIMIT:
+        _CODE_CACHE.clear()
+    _CODE_CACHE[key] = code
+    return code
+
+
+def _decode_code(item: RawDataSet, encodings: Encodings) -> Code | None:
     encodings = _encodings(item, encodings)
     value = (
         _text(item, t.CODE_VALUE, encodings)
@@ -335,9 +361,16 @@ _BUILDERS = {
 """Value Type → builder of the item's type-specific attributes."""
 
 
+_RELATIONSHIPS = {relationship.value.encode(): relationship for relationship in RelationshipType}
+"""Relationship Type bytes as written by every producer seen (no padding) → the enum, without parsing."""
+
+
 def _content_item(item: RawDataSet, position: tuple[int, ...], parent: Encodings) -> ContentItem:
     encodings = _encodings(item, parent)
-    relationship = RelationshipType.parse(_text(item, t.RELATIONSHIP_TYPE, encodings))
+    relationship_raw = item.get(t.RELATIONSHIP_TYPE)
+    relationship = _RELATIONSHIPS.get(relationship_raw)  # type: ignore[arg-type]
+    if relationship is None and relationship_raw is not None:
+        relationship = RelationshipType.parse(v.ascii_text(relationship_raw))  # type: ignore[arg-type]
     # The reference reader tests the raw values: an empty UL has no value, an empty CS has "".
     if item.get(t.REFERENCED_CONTENT_ITEM_IDENTIFIER) and t.VALUE_TYPE not in item:
         return ByReferenceItem(

@@ -187,7 +187,8 @@ def _check_complete(dataset: Dataset) -> None:
     `get_item(keep_deferred=True)` rather than `elements()`: the latter converts elements whose value is
     None (left so by pydicom's end-of-file handling), which can raise for a broken VR.
     """
-    for tag in dataset.keys():
+    tags = dataset.keys()  # not iteration over the data set, which converts
+    for tag in tags:
         element = dataset.get_item(tag, keep_deferred=True)
         if isinstance(element, RawDataElement) and element.length not in (0, 0xFFFFFFFF):
             value = element.value
@@ -199,7 +200,8 @@ def _check_meta_complete(file_meta: Dataset, data: bytes) -> None:
     """Stricter than before, for agreement with the fast reader: a file cut inside its file meta read as
     "not an SR" (an empty data set) instead of "corrupt"."""
     _check_complete(file_meta)
-    for tag in file_meta.keys():
+    tags = file_meta.keys()
+    for tag in tags:
         element = file_meta.get_item(tag, keep_deferred=True)
         if isinstance(element, RawDataElement) or element.file_tell is None:
             continue
