@@ -361,8 +361,21 @@ _BUILDERS = {
 """Value Type → builder of the item's type-specific attributes."""
 
 
-_RELATIONSHIPS = {relationship.value.encode(): relationship for relationship in RelationshipType}
-"""Relationship Type bytes as written by every producer seen (no padding) → the enum, without parsing."""
+def _padded(text: str) -> bytes:
+    """A CS value as written: even length, space padded (PS3.5 6.2)."""
+    return (text + " " * (len(text) % 2)).encode()
+
+
+_RELATIONSHIPS = {
+    **{relationship.value.encode(): relationship for relationship in RelationshipType},
+    **{_padded(relationship.value): relationship for relationship in RelationshipType},
+}
+"""Relationship Type as written → the enum, without decoding; anything else goes through `parse`."""
+_VALUE_TYPES = {
+    **{value_type.encode(): value_type for value_type in _BUILDERS},
+    **{_padded(value_type): value_type for value_type in _BUILDERS},
+}
+"""Value Type as written → the text the reference reader compares, without decoding."""
 
 
 def _content_item(item: RawDataSet, position: tuple[int, ...], parent: Encodings) -> ContentItem:
@@ -378,7 +391,10 @@ def _content_item(item: RawDataSet, position: tuple[int, ...], parent: Encodings
             relationship=relationship,
             referenced_position=_ints(item, t.REFERENCED_CONTENT_ITEM_IDENTIFIER),
         )
-    value_type = (_text(item, t.VALUE_TYPE, encodings) or "").upper()
+    value_type_raw = item.get(t.VALUE_TYPE)
+    value_type = _VALUE_TYPES.get(value_type_raw)  # type: ignore[arg-type]
+    if value_type is None:
+        value_type = (_text(item, t.VALUE_TYPE, encodings) or "").upper()
     common = {
         "position": position,
         "relationship": relationship,
