@@ -105,7 +105,7 @@ def _mapping(result) -> tuple:
     )
 
 
-def compare(name: str, data: bytes, tally: Tally, *, check_mapping: bool = True) -> None:
+def compare(name: str, data: bytes, tally: Tally) -> None:
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     limit = TIME_LIMIT_S + int(TIME_PER_MB_S * len(data) / 1e6)
     signal.alarm(limit)
@@ -128,14 +128,13 @@ def compare(name: str, data: bytes, tally: Tally, *, check_mapping: bool = True)
             if not _same(fast, expected):
                 tally.failures.append(f"{name}: fast {_describe(fast)} != reference {_describe(expected)}")
                 return
-        if check_mapping:
-            auto = _mapping(map_sr(data, MappingOptions(reader=Reader.AUTO), source_path=name))
-            reference = _mapping(map_sr(data, MappingOptions(reader=Reader.PYDICOM), source_path=name))
-            if not _same(auto, reference):
-                tally.failures.append(f"{name}: map_sr differs between readers")
-            if auto[0]["status"] == "failed":
-                record = auto[0]
-                tally.failures.append(f"{name}: map_sr failed ({record['reason']}: {record.get('message')})")
+        auto = _mapping(map_sr(data, MappingOptions(reader=Reader.AUTO), source_path=name))
+        reference = _mapping(map_sr(data, MappingOptions(reader=Reader.PYDICOM), source_path=name))
+        if not _same(auto, reference):
+            tally.failures.append(f"{name}: map_sr differs between readers")
+        if auto[0]["status"] == "failed":
+            record = auto[0]
+            tally.failures.append(f"{name}: map_sr failed ({record['reason']}: {record.get('message')})")
     except _Timeout:
         tally.failures.append(f"{name}: took longer than {limit} s")
     finally:
@@ -154,7 +153,7 @@ def test_readers_agree(source: str, request: pytest.FixtureRequest) -> None:
     assert inputs, f"source {source} produced no inputs"
     tally = Tally()
     for name, data in inputs:
-        compare(name, data, tally, check_mapping=not source.endswith(("flips", "truncations")))
+        compare(name, data, tally)
     print(f"{source}: {len(inputs)} inputs, fast reader decided {tally.decided}, declined {tally.declined}")
     assert not tally.failures, "\n".join(tally.failures[:30])
     if source in ("corpus_inputs", "encoding_variants", "charset_variants"):

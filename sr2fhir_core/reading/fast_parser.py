@@ -18,6 +18,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from struct import Struct
+from struct import error as struct_error
 from typing import TypeAlias
 
 from ..errors import RejectionReason, SRRejected
@@ -280,6 +281,8 @@ def _explicit_dataset(
     unpack_uint32 = _UINT32.unpack_from
     read_vr = _READ_VR_CODE
     header_sizes = _EXPLICIT_HEADER_SIZES
+    sq = _SQ_CODE
+    undefined = UNDEFINED_LENGTH
     max_stack = 2 * (MAX_DEPTH - depth)
     stack: list[tuple] = []
     dataset: RawDataSet = {}
@@ -333,11 +336,15 @@ def _explicit_dataset(
             items.append(finished_item)
             in_sequence = True
             continue
-        if pos + 8 > end:
-            raise _overrun(pos + 8, data, eager)
-        group, element, vr, length = unpack_header(data, pos)
+        try:
+            group, element, vr, length = unpack_header(data, pos)
+        except struct_error:
+            raise _overrun(pos + 8, data, eager) from None
+        # A header that crosses `end` but not the end of the data fails below on its value's length.
         tag = group << 16 | element
         if group == 0xFFFE:
+            if pos + 8 > end:
+                raise _overrun(pos + 8, data, eager)
             if delimited and tag == _ITEM_DELIMITATION_ITEM and length == 0:
                 pos += 8
                 if not stack:
@@ -361,15 +368,15 @@ def _explicit_dataset(
         else:
             raise _unsupported("unknown VR")
         wanted = read_vr.get(tag)
-        if vr == _SQ_CODE:
-            if wanted is not None and wanted != _SQ_CODE:
+        if vr == sq:
+            if wanted is not None and wanted != sq:
                 raise _unsupported("VR differs from the data dictionary")
             if len(stack) >= max_stack:
                 raise _unsupported("nested too deeply")
             stack.append((dataset, end, delimited, eager, last_tag, tag if wanted is not None else None))
             items = []
             in_sequence = True
-            if length != UNDEFINED_LENGTH:
+            if length != undefined:
                 value_end = pos + length
                 if value_end > end:
                     raise _overrun(value_end, data, eager)
@@ -378,7 +385,7 @@ def _explicit_dataset(
             else:
                 delimited = True
             continue
-        if length == UNDEFINED_LENGTH:
+        if length == undefined:
             if vr in _ENCAPSULATED_VR_CODES and wanted is None:
                 pos = _skip_encapsulated(data, pos, end)
                 continue
