@@ -89,6 +89,10 @@ def _text_ascii(raw: bytes, encodings: Encodings) -> str | None:
     return v.ascii_text(raw)
 
 
+def _text_coded(raw: bytes, encodings: Encodings) -> str | None:
+    return v.coded_text(raw)
+
+
 def _text_uid(raw: bytes, encodings: Encodings) -> str | None:
     return v.uid_text(raw)
 
@@ -111,7 +115,7 @@ def _text_pn(raw: bytes, encodings: Encodings) -> str | None:
 
 _TEXT_BY_VR = {
     b"AS": _text_ascii,
-    b"CS": _text_ascii,
+    b"CS": _text_coded,
     b"DA": _text_ascii,
     b"DT": _text_ascii,
     b"TM": _text_ascii,

@@ -64,11 +64,18 @@ def decode(raw: bytes, encodings: Encodings) -> str:
 _ASCII_CACHE: dict[bytes, str | None] = {}
 _UID_CACHE: dict[bytes, str | None] = {}
 _CACHE_LIMIT = 50_000
-"""Coded strings (CS) and UIDs repeat across items and documents; a dict hit is cheaper than decoding."""
+"""Coded strings (CS) and UIDs repeat across items and documents; a dict hit is cheaper than decoding.
+Bounded, and cleared when full."""
 
 
 def ascii_text(raw: bytes) -> str | None:
     """AS, CS, DA, DT, TM (pydicom's plain string converter, default repertoire)."""
+    return raw.decode("latin-1").rstrip(" \x00").strip() or None
+
+
+def coded_text(raw: bytes) -> str | None:
+    """CS, as `ascii_text`, remembered: coded values repeat in every item (Value Type, Relationship Type).
+    Dates are not remembered: a birth date has no business in a process-wide cache."""
     text = _ASCII_CACHE.get(raw, _MISSING)
     if text is _MISSING:
         if len(_ASCII_CACHE) >= _CACHE_LIMIT:
