@@ -366,6 +366,7 @@ def _explicit_dataset(
             (length,) = unpack_uint32(data, pos + 8)
             pos += 12
         else:
+            # Includes an item whose elements have no VR at all, which pydicom reads as implicit VR.
             raise _unsupported("unknown VR")
         wanted = read_vr.get(tag)
         if vr == sq:
@@ -429,7 +430,7 @@ def _implicit_dataset(
                 raise _unsupported("undefined length on an element that is not a sequence")
             if wanted is not None and wanted != _SQ:
                 raise _unsupported("undefined length on an element that is not a sequence")
-            items, pos = _sequence(data, pos, end, False, eager, True, depth)
+            items, pos = _implicit_sequence(data, pos, end, eager, True, depth)
             if wanted is not None:
                 dataset[tag] = items
             continue
@@ -438,7 +439,7 @@ def _implicit_dataset(
             raise _overrun(value_end, data, eager)
         if wanted is not None:
             if wanted == _SQ:
-                dataset[tag], _ = _sequence(data, pos, value_end, False, False, False, depth)
+                dataset[tag], _ = _implicit_sequence(data, pos, value_end, False, False, depth)
             else:
                 dataset[tag] = data[pos:value_end]
         pos = value_end
@@ -447,13 +448,14 @@ def _implicit_dataset(
     return dataset, pos
 
 
-def _sequence(
-    data: bytes, pos: int, end: int, explicit: bool, eager: bool, delimited: bool, depth: int
+def _implicit_sequence(
+    data: bytes, pos: int, end: int, eager: bool, delimited: bool, depth: int
 ) -> tuple[list[RawDataSet], int]:
-    """Items of a sequence value: up to `end` (defined length) or to the Sequence Delimitation Item."""
+    """Items of an implicit VR sequence value: up to `end` (defined length) or to the Sequence
+    Delimitation Item. (Explicit VR sequences are walked inside `_explicit_dataset`.)"""
     items: list[RawDataSet] = []
     append = items.append
-    parse_dataset = _explicit_dataset if explicit else _implicit_dataset
+    parse_dataset = _implicit_dataset
     unpack_header = _IMPLICIT_HEADER.unpack_from
     depth += 1
     while pos < end:
@@ -471,8 +473,6 @@ def _sequence(
                     # Not truncation for pydicom: an item's length only bounds its loop, which also ends
                     # at an Item Delimitation Item or at the end of the data, without a word.
                     raise _unsupported("item length overruns its sequence")
-                # An explicit VR item whose first element has no VR (pydicom would read it as implicit
-                # VR) fails on its unknown VR inside `parse_dataset`.
                 item, _ = parse_dataset(data, pos, item_end, False, eager, depth)
                 pos = item_end
             append(item)
