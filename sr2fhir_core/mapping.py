@@ -119,7 +119,7 @@ def map_sr(
 
 
 def _map(data: bytes, options: MappingOptions, source_path: str | None) -> MappingResult:
-    document = read_document(data)
+    document = read_document(data, options.reader)
     try:
         report = parse_report(document)
     except SRRejected as rejection:

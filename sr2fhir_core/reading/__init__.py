@@ -1,18 +1,28 @@
 """Reading: bytes of one DICOM instance → `SRDocument` with its typed content tree.
 
-`read_document` is the only entry point the rest of the core uses; which parser runs behind it is an
-implementation detail, so a faster reader can replace pydicom on the hot path without anything above
-this package changing.
+`read_document` is the only entry point the rest of the core uses. Two readers sit behind it: the fast
+reader (`fast_reader`, a purpose-built parser of the few attributes an SR needs) and the reference reader
+(`pydicom_reader`). With `Reader.AUTO` the fast reader runs first and hands anything unusual to the
+reference reader; `Reader.PYDICOM` uses the reference reader alone. Both give the same `SRDocument` and
+the same rejections: `tests/test_reader_differential.py` holds them to it.
 """
 
 from __future__ import annotations
 
 from ..document import SRDocument
+from ..options import Reader
+from .fast_parser import FastReaderUnsupported
+from .fast_reader import read_document as read_fast
 from .pydicom_reader import read_document as read_with_pydicom
 
 
-def read_document(data: bytes) -> SRDocument:
-    return read_with_pydicom(data)
+def read_document(data: bytes, reader: Reader = Reader.AUTO) -> SRDocument:
+    if reader is Reader.PYDICOM:
+        return read_with_pydicom(data)
+    try:
+        return read_fast(data)
+    except FastReaderUnsupported:
+        return read_with_pydicom(data)
 
 
-__all__ = ["read_document", "read_with_pydicom"]
+__all__ = ["FastReaderUnsupported", "read_document", "read_fast", "read_with_pydicom"]

@@ -3,20 +3,27 @@
 pydicom is lenient where a lake job must not be: it returns a shortened data set for a truncated file
 without a word. So this reader also checks that every element it reads arrived whole, and turns pydicom's
 end-of-file warnings into a `corrupt` rejection.
+
+The fast reader (`fast_reader`) must agree with this one on every input, so where pydicom was too lenient
+or let an exception escape, this reader was made stricter rather than the fast one looser (each place
+says so): a partial element header after the last element, a truncated file meta, and parse errors
+pydicom raises as OSError, struct.error, zlib.error, NotImplementedError or BytesLengthException.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from collections.abc import Iterable
 
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 
 from ..content import (
     ByReferenceItem,
@@ -57,6 +64,7 @@ from .sop_classes import is_sr_storage
 from .transfer_syntaxes import check_transfer_syntax
 
 # Tags used on the hot path, as ints: tag access is about twice as fast as keyword access in pydicom.
+# (tags.py names them all for the fast reader; the values are the same.)
 CODE_VALUE = 0x00080100
 CODING_SCHEME_DESIGNATOR = 0x00080102
 CODING_SCHEME_VERSION = 0x00080103
@@ -100,7 +108,31 @@ REFERENCED_SAMPLE_POSITIONS = 0x0040A132
 REFERENCED_TIME_OFFSETS = 0x0040A138
 REFERENCED_DATETIME = 0x0040A13A
 
-_EOF_WARNING_MARKERS = ("End of file", "end of file", "EOF", "delimiter")
+_EOF_WARNING_PREFIXES = ("End of file reached before delimiter", "Unexpected end of file")
+"""pydicom's own truncation warnings. Matched at the start only: other warnings quote element values, and
+a value that happens to contain "EOF" must not reject the document (the fast reader would not)."""
+
+_UNREADABLE = (
+    EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+    # Stricter than before, for agreement with the fast reader: pydicom lets these escape for broken
+    # structure (OSError "No tag to read" in a truncated sequence, struct.error for a partial length,
+    # zlib.error for a truncated deflated data set, NotImplementedError for an unknown VR,
+    # BytesLengthException for a binary value of the wrong length); they are bad input, not defects.
+    OSError, struct.error, zlib.error, NotImplementedError, BytesLengthException,
+)
+
+
+class _ShortReadRecorder(io.BytesIO):
+    """Notes a partial element header. pydicom ends a data set silently when fewer than the 8 bytes of a
+    header remain; for a file that is truncation (or trailing garbage), and the fast reader says so."""
+
+    partial_header = False
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        if size == 8 and 0 < len(chunk) < 8:
+            self.partial_header = True
+        return chunk
 
 
 def read_document(data: bytes) -> SRDocument:
@@ -112,7 +144,7 @@ def read_document(data: bytes) -> SRDocument:
             document = _document(dataset)
         except SRRejected:
             raise
-        except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        except _UNREADABLE as exc:
             raise SRRejected(RejectionReason.CORRUPT, f"unreadable data set ({type(exc).__name__})") from exc
     _raise_on_eof_warnings(caught)
     return document
@@ -120,13 +152,14 @@ def read_document(data: bytes) -> SRDocument:
 
 def _parse(data: bytes) -> Dataset:
     has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
+    source = _ShortReadRecorder(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            dataset = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+            dataset = pydicom.dcmread(source, force=not has_preamble)
         except InvalidDicomError as exc:
             raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set") from exc
-        except (EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError, NotImplementedError) as exc:
+        except _UNREADABLE as exc:
             if not has_preamble:
                 raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set") from exc
             raise SRRejected(RejectionReason.CORRUPT, f"unreadable header ({type(exc).__name__})") from exc
@@ -135,28 +168,49 @@ def _parse(data: bytes) -> Dataset:
     if has_preamble and len(dataset.file_meta) == 0:
         raise SRRejected(RejectionReason.CORRUPT, "file meta information missing or truncated")
     _raise_on_eof_warnings(caught)
+    if source.partial_header:
+        raise SRRejected(RejectionReason.CORRUPT, "truncated: partial element header at the end of the data")
+    _check_meta_complete(dataset.file_meta, data)
     _check_complete(dataset)
     return dataset
 
 
 def _raise_on_eof_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
     for warning in caught:
-        text = str(warning.message)
-        if any(marker in text for marker in _EOF_WARNING_MARKERS):
+        if str(warning.message).startswith(_EOF_WARNING_PREFIXES):
             raise SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
 
 
 def _check_complete(dataset: Dataset) -> None:
-    """pydicom keeps a short read as a short value; a value shorter than its length means truncation."""
-    for element in dataset.elements():
-        if isinstance(element, RawDataElement):
+    """pydicom keeps a short read as a short value; a value shorter than its length means truncation.
+
+    `get_item(keep_deferred=True)` rather than `elements()`: the latter converts elements whose value is
+    None (left so by pydicom's end-of-file handling), which can raise for a broken VR.
+    """
+    tags = dataset.keys()  # not iteration over the data set, which converts
+    for tag in tags:
+        element = dataset.get_item(tag, keep_deferred=True)
+        if isinstance(element, RawDataElement) and element.length not in (0, 0xFFFFFFFF):
             value = element.value
-            if (
-                element.length != 0xFFFFFFFF
-                and isinstance(value, bytes)
-                and len(value) != element.length
-            ):
+            if value is None or (isinstance(value, bytes) and len(value) != element.length):
                 raise SRRejected(RejectionReason.CORRUPT, f"truncated in element {element.tag}")
+
+
+def _check_meta_complete(file_meta: Dataset, data: bytes) -> None:
+    """Stricter than before, for agreement with the fast reader: a file cut inside its file meta read as
+    "not an SR" (an empty data set) instead of "corrupt"."""
+    _check_complete(file_meta)
+    tags = file_meta.keys()
+    for tag in tags:
+        element = file_meta.get_item(tag, keep_deferred=True)
+        if isinstance(element, RawDataElement) or element.file_tell is None:
+            continue
+        # pydicom converts the first meta element to test its encoding, which drops the element's length;
+        # it is read back from the header (always explicit VR LE, PS3.10 7.1) just before the value.
+        size = 4 if element.VR in EXPLICIT_VR_LENGTH_32 else 2
+        length = int.from_bytes(data[element.file_tell - size : element.file_tell], "little")
+        if element.file_tell + length > len(data):
+            raise SRRejected(RejectionReason.CORRUPT, "truncated in the file meta information")
 
 
 def _get(dataset: Dataset, tag: int):

@@ -1,0 +1,534 @@
+"""Part 10 bytes → the raw attributes an SR reader needs, without pydicom (PS3.5 chapter 7, PS3.10 chapter 7).
+
+The result is a `RawDataSet`: a dict from tag to the value's bytes, or to a list of item data sets for a
+sequence. Only tags in `tags.READ_VR` are kept; every other element is skipped by its length, so pixel data
+and private blocks cost one header read each.
+
+The parser decides only what it is sure of. It raises `SRRejected(CORRUPT)` when an element or item
+reaches past the end of the file where pydicom reads the same bytes eagerly (the top-level data set and
+undefined-length sequences nested in it), and `FastReaderUnsupported` for anything else unusual (big
+endian, an unknown VR, a length that overruns its enclosing item, tags out of order, ...): the caller then
+asks the pydicom reader, so odd files get the reference behaviour instead of a second opinion.
+Lengths are always checked against the bytes that remain before anything is sliced, so a corrupt length
+cannot make it allocate, and nesting is bounded.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from struct import Struct
+from struct import error as struct_error
+from typing import TypeAlias
+
+from ..errors import RejectionReason, SRRejected
+from . import tags as t
+from .transfer_syntaxes import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+)
+
+RawDataSet: TypeAlias = dict[int, "bytes | list[RawDataSet]"]
+
+
+class FastReaderUnsupported(Exception):
+    """The fast reader will not decide this input; the pydicom reader must. Never leaves `reading`."""
+
+
+_EXPLICIT_HEADER = Struct("<HHHH")
+"""Group, element, VR (as a little-endian int: cheaper to hash and compare than a bytes object), length."""
+_IMPLICIT_HEADER = Struct("<HHL")
+_UINT32 = Struct("<L")
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+MAX_INFLATED = 512 * 1024 * 1024
+"""A deflated data set that inflates beyond this is left to pydicom rather than held in memory here."""
+MAX_DEPTH = 100
+"""Nested data sets (items) the parser follows before it hands the file to pydicom: TID 1500 needs ~10."""
+
+_LONG_VRS = frozenset(
+    vr.encode() for vr in ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV")
+)
+"""VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 Table 7.1-1)."""
+_SHORT_VRS = frozenset(
+    vr.encode()
+    for vr in (
+        "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST",
+        "TM", "UI", "UL", "US",
+    )
+)
+
+
+def _vr_code(vr: bytes) -> int:
+    return int.from_bytes(vr, "little")
+
+
+_EXPLICIT_HEADER_SIZES = {
+    **{_vr_code(vr): 8 for vr in _SHORT_VRS},
+    **{_vr_code(vr): 12 for vr in _LONG_VRS},
+}
+"""VR → explicit VR header size: one dict lookup both classifies the VR and rejects unknown ones."""
+_SQ = b"SQ"
+_SQ_CODE = _vr_code(_SQ)
+_UI_CODE = _vr_code(b"UI")
+_ENCAPSULATED_VR_CODES = frozenset((_vr_code(b"OB"), _vr_code(b"OW")))
+
+_READ_VR = t.READ_VR
+_READ_VR_CODE = {tag: _vr_code(vr) for tag, vr in _READ_VR.items()}
+_ITEM = t.ITEM
+_ITEM_DELIMITATION_ITEM = t.ITEM_DELIMITATION_ITEM
+_SEQUENCE_DELIMITATION_ITEM = t.SEQUENCE_DELIMITATION_ITEM
+
+_EXPLICIT_LE_STANDARD_SYNTAXES = (
+    "1.2.840.10008.1.2.4.",  # JPEG family, JPEG 2000, JPEG-LS, MPEG, HEVC (PS3.5 A.4)
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.8.",  # HTJ2K
+    "1.2.840.10008.1.2.1.98",  # Encapsulated Uncompressed Explicit VR Little Endian
+)
+"""Encapsulated syntaxes: their data set is explicit VR little endian by definition (PS3.5 A.4)."""
+
+
+def _unsupported(why: str) -> FastReaderUnsupported:
+    return FastReaderUnsupported(why)
+
+
+def _corrupt() -> SRRejected:
+    return SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """What `parse` found: the data set's raw attributes and the file meta's transfer syntax."""
+
+    dataset: RawDataSet
+    has_preamble: bool
+    has_meta: bool
+    transfer_syntax: str | None
+
+
+def parse(data: bytes) -> ParsedFile:
+    """Parse a Part 10 file or a bare data set. Bare data sets are left to pydicom when anything is odd,
+    because pydicom's verdict on them (not DICOM or corrupt) depends on how far its guesses get."""
+    has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
+    pos = 132 if has_preamble else 0
+    has_meta = len(data) >= pos + 6 and data[pos : pos + 2] == b"\x02\x00"
+    if not has_preamble:
+        if len(data) < 8 or (not has_meta and _implicit_first_element_overruns(data)):
+            raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set")
+        try:
+            transfer_syntax, pos = _parse_file_meta(data, pos) if has_meta else (None, pos)
+            return ParsedFile(_parse_bare(data, pos, transfer_syntax), False, has_meta, transfer_syntax)
+        except SRRejected as exc:
+            raise _unsupported("bare data set that is not well formed") from exc
+    if not has_meta:
+        raise SRRejected(RejectionReason.CORRUPT, "file meta information missing or truncated")
+    transfer_syntax, pos = _parse_file_meta(data, pos)
+    if transfer_syntax is None:
+        explicit = _guess_explicit(data, pos)
+    elif transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN or transfer_syntax.startswith(
+        _EXPLICIT_LE_STANDARD_SYNTAXES
+    ):
+        explicit = True
+    elif transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+        explicit = False
+    elif transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        return ParsedFile(_parse_deflated(data, pos), True, True, transfer_syntax)
+    else:
+        raise _unsupported("transfer syntax without a known little-endian data set encoding")
+    return ParsedFile(_parse_top_level(data, pos, explicit), True, True, transfer_syntax)
+
+
+def _parse_bare(data: bytes, pos: int, transfer_syntax: str | None) -> RawDataSet:
+    if transfer_syntax is None:
+        explicit = _guess_explicit(data, pos)
+    elif transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN:
+        explicit = True
+    elif transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+        explicit = False
+    else:
+        raise _unsupported("bare data set with an unusual transfer syntax")
+    return _parse_top_level(data, pos, explicit)
+
+
+def _implicit_first_element_overruns(data: bytes) -> bool:
+    """Bytes without preamble or meta whose first "element" (read as implicit VR, as pydicom guesses for
+    anything without a VR there) claims more bytes than the file has: text, JSON, archives. pydicom reads
+    that one short element, finds no SOP Class UID and answers "not DICOM"; so can this reader."""
+    if _guess_explicit(data, 0):
+        return False
+    group, element, length = _IMPLICIT_HEADER.unpack_from(data, 0)
+    tag = group << 16 | element
+    return (
+        group not in (0x0000, 0x0002, 0xFFFE)
+        and tag != t.SOP_CLASS_UID
+        and length != UNDEFINED_LENGTH
+        and 8 + length > len(data)
+    )
+
+
+def _parse_deflated(data: bytes, pos: int) -> RawDataSet:
+    # Same call as pydicom (raw deflate of everything after the meta), so both readers see the same bytes.
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(data[pos:], MAX_INFLATED)
+    except zlib.error as exc:
+        raise SRRejected(RejectionReason.CORRUPT, "deflated data set cannot be inflated") from exc
+    if inflater.unconsumed_tail:
+        raise _unsupported("deflated data set inflates beyond the reader's bound")
+    if not inflater.eof:
+        # zlib.decompress (what pydicom calls) fails on an unfinished stream, and ignores trailing bytes.
+        raise SRRejected(RejectionReason.CORRUPT, "deflated data set is truncated")
+    try:
+        return _parse_top_level(inflated, 0, True)
+    except SRRejected as exc:
+        # pydicom reads inflated bytes from its own buffer, where the reference reader cannot see short
+        # reads; let it decide truncation inside the inflated data.
+        raise _unsupported("truncated deflated data set") from exc
+
+
+def _guess_explicit(data: bytes, pos: int) -> bool:
+    """No transfer syntax: explicit VR when the first element's VR bytes are a VR (what pydicom guesses)."""
+    if len(data) < pos + 6:
+        return False
+    vr = data[pos + 4 : pos + 6]
+    if vr in _SHORT_VRS or vr in _LONG_VRS:
+        if int.from_bytes(data[pos : pos + 2], "little") >= 0x0400:
+            raise _unsupported("looks like explicit VR big endian")
+        return True
+    return False
+
+
+def _parse_file_meta(data: bytes, pos: int) -> tuple[str | None, int]:
+    """Group 0002 is always explicit VR little endian (PS3.10 7.1); only its transfer syntax is needed."""
+    end = len(data)
+    transfer_syntax: str | None = None
+    last_tag = -1
+    while pos + 8 <= end and data[pos : pos + 2] == b"\x02\x00":
+        group, element, vr, length = _EXPLICIT_HEADER.unpack_from(data, pos)
+        tag = group << 16 | element
+        if tag <= last_tag:
+            raise _unsupported("file meta elements out of order")
+        last_tag = tag
+        header_size = _EXPLICIT_HEADER_SIZES.get(vr)
+        if header_size == 12:
+            if pos + 12 > end:
+                raise _corrupt()
+            (length,) = _UINT32.unpack_from(data, pos + 8)
+            pos += 12
+        elif header_size == 8:
+            pos += 8
+        else:
+            raise _unsupported("file meta element with an unknown VR")
+        if length == UNDEFINED_LENGTH:
+            raise _unsupported("undefined length in the file meta")
+        if pos + length > end:
+            raise _corrupt()
+        if tag == t.TRANSFER_SYNTAX_UID:
+            if vr != _UI_CODE:
+                raise _unsupported("transfer syntax UID with another VR")
+            # As pydicom's UID: trailing NUL padding off, then whitespace.
+            transfer_syntax = data[pos : pos + length].decode("latin-1").rstrip("\0 ").strip()
+            if "\\" in transfer_syntax:
+                raise _unsupported("multi-valued transfer syntax UID")
+        pos += length
+    if pos < end and pos + 8 > end and data[pos : pos + 2] == b"\x02\x00":
+        raise _corrupt()
+    return transfer_syntax or None, pos
+
+
+def _parse_top_level(data: bytes, pos: int, explicit: bool) -> RawDataSet:
+    end = len(data)
+    if pos + 6 <= end:
+        first_group = int.from_bytes(data[pos : pos + 2], "little")
+        if first_group == 0x0000:
+            raise _unsupported("command set elements")  # pydicom reads group 0000 as implicit VR
+        vr_letters = 0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B
+        if vr_letters != explicit:
+            # pydicom would switch encoding here (with a warning); not a guess this reader makes.
+            raise _unsupported("data set encoding differs from the transfer syntax")
+    if explicit:
+        dataset, pos = _explicit_dataset(data, pos, end, False, True, 0)
+    else:
+        dataset, pos = _implicit_dataset(data, pos, end, False, True, 0)
+    return dataset
+
+
+def _overrun(needed: int, data: bytes, eager: bool) -> Exception:
+    """An element or item needs bytes up to `needed` that its container does not have."""
+    if eager and needed > len(data):
+        return _corrupt()
+    return _unsupported("length overruns its enclosing item or sequence")
+
+
+def _explicit_dataset(
+    data: bytes, pos: int, end: int, delimited: bool, eager: bool, depth: int
+) -> tuple[RawDataSet, int]:
+    """One data set in explicit VR LE from `pos` to `end`, or to its Item Delimitation Item if `delimited`,
+    with every sequence and item inside it.
+
+    `eager` says pydicom reads these bytes from the file itself at load time (top level, and undefined
+    length sequences inside it), where a short read means truncation; inside a defined-length sequence
+    it parses a copy of the value later, leniently, so an overrun there is left to it.
+
+    Iterative rather than recursive: a TID 1500 content item is three or four nested data sets, and a
+    Python call per data set and per sequence was a third of the parse time. The current container is
+    either a data set (`in_sequence` false: `dataset`, `last_tag`) or a sequence (`items`), bounded by
+    `end`/`delimited`/`eager`; `stack` holds the enclosing containers, alternating data set and sequence.
+    """
+    unpack_header = _EXPLICIT_HEADER.unpack_from
+    unpack_item = _IMPLICIT_HEADER.unpack_from
+    unpack_uint32 = _UINT32.unpack_from
+    read_vr = _READ_VR_CODE
+    header_sizes = _EXPLICIT_HEADER_SIZES
+    sq = _SQ_CODE
+    undefined = UNDEFINED_LENGTH
+    max_stack = 2 * (MAX_DEPTH - depth)
+    stack: list[tuple] = []
+    dataset: RawDataSet = {}
+    items: list[RawDataSet] = []
+    last_tag = -1
+    in_sequence = False
+    while True:
+        if in_sequence:
+            if pos >= end:
+                if delimited:
+                    raise _overrun(end + 8, data, eager)
+                finished, (dataset, end, delimited, eager, last_tag, store_as) = items, stack.pop()
+                if store_as is not None:
+                    dataset[store_as] = finished
+                in_sequence = False
+                continue
+            if pos + 8 > end:
+                raise _overrun(pos + 8, data, eager)
+            group, element, length = unpack_item(data, pos)
+            tag = group << 16 | element
+            pos += 8
+            if tag == _ITEM:
+                stack.append((items, end, delimited, eager))
+                if length != UNDEFINED_LENGTH:
+                    item_end = pos + length
+                    if item_end > end:
+                        # Not truncation for pydicom: an item's length only bounds its loop, which also
+                        # ends at an Item Delimitation Item or at the end of the data, without a word.
+                        raise _unsupported("item length overruns its sequence")
+                    end, delimited = item_end, False
+                else:
+                    delimited = True
+                dataset = {}
+                last_tag = -1
+                in_sequence = False
+            elif tag == _SEQUENCE_DELIMITATION_ITEM and delimited and length == 0:
+                finished, (dataset, end, delimited, eager, last_tag, store_as) = items, stack.pop()
+                if store_as is not None:
+                    dataset[store_as] = finished
+                in_sequence = False
+            else:
+                raise _unsupported("sequence content that is not an item")
+            continue
+
+        if pos >= end:
+            if delimited:
+                raise _overrun(end + 8, data, eager)
+            if not stack:
+                return dataset, pos
+            finished_item, (items, end, delimited, eager) = dataset, stack.pop()
+            items.append(finished_item)
+            in_sequence = True
+            continue
+        try:
+            group, element, vr, length = unpack_header(data, pos)
+        except struct_error:
+            raise _overrun(pos + 8, data, eager) from None
+        # A header that crosses `end` but not the end of the data fails below on its value's length.
+        tag = group << 16 | element
+        if group == 0xFFFE:
+            if pos + 8 > end:
+                raise _overrun(pos + 8, data, eager)
+            if delimited and tag == _ITEM_DELIMITATION_ITEM and length == 0:
+                pos += 8
+                if not stack:
+                    return dataset, pos
+                finished_item, (items, end, delimited, eager) = dataset, stack.pop()
+                items.append(finished_item)
+                in_sequence = True
+                continue
+            raise _unsupported("delimiter or item tag where an element was expected")
+        if tag <= last_tag:
+            raise _unsupported("elements out of order or repeated")
+        last_tag = tag
+        header_size = header_sizes.get(vr)
+        if header_size == 8:
+            pos += 8
+        elif header_size == 12:
+            if pos + 12 > end:
+                raise _overrun(pos + 12, data, eager)
+            (length,) = unpack_uint32(data, pos + 8)
+            pos += 12
+        else:
+            # Includes an item whose elements have no VR at all, which pydicom reads as implicit VR.
+            raise _unsupported("unknown VR")
+        wanted = read_vr.get(tag)
+        if vr == sq:
+            if wanted is not None and wanted != sq:
+                raise _unsupported("VR differs from the data dictionary")
+            if len(stack) >= max_stack:
+                raise _unsupported("nested too deeply")
+            stack.append((dataset, end, delimited, eager, last_tag, tag if wanted is not None else None))
+            items = []
+            in_sequence = True
+            if length != undefined:
+                value_end = pos + length
+                if value_end > end:
+                    raise _overrun(value_end, data, eager)
+                # pydicom parses a defined-length sequence later from a copy of its value, leniently.
+                end, delimited, eager = value_end, False, False
+            else:
+                delimited = True
+            continue
+        if length == undefined:
+            if vr in _ENCAPSULATED_VR_CODES and wanted is None:
+                pos = _skip_encapsulated(data, pos, end)
+                continue
+            raise _unsupported("undefined length on a VR that cannot have it")
+        value_end = pos + length
+        if value_end > end:
+            raise _overrun(value_end, data, eager)
+        if wanted is not None:
+            if wanted != vr:
+                raise _unsupported("VR differs from the data dictionary")
+            dataset[tag] = data[pos:value_end]
+        pos = value_end
+
+
+def _implicit_dataset(
+    data: bytes, pos: int, end: int, delimited: bool, eager: bool, depth: int
+) -> tuple[RawDataSet, int]:
+    """As `_explicit_dataset`, for implicit VR LE: the VR of a kept attribute comes from `tags.READ_VR`."""
+    if depth > MAX_DEPTH:
+        raise _unsupported("nested too deeply")
+    dataset: RawDataSet = {}
+    unpack_header = _IMPLICIT_HEADER.unpack_from
+    read_vr = _READ_VR
+    last_tag = -1
+    while pos < end:
+        if pos + 8 > end:
+            raise _overrun(pos + 8, data, eager)
+        group, element, length = unpack_header(data, pos)
+        tag = group << 16 | element
+        pos += 8
+        if group == 0xFFFE:
+            if delimited and tag == _ITEM_DELIMITATION_ITEM and length == 0:
+                return dataset, pos
+            raise _unsupported("delimiter or item tag where an element was expected")
+        if tag <= last_tag:
+            raise _unsupported("elements out of order or repeated")
+        last_tag = tag
+        wanted = read_vr.get(tag)
+        if length == UNDEFINED_LENGTH:
+            if wanted is None and not _is_sequence_tag(tag, data, pos, end):
+                raise _unsupported("undefined length on an element that is not a sequence")
+            if wanted is not None and wanted != _SQ:
+                raise _unsupported("undefined length on an element that is not a sequence")
+            items, pos = _implicit_sequence(data, pos, end, eager, True, depth)
+            if wanted is not None:
+                dataset[tag] = items
+            continue
+        value_end = pos + length
+        if value_end > end:
+            raise _overrun(value_end, data, eager)
+        if wanted is not None:
+            if wanted == _SQ:
+                dataset[tag], _ = _implicit_sequence(data, pos, value_end, False, False, depth)
+            else:
+                dataset[tag] = data[pos:value_end]
+        pos = value_end
+    if delimited:
+        raise _overrun(end + 8, data, eager)
+    return dataset, pos
+
+
+def _implicit_sequence(
+    data: bytes, pos: int, end: int, eager: bool, delimited: bool, depth: int
+) -> tuple[list[RawDataSet], int]:
+    """Items of an implicit VR sequence value: up to `end` (defined length) or to the Sequence
+    Delimitation Item. (Explicit VR sequences are walked inside `_explicit_dataset`.)"""
+    items: list[RawDataSet] = []
+    append = items.append
+    parse_dataset = _implicit_dataset
+    unpack_header = _IMPLICIT_HEADER.unpack_from
+    depth += 1
+    while pos < end:
+        if pos + 8 > end:
+            raise _overrun(pos + 8, data, eager)
+        group, element, length = unpack_header(data, pos)
+        tag = group << 16 | element
+        pos += 8
+        if tag == _ITEM:
+            if length == UNDEFINED_LENGTH:
+                item, pos = parse_dataset(data, pos, end, True, eager, depth)
+            else:
+                item_end = pos + length
+                if item_end > end:
+                    # Not truncation for pydicom: an item's length only bounds its loop, which also ends
+                    # at an Item Delimitation Item or at the end of the data, without a word.
+                    raise _unsupported("item length overruns its sequence")
+                item, _ = parse_dataset(data, pos, item_end, False, eager, depth)
+                pos = item_end
+            append(item)
+        elif tag == _SEQUENCE_DELIMITATION_ITEM and delimited and length == 0:
+            return items, pos
+        else:
+            raise _unsupported("sequence content that is not an item")
+    if delimited:
+        raise _overrun(end + 8, data, eager)
+    return items, pos
+
+
+def _skip_encapsulated(data: bytes, pos: int, end: int) -> int:
+    """Skip encapsulated pixel data (PS3.5 A.4): items, then a Sequence Delimitation Item."""
+    unpack_header = _IMPLICIT_HEADER.unpack_from
+    while pos + 8 <= end:
+        group, element, length = unpack_header(data, pos)
+        tag = group << 16 | element
+        pos += 8
+        if tag == _SEQUENCE_DELIMITATION_ITEM:
+            return pos
+        if tag != _ITEM or length == UNDEFINED_LENGTH or pos + length > end:
+            break
+        pos += length
+    # pydicom falls back to a byte search for the delimiter here; leave such files to it.
+    raise _unsupported("encapsulated pixel data that is not well formed")
+
+
+def _is_sequence_tag(tag: int, data: bytes, pos: int, end: int) -> bool:
+    """Implicit VR, undefined length, a tag this reader does not keep: a sequence when the public data
+    dictionary says so, or (private and unknown tags, as pydicom does) when an item follows."""
+    sequence_tags = _dictionary_sequence_tags()
+    if tag in sequence_tags:
+        return True
+    if tag in _dictionary_tags():
+        return False
+    return pos + 4 <= end and data[pos : pos + 4] == b"\xfe\xff\x00\xe0"
+
+
+_SEQUENCE_TAGS: frozenset[int] | None = None
+_ALL_TAGS: frozenset[int] | None = None
+
+
+def _dictionary_sequence_tags() -> frozenset[int]:
+    global _SEQUENCE_TAGS, _ALL_TAGS
+    if _SEQUENCE_TAGS is None:
+        # Only for undefined-length elements in implicit VR that the reader skips: rare, so the data
+        # dictionary is loaded on first need.
+        from pydicom.datadict import DicomDictionary
+
+        _SEQUENCE_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
+        _ALL_TAGS = frozenset(DicomDictionary)
+    return _SEQUENCE_TAGS
+
+
+def _dictionary_tags() -> frozenset[int]:
+    _dictionary_sequence_tags()
+    assert _ALL_TAGS is not None
+    return _ALL_TAGS

@@ -1,0 +1,585 @@
+"""The fast reader: Part 10 bytes → `SRDocument` without pydicom's data model.
+
+`fast_parser` walks the bytes once and keeps only the attributes in `tags.READ_VR`; this module builds the
+same `SRDocument` the reference reader (`pydicom_reader`) builds, accessor for accessor, with the value
+semantics of `fast_values`. It raises `SRRejected` only for what the reference reader is known to reject
+the same way (truncation where pydicom reads eagerly, not an SR document), and `FastReaderUnsupported`
+for anything else unusual, which `reading.read_document` answers with the reference reader.
+"""
+
+from __future__ import annotations
+
+from ..content import (
+    ByReferenceItem,
+    Code,
+    CodeItem,
+    CompositeItem,
+    ContainerItem,
+    ContentItem,
+    DateItem,
+    DateTimeItem,
+    ImageItem,
+    NumItem,
+    PNameItem,
+    RelationshipType,
+    Scoord3DItem,
+    ScoordItem,
+    SopReference,
+    TableItem,
+    TcoordItem,
+    TextItem,
+    TimeItem,
+    UidRefItem,
+    UnknownItem,
+    WaveformItem,
+)
+from ..document import (
+    CodingSchemeIdentification,
+    Equipment,
+    EvidenceInstance,
+    Issuer,
+    Participant,
+    Patient,
+    SRDocument,
+    Udi,
+)
+from ..errors import RejectionReason, SRRejected
+from . import fast_values as v
+from . import tags as t
+from .fast_parser import FastReaderUnsupported, RawDataSet, parse
+from .sop_classes import is_sr_storage
+from .transfer_syntaxes import check_transfer_syntax
+
+__all__ = ["FastReaderUnsupported", "read_document"]
+
+Encodings = v.Encodings
+_READ_VR = t.READ_VR
+
+
+def read_document(data: bytes) -> SRDocument:
+    """Parse Part 10 bytes into an `SRDocument`; `SRRejected` for bad input the reference reader rejects
+    the same way, `FastReaderUnsupported` when the reference reader has to decide."""
+    parsed = parse(data)
+    dataset = parsed.dataset
+    if not parsed.has_preamble and t.SOP_CLASS_UID not in dataset:
+        raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
+    encodings = _encodings(dataset, v.DEFAULT_ENCODINGS)
+    sop_class_uid = _text(dataset, t.SOP_CLASS_UID, encodings)
+    if sop_class_uid is None:
+        raise SRRejected(RejectionReason.NOT_SR, "no SOP Class UID")
+    value_type = (_text(dataset, t.VALUE_TYPE, encodings) or "").upper()
+    if not is_sr_storage(sop_class_uid) or value_type != "CONTAINER":
+        raise SRRejected(RejectionReason.NOT_SR, f"SOP Class {sop_class_uid} is not an SR document")
+    check_transfer_syntax(parsed.transfer_syntax)
+    return _document(dataset, sop_class_uid, encodings)
+
+
+# --- accessors, as in the reference reader ------------------------------------------------------------
+
+
+def _encodings(dataset: RawDataSet, parent: Encodings) -> Encodings:
+    """An item's own Specific Character Set wins over its parent's (as pydicom's Dataset._character_set)."""
+    raw = dataset.get(t.SPECIFIC_CHARACTER_SET)
+    if raw is None:
+        return parent
+    return v.encodings_for(raw)  # type: ignore[arg-type]
+
+
+def _text_ascii(raw: bytes, encodings: Encodings) -> str | None:
+    return v.ascii_text(raw)
+
+
+def _text_coded(raw: bytes, encodings: Encodings) -> str | None:
+    return v.coded_text(raw)
+
+
+def _text_uid(raw: bytes, encodings: Encodings) -> str | None:
+    return v.uid_text(raw)
+
+
+def _text_url(raw: bytes, encodings: Encodings) -> str | None:
+    return v.url_text(raw)
+
+
+def _text_ds(raw: bytes, encodings: Encodings) -> str | None:
+    return v.ds_text(raw)
+
+
+def _text_is(raw: bytes, encodings: Encodings) -> str | None:
+    return v.is_text(raw)
+
+
+def _text_pn(raw: bytes, encodings: Encodings) -> str | None:
+    return v.person_name(raw, encodings) or None
+
+
+_TEXT_BY_VR = {
+    b"AS": _text_ascii,
+    b"CS": _text_coded,
+    b"DA": _text_ascii,
+    b"DT": _text_ascii,
+    b"TM": _text_ascii,
+    b"UI": _text_uid,
+    b"UR": _text_url,
+    b"SH": v.multi_text,
+    b"LO": v.multi_text,
+    b"UC": v.multi_text,
+    b"ST": v.single_text,
+    b"LT": v.single_text,
+    b"UT": v.single_text,
+    b"DS": _text_ds,
+    b"IS": _text_is,
+    b"PN": _text_pn,
+}
+"""VR → `_text` of the reference reader for that VR (value converter, then join and strip)."""
+
+
+_TEXT_BY_TAG = {tag: _TEXT_BY_VR[vr] for tag, vr in _READ_VR.items() if vr in _TEXT_BY_VR}
+
+
+def _text(dataset: RawDataSet, tag: int, encodings: Encodings) -> str | None:
+    raw = dataset.get(tag)
+    if raw is None:
+        return None
+    return _TEXT_BY_TAG[tag](raw, encodings)  # type: ignore[arg-type]
+
+
+def _texts(dataset: RawDataSet, tag: int, encodings: Encodings) -> tuple[str, ...]:
+    raw = dataset.get(tag)
+    if raw is None:
+        return ()
+    if _READ_VR[tag] in (b"CS", b"DT"):
+        return v.ascii_texts(raw)  # type: ignore[arg-type]
+    return v.multi_texts(raw, encodings)  # type: ignore[arg-type]
+
+
+def _ints(dataset: RawDataSet, tag: int) -> tuple[int, ...]:
+    raw = dataset.get(tag)
+    if not raw:
+        return ()
+    vr = _READ_VR[tag]
+    if vr == b"IS":
+        return v.is_ints(raw)  # type: ignore[arg-type]
+    return v.binary_numbers(raw, vr)  # type: ignore[arg-type, return-value]
+
+
+def _floats(dataset: RawDataSet, tag: int) -> tuple[float, ...]:
+    raw = dataset.get(tag)
+    if not raw:
+        return ()
+    vr = _READ_VR[tag]
+    if vr == b"DS":
+        return v.ds_floats(raw)  # type: ignore[arg-type]
+    return v.binary_numbers(raw, vr)  # type: ignore[arg-type, return-value]
+
+
+def _person_name(dataset: RawDataSet, tag: int, encodings: Encodings) -> str:
+    """The reference reader's `_person_name`: "" when absent."""
+    raw = dataset.get(tag)
+    if raw is None:
+        return ""
+    return v.person_name(raw, encodings)  # type: ignore[arg-type]
+
+
+def _sequence(dataset: RawDataSet, tag: int) -> list[RawDataSet]:
+    return dataset.get(tag) or []  # type: ignore[return-value]
+
+
+def _first(dataset: RawDataSet, tag: int) -> RawDataSet | None:
+    items = dataset.get(tag)
+    return items[0] if items else None  # type: ignore[return-value]
+
+
+# --- content tree -------------------------------------------------------------------------------------
+
+
+_CODE_CACHE: dict[tuple, Code | None] = {}
+_CODE_CACHE_LIMIT = 20_000
+_CODE_TAGS = (
+    t.CODE_VALUE, t.CODING_SCHEME_DESIGNATOR, t.CODE_MEANING, t.CODING_SCHEME_VERSION, t.LONG_CODE_VALUE,
+    t.URN_CODE_VALUE, t.SPECIFIC_CHARACTER_SET,
+)
+
+
+def _code(item: RawDataSet | None, encodings: Encodings) -> Code | None:
+    """A Code Sequence item. Reports repeat the same few codes (units, concept names) thousands of times,
+    and `Code` is immutable, so one instance per distinct raw encoding is shared."""
+    if item is None:
+        return None
+    key = (encodings, *map(item.get, _CODE_TAGS))
+    try:
+        return _CODE_CACHE[key]
+    except KeyError:
+        pass
+    code = _decode_code(item, encodings)
+    if len(_CODE_CACHE) >= _CODE_CACHE_LIMIT:
+        _CODE_CACHE.clear()
+    _CODE_CACHE[key] = code
+    return code
+
+
+def _decode_code(item: RawDataSet, encodings: Encodings) -> Code | None:
+    encodings = _encodings(item, encodings)
+    value = (
+        _text(item, t.CODE_VALUE, encodings)
+        or _text(item, t.LONG_CODE_VALUE, encodings)
+        or _text(item, t.URN_CODE_VALUE, encodings)
+    )
+    scheme = _text(item, t.CODING_SCHEME_DESIGNATOR, encodings)
+    if value is None:
+        return None
+    return Code(
+        value=value,
+        scheme=scheme or "",
+        meaning=_text(item, t.CODE_MEANING, encodings) or "",
+        scheme_version=_text(item, t.CODING_SCHEME_VERSION, encodings),
+    )
+
+
+def _sop_reference(item: RawDataSet, encodings: Encodings) -> SopReference | None:
+    reference = _first(item, t.REFERENCED_SOP_SEQUENCE)
+    if reference is None:
+        return None
+    encodings = _encodings(reference, encodings)
+    sop_class = _text(reference, t.REFERENCED_SOP_CLASS_UID, encodings)
+    sop_instance = _text(reference, t.REFERENCED_SOP_INSTANCE_UID, encodings)
+    if sop_instance is None:
+        return None
+    return SopReference(
+        sop_class_uid=sop_class or "",
+        sop_instance_uid=sop_instance,
+        frame_numbers=_ints(reference, t.REFERENCED_FRAME_NUMBER),
+        segment_numbers=_ints(reference, t.REFERENCED_SEGMENT_NUMBER),
+    )
+
+
+def _container(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    template = _first(item, t.CONTENT_TEMPLATE_SEQUENCE)
+    template_encodings = _encodings(template, encodings) if template else encodings
+    return ContainerItem(
+        **common,
+        continuity=_text(item, t.CONTINUITY_OF_CONTENT, encodings),
+        template_id=_text(template, t.TEMPLATE_IDENTIFIER, template_encodings) if template else None,
+        mapping_resource=_text(template, t.MAPPING_RESOURCE, template_encodings) if template else None,
+    )
+
+
+def _num(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    measured = _first(item, t.MEASURED_VALUE_SEQUENCE)
+    if measured:
+        measured_encodings = _encodings(measured, encodings)
+        float_raw = measured.get(t.FLOATING_POINT_VALUE)
+        return NumItem(
+            **common,
+            numeric_value=_text(measured, t.NUMERIC_VALUE, measured_encodings),
+            float_value=v.first_float64(float_raw) if float_raw else None,  # type: ignore[arg-type]
+            unit=_code(_first(measured, t.MEASUREMENT_UNITS_CODE_SEQUENCE), measured_encodings),
+            qualifier=_code(_first(item, t.NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE), encodings),
+        )
+    return NumItem(
+        **common,
+        qualifier=_code(_first(item, t.NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE), encodings),
+    )
+
+
+def _code_item(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    return CodeItem(**common, value=_code(_first(item, t.CONCEPT_CODE_SEQUENCE), encodings))
+
+
+def _value_item(cls: type[ContentItem], tag: int):
+    def build(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+        return cls(**common, value=_text(item, tag, encodings) or "")  # type: ignore[call-arg]
+
+    return build
+
+
+def _pname(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    return PNameItem(**common, value=_person_name(item, t.PERSON_NAME, encodings))
+
+
+def _scoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    return ScoordItem(
+        **common,
+        graphic_type=(_text(item, t.GRAPHIC_TYPE, encodings) or "").upper(),
+        graphic_data=_floats(item, t.GRAPHIC_DATA),
+    )
+
+
+def _scoord3d(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    return Scoord3DItem(
+        **common,
+        graphic_type=(_text(item, t.GRAPHIC_TYPE, encodings) or "").upper(),
+        graphic_data=_floats(item, t.GRAPHIC_DATA),
+        frame_of_reference_uid=_text(item, t.REFERENCED_FRAME_OF_REFERENCE_UID, encodings),
+    )
+
+
+def _tcoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    return TcoordItem(
+        **common,
+        temporal_range_type=(_text(item, t.TEMPORAL_RANGE_TYPE, encodings) or "").upper(),
+        sample_positions=_ints(item, t.REFERENCED_SAMPLE_POSITIONS),
+        time_offsets=_floats(item, t.REFERENCED_TIME_OFFSETS),
+        datetimes=_texts(item, t.REFERENCED_DATETIME, encodings),
+    )
+
+
+def _reference_item(cls: type[ContentItem]):
+    def build(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+        return cls(**common, reference=_sop_reference(item, encodings))  # type: ignore[call-arg]
+
+    return build
+
+
+def _waveform(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    reference_item = _first(item, t.REFERENCED_SOP_SEQUENCE)
+    return WaveformItem(
+        **common,
+        reference=_sop_reference(item, encodings),
+        channels=_ints(reference_item, t.REFERENCED_WAVEFORM_CHANNELS) if reference_item else (),
+    )
+
+
+def _table(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+    return TableItem(**common)
+
+
+_BUILDERS = {
+    "CONTAINER": _container,
+    "NUM": _num,
+    "CODE": _code_item,
+    "TEXT": _value_item(TextItem, t.TEXT_VALUE),
+    "UIDREF": _value_item(UidRefItem, t.UID),
+    "PNAME": _pname,
+    "DATE": _value_item(DateItem, t.DATE),
+    "TIME": _value_item(TimeItem, t.TIME),
+    "DATETIME": _value_item(DateTimeItem, t.DATETIME),
+    "SCOORD": _scoord,
+    "SCOORD3D": _scoord3d,
+    "TCOORD": _tcoord,
+    "IMAGE": _reference_item(ImageItem),
+    "COMPOSITE": _reference_item(CompositeItem),
+    "WAVEFORM": _waveform,
+    "TABLE": _table,
+}
+"""Value Type → builder of the item's type-specific attributes."""
+
+
+def _padded(text: str) -> bytes:
+    """A CS value as written: even length, space padded (PS3.5 6.2)."""
+    return (text + " " * (len(text) % 2)).encode()
+
+
+_RELATIONSHIPS = {
+    **{relationship.value.encode(): relationship for relationship in RelationshipType},
+    **{_padded(relationship.value): relationship for relationship in RelationshipType},
+}
+"""Relationship Type as written → the enum, without decoding; anything else goes through `parse`."""
+_VALUE_TYPES = {
+    **{value_type.encode(): value_type for value_type in _BUILDERS},
+    **{_padded(value_type): value_type for value_type in _BUILDERS},
+}
+"""Value Type as written → the text the reference reader compares, without decoding."""
+
+
+def _content_item(item: RawDataSet, position: tuple[int, ...], parent: Encodings) -> ContentItem:
+    encodings = _encodings(item, parent)
+    relationship_raw = item.get(t.RELATIONSHIP_TYPE)
+    relationship = _RELATIONSHIPS.get(relationship_raw)  # type: ignore[arg-type]
+    if relationship is None and relationship_raw is not None:
+        relationship = RelationshipType.parse(v.ascii_text(relationship_raw))  # type: ignore[arg-type]
+    # The reference reader tests the raw values: an empty UL has no value, an empty CS has "".
+    if item.get(t.REFERENCED_CONTENT_ITEM_IDENTIFIER) and t.VALUE_TYPE not in item:
+        return ByReferenceItem(
+            position=position,
+            relationship=relationship,
+            referenced_position=_ints(item, t.REFERENCED_CONTENT_ITEM_IDENTIFIER),
+        )
+    value_type_raw = item.get(t.VALUE_TYPE)
+    value_type = _VALUE_TYPES.get(value_type_raw)  # type: ignore[arg-type]
+    if value_type is None:
+        value_type = (_text(item, t.VALUE_TYPE, encodings) or "").upper()
+    common = {
+        "position": position,
+        "relationship": relationship,
+        "concept": _code(_first(item, t.CONCEPT_NAME_CODE_SEQUENCE), encodings),
+        "observation_uid": _text(item, t.OBSERVATION_UID, encodings),
+        "observation_datetime": _text(item, t.OBSERVATION_DATETIME, encodings),
+        "children": _children(item, position, encodings),
+    }
+    builder = _BUILDERS.get(value_type)
+    if builder is None:
+        return UnknownItem(**common, raw_value_type=value_type)
+    return builder(item, common, encodings)
+
+
+def _children(item: RawDataSet, position: tuple[int, ...], encodings: Encodings) -> tuple[ContentItem, ...]:
+    children = item.get(t.CONTENT_SEQUENCE)
+    if not children:
+        return ()
+    return tuple(
+        _content_item(child, (*position, index), encodings)  # type: ignore[arg-type]
+        for index, child in enumerate(children, start=1)
+    )
+
+
+# --- header -------------------------------------------------------------------------------------------
+
+
+def _issuer(local: str | None, qualifiers: RawDataSet | None, encodings: Encodings) -> Issuer | None:
+    if qualifiers:
+        encodings = _encodings(qualifiers, encodings)
+    universal = _text(qualifiers, t.UNIVERSAL_ENTITY_ID, encodings) if qualifiers else None
+    universal_type = _text(qualifiers, t.UNIVERSAL_ENTITY_ID_TYPE, encodings) if qualifiers else None
+    namespace = local or (_text(qualifiers, t.LOCAL_NAMESPACE_ENTITY_ID, encodings) if qualifiers else None)
+    if not (namespace or universal):
+        return None
+    return Issuer(local_namespace=namespace, universal_id=universal, universal_id_type=universal_type)
+
+
+def _patient(dataset: RawDataSet, encodings: Encodings) -> Patient:
+    qualifiers = _first(dataset, t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE)
+    qualifier_encodings = _encodings(qualifiers, encodings) if qualifiers else encodings
+    return Patient(
+        id=_text(dataset, t.PATIENT_ID, encodings),
+        issuer=_issuer(_text(dataset, t.ISSUER_OF_PATIENT_ID, encodings), qualifiers, encodings),
+        id_type_code=_text(qualifiers, t.IDENTIFIER_TYPE_CODE, qualifier_encodings) if qualifiers else None,
+        name=_person_name(dataset, t.PATIENT_NAME, encodings) or None,
+        birth_date=_text(dataset, t.PATIENT_BIRTH_DATE, encodings),
+        sex=_text(dataset, t.PATIENT_SEX, encodings),
+    )
+
+
+def _equipment(dataset: RawDataSet, encodings: Encodings) -> Equipment:
+    udis = []
+    for item in _sequence(dataset, t.UDI_SEQUENCE):
+        item_encodings = _encodings(item, encodings)
+        udi = _text(item, t.UNIQUE_DEVICE_IDENTIFIER, item_encodings)
+        if udi:
+            udis.append(
+                Udi(
+                    unique_device_identifier=udi,
+                    description=_text(item, t.DEVICE_DESCRIPTION, item_encodings),
+                )
+            )
+    return Equipment(
+        manufacturer=_text(dataset, t.MANUFACTURER, encodings),
+        model_name=_text(dataset, t.MANUFACTURER_MODEL_NAME, encodings),
+        device_uid=_text(dataset, t.DEVICE_UID, encodings),
+        serial_number=_text(dataset, t.DEVICE_SERIAL_NUMBER, encodings),
+        software_versions=tuple(value for value in _texts(dataset, t.SOFTWARE_VERSIONS, encodings) if value),
+        station_name=_text(dataset, t.STATION_NAME, encodings),
+        institution_name=_text(dataset, t.INSTITUTION_NAME, encodings),
+        udi=tuple(udis),
+    )
+
+
+def _participants(dataset: RawDataSet, encodings: Encodings) -> tuple[Participant, ...]:
+    participants = []
+    for item in _sequence(dataset, t.PARTICIPANT_SEQUENCE):
+        item_encodings = _encodings(item, encodings)
+        participants.append(
+            Participant(
+                participation_type=_text(item, t.PARTICIPATION_TYPE, item_encodings),
+                observer_type=_text(item, t.OBSERVER_TYPE, item_encodings),
+                person_name=_person_name(item, t.PERSON_NAME, item_encodings) or None,
+                organization=_text(item, t.INSTITUTION_NAME, item_encodings),
+                device_uid=_text(item, t.DEVICE_UID, item_encodings),
+                manufacturer=_text(item, t.MANUFACTURER, item_encodings),
+                model_name=_text(item, t.MANUFACTURER_MODEL_NAME, item_encodings),
+                serial_number=_text(item, t.DEVICE_SERIAL_NUMBER, item_encodings),
+                datetime=_text(item, t.PARTICIPATION_DATETIME, item_encodings),
+            )
+        )
+    return tuple(participants)
+
+
+_EVIDENCE_SEQUENCES = (t.CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, t.PERTINENT_OTHER_EVIDENCE_SEQUENCE)
+
+
+def _evidence(dataset: RawDataSet, encodings: Encodings) -> tuple[EvidenceInstance, ...]:
+    instances = []
+    for sequence_tag in _EVIDENCE_SEQUENCES:
+        for study in _sequence(dataset, sequence_tag):
+            study_encodings = _encodings(study, encodings)
+            study_uid = _text(study, t.STUDY_INSTANCE_UID, study_encodings)
+            for series in _sequence(study, t.REFERENCED_SERIES_SEQUENCE):
+                series_encodings = _encodings(series, study_encodings)
+                series_uid = _text(series, t.SERIES_INSTANCE_UID, series_encodings)
+                for instance in _sequence(series, t.REFERENCED_SOP_SEQUENCE):
+                    instance_encodings = _encodings(instance, series_encodings)
+                    sop_instance = _text(instance, t.REFERENCED_SOP_INSTANCE_UID, instance_encodings)
+                    if sop_instance is None:
+                        continue
+                    instances.append(
+                        EvidenceInstance(
+                            study_instance_uid=study_uid,
+                            series_instance_uid=series_uid,
+                            sop_class_uid=(
+                                _text(instance, t.REFERENCED_SOP_CLASS_UID, instance_encodings) or ""
+                            ),
+                            sop_instance_uid=sop_instance,
+                        )
+                    )
+    return tuple(instances)
+
+
+def _coding_schemes(dataset: RawDataSet, encodings: Encodings) -> tuple[CodingSchemeIdentification, ...]:
+    schemes = []
+    for item in _sequence(dataset, t.CODING_SCHEME_IDENTIFICATION_SEQUENCE):
+        item_encodings = _encodings(item, encodings)
+        designator = _text(item, t.CODING_SCHEME_DESIGNATOR, item_encodings)
+        if designator:
+            schemes.append(
+                CodingSchemeIdentification(
+                    designator=designator,
+                    uid=_text(item, t.CODING_SCHEME_UID, item_encodings),
+                    url=_text(item, t.CODING_SCHEME_URL, item_encodings),
+                    name=_text(item, t.CODING_SCHEME_NAME, item_encodings),
+                )
+            )
+    return tuple(schemes)
+
+
+def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> SRDocument:
+    template = _first(dataset, t.CONTENT_TEMPLATE_SEQUENCE)
+    template_encodings = _encodings(template, encodings) if template else encodings
+    root = ContainerItem(
+        position=(1,),
+        relationship=None,
+        concept=_code(_first(dataset, t.CONCEPT_NAME_CODE_SEQUENCE), encodings),
+        observation_uid=_text(dataset, t.OBSERVATION_UID, encodings),
+        observation_datetime=_text(dataset, t.OBSERVATION_DATETIME, encodings),
+        children=_children(dataset, (1,), encodings),
+        continuity=_text(dataset, t.CONTINUITY_OF_CONTENT, encodings),
+        template_id=_text(template, t.TEMPLATE_IDENTIFIER, template_encodings) if template else None,
+        mapping_resource=_text(template, t.MAPPING_RESOURCE, template_encodings) if template else None,
+    )
+    accession_issuer = _first(dataset, t.ISSUER_OF_ACCESSION_NUMBER_SEQUENCE)
+    return SRDocument(
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=_text(dataset, t.SOP_INSTANCE_UID, encodings),
+        study_instance_uid=_text(dataset, t.STUDY_INSTANCE_UID, encodings),
+        series_instance_uid=_text(dataset, t.SERIES_INSTANCE_UID, encodings),
+        modality=_text(dataset, t.MODALITY, encodings),
+        specific_character_set=_texts(dataset, t.SPECIFIC_CHARACTER_SET, encodings),
+        patient=_patient(dataset, encodings),
+        accession_number=_text(dataset, t.ACCESSION_NUMBER, encodings),
+        accession_issuer=_issuer(None, accession_issuer, encodings) if accession_issuer else None,
+        study_date=_text(dataset, t.STUDY_DATE, encodings),
+        study_time=_text(dataset, t.STUDY_TIME, encodings),
+        study_description=_text(dataset, t.STUDY_DESCRIPTION, encodings),
+        series_number=_text(dataset, t.SERIES_NUMBER, encodings),
+        instance_number=_text(dataset, t.INSTANCE_NUMBER, encodings),
+        content_date=_text(dataset, t.CONTENT_DATE, encodings),
+        content_time=_text(dataset, t.CONTENT_TIME, encodings),
+        timezone_offset=_text(dataset, t.TIMEZONE_OFFSET_FROM_UTC, encodings),
+        equipment=_equipment(dataset, encodings),
+        preliminary_flag=_text(dataset, t.PRELIMINARY_FLAG, encodings),
+        completion_flag=_text(dataset, t.COMPLETION_FLAG, encodings),
+        verification_flag=_text(dataset, t.VERIFICATION_FLAG, encodings),
+        participants=_participants(dataset, encodings),
+        evidence=_evidence(dataset, encodings),
+        coding_schemes=_coding_schemes(dataset, encodings),
+        root=root,
+    )
