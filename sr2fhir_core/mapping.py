@@ -69,9 +69,7 @@ class MappingResult:
         return {
             "resourceType": "Bundle",
             "type": "collection",
-            "entry": [
-                {"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in self.resources
-            ],
+            "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in self.resources],
         }
 
 

@@ -109,9 +109,7 @@ def test_tag_table_matches_the_data_dictionary() -> None:
         assert pydicom.datadict.dictionary_VR(tag) == vr.decode(), hex(tag)
 
 
-@pytest.mark.parametrize(
-    "syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian]
-)
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian])
 def test_small_report_in_each_transfer_syntax(syntax: str) -> None:
     data = _encode(_report(), syntax)
     _assert_same(data)
@@ -242,4 +240,3 @@ def test_deeply_nested_content_is_left_to_pydicom() -> None:
     with pytest.raises(FastReaderUnsupported):
         read_fast(data)
     assert map_sr(data).record.status.value in ("mapped", "rejected")
-

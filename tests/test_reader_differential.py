@@ -283,7 +283,6 @@ def charset_variants(sr_files: list[Path]) -> list[Input]:
 SEED = 1500
 
 
-
 @pytest.fixture(scope="module")
 def mutation_seeds(sr_files: list[Path]) -> list[Input]:
     """A few small reports in the encodings the mutations should exercise."""
@@ -402,16 +401,45 @@ def length_mutations(mutation_seeds: list[Input]) -> list[Input]:
         while True:
             header = rng.choice(found)
             length = rng.choice(
-                [0, 1, header.length + 1, header.length - 1, header.length + 2, 0xFFFF, 0xFFFFFFFF,
-                 rng.randrange(1 << (8 * header.length_size)), len(data) - header.offset, 0x7FFFFFFF]
+                [
+                    0,
+                    1,
+                    header.length + 1,
+                    header.length - 1,
+                    header.length + 2,
+                    0xFFFF,
+                    0xFFFFFFFF,
+                    rng.randrange(1 << (8 * header.length_size)),
+                    len(data) - header.offset,
+                    0x7FFFFFFF,
+                ]
             )
             yield _with_length(data, header, length)
 
     return _mutations(mutation_seeds, 80, lengths)
 
 
-_VRS = [b"CS", b"SH", b"LO", b"UT", b"UI", b"DS", b"IS", b"FD", b"FL", b"UL", b"US", b"SQ", b"OB", b"UN",
-        b"PN", b"DA", b"ZZ", b"\x00\x00", b"ox"]
+_VRS = [
+    b"CS",
+    b"SH",
+    b"LO",
+    b"UT",
+    b"UI",
+    b"DS",
+    b"IS",
+    b"FD",
+    b"FL",
+    b"UL",
+    b"US",
+    b"SQ",
+    b"OB",
+    b"UN",
+    b"PN",
+    b"DA",
+    b"ZZ",
+    b"\x00\x00",
+    b"ox",
+]
 
 
 @pytest.fixture(scope="module")
@@ -442,8 +470,10 @@ def undefined_length_swaps(mutation_seeds: list[Input]) -> list[Input]:
                 mutated = _with_length(data, header, 0xFFFFFFFF)
                 end = header.length_offset + 4 + header.length
                 if rng.random() < 0.5:
-                    delimiter = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" if header.tag != 0xFFFEE000 else (
-                        b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+                    delimiter = (
+                        b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+                        if header.tag != 0xFFFEE000
+                        else (b"\xfe\xff\x0d\xe0\x00\x00\x00\x00")
                     )
                     mutated = mutated[:end] + delimiter + mutated[end:]
                 yield mutated
@@ -452,8 +482,18 @@ def undefined_length_swaps(mutation_seeds: list[Input]) -> list[Input]:
 
 
 _BAD_CHARSETS = [
-    b"ISO_IR 999", b"ISO-IR 100", b"ISO IR 144", b"GB18030", b"\\ISO 2022 IR 87", b"ISO_IR 192", b"utf-8",
-    b"ISO 2022 IR 6\\ISO 2022 IR 58", b"ISO_IR 192\\ISO_IR 100", b"\xff\xfe", b"", b"  ",
+    b"ISO_IR 999",
+    b"ISO-IR 100",
+    b"ISO IR 144",
+    b"GB18030",
+    b"\\ISO 2022 IR 87",
+    b"ISO_IR 192",
+    b"utf-8",
+    b"ISO 2022 IR 6\\ISO 2022 IR 58",
+    b"ISO_IR 192\\ISO_IR 100",
+    b"\xff\xfe",
+    b"",
+    b"  ",
 ]
 
 

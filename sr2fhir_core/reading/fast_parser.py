@@ -54,8 +54,27 @@ _LONG_VRS = frozenset(
 _SHORT_VRS = frozenset(
     vr.encode()
     for vr in (
-        "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST",
-        "TM", "UI", "UL", "US",
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FD",
+        "FL",
+        "IS",
+        "LO",
+        "LT",
+        "PN",
+        "SH",
+        "SL",
+        "SS",
+        "ST",
+        "TM",
+        "UI",
+        "UL",
+        "US",
     )
 )
 
@@ -126,9 +145,7 @@ def parse(data: bytes) -> ParsedFile:
     transfer_syntax, pos = _parse_file_meta(data, pos)
     if transfer_syntax is None:
         explicit = _guess_explicit(data, pos)
-    elif transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN or transfer_syntax.startswith(
-        _EXPLICIT_LE_STANDARD_SYNTAXES
-    ):
+    elif transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN or transfer_syntax.startswith(_EXPLICIT_LE_STANDARD_SYNTAXES):
         explicit = True
     elif transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
         explicit = False

@@ -196,8 +196,13 @@ def _first(dataset: RawDataSet, tag: int) -> RawDataSet | None:
 _CODE_CACHE: dict[tuple, Code | None] = {}
 _CODE_CACHE_LIMIT = 20_000
 _CODE_TAGS = (
-    t.CODE_VALUE, t.CODING_SCHEME_DESIGNATOR, t.CODE_MEANING, t.CODING_SCHEME_VERSION, t.LONG_CODE_VALUE,
-    t.URN_CODE_VALUE, t.SPECIFIC_CHARACTER_SET,
+    t.CODE_VALUE,
+    t.CODING_SCHEME_DESIGNATOR,
+    t.CODE_MEANING,
+    t.CODING_SCHEME_VERSION,
+    t.LONG_CODE_VALUE,
+    t.URN_CODE_VALUE,
+    t.SPECIFIC_CHARACTER_SET,
 )
 
 
@@ -515,9 +520,7 @@ def _evidence(dataset: RawDataSet, encodings: Encodings) -> tuple[EvidenceInstan
                         EvidenceInstance(
                             study_instance_uid=study_uid,
                             series_instance_uid=series_uid,
-                            sop_class_uid=(
-                                _text(instance, t.REFERENCED_SOP_CLASS_UID, instance_encodings) or ""
-                            ),
+                            sop_class_uid=(_text(instance, t.REFERENCED_SOP_CLASS_UID, instance_encodings) or ""),
                             sop_instance_uid=sop_instance,
                         )
                     )

@@ -106,10 +106,8 @@ def multi_text(raw: bytes, encodings: Encodings) -> str | None:
     """SH, LO, UC: pydicom splits on backslash and strips trailing NUL and spaces of each value."""
     value = decode(raw, encodings)
     if "\\" in value:
-        value = "\\".join(part.rstrip("\x00 ") for part in value.split("\\"))
-    else:
-        value = value.rstrip("\x00 ")
-    return value.strip() or None
+        return "\\".join(part.rstrip("\x00 ") for part in value.split("\\")).strip() or None
+    return value.rstrip("\x00 ").strip() or None
 
 
 def single_text(raw: bytes, encodings: Encodings) -> str | None:

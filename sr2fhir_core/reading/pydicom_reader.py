@@ -113,12 +113,22 @@ _EOF_WARNING_PREFIXES = ("End of file reached before delimiter", "Unexpected end
 a value that happens to contain "EOF" must not reject the document (the fast reader would not)."""
 
 _UNREADABLE = (
-    EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
     # Stricter than before, for agreement with the fast reader: pydicom lets these escape for broken
     # structure (OSError "No tag to read" in a truncated sequence, struct.error for a partial length,
     # zlib.error for a truncated deflated data set, NotImplementedError for an unknown VR,
     # BytesLengthException for a binary value of the wrong length); they are bad input, not defects.
-    OSError, struct.error, zlib.error, NotImplementedError, BytesLengthException,
+    OSError,
+    struct.error,
+    zlib.error,
+    NotImplementedError,
+    BytesLengthException,
 )
 
 
