@@ -1,0 +1,81 @@
+"""FHIR NDJSON: `fhir/<run-id>/<Type>.ndjson`, one file per resource type, and `manifest.json` in the
+FHIR Bulk Data export manifest form, so a server's bulk `$import` or any bulk-data client reads it as is.
+
+Resources are deduplicated by (type, id) with DataFrame operations (no collect): shared resources
+(Patient, ImagingStudy, ServiceRequest, Practitioner, Devices) come from many SRs with one id; when two
+SRs give one id slightly different content, the lexicographically smallest JSON wins, so re-runs write the
+same bytes. Lines are sorted by id within each file for the same reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+
+from ..fs import HadoopFS
+from ..mapping import RESOURCES_COLUMN
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Export:
+    directory: str
+    manifest: dict
+    counts: dict[str, int]
+
+
+def unique_resources(staged: DataFrame) -> DataFrame:
+    """(resource_type, id, json): one row per resource id, the smallest JSON of its copies."""
+    resources = staged.select(F.explode(RESOURCES_COLUMN).alias("r")).select("r.*")
+    return resources.groupBy("resource_type", "id").agg(F.min("json").alias("json"))
+
+
+def write_ndjson(
+    staged: DataFrame, fs: HadoopFS, directory: str, *, types: list[str], transaction_time: str, request: str
+) -> Export:
+    """Write the run's resources and manifest. `types` are the resource types the staged rows hold (from
+    the run's statistics): their per-file counts are observed while writing, in the same pass."""
+    resources = unique_resources(staged)
+    observation = Observation("ndjson")
+    observed = resources.observe(
+        observation,
+        F.count(F.lit(1)).alias("_total"),
+        *(F.count_if(F.col("resource_type") == t).alias(t) for t in types),
+    )
+    parts = f"{directory}/_parts"
+    # Hash-partitioning by type sends each type to one task: one file per type, whatever the volume.
+    (
+        observed.repartition("resource_type")
+        .sortWithinPartitions("resource_type", "id")
+        .select("resource_type", F.col("json").alias("value"))
+        .write.mode("overwrite")
+        .partitionBy("resource_type")
+        .text(parts)
+    )
+    observed_counts = dict(observation.get)
+    total = observed_counts.pop("_total")
+    counts = {t: n for t, n in observed_counts.items() if n}
+    if total != sum(counts.values()):
+        raise RuntimeError(f"resource types {sorted(counts)} do not account for all {total} resources")
+    output = []
+    for resource_type in sorted(counts):
+        files = [f for f in fs.list(f"{parts}/resource_type={resource_type}") if f.name.startswith("part-")]
+        if len(files) != 1:
+            raise RuntimeError(f"expected one NDJSON part for {resource_type}, found {len(files)}")
+        target = f"{directory}/{resource_type}.ndjson"
+        fs.rename(files[0].uri, target)
+        output.append({"type": resource_type, "url": fs.qualify(target), "count": counts[resource_type]})
+    fs.delete(parts)
+    manifest = {
+        "transactionTime": transaction_time,
+        "request": request,
+        "requiresAccessToken": False,
+        "output": output,
+        "error": [],
+    }
+    fs.write_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
+    return Export(directory=directory, manifest=manifest, counts=counts)
