@@ -66,21 +66,41 @@ def _snomed_rt_to_ct() -> Mapping[str, str]:
     return mapping["SRT"]
 
 
+SNOMED_RT_SUPPLEMENT: dict[str, str] = {
+    "F-61FDB": "349358000",  # Radiopharmaceutical agent (TID 3470; Iowa2DICOM PET reports)
+    "T-53131": "47975008",  # Base of tongue (CID 4 anatomic regions; QIN-HEADNECK)
+}
+"""SNOMED-RT ids seen in real TID 1500 reports that pydicom's table lacks."""
+
+
 def canonical(code: Code) -> Code:
     """The code as it should be compared and emitted: legacy SNOMED-RT → SNOMED CT when mapped."""
     if code.scheme.upper() in LEGACY_SNOMED_DESIGNATORS:
-        sct = _snomed_rt_to_ct().get(code.value)
+        sct = _snomed_rt_to_ct().get(code.value) or SNOMED_RT_SUPPLEMENT.get(code.value)
         if sct is not None:
             return Code(value=sct, scheme="SCT", meaning=code.meaning)
     return code
 
 
-def same_concept(code: Code | None, concept: Code) -> bool:
+_CONCEPT_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+_CONCEPT_KEYS_LIMIT = 100_000
+
+
+def concept_key(code: Code | None) -> tuple[str, str] | None:
+    """`canonical(code).key`, memoised: template rules look up every content item's concept by it."""
     if code is None:
-        return False
-    if code.value == concept.value and code.scheme == concept.scheme:
-        return True
-    return canonical(code).key == concept.key
+        return None
+    raw = (code.scheme, code.value)
+    key = _CONCEPT_KEYS.get(raw)
+    if key is None:
+        key = canonical(code).key
+        if len(_CONCEPT_KEYS) < _CONCEPT_KEYS_LIMIT:
+            _CONCEPT_KEYS[raw] = key
+    return key
+
+
+def same_concept(code: Code | None, concept: Code) -> bool:
+    return concept_key(code) == concept.key
 
 
 def system_for(designator: str, scheme_urls: Mapping[str, str] | None = None) -> tuple[str, bool]:
@@ -210,6 +230,7 @@ NOT_QUALITATIVE_EVALUATIONS = (
 )
 """The IG's exclusion list (NOTES §5.4) plus TID 4019, Derivation and TID 1502: CODE/TEXT children of a
 group with these concept names are context, not qualitative evaluations."""
+NOT_QUALITATIVE_EVALUATION_KEYS = frozenset(c.key for c in NOT_QUALITATIVE_EVALUATIONS)
 
 NUMERIC_VALUE_QUALIFIER_ABSENT_REASON: dict[str, str] = {
     "114000": "not-a-number",

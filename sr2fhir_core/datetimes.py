@@ -19,7 +19,7 @@ _OFFSET = re.compile(r"^[+-]\d{4}$")
 
 
 def _offset(text: str) -> str:
-    """"+0100" → "+01:00"."""
+    """ "+0100" → "+01:00"."""
     return f"{text[:3]}:{text[3:]}"
 
 

@@ -114,7 +114,7 @@ def map_sr(
                 message="content tree nested too deeply to read",
             )
         )
-    except Exception as exc:  # noqa: BLE001 - one bad file must never fail a job
+    except Exception as exc:
         return _failed(source_path, RejectionReason.INTERNAL_ERROR.value, _describe_defect(exc))
 
 

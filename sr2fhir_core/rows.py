@@ -10,6 +10,7 @@ The `observation_id` columns are the FHIR ids of the matching Observations.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -97,12 +98,18 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+@lru_cache(maxsize=64)
+def _column_names(prefix: str) -> tuple[str, str, str]:
+    return f"{prefix}_code", f"{prefix}_display", f"{prefix}_system"
+
+
 class _RowBuilder:
     def __init__(self, report: MeasurementReport, source_path: str | None, code_systems: codes.CodeSystems) -> None:
         document = report.document
         self.report = report
         self.sop = document.sop_instance_uid or ""
         self.systems = code_systems
+        self._group_ids: dict[tuple[int, ...], str] = {}
         study_day = dicom_date(document.study_date)
         self.document_fields = {
             "source_path": source_path,
@@ -114,15 +121,16 @@ class _RowBuilder:
         }
 
     def code_fields(self, prefix: str, code: Code | None, *, system: bool = True) -> dict:
+        code_name, display_name, system_name = _column_names(prefix)
         if code is None:
-            fields = {f"{prefix}_code": None, f"{prefix}_display": None}
+            fields = {code_name: None, display_name: None}
             if system:
-                fields[f"{prefix}_system"] = None
+                fields[system_name] = None
             return fields
         canonical = codes.canonical(code)
-        fields = {f"{prefix}_code": canonical.value, f"{prefix}_display": canonical.meaning or None}
+        fields = {code_name: canonical.value, display_name: canonical.meaning or None}
         if system:
-            fields[f"{prefix}_system"] = self.systems.system(canonical.scheme)
+            fields[system_name] = self.systems.system(canonical.scheme)
         return fields
 
     def context_fields(self, group: MeasurementGroup | None, site_source) -> dict:
@@ -144,7 +152,12 @@ class _RowBuilder:
         return fields
 
     def group_id(self, group: MeasurementGroup | None) -> str | None:
-        return document_resource_id("Observation", self.sop, group.position) if group else None
+        if group is None:
+            return None
+        group_id = self._group_ids.get(group.position)
+        if group_id is None:
+            group_id = self._group_ids[group.position] = document_resource_id("Observation", self.sop, group.position)
+        return group_id
 
     def measurement(self, measurement: Measurement, group: MeasurementGroup | None, derived: bool) -> dict:
         row = self.context_fields(group, measurement)

@@ -90,7 +90,7 @@ def _assigner(issuer: Issuer | None) -> dict | None:
 def _human_name(person_name: str) -> dict:
     """DICOM PN "Family^Given^Middle^Prefix^Suffix" (first, alphabetic, group only) → HumanName."""
     alphabetic = person_name.split("=")[0]
-    parts = (alphabetic.split("^") + ["", "", "", "", ""])[:5]
+    parts = [*alphabetic.split("^"), "", "", "", ""][:5]
     family, given, middle, prefix, suffix = (p.strip() for p in parts)
     name: dict = {}
     if family:
@@ -115,9 +115,7 @@ def build_patient(document: SRDocument, options: MappingOptions, warnings: list[
         key = (system or (patient.issuer.local_namespace if patient.issuer else None) or "", patient.id)
         identifier: dict = {"type": fixed(profiles.IDENTIFIER_TYPE_MEDICAL_RECORD)}
         if patient.id_type_code and patient.id_type_code != "MR":
-            identifier["type"] = {
-                "coding": [{"system": V2_0203, "code": patient.id_type_code}]
-            }
+            identifier["type"] = {"coding": [{"system": V2_0203, "code": patient.id_type_code}]}
         identifier.update(_issuer_fields(patient.issuer))
         identifier["value"] = patient.id
         assigner = _assigner(patient.issuer)

@@ -57,6 +57,14 @@ def _observation(
     resource["subject"] = context.ref(context.patient)
     # Observation DateTime (0040,A032) of the item overrides the document's times (IG example page).
     own_time = from_dicom_datetime(observation_datetime, context.timezone, instant=True)
+    if observation_datetime and own_time is None:
+        context.warnings.append(
+            MappingWarning(
+                WarningCode.INVALID_VALUE,
+                ".".join(map(str, position)),
+                f"Observation DateTime {observation_datetime!r} is not a complete date and time",
+            )
+        )
     effective = own_time or context.effective
     if effective:
         resource["effectiveDateTime"] = effective
@@ -80,7 +88,11 @@ def _value_absent(measurement: Measurement, context: ReportContext) -> dict:
     else:
         reason = "unknown"
     codings = [
-        {"system": profiles.DATA_ABSENT_REASON, "code": reason, "display": profiles.DATA_ABSENT_REASON_DISPLAYS[reason]}
+        {
+            "system": profiles.DATA_ABSENT_REASON,
+            "code": reason,
+            "display": profiles.DATA_ABSENT_REASON_DISPLAYS[reason],
+        }
     ]
     if qualifier is not None:
         codings.append(context.codings.coding(qualifier))
@@ -188,9 +200,7 @@ class ObservationBuilder:
             resource["derivedFrom"] = [context.ref(g) for g in derived_from]
         return context.add(_ordered(resource))
 
-    def qualitative_evaluation(
-        self, evaluation: QualitativeEvaluation, focus: list[dict], site: dict | None
-    ) -> dict:
+    def qualitative_evaluation(self, evaluation: QualitativeEvaluation, focus: list[dict], site: dict | None) -> dict:
         context = self.context
         resource = _observation(
             context,

@@ -103,6 +103,12 @@ SELECTION_PROFILES: MappingProxyType = MappingProxyType(
 )
 
 REGION_TYPES_2D: MappingProxyType = MappingProxyType(
-    {"POINT": "point", "POLYLINE": "polyline", "CIRCLE": "circle", "ELLIPSE": "ellipse", "MULTIPOINT": "point"}
+    {
+        "POINT": "point",
+        "POLYLINE": "polyline",
+        "CIRCLE": "circle",
+        "ELLIPSE": "ellipse",
+        "MULTIPOINT": "point",
+    }
 )
 """DICOM SCOORD Graphic Type → R5 imageRegion2D.regionType; MULTIPOINT is split into points."""

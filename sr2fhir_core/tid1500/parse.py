@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import codes
-from ..codes import same_concept
+from ..codes import concept_key, same_concept
 from ..content import (
     ByReferenceItem,
     Code,
@@ -25,7 +25,6 @@ from ..content import (
     Scoord3DItem,
     ScoordItem,
     TextItem,
-    UidRefItem,
     iter_tree,
 )
 from ..document import SRDocument
@@ -93,9 +92,7 @@ class _ReportParser:
         self.document = document
         self.warnings: list[MappingWarning] = []
         self._by_position: dict[tuple[int, ...], ContentItem] | None = None
-        self._evidence = {
-            e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence
-        }
+        self._evidence = {e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence}
         self._group_count = 0
 
     def warn(self, code: WarningCode, item: ContentItem | None, message: str) -> None:
@@ -112,8 +109,7 @@ class _ReportParser:
                     self.warn(
                         WarningCode.UNRESOLVED_REFERENCE,
                         child,
-                        "by-reference item points at no content item "
-                        + ".".join(map(str, child.referenced_position)),
+                        "by-reference item points at no content item " + ".".join(map(str, child.referenced_position)),
                     )
                     continue
                 yield child.relationship, target
@@ -212,7 +208,7 @@ class _ReportParser:
                     last = persons.pop()
                     persons.append(PersonObserver(name=last.name, organization=item.value, role=last.role))
             elif device is not None:
-                field = _DEVICE_OBSERVER_FIELDS.get(concept.key if concept else ("", ""))
+                field = _DEVICE_OBSERVER_FIELDS.get(concept_key(concept))  # type: ignore[arg-type]
                 value = getattr(item, "value", None)
                 if field and isinstance(value, str) and value:
                     device[field] = value
@@ -232,35 +228,26 @@ class _ReportParser:
         algorithm = own_algorithm or inherited_algorithm
 
         for relationship, item in self.children(container):
-            concept = item.concept
-            if isinstance(item, TextItem) and same_concept(concept, codes.TRACKING_IDENTIFIER):
-                fields["tracking_identifier"] = item.value or None
-            elif isinstance(item, UidRefItem) and same_concept(concept, codes.TRACKING_UID):
-                fields["tracking_uid"] = item.value or None
-            elif same_concept(concept, codes.ACTIVITY_SESSION):
-                fields["activity_session"] = _text_of(item)
-            elif same_concept(concept, codes.TIME_POINT):
-                fields["time_point"] = _text_of(item)
-            elif isinstance(item, CodeItem) and same_concept(concept, codes.FINDING_CATEGORY):
-                fields["finding_category"] = item.value
-            elif isinstance(item, CodeItem) and same_concept(concept, codes.FINDING):
-                fields["finding"] = item.value
-            elif isinstance(item, CodeItem) and same_concept(concept, codes.FINDING_SITE):
+            key = concept_key(item.concept)
+            field = _GROUP_CONTEXT_FIELDS.get(key)  # type: ignore[arg-type]
+            if field is not None:
+                if field in _CODED_FIELDS:
+                    if isinstance(item, CodeItem):
+                        fields[field] = item.value
+                else:
+                    fields[field] = _text_of(item)
+            elif key == codes.FINDING_SITE.key and isinstance(item, CodeItem):
                 fields["finding_site"] = self.finding_site(item, container)
-            elif isinstance(item, CodeItem) and same_concept(concept, codes.MEASUREMENT_METHOD):
-                fields["method"] = item.value
-            elif isinstance(item, UidRefItem) and same_concept(concept, codes.SOURCE_SERIES_FOR_SEGMENTATION):
-                fields["source_series_uid"] = item.value or None
             elif isinstance(item, NumItem):
                 numbers.append(item)
-            elif isinstance(item, ScoordItem | Scoord3DItem | ImageItem | CompositeItem):
+            elif isinstance(item, _REFERENCE_ITEMS):
                 reference = self.image_reference(item)
                 if reference is not None:
                     references.append(reference)
             elif (
                 isinstance(item, CodeItem | TextItem)
                 and relationship is RelationshipType.CONTAINS
-                and not any(same_concept(concept, c) for c in codes.NOT_QUALITATIVE_EVALUATIONS)
+                and key not in codes.NOT_QUALITATIVE_EVALUATION_KEYS
             ):
                 evaluation_items.append(item)
 
@@ -303,31 +290,32 @@ class _ReportParser:
         # them beside it, so both places are read.
         for source in (item, parent):
             for _, child in self.children(source):
-                if isinstance(child, CodeItem) and same_concept(child.concept, codes.LATERALITY):
+                if not isinstance(child, CodeItem):
+                    continue
+                key = concept_key(child.concept)
+                if key == codes.LATERALITY.key:
                     laterality = laterality or child.value
-                elif isinstance(child, CodeItem) and same_concept(child.concept, codes.TOPOGRAPHICAL_MODIFIER):
+                elif key == codes.TOPOGRAPHICAL_MODIFIER.key:
                     modifier = modifier or child.value
         return FindingSite(site=item.value, laterality=laterality, topographical_modifier=modifier)
 
     def algorithm(self, item: ContentItem) -> Algorithm | None:
         """TID 4019 among the item's children, if it has an Algorithm Name."""
-        name = version = family = None
+        values: dict[str, object] = {}
         parameters: list[str] = []
         for _, child in self.children(item):
-            concept = child.concept
-            if same_concept(concept, codes.ALGORITHM_NAME):
-                name = _text_of(child)
-            elif same_concept(concept, codes.ALGORITHM_VERSION):
-                version = _text_of(child)
-            elif isinstance(child, CodeItem) and same_concept(concept, codes.ALGORITHM_FAMILY):
-                family = child.value
-            elif same_concept(concept, codes.ALGORITHM_PARAMETERS):
-                text = _text_of(child)
-                if text:
+            field = _ALGORITHM_FIELDS.get(concept_key(child.concept))  # type: ignore[arg-type]
+            if field == "family":
+                if isinstance(child, CodeItem):
+                    values[field] = child.value
+            elif field == "parameters":
+                if text := _text_of(child):
                     parameters.append(text)
-        if not name:
+            elif field is not None:
+                values[field] = _text_of(child)
+        if not values.get("name"):
             return None
-        return Algorithm(name=name, version=version, family=family, parameters=tuple(parameters))
+        return Algorithm(parameters=tuple(parameters), **values)  # type: ignore[arg-type]
 
     def measurement(
         self,
@@ -341,16 +329,15 @@ class _ReportParser:
         derivation = method = site = None
         references: list[ImageReference] = []
         for relationship, child in self.children(item):
-            concept = child.concept
-            if isinstance(child, CodeItem) and same_concept(concept, codes.DERIVATION):
-                derivation = child.value
-            elif isinstance(child, CodeItem) and same_concept(concept, codes.MEASUREMENT_METHOD):
-                method = child.value
-            elif isinstance(child, CodeItem) and same_concept(concept, codes.FINDING_SITE):
-                site = self.finding_site(child, item)
-            elif relationship is RelationshipType.INFERRED_FROM and isinstance(
-                child, ScoordItem | Scoord3DItem | ImageItem | CompositeItem
-            ):
+            key = concept_key(child.concept)
+            if isinstance(child, CodeItem):
+                if key == codes.DERIVATION.key:
+                    derivation = child.value
+                elif key == codes.MEASUREMENT_METHOD.key:
+                    method = child.value
+                elif key == codes.FINDING_SITE.key:
+                    site = self.finding_site(child, item)
+            elif relationship is RelationshipType.INFERRED_FROM and isinstance(child, _REFERENCE_ITEMS):
                 reference = self.image_reference(child)
                 if reference is not None:
                     references.append(reference)
@@ -416,7 +403,11 @@ class _ReportParser:
     def instance(self, image: ImageItem | CompositeItem) -> ReferencedInstance | None:
         reference = image.reference
         if reference is None:
-            self.warn(WarningCode.UNRESOLVED_REFERENCE, image, "reference item with an empty Referenced SOP Sequence")
+            self.warn(
+                WarningCode.UNRESOLVED_REFERENCE,
+                image,
+                "reference item with an empty Referenced SOP Sequence",
+            )
             return None
         study, series = self._evidence.get(reference.sop_instance_uid, (None, None))
         return ReferencedInstance(
@@ -483,6 +474,29 @@ class _ReportParser:
             )
         return None
 
+
+_GROUP_CONTEXT_FIELDS: dict[tuple[str, str], str] = {
+    codes.TRACKING_IDENTIFIER.key: "tracking_identifier",
+    codes.TRACKING_UID.key: "tracking_uid",
+    codes.ACTIVITY_SESSION.key: "activity_session",
+    codes.TIME_POINT.key: "time_point",
+    codes.FINDING_CATEGORY.key: "finding_category",
+    codes.FINDING.key: "finding",
+    codes.MEASUREMENT_METHOD.key: "method",
+    codes.SOURCE_SERIES_FOR_SEGMENTATION.key: "source_series_uid",
+}
+"""Children of a measurement group (TID 1410/1411/1501) that are its context, by concept → model field."""
+_CODED_FIELDS = frozenset({"finding_category", "finding", "method"})
+
+_ALGORITHM_FIELDS: dict[tuple[str, str], str] = {
+    codes.ALGORITHM_NAME.key: "name",
+    codes.ALGORITHM_VERSION.key: "version",
+    codes.ALGORITHM_FAMILY.key: "family",
+    codes.ALGORITHM_PARAMETERS.key: "parameters",
+}
+"""TID 4019 Algorithm Identification rows."""
+
+_REFERENCE_ITEMS = (ScoordItem, Scoord3DItem, ImageItem, CompositeItem)
 
 _DEVICE_OBSERVER_FIELDS: dict[tuple[str, str], str] = {
     codes.DEVICE_OBSERVER_UID.key: "uid",
