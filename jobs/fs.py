@@ -34,6 +34,13 @@ class HadoopFS:
         path = self._path(uri)
         return str(self._fs(path).makeQualified(path).toString())
 
+    def url(self, uri: str) -> str:
+        """The qualified URI as a URL other tools accept: Hadoop writes local paths as file:/x, not file:///x."""
+        qualified = self.qualify(uri)
+        if qualified.startswith("file:/") and not qualified.startswith("file://"):
+            return "file://" + qualified.removeprefix("file:")
+        return qualified
+
     def exists(self, uri: str) -> bool:
         path = self._path(uri)
         return bool(self._fs(path).exists(path))

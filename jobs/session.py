@@ -51,7 +51,7 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
 
 
 def session_for(config: SparkConfig, *, s3: bool) -> tuple[SparkSession, bool]:
-    """(session, started_here). A given session gets only the job's runtime SQL settings."""
+    """(session, started_here). A given session gets only the job's runtime SQL (and Delta) settings."""
     spark = given_session()
     if spark is None:
         return local_session(config, s3=s3), True
@@ -61,7 +61,7 @@ def session_for(config: SparkConfig, *, s3: bool) -> tuple[SparkSession, bool]:
 
 def apply_sql_settings(spark: SparkSession, config: SparkConfig) -> None:
     for key, value in config.settings.items():
-        if key.startswith("spark.sql.") and key not in _DELTA_SETTINGS:
+        if key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
             try:
                 spark.conf.set(key, value)
             except Exception as exc:  # noqa: BLE001 - a static setting of someone else's session

@@ -21,7 +21,8 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -71,6 +72,21 @@ def new_run_id(now: datetime) -> str:
 def mapping_fingerprint(config: JobConfig) -> str:
     """Identity of the mapping: a file mapped with other options is mapped again."""
     return hashlib.sha256(json.dumps(config.mapping.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Steps:
+    """Seconds per step of the run, for the summary."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0) + time.monotonic() - started, 3)
 
 
 class Progress:
@@ -161,13 +177,19 @@ def _statistics(staged: DataFrame) -> dict:
     }
 
 
-def _cleanup(fs: HadoopFS, layout: Layout, ledger_runs: set[str] | None) -> None:
+def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
     """Remove what killed runs left: staging folders, and export folders of runs that never reached their
-    ledger commit (their files are mapped again, so those resources come again too)."""
+    ledger commit (their files are mapped again, so those resources come again too). One run at a time
+    per output: a run in progress elsewhere would look killed."""
     fs.delete(f"{layout.root}/_staging")
     completed = {f.name.removesuffix(".json") for f in fs.list(f"{layout.root}/runs")}
-    for folder in fs.list(f"{layout.root}/fhir"):
-        if folder.is_dir and folder.name not in completed and folder.name not in (ledger_runs or set()):
+    unfinished = [f for f in fs.list(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
+    if not unfinished:
+        return
+    # A run killed between its ledger commit and its summary is complete: keep its export.
+    committed = {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
+    for folder in unfinished:
+        if folder.name not in committed:
             log.warning("removing the export of an interrupted run: %s", folder.name)
             fs.delete(folder.uri)
 
@@ -180,6 +202,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     run_id = new_run_id(started)
     fs = HadoopFS(spark)
     layout = Layout(fs.qualify(config.output))
+    step = Steps()
     table_format = config.out.table_format
     fingerprint = mapping_fingerprint(config)
     ledger = Ledger(spark, fs, layout.ledger, table_format)
@@ -187,20 +210,21 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     log.info("run %s: %s → %s (%s%s)", run_id, ", ".join(config.inputs + config.input_lists), layout.root,
              table_format, ", full refresh" if replace else "")
 
-    has_ledger = ledger.exists()
-    _cleanup(fs, layout, {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if has_ledger else None)
-    if table_format == "parquet":
-        for name in tables.TABLES:
-            tables.recover_parquet(fs, layout.table(name))
+    with step("recover"):
+        _cleanup(fs, layout, ledger)
+        if table_format == "parquet":
+            for name in tables.TABLES:
+                tables.recover_parquet(fs, layout.table(name))
 
-    inputs = open_inputs(spark, config)
-    found, todo = _select_files(inputs, ledger, config, fingerprint)
+    with step("list"):
+        inputs = open_inputs(spark, config)
+        found, todo = _select_files(inputs, ledger, config, fingerprint)
     summary: dict = {
         "run_id": run_id,
         "started": started.isoformat(),
         "inputs": list(config.inputs),
         "input_lists": list(config.input_lists),
-        "output": layout.root,
+        "output": fs.url(layout.root),
         "table_format": table_format,
         "full_refresh": replace,
         "mapping_fingerprint": fingerprint,
@@ -209,16 +233,17 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     }
     if todo == []:
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
-        return _finish(fs, layout, summary, clock, found=found, stats=None, export=None)
+        return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
 
     staging = layout.staging(run_id)
     settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
-    with Progress(spark, config.out.progress_interval_seconds) as progress:
+    with step("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
         content = inputs.with_content(todo)
         mapped = content.mapInArrow(Mapper(settings, progress.callback()), _spark_schema())
         mapped.write.mode("overwrite").parquet(staging)
     staged = spark.read.parquet(staging)
-    stats = _statistics(staged)
+    with step("statistics"):
+        stats = _statistics(staged)
     if found < 0:
         found = stats["files"]
     log.info("run %s: mapped %d inputs from %d files in %.1f s", run_id, stats["totals"]["inputs"], stats["files"],
@@ -228,26 +253,31 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     for name in tables.TABLES:
         rows = tables.table_rows(staged, name, run_id)
         uri = layout.table(name)
-        if table_format == "delta":
-            tables.write_delta(spark, uri, rows, scope, partition_by=config.out.partition_by, replace=replace)
-        else:
-            tables.write_parquet(spark, fs, uri, rows, scope, partition_by=config.out.partition_by, replace=replace)
+        with step(f"table {name}"):
+            if table_format == "delta":
+                tables.write_delta(spark, fs, uri, rows, scope, partition_by=config.out.partition_by, replace=replace)
+            else:
+                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=config.out.partition_by,
+                                     replace=replace)
 
-    export = ndjson.write_ndjson(
-        staged,
-        fs,
-        layout.fhir(run_id),
-        types=sorted(stats["resources_before_dedup"]),
-        transaction_time=started.isoformat().replace("+00:00", "Z"),
-        request=layout.summary(run_id),
-    )
+    with step("fhir"):
+        export = ndjson.write_ndjson(
+            staged,
+            fs,
+            layout.fhir(run_id),
+            types=sorted(stats["resources_before_dedup"]),
+            transaction_time=started.isoformat().replace("+00:00", "Z"),
+            request=fs.url(layout.summary(run_id)),
+        )
     if before_ledger is not None:
         before_ledger()
-    ledger.write(staged, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
-    return _finish(fs, layout, summary, clock, found=found, stats=stats, export=export)
+    with step("ledger"):
+        ledger.write(staged, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
+    return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
 
 
-def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, *, found: int, stats, export) -> dict:
+def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Steps, *, found: int, stats,
+            export) -> dict:
     elapsed = time.monotonic() - clock
     processed = stats["files"] if stats else 0
     totals = stats["totals"] if stats else {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0,
@@ -264,10 +294,11 @@ def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, *, found:
             "rows": {name: totals[name] for name in tables.TABLES},
             "resources": dict(sorted(export.counts.items())) if export else {},
             "resources_before_dedup": stats["resources_before_dedup"] if stats else {},
-            "fhir": {"directory": export.directory, "manifest": f"{export.directory}/{ndjson.MANIFEST}"}
+            "fhir": {"directory": fs.url(export.directory), "manifest": fs.url(f"{export.directory}/{ndjson.MANIFEST}")}
             if export
             else None,
-            "tables": {name: layout.table(name) for name in (*tables.TABLES, "documents")},
+            "tables": {name: fs.url(layout.table(name)) for name in (*tables.TABLES, "documents")},
+            "step_seconds": step.seconds,
         }
     )
     fs.write_bytes(layout.summary(summary["run_id"]), json.dumps(summary, indent=2, default=str).encode() + b"\n")

@@ -68,7 +68,7 @@ def write_ndjson(
             raise RuntimeError(f"expected one NDJSON part for {resource_type}, found {len(files)}")
         target = f"{directory}/{resource_type}.ndjson"
         fs.rename(files[0].uri, target)
-        output.append({"type": resource_type, "url": fs.qualify(target), "count": counts[resource_type]})
+        output.append({"type": resource_type, "url": fs.url(target), "count": counts[resource_type]})
     fs.delete(parts)
     manifest = {
         "transactionTime": transaction_time,
