@@ -142,7 +142,7 @@ def _print_summary(summary: dict) -> None:
         f"run {summary['run_id']}: {files['found']} files found, {files['unchanged']} unchanged, "
         f"{files['processed']} mapped in {summary['elapsed_seconds']:.1f} s",
         f"  inputs: {docs['mapped']} mapped, {docs['rejected']} rejected, {docs['failed']} failed",
-        f"  rows: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()),
+        "  rows: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()),
     ]
     if summary["fhir"]:
         lines.append(f"  FHIR NDJSON: {summary['fhir']['directory']} (manifest.json)")

@@ -64,5 +64,5 @@ def apply_sql_settings(spark: SparkSession, config: SparkConfig) -> None:
         if key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
             try:
                 spark.conf.set(key, value)
-            except Exception as exc:  # noqa: BLE001 - a static setting of someone else's session
+            except Exception as exc:
                 log.debug("cannot set %s on the given session: %s", key, exc)

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from .config import JobConfig
 
+
 class InputError(ValueError):
     pass
 

@@ -265,7 +265,6 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             staged,
             fs,
             layout.fhir(run_id),
-            types=sorted(stats["resources_before_dedup"]),
             transaction_time=started.isoformat().replace("+00:00", "Z"),
             request=fs.url(layout.summary(run_id)),
         )
