@@ -51,17 +51,21 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
 
 
 def session_for(config: SparkConfig, *, s3: bool) -> tuple[SparkSession, bool]:
-    """(session, started_here). A given session gets only the job's runtime SQL (and Delta) settings."""
+    """(session, started_here). A given session keeps its own settings; the job applies its runtime ones
+    (`apply_runtime_settings`) to whichever session it runs on."""
     spark = given_session()
     if spark is None:
         return local_session(config, s3=s3), True
-    apply_sql_settings(spark, config)
     return spark, False
 
 
-def apply_sql_settings(spark: SparkSession, config: SparkConfig) -> None:
+def apply_runtime_settings(spark: SparkSession, config: SparkConfig) -> None:
+    """Runtime settings onto a given session: SQL and Delta ones, and `spark.hadoop.*` (file system
+    settings such as fs.s3a.endpoint) onto its Hadoop configuration."""
     for key, value in config.settings.items():
-        if key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
+        if key.startswith("spark.hadoop."):
+            spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)  # type: ignore[union-attr]
+        elif key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
             try:
                 spark.conf.set(key, value)
             except Exception as exc:

@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, Mapper, MapperSettings
+from jobs.session import apply_runtime_settings
 from jobs.sinks import ndjson, tables
 from jobs.sinks.ledger import Ledger
 from jobs.sources import Inputs, open_inputs
@@ -200,6 +201,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     started = datetime.now(UTC)
     clock = time.monotonic()
     run_id = new_run_id(started)
+    apply_runtime_settings(spark, config.spark)
     fs = HadoopFS(spark)
     layout = Layout(fs.qualify(config.output))
     step = Steps()
