@@ -8,11 +8,7 @@ from pathlib import Path
 from jobs import sr_to_fhir
 from jobs.config import load_config
 
-TABLE_SORT = {
-    "measurements": ["source_path", "observation_id"],
-    "qualitative_evaluations": ["source_path", "observation_id"],
-}
-
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def run_job(spark, inputs, output: Path | str, *, before_ledger=None, input_lists=(), **kwargs) -> dict:
     overrides = kwargs.pop("overrides", [])
