@@ -22,10 +22,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
+
+if not __package__:  # run as a file (spark-submit jobs/sr_to_fhir.py): make `jobs` importable from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyspark
 from pyspark.sql import DataFrame, SparkSession
@@ -244,32 +249,45 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         mapped = content.mapInArrow(Mapper(settings, progress.callback()), _spark_schema())
         mapped.write.mode("overwrite").parquet(staging)
     staged = spark.read.parquet(staging)
-    with step("statistics"):
-        stats = _statistics(staged)
-    if found < 0:
-        found = stats["files"]
-    log.info("run %s: mapped %d inputs from %d files in %.1f s", run_id, stats["totals"]["inputs"], stats["files"],
-             time.monotonic() - clock)
 
+    # The sinks and the statistics are independent Spark jobs, each short and mostly latency (planning,
+    # Delta log, commits): run them side by side. All must succeed before the ledger commit.
     scope = staged.select(tables.SCOPE).distinct()
-    for name in tables.TABLES:
+
+    def write_table(name: str) -> None:
         rows = tables.table_rows(staged, name, run_id)
-        uri = layout.table(name)
+        uri, partition_by = layout.table(name), config.out.partition_by
         with step(f"table {name}"):
             if table_format == "delta":
-                tables.write_delta(spark, fs, uri, rows, scope, partition_by=config.out.partition_by, replace=replace)
+                tables.write_delta(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
             else:
-                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=config.out.partition_by,
-                                     replace=replace)
+                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
 
-    with step("fhir"):
-        export = ndjson.write_ndjson(
-            staged,
-            fs,
-            layout.fhir(run_id),
-            transaction_time=started.isoformat().replace("+00:00", "Z"),
-            request=fs.url(layout.summary(run_id)),
-        )
+    def write_fhir() -> ndjson.Export:
+        with step("fhir"):
+            return ndjson.write_ndjson(
+                staged,
+                fs,
+                layout.fhir(run_id),
+                transaction_time=started.isoformat().replace("+00:00", "Z"),
+                request=fs.url(layout.summary(run_id)),
+            )
+
+    def statistics() -> dict:
+        with step("statistics"):
+            return _statistics(staged)
+
+    with step("sinks"), ThreadPoolExecutor(max_workers=4, thread_name_prefix="sr2fhir-sink") as pool:
+        futures = [pool.submit(statistics), pool.submit(write_fhir),
+                   *(pool.submit(write_table, name) for name in tables.TABLES)]
+        wait(futures)
+        for future in futures:
+            future.result()  # the first failure, if any, stops the run before its ledger commit
+    stats, export = futures[0].result(), futures[1].result()
+    if found < 0:
+        found = stats["files"]
+    log.info("run %s: mapped %d inputs from %d files; tables and export written", run_id, stats["totals"]["inputs"],
+             stats["files"])
     if before_ledger is not None:
         before_ledger()
     with step("ledger"):
