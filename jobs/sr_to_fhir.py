@@ -142,11 +142,11 @@ def _select_files(inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint
     if config.incremental.retry_failed:
         unchanged = unchanged & ~F.col("known_failed")
     decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
-        files.source_file, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
+        files.file_key, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
     )
     row = decided.agg(
         F.count(F.lit(1)).alias("found"),
-        F.collect_list(F.when(~F.col("unchanged"), F.col("source_file"))).alias("todo"),
+        F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
     ).first()
     found, todo = int(row["found"]), list(row["todo"])
     return found, (None if len(todo) == found else todo)
@@ -286,6 +286,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     stats, export = futures[0].result(), futures[1].result()
     if found < 0:
         found = stats["files"]
+    if todo is not None and stats["files"] != len(todo):
+        raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
     log.info("run %s: mapped %d inputs from %d files; tables and export written", run_id, stats["totals"]["inputs"],
              stats["files"])
     if before_ledger is not None:
