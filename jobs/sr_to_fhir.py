@@ -323,7 +323,7 @@ def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Ste
         }
     )
     fs.write_bytes(layout.summary(summary["run_id"]), json.dumps(summary, indent=2, default=str).encode() + b"\n")
-    fs.delete(layout.staging(summary["run_id"]))
+    fs.delete(f"{layout.root}/_staging")  # one run at a time per output: all of it is this run's
     docs = summary["documents"]
     log.info(
         "run %s done in %.1f s: %d files found, %d unchanged, %d inputs mapped %d / rejected %d / failed %d",
