@@ -235,7 +235,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "table_format": table_format,
         "full_refresh": replace,
         "mapping_fingerprint": fingerprint,
-        "options": {"mapping": config.mapping.as_dict(), "configuration": config.raw},
+        "options": {"mapping": config.mapping.as_dict(), "configuration": _redacted(config.raw)},
         "versions": _versions(),
     }
     if todo == []:
@@ -331,6 +331,18 @@ def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Ste
         docs["failed"],
     )
     return summary
+
+
+_SECRET_WORDS = ("secret", "password", "token", "access.key", "credential", "sas", "account.key")
+
+
+def _redacted(tree: object, key: str = "") -> object:
+    """The configuration without secrets (S3 keys, SAS tokens, ...): run summaries get shared."""
+    if isinstance(tree, dict):
+        return {k: _redacted(v, str(k)) for k, v in tree.items()}
+    if any(word in key.lower() for word in _SECRET_WORDS) and "provider" not in key.lower():
+        return "***"
+    return tree
 
 
 def _spark_schema():

@@ -86,3 +86,5 @@ def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(spark, s3
     disk_ledger = {r["source_path"].removeprefix(f"file:{local}/"): r["status"] for r in ledger(spark, from_disk)}
     assert s3_ledger == disk_ledger
     assert export_lines(summary) == export_lines(run_job(spark, [local], tmp_path / "again"))
+    settings = summary["options"]["configuration"]["spark"]["settings"]
+    assert settings["spark.hadoop.fs.s3a.secret.key"] == settings["spark.hadoop.fs.s3a.access.key"] == "***"
