@@ -31,7 +31,8 @@ def _kill() -> None:
     raise Killed("simulated kill after the table commits, before the ledger commit")
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
+@pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> Path:
     lake = tmp_path_factory.mktemp("sample") / "lake"
     write_sample_corpus(lake, count=8)

@@ -22,7 +22,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
+@pytest.fixture(scope="session")
 def s3_endpoint():
     server_module = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
