@@ -101,7 +101,12 @@ class Progress:
 
     def __init__(self, spark: SparkSession, interval: float) -> None:
         self.interval = interval
-        self.accumulator = spark.sparkContext.accumulator(0) if interval > 0 else None
+        self.accumulator = None
+        if interval > 0:
+            try:
+                self.accumulator = spark.sparkContext.accumulator(0)
+            except Exception:  # Spark Connect has no accumulators: no progress lines then
+                log.info("no live progress on this session (no SparkContext)")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
