@@ -96,3 +96,16 @@ def test_run_summary_configuration_has_no_secrets() -> None:
     assert _redacted(tree) == {"spark": {"settings": {
         "spark.hadoop.fs.s3a.secret.key": "***", "spark.hadoop.fs.azure.sas.x": "***",
         "spark.hadoop.fs.s3a.aws.credentials.provider": "p", "spark.sql.a": "1"}}}
+
+
+def test_a_large_archive_comes_out_in_bounded_batches() -> None:
+    from jobs.mapping import FLUSH_ROWS
+
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for i in range(FLUSH_ROWS + 10):
+            archive.writestr(f"note-{i}.txt", b"not dicom")
+    done = []
+    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=1000), progress=done.append)
+    batches = list(mapper(iter([_batch([("file:/many.zip", zipped.getvalue())])])))
+    assert [b.num_rows for b in batches] == [FLUSH_ROWS, 10] == done
