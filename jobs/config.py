@@ -13,7 +13,8 @@ import yaml
 
 from sr2fhir_core import MappingOptions
 
-DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "sr2fhir.yaml"
+DEFAULT_CONF = Path(__file__).parent / "sr2fhir.yaml"
+"""The documented defaults: `conf/sr2fhir.yaml` in a checkout (this path links to it), a copy in a wheel."""
 TABLE_FORMATS = ("delta", "parquet")
 
 
