@@ -1,0 +1,121 @@
+"""A data lake that is not a mock: moto's S3 server on loopback, SRs uploaded with boto3, and the job reading
+them through s3a:// (hadoop-aws). The tables come out the same as from local disk, paths aside."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from .helpers import export_lines, ledger, run_job, table, table_rows
+
+pytestmark = [pytest.mark.spark, pytest.mark.corpus]
+
+BUCKET = "lake"
+SUBSET = ("dcmjs", "dcmqi-generated", "highdicom-repo", "negative", "hl7-dicom-sr-ig")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    server_module = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    port = _free_port()
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    yield endpoint, client
+    server.stop()
+
+
+def _s3_settings(endpoint: str) -> list[str]:
+    prefix = "spark.settings.spark.hadoop.fs.s3a"
+    return [
+        f"{prefix}.endpoint={endpoint}",
+        f"{prefix}.endpoint.region=us-east-1",
+        f"{prefix}.path.style.access=true",
+        f"{prefix}.connection.ssl.enabled=false",
+        f"{prefix}.access.key=testing",
+        f"{prefix}.secret.key=testing",
+        f"{prefix}.aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    ]
+
+
+def _relative(rows: list[dict], prefix: str) -> list[dict]:
+    for row in rows:
+        for column in ("source_path", "source_file"):
+            row[column] = row[column].removeprefix(prefix)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def uploaded(s3_endpoint, corpus_dir: Path, tmp_path_factory) -> Path:
+    """Part of the corpus in the bucket under corpus/, and the same files on local disk."""
+    _, client = s3_endpoint
+    local = tmp_path_factory.mktemp("local-lake")
+    for folder in SUBSET:
+        for path in sorted((corpus_dir / folder).rglob("*")):
+            if path.is_file():
+                client.upload_file(str(path), BUCKET, f"corpus/{path.relative_to(corpus_dir)}")
+                (local / path.relative_to(corpus_dir)).parent.mkdir(parents=True, exist_ok=True)
+                (local / path.relative_to(corpus_dir)).write_bytes(path.read_bytes())
+    return local
+
+
+def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(spark, s3_endpoint, uploaded: Path,
+                                                                       tmp_path: Path) -> None:
+    endpoint, _ = s3_endpoint
+    local = uploaded
+
+    from_s3 = tmp_path / "from-s3"
+    summary = run_job(spark, [f"s3a://{BUCKET}/corpus/"], from_s3, overrides=_s3_settings(endpoint))
+    from_disk = tmp_path / "from-disk"
+    run_job(spark, [local], from_disk)
+
+    # Spark's listing skips hidden files (.origin.txt here) on every file system alike.
+    visible = [p for p in local.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    assert summary["files"]["found"] == len(visible)
+    for name in ("measurements", "qualitative_evaluations"):
+        s3_rows = _relative(table_rows(spark, from_s3, name, drop=("run_id",)), f"s3a://{BUCKET}/corpus/")
+        disk_rows = _relative(table_rows(spark, from_disk, name, drop=("run_id",)), f"file:{local}/")
+        key = lambda r: (r["source_path"], r["observation_id"])  # noqa: E731
+        assert sorted(s3_rows, key=key) == sorted(disk_rows, key=key)
+    s3_ledger = {r["source_path"].removeprefix(f"s3a://{BUCKET}/corpus/"): r["status"] for r in ledger(spark, from_s3)}
+    disk_ledger = {r["source_path"].removeprefix(f"file:{local}/"): r["status"] for r in ledger(spark, from_disk)}
+    assert s3_ledger == disk_ledger
+    assert export_lines(summary) == export_lines(run_job(spark, [local], tmp_path / "again"))
+    settings = summary["options"]["configuration"]["spark"]["settings"]
+    assert settings["spark.hadoop.fs.s3a.secret.key"] == settings["spark.hadoop.fs.s3a.access.key"] == "***"
+
+
+def test_writing_the_output_to_s3(spark, s3_endpoint, uploaded: Path, tmp_path: Path) -> None:
+    """Delta tables, NDJSON (renamed part files), manifest and run summary on the object store too."""
+    endpoint, client = s3_endpoint
+    output = f"s3a://{BUCKET}/out"
+    summary = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
+    on_disk = tmp_path / "disk"
+    run_job(spark, [uploaded], on_disk)
+    for name in ("measurements", "qualitative_evaluations"):
+        s3_rows = spark.read.format("delta").load(f"{output}/tables/{name}").drop("run_id").collect()
+        assert sorted(map(repr, s3_rows)) == sorted(map(repr, table(spark, on_disk, name).drop("run_id").collect()))
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="out/")["Contents"]}
+    run = summary["run_id"]
+    assert f"out/runs/{run}.json" in keys and f"out/fhir/{run}/manifest.json" in keys
+    manifest = json.loads(client.get_object(Bucket=BUCKET, Key=f"out/fhir/{run}/manifest.json")["Body"].read())
+    for entry in manifest["output"]:
+        assert entry["url"] == f"{output}/fhir/{run}/{entry['type']}.ndjson"
+        body = client.get_object(Bucket=BUCKET, Key=f"out/fhir/{run}/{entry['type']}.ndjson")["Body"].read()
+        assert len(body.splitlines()) == entry["count"]
+    assert not any("/_parts/" in k or "/_staging/" in k for k in keys)
+    again = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
+    assert again["files"]["processed"] == 0
