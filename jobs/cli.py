@@ -1,9 +1,9 @@
 """`sr2fhir` command line.
 
-    sr2fhir map FILE... [-o DIR]     map SR files with the core alone: one FHIR Bundle (collection) per input
-    sr2fhir run --input URI... --output URI [--conf FILE] [--table-format delta|parquet] [--full-refresh]
-                                     the lakehouse job on Spark (also: spark-submit jobs/sr_to_fhir.py ...)
-    sr2fhir sample [--output DIR]    write the built-in sample lake and run the job on it
+sr2fhir map FILE... [-o DIR]     map SR files with the core alone: one FHIR Bundle (collection) per input
+sr2fhir run --input URI... --output URI [--conf FILE] [--table-format delta|parquet] [--full-refresh]
+                                 the lakehouse job on Spark (also: spark-submit jobs/sr_to_fhir.py ...)
+sr2fhir sample [--output DIR]    write the built-in sample lake and run the job on it
 """
 
 from __future__ import annotations
@@ -63,19 +63,42 @@ def command_map(args: argparse.Namespace) -> int:
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", nargs="+", default=[], metavar="URI", dest="inputs",
-                        help="files, folders (read recursively) or glob patterns on any Hadoop file system")
-    parser.add_argument("--input-list", action="append", default=[], metavar="URI", dest="input_lists",
-                        help="a text file with one input URI per line (for lakes too large to list); repeatable")
+    parser.add_argument(
+        "--input",
+        nargs="+",
+        default=[],
+        metavar="URI",
+        dest="inputs",
+        help="files, folders (read recursively) or glob patterns on any Hadoop file system",
+    )
+    parser.add_argument(
+        "--input-list",
+        action="append",
+        default=[],
+        metavar="URI",
+        dest="input_lists",
+        help="a text file with one input URI per line (for lakes too large to list); repeatable",
+    )
     parser.add_argument("--output", required=True, metavar="URI", help="root of fhir/, tables/ and runs/")
     _add_job_options(parser)
 
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--conf", action="append", default=[], metavar="FILE",
-                        help="YAML merged over conf/sr2fhir.yaml; repeatable, later files win")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one setting, e.g. --set input.max_file_bytes=1000000")
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML merged over conf/sr2fhir.yaml; repeatable, later files win",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one setting, e.g. --set input.max_file_bytes=1000000",
+    )
     parser.add_argument("--table-format", choices=["delta", "parquet"], help="default: output.table_format")
     parser.add_argument("--full-refresh", action="store_true", help="map every file again and rebuild all tables")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -99,8 +122,9 @@ def _run_job(args: argparse.Namespace, config) -> dict:
     from . import sr_to_fhir
     from .session import needs_s3, session_for
 
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     spark, started_here = session_for(config.spark, s3=needs_s3(config.uris))
     try:
         return sr_to_fhir.run(spark, config)

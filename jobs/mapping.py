@@ -36,6 +36,7 @@ JOB_ERROR = "internal_error"
 
 ARCHIVE_SEPARATOR = "!"
 
+
 def _record_fields() -> list[pa.Field]:
     """The document record's columns, from the core's `DocumentRecord` (source_path is an input column)."""
     hints = typing.get_type_hints(DocumentRecord)
@@ -107,9 +108,13 @@ class _Output:
         types: dict[str, int] = {}
         for resource in serialised:
             types[resource["resource_type"]] = types.get(resource["resource_type"], 0) + 1
-        values = {**source, **{f.name: getattr(record, f.name) for f in RECORD_FIELDS},
-                  "resource_types": list(types.items()), RESOURCES_COLUMN: serialised,
-                  **{column: rows.get(table, []) for table, column in ROWS_COLUMNS.items()}}
+        values = {
+            **source,
+            **{f.name: getattr(record, f.name) for f in RECORD_FIELDS},
+            "resource_types": list(types.items()),
+            RESOURCES_COLUMN: serialised,
+            **{column: rows.get(table, []) for table, column in ROWS_COLUMNS.items()},
+        }
         for name, column in self.columns.items():
             column.append(values[name])
 
@@ -198,8 +203,12 @@ class Mapper:
             else:
                 yield self._input(stored, path, content)
         except Exception as exc:  # one bad file never fails a task
-            yield ({**stored, "source_path": path, "content_sha256": None},
-                   _record(path, DocumentStatus.FAILED, JOB_ERROR, _describe(exc)), [], {})
+            yield (
+                {**stored, "source_path": path, "content_sha256": None},
+                _record(path, DocumentStatus.FAILED, JOB_ERROR, _describe(exc)),
+                [],
+                {},
+            )
 
     def _archive(self, stored: dict, path: str, content: bytes) -> Iterator[Result]:
         found = 0
@@ -209,8 +218,12 @@ class Mapper:
                 member = f"{path}{ARCHIVE_SEPARATOR}{name}"
                 yield self._input(stored, member, data, f"member of {size:,} bytes over input.max_file_bytes")
         except Exception as exc:  # corrupt or truncated archive: the members read so far are kept
-            record = _record(path, DocumentStatus.FAILED, ARCHIVE_ERROR,
-                             f"archive unreadable after {found} members: {_describe(exc)}")
+            record = _record(
+                path,
+                DocumentStatus.FAILED,
+                ARCHIVE_ERROR,
+                f"archive unreadable after {found} members: {_describe(exc)}",
+            )
             yield {**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {}
             return
         if not found:
@@ -219,11 +232,19 @@ class Mapper:
 
     def _input(self, stored: dict, source_path: str, data: bytes | None, too_large: str = "") -> Result:
         if data is None:
-            return ({**stored, "source_path": source_path, "content_sha256": None},
-                    _record(source_path, DocumentStatus.REJECTED, TOO_LARGE, too_large), [], {})
+            return (
+                {**stored, "source_path": source_path, "content_sha256": None},
+                _record(source_path, DocumentStatus.REJECTED, TOO_LARGE, too_large),
+                [],
+                {},
+            )
         result = map_sr(data, self.settings.options, source_path=source_path)
-        return ({**stored, "source_path": source_path, "content_sha256": _sha256(data)},
-                result.record, result.resources, result.rows)
+        return (
+            {**stored, "source_path": source_path, "content_sha256": _sha256(data)},
+            result.record,
+            result.resources,
+            result.rows,
+        )
 
 
 def _sha256(data: bytes) -> str:

@@ -161,11 +161,15 @@ def _statistics(staged: DataFrame) -> dict:
     """What the run mapped, from the staged records (small columns only)."""
     by_reason = {}
     totals = {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
-    for row in staged.groupBy("status", "reason").agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum("measurements").alias("measurements"),
-        F.sum("qualitative_evaluations").alias("qualitative_evaluations"),
-    ).collect():
+    for row in (
+        staged.groupBy("status", "reason")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum("measurements").alias("measurements"),
+            F.sum("qualitative_evaluations").alias("qualitative_evaluations"),
+        )
+        .collect()
+    ):
         totals["inputs"] += row["n"]
         totals[row["status"]] += row["n"]
         totals["measurements"] += row["measurements"] or 0
@@ -219,8 +223,14 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     fingerprint = mapping_fingerprint(config)
     ledger = Ledger(spark, fs, layout.ledger, table_format)
     replace = config.full_refresh
-    log.info("run %s: %s → %s (%s%s)", run_id, ", ".join(config.inputs + config.input_lists), layout.root,
-             table_format, ", full refresh" if replace else "")
+    log.info(
+        "run %s: %s → %s (%s%s)",
+        run_id,
+        ", ".join(config.inputs + config.input_lists),
+        layout.root,
+        table_format,
+        ", full refresh" if replace else "",
+    )
 
     with step("recover"):
         _cleanup(fs, layout, ledger)
@@ -283,8 +293,11 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             return _statistics(staged)
 
     with step("sinks"), ThreadPoolExecutor(max_workers=4, thread_name_prefix="sr2fhir-sink") as pool:
-        futures = [pool.submit(statistics), pool.submit(write_fhir),
-                   *(pool.submit(write_table, name) for name in tables.TABLES)]
+        futures = [
+            pool.submit(statistics),
+            pool.submit(write_fhir),
+            *(pool.submit(write_table, name) for name in tables.TABLES),
+        ]
         wait(futures)
         for future in futures:
             future.result()  # the first failure, if any, stops the run before its ledger commit
@@ -293,8 +306,12 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         found = stats["files"]
     if todo is not None and stats["files"] != len(todo):
         raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
-    log.info("run %s: mapped %d inputs from %d files; tables and export written", run_id, stats["totals"]["inputs"],
-             stats["files"])
+    log.info(
+        "run %s: mapped %d inputs from %d files; tables and export written",
+        run_id,
+        stats["totals"]["inputs"],
+        stats["files"],
+    )
     if before_ledger is not None:
         before_ledger()
     with step("ledger"):
@@ -302,12 +319,16 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
 
 
-def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Steps, *, found: int, stats,
-            export) -> dict:
+def _finish(
+    fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Steps, *, found: int, stats, export
+) -> dict:
     elapsed = time.monotonic() - clock
     processed = stats["files"] if stats else 0
-    totals = stats["totals"] if stats else {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0,
-                                             "measurements": 0, "qualitative_evaluations": 0}
+    totals = (
+        stats["totals"]
+        if stats
+        else {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
+    )
     summary.update(
         {
             "finished": datetime.now(UTC).isoformat(),
@@ -332,7 +353,13 @@ def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Ste
     docs = summary["documents"]
     log.info(
         "run %s done in %.1f s: %d files found, %d unchanged, %d inputs mapped %d / rejected %d / failed %d",
-        summary["run_id"], elapsed, found, found - processed, docs["inputs"], docs["mapped"], docs["rejected"],
+        summary["run_id"],
+        elapsed,
+        found,
+        found - processed,
+        docs["inputs"],
+        docs["mapped"],
+        docs["rejected"],
         docs["failed"],
     )
     return summary
@@ -363,8 +390,12 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             return None
 
-    return {"sr2fhir": version("sr2fhir"), "pyspark": pyspark.__version__, "delta-spark": version("delta-spark"),
-            "python": sys.version.split()[0]}
+    return {
+        "sr2fhir": version("sr2fhir"),
+        "pyspark": pyspark.__version__,
+        "delta-spark": version("delta-spark"),
+        "python": sys.version.split()[0],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,13 @@ from pyspark.sql import functions as F
 from ..fs import HadoopFS
 from ..mapping import INPUT_FIELDS, RECORD_FIELDS
 
-COLUMNS = ["run_id", "processed_at", *(f.name for f in INPUT_FIELDS), "mapping_fingerprint",
-           *(f.name for f in RECORD_FIELDS)]
+COLUMNS = [
+    "run_id",
+    "processed_at",
+    *(f.name for f in INPUT_FIELDS),
+    "mapping_fingerprint",
+    *(f.name for f in RECORD_FIELDS),
+]
 
 
 class Ledger:

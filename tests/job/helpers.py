@@ -10,6 +10,7 @@ from jobs.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+
 def run_job(spark, inputs, output: Path | str, *, before_ledger=None, input_lists=(), **kwargs) -> dict:
     overrides = kwargs.pop("overrides", [])
     config = load_config(
@@ -29,8 +30,9 @@ def table(spark, output: Path, name: str, table_format: str = "delta"):
 def table_rows(spark, output: Path, name: str, table_format: str = "delta", drop=("run_id",)) -> list[dict]:
     """All rows as dicts, sorted, without the columns that name the run."""
     df = table(spark, output, name, table_format).drop(*drop)
-    return sorted((r.asDict(recursive=True) for r in df.collect()), key=lambda r: json.dumps(r, sort_keys=True,
-                                                                                               default=str))
+    return sorted(
+        (r.asDict(recursive=True) for r in df.collect()), key=lambda r: json.dumps(r, sort_keys=True, default=str)
+    )
 
 
 def ledger(spark, output: Path, table_format: str = "delta") -> list[dict]:

@@ -54,7 +54,10 @@ def test_ledger_has_one_row_per_file_with_the_cores_status(runs, corpus_dir: Pat
         record = map_sr(path).record
         row = rows[path]
         assert (row["status"], row["reason"], row["sop_instance_uid"]) == (
-            record.status.value, record.reason, record.sop_instance_uid), path
+            record.status.value,
+            record.reason,
+            record.sop_instance_uid,
+        ), path
         assert row["measurements"] == record.measurements
         assert row["size"] == path.stat().st_size
     assert runs["first"]["files"] == {"found": len(files), "unchanged": 0, "processed": len(files)}

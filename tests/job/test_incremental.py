@@ -71,8 +71,11 @@ def test_changed_file_rows_are_replaced_not_kept(spark, sample: Path, tmp_path: 
     added.write_bytes(reports[3].read_bytes())
 
     second = run_job(spark, [lake], output, table_format=table_format)
-    assert second["files"] == {"found": first["files"]["found"] + 1, "unchanged": first["files"]["found"] - 2,
-                               "processed": 3}
+    assert second["files"] == {
+        "found": first["files"]["found"] + 1,
+        "unchanged": first["files"]["found"] - 2,
+        "processed": 3,
+    }
     after = _snapshot(spark, output, table_format)
     _no_duplicate_keys(after)
     rows = after["measurements"]
@@ -104,8 +107,9 @@ def ledger_status(spark, output: Path, path: Path, table_format: str) -> str | N
 
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
-def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(spark, sample: Path, tmp_path: Path,
-                                                                     table_format: str) -> None:
+def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(
+    spark, sample: Path, tmp_path: Path, table_format: str
+) -> None:
     lake = _copy(sample, tmp_path)
     output = tmp_path / "out"
     with pytest.raises(Killed):
@@ -174,7 +178,9 @@ def test_archives_path_lists_and_oversized_files(spark, sample: Path, tmp_path: 
     assert len(rows) == 7
     assert summary["files"]["found"] == 6
     assert {r["source_file"] for r in rows.values() if "!" in r["source_path"]} == {
-        f"file:{lake}/batch.zip", f"file:{lake}/batch.tar.gz"}
+        f"file:{lake}/batch.zip",
+        f"file:{lake}/batch.tar.gz",
+    }
 
     # Failed files are retried on the next run; the rest is skipped.
     again = run_job(spark, [], output, input_lists=[path_list], overrides=settings)

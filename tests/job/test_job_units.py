@@ -20,9 +20,14 @@ from sr2fhir_synth import write_sample_corpus
 def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
     user = tmp_path / "user.yaml"
     user.write_text("input:\n  max_file_bytes: 1000\nspark:\n  settings:\n    spark.custom.key: 7\n")
-    config = load_config(inputs=["a"], output="out/", conf_files=[user],
-                         overrides=["input.max_file_bytes=2000", "spark.settings.spark.sql.shuffle.partitions=3"],
-                         table_format="parquet", full_refresh=True)
+    config = load_config(
+        inputs=["a"],
+        output="out/",
+        conf_files=[user],
+        overrides=["input.max_file_bytes=2000", "spark.settings.spark.sql.shuffle.partitions=3"],
+        table_format="parquet",
+        full_refresh=True,
+    )
     assert config.input.max_file_bytes == 2000
     assert config.spark.settings["spark.custom.key"] == "7"
     assert config.spark.settings["spark.sql.shuffle.partitions"] == "3"
@@ -31,8 +36,16 @@ def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
     assert config.mapping == MappingOptions()
 
 
-@pytest.mark.parametrize("override", ["input.max_bytes=1", "output.table_format=orc", "output.partition_by=[code]",
-                                      "mapping.default_timezone=nowhere", "nokey"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "input.max_bytes=1",
+        "output.table_format=orc",
+        "output.partition_by=[code]",
+        "mapping.default_timezone=nowhere",
+        "nokey",
+    ],
+)
 def test_bad_configuration_is_an_error(override: str) -> None:
     with pytest.raises(ConfigError):
         load_config(inputs=["a"], output="o", overrides=[override])
@@ -49,7 +62,8 @@ def test_output_schema_takes_the_record_columns_from_the_core() -> None:
 def _batch(rows: list[tuple[str, bytes | None]]) -> pa.RecordBatch:
     when = datetime(2024, 1, 1)
     return pa.RecordBatch.from_pylist(
-        [{"source_file": p, "size": len(c or b""), "modification_time": when, "content": c} for p, c in rows])
+        [{"source_file": p, "size": len(c or b""), "modification_time": when, "content": c} for p, c in rows]
+    )
 
 
 def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None:
@@ -66,10 +80,26 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
         archive.addfile(info, io.BytesIO(data))
     assert is_archive(zipped.getvalue()[:512]) and is_archive(tarred.getvalue()[:512]) and not is_archive(data[:512])
     mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=50_000))
-    out = pa.Table.from_batches(list(mapper(iter([_batch([
-        ("file:/plain", data), ("file:/a.zip", zipped.getvalue()), ("file:/b.tar", tarred.getvalue()),
-        ("file:/cut.zip", zipped.getvalue()[:40]), ("file:/large", None), ("file:/text", b"hello"),
-    ])]))))
+    out = pa.Table.from_batches(
+        list(
+            mapper(
+                iter(
+                    [
+                        _batch(
+                            [
+                                ("file:/plain", data),
+                                ("file:/a.zip", zipped.getvalue()),
+                                ("file:/b.tar", tarred.getvalue()),
+                                ("file:/cut.zip", zipped.getvalue()[:40]),
+                                ("file:/large", None),
+                                ("file:/text", b"hello"),
+                            ]
+                        )
+                    ]
+                )
+            )
+        )
+    )
     rows = {r["source_path"]: r for r in out.to_pylist()}
     assert {p: (r["status"], r["reason"]) for p, r in rows.items()} == {
         "file:/plain": ("mapped", None),
@@ -91,11 +121,26 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
 def test_run_summary_configuration_has_no_secrets() -> None:
     from jobs.sr_to_fhir import _redacted
 
-    tree = {"spark": {"settings": {"spark.hadoop.fs.s3a.secret.key": "s", "spark.hadoop.fs.azure.sas.x": "t",
-                                   "spark.hadoop.fs.s3a.aws.credentials.provider": "p", "spark.sql.a": "1"}}}
-    assert _redacted(tree) == {"spark": {"settings": {
-        "spark.hadoop.fs.s3a.secret.key": "***", "spark.hadoop.fs.azure.sas.x": "***",
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "p", "spark.sql.a": "1"}}}
+    tree = {
+        "spark": {
+            "settings": {
+                "spark.hadoop.fs.s3a.secret.key": "s",
+                "spark.hadoop.fs.azure.sas.x": "t",
+                "spark.hadoop.fs.s3a.aws.credentials.provider": "p",
+                "spark.sql.a": "1",
+            }
+        }
+    }
+    assert _redacted(tree) == {
+        "spark": {
+            "settings": {
+                "spark.hadoop.fs.s3a.secret.key": "***",
+                "spark.hadoop.fs.azure.sas.x": "***",
+                "spark.hadoop.fs.s3a.aws.credentials.provider": "p",
+                "spark.sql.a": "1",
+            }
+        }
+    }
 
 
 def test_a_large_archive_comes_out_in_bounded_batches() -> None:

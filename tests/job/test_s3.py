@@ -31,8 +31,13 @@ def s3_endpoint():
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     client.create_bucket(Bucket=BUCKET)
     yield endpoint, client
     server.stop()
@@ -72,8 +77,9 @@ def uploaded(s3_endpoint, corpus_dir: Path, tmp_path_factory) -> Path:
     return local
 
 
-def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(spark, s3_endpoint, uploaded: Path,
-                                                                       tmp_path: Path) -> None:
+def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(
+    spark, s3_endpoint, uploaded: Path, tmp_path: Path
+) -> None:
     endpoint, _ = s3_endpoint
     local = uploaded
 

@@ -21,9 +21,24 @@ def sample_output(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     output = tmp_path_factory.mktemp("sample-output")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "sample", "--output", str(output), "--count", "8",
-         "--set", "output.progress_interval_seconds=1"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "sample",
+            "--output",
+            str(output),
+            "--count",
+            "8",
+            "--set",
+            "output.progress_interval_seconds=1",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return output, done
@@ -52,6 +67,7 @@ def test_notebook_runs_on_the_sample_tables(sample_output, monkeypatch) -> None:
     monkeypatch.setenv("SR2FHIR_OUTPUT", str(output))
     path = REPO_ROOT / "notebooks" / "cohort_lesion_volumes.ipynb"
     notebook = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     assert (output / "lesion-volumes.png").stat().st_size > 0

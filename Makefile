@@ -1,0 +1,29 @@
+# Two entry points that work on a fresh machine (Python >= 3.11 and Java 17 for Spark):
+#   make sample   build .venv, write the built-in sample lake and run the Spark job on it
+#   make test     build .venv, lint, and run every test (what .ci/run runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: sample test lint clean
+
+$(BIN)/sr2fhir: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+sample: $(BIN)/sr2fhir
+	$(BIN)/sr2fhir sample --output sample-output
+
+lint: $(BIN)/sr2fhir
+	$(BIN)/ruff check .
+
+# Spark tests share one local[2] session, which uses both cores, so they run in one process after the
+# rest have run in parallel.
+test: lint
+	$(BIN)/python -m pytest -n 2 -q -m "not spark"
+	$(BIN)/python -m pytest -q -m spark
+
+clean:
+	rm -rf $(VENV) sample-output
