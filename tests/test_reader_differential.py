@@ -21,6 +21,7 @@ corrupt length can never make it allocate what the file does not hold.
 from __future__ import annotations
 
 import io
+import os
 import random
 import signal
 import struct
@@ -49,6 +50,8 @@ TIME_LIMIT_S = 10
 """Per input (plus `TIME_PER_MB_S` per MB), both readers and both mappings; generous for a shared machine,
 far below a hang."""
 TIME_PER_MB_S = 30
+TIME_SCALE = float(os.environ.get("SR2FHIR_TEST_TIME_SCALE", "1"))
+"""Multiplies both limits; for instrumented runs (benchmarks/scan_sanitizers.sh sets it)."""
 MEMORY_FACTOR = 8
 """Fast reader peak allocation ≤ this × input size + `MEMORY_SLACK` (it slices values out of the input)."""
 MEMORY_SLACK = 32 * 1024 * 1024
@@ -147,7 +150,7 @@ def _fast_outcome(name: str, data: bytes, expected: SRDocument | str, tally: Tal
 
 def compare(name: str, data: bytes, tally: Tally) -> None:
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    limit = TIME_LIMIT_S + int(TIME_PER_MB_S * len(data) / 1e6)
+    limit = int(TIME_SCALE * (TIME_LIMIT_S + TIME_PER_MB_S * len(data) / 1e6))
     signal.alarm(limit)
     try:
         expected = _outcome(read_with_pydicom, data)
