@@ -500,6 +500,29 @@ def test_callback_errors_propagate() -> None:
         _scanner(corrupt=lambda: 1 / 0).scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)  # type: ignore[attr-defined]
 
 
+def test_no_reinitialisation_during_a_scan() -> None:
+    """A callback runs Python code in the middle of a scan; it cannot swap the tables the scan is using."""
+    scanner = None
+
+    def reinitialise(*args: object) -> bool:
+        scanner.__init__(  # type: ignore[misc]
+            read_vr={},
+            header_sizes={},
+            encapsulated_vrs=(),
+            unsupported=FastReaderUnsupported,
+            corrupt=fast_parser._corrupt,
+            is_sequence_tag=reinitialise,
+            max_depth=1,
+        )
+        return True
+
+    scanner = _scanner(is_sequence_tag=reinitialise)
+    data = implicit(t.SOP_CLASS_UID, b"1.2\0") + implicit(0x00091010, b"", UNDEFINED)
+    with pytest.raises(RuntimeError, match="during a scan"):
+        scanner.scan(data, 0, False)  # type: ignore[attr-defined]
+    assert scanner.scan(implicit(t.SOP_CLASS_UID, b"1.2\0"), 0, False) == {t.SOP_CLASS_UID: b"1.2\0"}  # type: ignore[attr-defined]
+
+
 # --- references --------------------------------------------------------------------------------------------
 
 

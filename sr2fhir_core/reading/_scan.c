@@ -75,6 +75,7 @@ typedef struct {
     PyObject *corrupt;              /* () -> SRRejected(CORRUPT, ...) */
     PyObject *is_sequence_tag;      /* (tag, data, pos, end) -> bool */
     int max_depth;
+    int scans; /* scans in progress: the callbacks run Python code, which must not re-initialise the tables */
 } Scanner;
 
 static inline int
@@ -263,6 +264,10 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "corrupt and is_sequence_tag must be callable");
         return -1;
     }
+    if (self->scans > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner re-initialised during a scan");
+        return -1;
+    }
     if (max_depth < 1 || max_depth > 1000) {
         /* The walk recurses once per data set and sequence: the bound is also the C stack's. */
         PyErr_SetString(PyExc_ValueError, "max_depth must be between 1 and 1000");
@@ -330,6 +335,31 @@ fail_overrun(const Walk *walk, uint64_t needed, int eager)
         return fail_corrupt(walk);
     }
     return fail_unsupported(walk, "length overruns its enclosing item or sequence");
+}
+
+/*
+ * The raw data set is a tree (dicts of bytes and of lists of dicts) that nothing makes cyclic before it is
+ * dropped, so its containers are kept out of the cyclic garbage collector's sight: a radiomics report has
+ * some 29,000 of them, and tracked, every collection their own allocations (and the content tree's) trigger
+ * would traverse them again. A list is untracked when made; a dict once it is complete (CPython tracks a
+ * dict when a container is stored in it, and nothing is stored in it afterwards).
+ */
+static PyObject *
+new_sequence(void)
+{
+    PyObject *items = PyList_New(0);
+    if (items != NULL) {
+        PyObject_GC_UnTrack(items);
+    }
+    return items;
+}
+
+static void
+untrack_dataset(PyObject *dataset)
+{
+    if (dataset != NULL) {
+        PyObject_GC_UnTrack(dataset); /* a no-op for a dict that holds no container */
+    }
 }
 
 /* Store a new reference under a wanted tag; steals `value`. */
@@ -464,7 +494,7 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                 sequence_eager = 0;
             }
             PyObject *items = NULL;
-            if (dataset != NULL && wanted != NULL && (items = PyList_New(0)) == NULL) {
+            if (dataset != NULL && wanted != NULL && (items = new_sequence()) == NULL) {
                 return -1;
             }
             if (explicit_sequence(walk, &pos, sequence_end, sequence_delimited, sequence_eager, depth + 1, items) <
@@ -501,6 +531,7 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
         }
         pos = (Py_ssize_t)value_end;
     }
+    untrack_dataset(dataset);
     *pos_io = pos;
     return 0;
 }
@@ -602,6 +633,7 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
         pos += 8;
         if (group == GROUP_DELIMITERS) {
             if (delimited && tag == TAG_ITEM_DELIMITATION_ITEM && length == 0) {
+                untrack_dataset(dataset);
                 *pos_io = pos;
                 return 0;
             }
@@ -626,7 +658,7 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                 return fail_unsupported(walk, "undefined length on an element that is not a sequence");
             }
             PyObject *items = NULL;
-            if (dataset != NULL && wanted != NULL && (items = PyList_New(0)) == NULL) {
+            if (dataset != NULL && wanted != NULL && (items = new_sequence()) == NULL) {
                 return -1;
             }
             if (implicit_sequence(walk, &pos, end, 1, eager, depth, items) < 0) {
@@ -647,7 +679,7 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                 /* pydicom parses a defined-length sequence later from a copy of its value, leniently. */
                 PyObject *items = NULL;
                 Py_ssize_t sequence_pos = pos;
-                if (dataset != NULL && (items = PyList_New(0)) == NULL) {
+                if (dataset != NULL && (items = new_sequence()) == NULL) {
                     return -1;
                 }
                 if (implicit_sequence(walk, &sequence_pos, (Py_ssize_t)value_end, 0, 0, depth, items) < 0) {
@@ -669,6 +701,7 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
     if (delimited) {
         return fail_overrun(walk, (uint64_t)end + 8, eager);
     }
+    untrack_dataset(dataset);
     *pos_io = pos;
     return 0;
 }
@@ -765,8 +798,10 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     }
     else if ((dataset = PyDict_New()) != NULL) {
         Walk walk = {self, args[0], (const uint8_t *)view.buf, view.len};
+        self->scans++;
         int failed = explicit_vr ? explicit_dataset(&walk, &pos, view.len, 0, 1, 0, dataset)
                                  : implicit_dataset(&walk, &pos, view.len, 0, 1, 0, dataset);
+        self->scans--;
         if (failed) {
             Py_CLEAR(dataset);
         }
