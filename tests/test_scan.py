@@ -191,6 +191,25 @@ def test_call_errors() -> None:
         scan("text", 0, True)  # type: ignore[misc]
 
 
+def test_short_values_shared_within_a_scan() -> None:
+    """One bytes object per distinct short value in a scan (equal to what the Python walker makes); long
+    values are not shared; thousands of distinct values grow the table without changing the result."""
+    result = fast_parser._C_SCAN(small_dataset(True, True), 0, True)  # type: ignore[misc]
+    first, second = result[t.CONTENT_SEQUENCE]
+    assert first[t.VALUE_TYPE] is second[t.VALUE_TYPE]
+    first_code = first[t.CONCEPT_NAME_CODE_SEQUENCE][0]
+    assert first_code[t.CODE_MEANING] is second[t.CONCEPT_NAME_CODE_SEQUENCE][0][t.CODE_MEANING]
+    long_text = b"x" * 66
+    items = [item(element(t.TEXT_VALUE, b"UT", long_text)) for _ in range(2)]
+    result = same(sequence(t.CONTENT_SEQUENCE, items, True), True)
+    first, second = result[t.CONTENT_SEQUENCE]  # type: ignore[index]
+    assert first[t.TEXT_VALUE] == second[t.TEXT_VALUE] and first[t.TEXT_VALUE] is not second[t.TEXT_VALUE]
+    distinct = [item(element(t.TEXT_VALUE, b"UT", b"%d" % number)) for number in range(5_000)]
+    distinct += [item(element(t.TEXT_VALUE, b"UT", b"%d" % number)) for number in range(0, 5_000, 7)]
+    result = same(sequence(t.CONTENT_SEQUENCE, distinct, True), True)
+    assert [value[t.TEXT_VALUE] for value in result[t.CONTENT_SEQUENCE]][4_999:5_001] == [b"4999", b"0"]  # type: ignore[index]
+
+
 # --- lengths -------------------------------------------------------------------------------------------
 
 HUGE = [0xFFFFFFFE, 0xFFFFFFF0, 0x80000000, 0x7FFFFFFF, 0x10000]

@@ -293,12 +293,105 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
 
 /* --- one walk ---------------------------------------------------------------------------------------- */
 
+/*
+ * Short values repeat across a report: Relationship and Value Types, and the Code Value, Coding Scheme
+ * Designator and Code Meaning of the same few concepts and units in every measurement. One scan makes one
+ * bytes object per distinct short value and hands out new references to it: fewer allocations, and the
+ * reader's dict lookups on these values hash each object once. The table lives for one scan only.
+ */
+#define INTERN_MAX_LENGTH 64
+#define INTERN_MIN_CAPACITY 256
+
+typedef struct {
+    PyObject **slots; /* bytes objects; NULL = empty. Open addressing, linear probing, at most half full. */
+    size_t capacity;  /* a power of two, or 0 before the first value */
+    size_t used;
+} Interned;
+
 typedef struct {
     const Scanner *scanner;
     PyObject *data; /* the input object, for the is_sequence_tag callback */
     const uint8_t *buf;
     Py_ssize_t size;
+    Interned *interned;
 } Walk;
+
+static inline uint32_t
+fnv1a(const uint8_t *bytes, Py_ssize_t length)
+{
+    uint32_t hash = 2166136261u;
+    for (Py_ssize_t index = 0; index < length; index++) {
+        hash = (hash ^ bytes[index]) * 16777619u;
+    }
+    return hash;
+}
+
+static int
+intern_grow(Interned *table)
+{
+    size_t capacity = table->capacity ? table->capacity * 2 : INTERN_MIN_CAPACITY;
+    PyObject **slots = PyMem_Calloc(capacity, sizeof(PyObject *));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t old = 0; old < table->capacity; old++) {
+        PyObject *value = table->slots[old];
+        if (value != NULL) {
+            size_t slot = fnv1a((const uint8_t *)PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)) & (capacity - 1);
+            while (slots[slot] != NULL) {
+                slot = (slot + 1) & (capacity - 1);
+            }
+            slots[slot] = value;
+        }
+    }
+    PyMem_Free(table->slots);
+    table->slots = slots;
+    table->capacity = capacity;
+    return 0;
+}
+
+static void
+intern_clear(Interned *table)
+{
+    for (size_t slot = 0; slot < table->capacity; slot++) {
+        Py_XDECREF(table->slots[slot]);
+    }
+    PyMem_Free(table->slots);
+    table->slots = NULL;
+    table->capacity = table->used = 0;
+}
+
+/* A new reference to a bytes object holding `length` bytes at `value`; NULL with an exception. */
+static PyObject *
+value_bytes(const Walk *walk, const uint8_t *value, Py_ssize_t length)
+{
+    Interned *table = walk->interned;
+    if (length > INTERN_MAX_LENGTH) {
+        return PyBytes_FromStringAndSize((const char *)value, length);
+    }
+    if (2 * (table->used + 1) > table->capacity && intern_grow(table) < 0) {
+        return NULL;
+    }
+    size_t mask = table->capacity - 1;
+    size_t slot = fnv1a(value, length) & mask;
+    PyObject *candidate;
+    while ((candidate = table->slots[slot]) != NULL) {
+        if (PyBytes_GET_SIZE(candidate) == length && memcmp(PyBytes_AS_STRING(candidate), value, (size_t)length) == 0) {
+            Py_INCREF(candidate);
+            return candidate;
+        }
+        slot = (slot + 1) & mask;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)value, length);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    Py_INCREF(bytes); /* the table's reference */
+    table->slots[slot] = bytes;
+    table->used++;
+    return bytes;
+}
 
 /* Each of these sets an exception and returns -1, for `return fail_...(...)` at the point of failure. */
 
@@ -525,7 +618,7 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                 return fail_unsupported(walk, "VR differs from the data dictionary");
             }
             if (dataset != NULL &&
-                store(dataset, wanted, PyBytes_FromStringAndSize((const char *)buf + pos, (Py_ssize_t)length)) < 0) {
+                store(dataset, wanted, value_bytes(walk, buf + pos, (Py_ssize_t)length)) < 0) {
                 return -1;
             }
         }
@@ -691,7 +784,7 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                 }
             }
             else if (dataset != NULL &&
-                     store(dataset, wanted, PyBytes_FromStringAndSize((const char *)buf + pos, (Py_ssize_t)length)) <
+                     store(dataset, wanted, value_bytes(walk, buf + pos, (Py_ssize_t)length)) <
                          0) {
                 return -1;
             }
@@ -797,11 +890,13 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "pos is outside the data");
     }
     else if ((dataset = PyDict_New()) != NULL) {
-        Walk walk = {self, args[0], (const uint8_t *)view.buf, view.len};
+        Interned interned = {NULL, 0, 0};
+        Walk walk = {self, args[0], (const uint8_t *)view.buf, view.len, &interned};
         self->scans++;
         int failed = explicit_vr ? explicit_dataset(&walk, &pos, view.len, 0, 1, 0, dataset)
                                  : implicit_dataset(&walk, &pos, view.len, 0, 1, 0, dataset);
         self->scans--;
+        intern_clear(&interned);
         if (failed) {
             Py_CLEAR(dataset);
         }
