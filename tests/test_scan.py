@@ -210,6 +210,47 @@ def test_short_values_shared_within_a_scan() -> None:
     assert [value[t.TEXT_VALUE] for value in result[t.CONTENT_SEQUENCE]][4_999:5_001] == [b"4999", b"0"]  # type: ignore[index]
 
 
+@pytest.mark.parametrize(("explicit", "defined"), ENCODINGS)
+def test_equal_code_items_shared_within_a_scan(explicit: bool, defined: bool) -> None:
+    """Equal items of code sequences are one dict (equal to the Python walker's separate dicts); items that
+    differ in any byte, and items of other sequences, are not."""
+    result = same(small_dataset(explicit, defined), explicit)
+    first, second = result[t.CONTENT_SEQUENCE]  # type: ignore[index]
+    assert first is not second  # Content Sequence items are never shared
+    assert first[t.CONCEPT_NAME_CODE_SEQUENCE][0] is second[t.CONCEPT_NAME_CODE_SEQUENCE][0]
+    first_unit = first[t.MEASURED_VALUE_SEQUENCE][0][t.MEASUREMENT_UNITS_CODE_SEQUENCE][0]
+    assert first_unit is second[t.MEASURED_VALUE_SEQUENCE][0][t.MEASUREMENT_UNITS_CODE_SEQUENCE][0]
+    assert first_unit is not first[t.CONCEPT_NAME_CODE_SEQUENCE][0]
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    code_body = enc(t.CODE_VALUE, b"SH", b"11") + enc(t.CODING_SCHEME_DESIGNATOR, b"SH", b"DCM ")
+    bodies = [code_body, code_body.replace(b"11", b"12"), code_body, code_body]
+    bodies.append(code_body + enc(t.CODING_SCHEME_VERSION, b"SH", b"01"))
+    items = [
+        item(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [item(body, defined)], explicit, defined), defined)
+        for body in bodies
+    ]
+    result = same(sequence(t.CONTENT_SEQUENCE, items, explicit, defined), explicit)
+    concepts = [content[t.CONCEPT_NAME_CODE_SEQUENCE][0] for content in result[t.CONTENT_SEQUENCE]]  # type: ignore[index]
+    assert [concept is concepts[0] for concept in concepts] == [True, False, True, True, False]
+
+
+@pytest.mark.parametrize(("explicit", "defined"), ENCODINGS)
+def test_shared_code_item_checked_again_where_it_recurs(explicit: bool, defined: bool) -> None:
+    """An item equal to one seen before is still walked where it recurs: deeper down, its own nested sequence
+    is too deep, and that is refused rather than answered from the table."""
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    equivalent = sequence(UNKEPT_SEQUENCE, [item(b"", defined)], explicit, defined)
+    code = item(enc(t.CODE_VALUE, b"SH", b"11") + equivalent, defined)
+    concept = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code], explicit, defined)
+    for depth in (fast_parser.MAX_DEPTH - 3, fast_parser.MAX_DEPTH - 2, fast_parser.MAX_DEPTH - 1):
+        result = same(concept + nested(depth, t.CONTENT_SEQUENCE, explicit, defined, innermost=concept), explicit)
+        # (Implicit VR skips a defined-length sequence it does not keep by its length: never too deep.)
+        if depth == fast_parser.MAX_DEPTH - 1 and (explicit or not defined):
+            assert result == unsupported("nested too deeply")
+        else:
+            assert isinstance(result, dict)
+
+
 # --- lengths -------------------------------------------------------------------------------------------
 
 HUGE = [0xFFFFFFFE, 0xFFFFFFF0, 0x80000000, 0x7FFFFFFF, 0x10000]
@@ -309,10 +350,12 @@ def test_truncated_at_every_byte(explicit: bool, defined: bool) -> None:
 # --- structure -------------------------------------------------------------------------------------------
 
 
-def nested(depth: int, tag: int, explicit: bool, defined: bool) -> bytes:
-    """`depth` sequences each holding one item holding the next; built from the inside out without
-    re-copying the inner bytes at every level (20,000 levels stay cheap)."""
+def nested(depth: int, tag: int, explicit: bool, defined: bool, innermost: bytes | None = None) -> bytes:
+    """`depth` sequences each holding one item holding the next, the last holding `innermost` (a Text
+    Value by default); built from the inside out without re-copying the inner bytes at every level."""
     body = element(t.TEXT_VALUE, b"UT", b"deep") if explicit else implicit(t.TEXT_VALUE, b"deep")
+    if innermost is not None:
+        body = innermost
     heads, tails, size = [], [], len(body)
     for _ in range(depth):
         if defined:
@@ -452,6 +495,7 @@ def _scanner(**overrides: object) -> object:
         "read_vr": t.READ_VR,
         "header_sizes": fast_parser._EXPLICIT_HEADER_SIZES,
         "encapsulated_vrs": fast_parser._ENCAPSULATED_VR_CODES,
+        "shared_item_sequences": t.CODE_SEQUENCES,
         "unsupported": FastReaderUnsupported,
         "corrupt": fast_parser._corrupt,
         "is_sequence_tag": fast_parser._is_sequence_tag,
@@ -463,7 +507,9 @@ def _scanner(**overrides: object) -> object:
 
 def test_scanner_keeps_the_tags_it_is_given() -> None:
     data = small_dataset(True, True)
-    scanner = _scanner(read_vr={t.PATIENT_NAME: b"PN", t.CONTENT_SEQUENCE: b"SQ", t.NUMERIC_VALUE: b"DS"})
+    scanner = _scanner(
+        read_vr={t.PATIENT_NAME: b"PN", t.CONTENT_SEQUENCE: b"SQ", t.NUMERIC_VALUE: b"DS"}, shared_item_sequences=()
+    )
     # Measured values and their numbers sit in a sequence this table does not keep.
     assert scanner.scan(data, 0, True) == {t.PATIENT_NAME: b"Doe^J ", t.CONTENT_SEQUENCE: [{}, {}]}  # type: ignore[attr-defined]
     deep = _scanner(max_depth=3)
@@ -487,6 +533,10 @@ def test_scanner_keeps_the_tags_it_is_given() -> None:
         ({"header_sizes": {70000: 8}}, ValueError),
         ({"encapsulated_vrs": [int.from_bytes(b"\0\0", "little")]}, ValueError),
         ({"encapsulated_vrs": 5}, TypeError),
+        ({"shared_item_sequences": [t.PATIENT_NAME]}, ValueError),
+        ({"shared_item_sequences": [0x00081110]}, ValueError),
+        ({"shared_item_sequences": [-1]}, OverflowError),
+        ({"shared_item_sequences": None}, TypeError),
         ({"unsupported": "FastReaderUnsupported"}, TypeError),
         ({"corrupt": None}, TypeError),
         ({"max_depth": 0}, ValueError),
@@ -528,6 +578,7 @@ def test_no_reinitialisation_during_a_scan() -> None:
             read_vr={},
             header_sizes={},
             encapsulated_vrs=(),
+            shared_item_sequences=(),
             unsupported=FastReaderUnsupported,
             corrupt=fast_parser._corrupt,
             is_sequence_tag=reinitialise,

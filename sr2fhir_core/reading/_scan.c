@@ -64,6 +64,7 @@ typedef struct {
     PyObject *key; /* the int tag object from READ_VR, reused as the dict key; NULL = empty slot */
     uint32_t tag;
     uint16_t vr;
+    uint8_t shared_items; /* a sequence whose equal items may be one dict (see SharedItems) */
 } WantedTag;
 
 typedef struct {
@@ -162,6 +163,7 @@ load_wanted(Scanner *self, PyObject *read_vr)
         self->wanted[slot].key = key;
         self->wanted[slot].tag = (uint32_t)tag;
         self->wanted[slot].vr = vr;
+        self->wanted[slot].shared_items = 0;
     }
     return 0;
 }
@@ -215,6 +217,30 @@ load_encapsulated(Scanner *self, PyObject *vrs)
 }
 
 static int
+load_shared_items(Scanner *self, PyObject *tags)
+{
+    PyObject *iterator = PyObject_GetIter(tags), *key;
+    if (iterator == NULL) {
+        return -1;
+    }
+    while ((key = PyIter_Next(iterator)) != NULL) {
+        unsigned long tag = PyLong_AsUnsignedLong(key);
+        Py_DECREF(key);
+        if (tag == (unsigned long)-1 && PyErr_Occurred()) {
+            break;
+        }
+        WantedTag *wanted = tag > 0xFFFFFFFFul ? NULL : (WantedTag *)find_wanted(self, (uint32_t)tag);
+        if (wanted == NULL || wanted->vr != VR_SQ) {
+            PyErr_SetString(PyExc_ValueError, "shared_item_sequences: every tag must be a sequence in read_vr");
+            break;
+        }
+        wanted->shared_items = 1;
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int
 Scanner_traverse(Scanner *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->unsupported);
@@ -247,13 +273,15 @@ static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {
-        "read_vr", "header_sizes", "encapsulated_vrs", "unsupported", "corrupt", "is_sequence_tag", "max_depth",
-        NULL,
+        "read_vr", "header_sizes", "encapsulated_vrs", "shared_item_sequences", "unsupported", "corrupt",
+        "is_sequence_tag", "max_depth", NULL,
     };
-    PyObject *read_vr, *header_sizes, *encapsulated_vrs, *unsupported, *corrupt, *is_sequence_tag;
+    PyObject *read_vr, *header_sizes, *encapsulated_vrs, *shared_item_sequences, *unsupported, *corrupt,
+        *is_sequence_tag;
     int max_depth;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOi:Scanner", keywords, &read_vr, &header_sizes,
-                                     &encapsulated_vrs, &unsupported, &corrupt, &is_sequence_tag, &max_depth)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOi:Scanner", keywords, &read_vr, &header_sizes,
+                                     &encapsulated_vrs, &shared_item_sequences, &unsupported, &corrupt,
+                                     &is_sequence_tag, &max_depth)) {
         return -1;
     }
     if (!PyExceptionClass_Check(unsupported)) {
@@ -277,7 +305,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     memset(self->header_size, 0, sizeof self->header_size);
     memset(self->encapsulated, 0, sizeof self->encapsulated);
     if (load_wanted(self, read_vr) < 0 || load_header_sizes(self, header_sizes) < 0 ||
-        load_encapsulated(self, encapsulated_vrs) < 0) {
+        load_encapsulated(self, encapsulated_vrs) < 0 || load_shared_items(self, shared_item_sequences) < 0) {
         Scanner_clear(self);
         return -1;
     }
@@ -308,13 +336,99 @@ typedef struct {
     size_t used;
 } Interned;
 
+/*
+ * Items of code sequences (Concept Name, Concept, Measurement Units, ...) repeat even more: a radiomics
+ * report has some 8,600 of them for a few hundred distinct codes. Within one scan, items of these sequences
+ * whose bytes are equal (from their Item tag to their end) are one dict. Parsing the same bytes always
+ * gives the same dict, wherever they are: the checks that could depend on the context (the depth, the end
+ * of the enclosing value) are made again on every occurrence by a walk that builds nothing, before the
+ * table is asked. The raw data set becomes a DAG of equal-by-value dicts: the reader only reads it.
+ */
+#define SHARED_ITEM_MAX_LENGTH 1024
+
+typedef struct {
+    const uint8_t *span; /* into the scanned buffer, alive for the scan */
+    Py_ssize_t length;
+    uint32_t hash;
+    PyObject *item; /* NULL = empty slot */
+} SharedItem;
+
+typedef struct {
+    SharedItem *slots; /* open addressing, linear probing, at most half full */
+    size_t capacity;
+    size_t used;
+} SharedItems;
+
 typedef struct {
     const Scanner *scanner;
     PyObject *data; /* the input object, for the is_sequence_tag callback */
     const uint8_t *buf;
     Py_ssize_t size;
     Interned *interned;
+    SharedItems *shared;
 } Walk;
+
+/* The shared item for these bytes (a borrowed reference), or NULL (no exception). */
+static PyObject *
+find_shared(const SharedItems *table, const uint8_t *span, Py_ssize_t length, uint32_t hash)
+{
+    if (table->capacity == 0) {
+        return NULL;
+    }
+    size_t mask = table->capacity - 1;
+    for (size_t slot = hash & mask; table->slots[slot].item != NULL; slot = (slot + 1) & mask) {
+        const SharedItem *entry = &table->slots[slot];
+        if (entry->hash == hash && entry->length == length && memcmp(entry->span, span, (size_t)length) == 0) {
+            return entry->item;
+        }
+    }
+    return NULL;
+}
+
+/* Remember `item` (a new reference taken) for these bytes; -1 with an exception. */
+static int
+remember_shared(SharedItems *table, const uint8_t *span, Py_ssize_t length, uint32_t hash, PyObject *item)
+{
+    if (2 * (table->used + 1) > table->capacity) {
+        size_t capacity = table->capacity ? table->capacity * 2 : INTERN_MIN_CAPACITY;
+        SharedItem *slots = PyMem_Calloc(capacity, sizeof(SharedItem));
+        if (slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t old = 0; old < table->capacity; old++) {
+            if (table->slots[old].item != NULL) {
+                size_t slot = table->slots[old].hash & (capacity - 1);
+                while (slots[slot].item != NULL) {
+                    slot = (slot + 1) & (capacity - 1);
+                }
+                slots[slot] = table->slots[old];
+            }
+        }
+        PyMem_Free(table->slots);
+        table->slots = slots;
+        table->capacity = capacity;
+    }
+    size_t mask = table->capacity - 1, slot = hash & mask;
+    while (table->slots[slot].item != NULL) {
+        slot = (slot + 1) & mask;
+    }
+    Py_INCREF(item);
+    table->slots[slot] = (SharedItem){span, length, hash, item};
+    table->used++;
+    return 0;
+}
+
+static void
+shared_clear(SharedItems *table)
+{
+    for (size_t slot = 0; slot < table->capacity; slot++) {
+        Py_XDECREF(table->slots[slot].item);
+    }
+    PyMem_Free(table->slots);
+    table->slots = NULL;
+    table->capacity = table->used = 0;
+}
 
 static inline uint32_t
 fnv1a(const uint8_t *bytes, Py_ssize_t length)
@@ -502,6 +616,53 @@ skip_encapsulated(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end)
     return fail_unsupported(walk, "encapsulated pixel data that is not well formed");
 }
 
+/* explicit_dataset or implicit_dataset: one data set from *pos to `end` (or its delimiter). */
+typedef int (*DatasetWalker)(const Walk *, Py_ssize_t *, Py_ssize_t, int, int, int, PyObject *);
+
+/*
+ * The data set of one item of a kept sequence, from *pos_io (after its Item header at `item_start`): a new
+ * reference in *item_out. In a sequence of shared items (`share`), the item is first walked without building
+ * anything, which makes every check of this occurrence and finds its end; equal bytes seen before give the
+ * dict they gave then.
+ */
+static int
+walk_item(const Walk *walk, DatasetWalker walk_dataset, Py_ssize_t item_start, Py_ssize_t *pos_io, Py_ssize_t end,
+          int delimited, int eager, int depth, int share, PyObject **item_out)
+{
+    const uint8_t *span = walk->buf + item_start;
+    Py_ssize_t length = 0;
+    uint32_t hash = 0;
+    PyObject *item;
+    *item_out = NULL;
+    if (share) {
+        Py_ssize_t span_end = *pos_io;
+        if (walk_dataset(walk, &span_end, end, delimited, eager, depth, NULL) < 0) {
+            return -1;
+        }
+        length = span_end - item_start;
+        share = length <= SHARED_ITEM_MAX_LENGTH;
+        if (share) {
+            hash = fnv1a(span, length);
+            if ((item = find_shared(walk->shared, span, length, hash)) != NULL) {
+                Py_INCREF(item);
+                *item_out = item;
+                *pos_io = span_end;
+                return 0;
+            }
+        }
+    }
+    if ((item = PyDict_New()) == NULL) {
+        return -1;
+    }
+    if (walk_dataset(walk, pos_io, end, delimited, eager, depth, item) < 0 ||
+        (share && remember_shared(walk->shared, span, length, hash, item) < 0)) {
+        Py_DECREF(item);
+        return -1;
+    }
+    *item_out = item;
+    return 0;
+}
+
 /*
  * Explicit VR: `explicit_dataset` walks one data set from *pos to `end`, or to its Item Delimitation Item
  * when `delimited`; `explicit_sequence` walks the items of one sequence value. `dataset` / `items` receive
@@ -509,7 +670,7 @@ skip_encapsulated(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end)
  * `eager`: pydicom reads these bytes from the file at load time (the top level, and undefined-length
  * sequences in it), where a short read is truncation. `depth`: sequences enclosing this one.
  */
-static int explicit_sequence(const Walk *, Py_ssize_t *, Py_ssize_t, int, int, int, PyObject *);
+static int explicit_sequence(const Walk *, Py_ssize_t *, Py_ssize_t, int, int, int, PyObject *, int);
 
 static int
 explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delimited, int eager, int depth,
@@ -590,8 +751,9 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
             if (dataset != NULL && wanted != NULL && (items = new_sequence()) == NULL) {
                 return -1;
             }
-            if (explicit_sequence(walk, &pos, sequence_end, sequence_delimited, sequence_eager, depth + 1, items) <
-                0) {
+            int share = wanted != NULL && wanted->shared_items;
+            if (explicit_sequence(walk, &pos, sequence_end, sequence_delimited, sequence_eager, depth + 1, items,
+                                  share) < 0) {
                 Py_XDECREF(items);
                 return -1;
             }
@@ -631,7 +793,7 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
 
 static int
 explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delimited, int eager, int depth,
-                  PyObject *items)
+                  PyObject *items, int share)
 {
     const uint8_t *buf = walk->buf;
     Py_ssize_t pos = *pos_io;
@@ -660,15 +822,16 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
                 item_end = pos + (Py_ssize_t)length;
                 item_delimited = 0;
             }
-            PyObject *item = NULL;
-            if (items != NULL && (item = PyDict_New()) == NULL) {
-                return -1;
+            if (items == NULL) {
+                if (explicit_dataset(walk, &pos, item_end, item_delimited, eager, depth, NULL) < 0) {
+                    return -1;
+                }
+                continue;
             }
-            if (explicit_dataset(walk, &pos, item_end, item_delimited, eager, depth, item) < 0) {
-                Py_XDECREF(item);
-                return -1;
-            }
-            if (append_item(items, item) < 0) {
+            PyObject *item;
+            if (walk_item(walk, explicit_dataset, pos - 8, &pos, item_end, item_delimited, eager, depth, share,
+                          &item) < 0 ||
+                append_item(items, item) < 0) {
                 return -1;
             }
         }
@@ -688,7 +851,7 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
  * a kept attribute from the wanted-tag table. `depth` counts data sets as the Python walker does: the top
  * level is 0, and an item data set deeper than max_depth is refused when it is entered.
  */
-static int implicit_sequence(const Walk *, Py_ssize_t *, Py_ssize_t, int, int, int, PyObject *);
+static int implicit_sequence(const Walk *, Py_ssize_t *, Py_ssize_t, int, int, int, PyObject *, int);
 
 /* An undefined-length element this reader does not keep: a sequence or not, decided in Python
  * (fast_parser._is_sequence_tag, from pydicom's data dictionary). 1, 0, or -1 with an exception. */
@@ -754,7 +917,8 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
             if (dataset != NULL && wanted != NULL && (items = new_sequence()) == NULL) {
                 return -1;
             }
-            if (implicit_sequence(walk, &pos, end, 1, eager, depth, items) < 0) {
+            if (implicit_sequence(walk, &pos, end, 1, eager, depth, items, wanted != NULL && wanted->shared_items) <
+                0) {
                 Py_XDECREF(items);
                 return -1;
             }
@@ -775,7 +939,8 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                 if (dataset != NULL && (items = new_sequence()) == NULL) {
                     return -1;
                 }
-                if (implicit_sequence(walk, &sequence_pos, (Py_ssize_t)value_end, 0, 0, depth, items) < 0) {
+                if (implicit_sequence(walk, &sequence_pos, (Py_ssize_t)value_end, 0, 0, depth, items,
+                                      wanted->shared_items) < 0) {
                     Py_XDECREF(items);
                     return -1;
                 }
@@ -801,7 +966,7 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
 
 static int
 implicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delimited, int eager, int depth,
-                  PyObject *items)
+                  PyObject *items, int share)
 {
     const uint8_t *buf = walk->buf;
     Py_ssize_t pos = *pos_io;
@@ -814,30 +979,27 @@ implicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
         uint32_t length = read_u32(buf + pos + 4);
         pos += 8;
         if (tag == TAG_ITEM) {
+            Py_ssize_t item_pos = pos, item_end = end;
+            int item_delimited = 1;
+            if (length != UNDEFINED_LENGTH) {
+                if ((uint64_t)pos + length > (uint64_t)end) {
+                    /* Not truncation for pydicom: see explicit_sequence. */
+                    return fail_unsupported(walk, "item length overruns its sequence");
+                }
+                item_end = pos + (Py_ssize_t)length;
+                item_delimited = 0;
+            }
             PyObject *item = NULL;
-            if (items != NULL && (item = PyDict_New()) == NULL) {
+            if (items == NULL ? implicit_dataset(walk, &item_pos, item_end, item_delimited, eager, depth, NULL) < 0
+                              : walk_item(walk, implicit_dataset, pos - 8, &item_pos, item_end, item_delimited, eager,
+                                          depth, share, &item) < 0) {
                 return -1;
             }
-            int failed;
-            if (length == UNDEFINED_LENGTH) {
-                failed = implicit_dataset(walk, &pos, end, 1, eager, depth, item) < 0;
-            }
-            else if ((uint64_t)pos + length > (uint64_t)end) {
-                /* Not truncation for pydicom: see explicit_sequence. */
-                failed = fail_unsupported(walk, "item length overruns its sequence") < 0;
-            }
-            else {
-                Py_ssize_t item_pos = pos;
-                pos += (Py_ssize_t)length;
-                failed = implicit_dataset(walk, &item_pos, pos, 0, eager, depth, item) < 0;
-            }
-            if (failed) {
-                Py_XDECREF(item);
+            if (items != NULL && append_item(items, item) < 0) {
                 return -1;
             }
-            if (append_item(items, item) < 0) {
-                return -1;
-            }
+            /* A defined-length item ends at its length, wherever its data set stopped (as the Python walker). */
+            pos = item_delimited ? item_pos : item_end;
         }
         else if (tag == TAG_SEQUENCE_DELIMITATION_ITEM && delimited && length == 0) {
             *pos_io = pos;
@@ -891,12 +1053,14 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     }
     else if ((dataset = PyDict_New()) != NULL) {
         Interned interned = {NULL, 0, 0};
-        Walk walk = {self, args[0], (const uint8_t *)view.buf, view.len, &interned};
+        SharedItems shared = {NULL, 0, 0};
+        Walk walk = {self, args[0], (const uint8_t *)view.buf, view.len, &interned, &shared};
         self->scans++;
         int failed = explicit_vr ? explicit_dataset(&walk, &pos, view.len, 0, 1, 0, dataset)
                                  : implicit_dataset(&walk, &pos, view.len, 0, 1, 0, dataset);
         self->scans--;
         intern_clear(&interned);
+        shared_clear(&shared);
         if (failed) {
             Py_CLEAR(dataset);
         }
@@ -911,11 +1075,12 @@ static PyMethodDef Scanner_methods[] = {
 };
 
 PyDoc_STRVAR(Scanner_doc,
-             "Scanner(*, read_vr, header_sizes, encapsulated_vrs, unsupported, corrupt, is_sequence_tag, "
-             "max_depth)\n--\n\n"
+             "Scanner(*, read_vr, header_sizes, encapsulated_vrs, shared_item_sequences, unsupported, corrupt, "
+             "is_sequence_tag, max_depth)\n--\n\n"
              "Walks DICOM data sets keeping the tags of `read_vr` (tag -> 2-byte VR). `header_sizes`: VR code\n"
              "(int.from_bytes(vr, 'little')) -> explicit VR header size; `encapsulated_vrs`: VR codes that\n"
-             "may hold encapsulated pixel data. `unsupported`: exception class raised with a reason;\n"
+             "may hold encapsulated pixel data; `shared_item_sequences`: sequence tags whose equal items are\n"
+             "returned as one dict within a scan. `unsupported`: exception class raised with a reason;\n"
              "`corrupt()`: returns the exception for truncated data; `is_sequence_tag(tag, data, pos, end)`:\n"
              "whether an undefined-length implicit VR element that is not kept is a sequence.");
 
@@ -936,7 +1101,7 @@ static PyTypeObject ScannerType = {
 /* --- module ------------------------------------------------------------------------------------------ */
 
 /* fast_parser refuses a build whose VERSION differs from the one it expects (a stale in-place build). */
-#define SCAN_VERSION 1
+#define SCAN_VERSION 2
 
 PyDoc_STRVAR(module_doc, "The element-header walk of sr2fhir_core.reading.fast_parser, in C.");
 

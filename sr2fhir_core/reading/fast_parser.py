@@ -566,7 +566,7 @@ def _dictionary_tags() -> frozenset[int]:
 # --- which walker runs ------------------------------------------------------------------------------------
 
 ScannerName: TypeAlias = Literal["c", "python"]
-_C_SCAN_VERSION = 1
+_C_SCAN_VERSION = 2
 """The `_scan.VERSION` this module is written against: a stale in-place build is not used."""
 
 
@@ -586,6 +586,7 @@ def _load_c_scan() -> Callable[[bytes, int, bool], RawDataSet] | None:
         read_vr=_READ_VR,
         header_sizes=_EXPLICIT_HEADER_SIZES,
         encapsulated_vrs=_ENCAPSULATED_VR_CODES,
+        shared_item_sequences=t.CODE_SEQUENCES,
         unsupported=FastReaderUnsupported,
         corrupt=_corrupt,
         is_sequence_tag=_is_sequence_tag,

@@ -333,6 +333,7 @@ def _num(
 ) -> ContentItem:
     measured_values = item.get(_MEASURED_VALUE_SEQUENCE)
     measured: RawDataSet | None = measured_values[0] if measured_values else None  # type: ignore[assignment]
+    qualifiers = item.get(_NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE)
     if measured:
         charset = measured.get(_SPECIFIC_CHARACTER_SET)
         measured_encodings = encodings if charset is None else v.encodings_for(charset)  # type: ignore[arg-type]
@@ -349,7 +350,7 @@ def _num(
             numeric_value=None if numeric_raw is None else v.ds_text(numeric_raw),  # type: ignore[arg-type]
             float_value=v.first_float64(float_raw) if float_raw else None,  # type: ignore[arg-type]
             unit=_code(units[0], measured_encodings) if units else None,  # type: ignore[index, arg-type]
-            qualifier=_first_code(item, _NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE, encodings),
+            qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[index, arg-type]
         )
     return NumItem(
         position=position,
@@ -358,7 +359,7 @@ def _num(
         observation_uid=observation_uid,
         observation_datetime=observation_datetime,
         children=children,
-        qualifier=_first_code(item, _NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE, encodings),
+        qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[index, arg-type]
     )
 
 
@@ -375,6 +376,7 @@ def _code_item(
     observation_datetime: str | None,
     children: Children,
 ) -> ContentItem:
+    values = item.get(_CONCEPT_CODE_SEQUENCE)
     return CodeItem(
         position=position,
         relationship=relationship,
@@ -382,7 +384,7 @@ def _code_item(
         observation_uid=observation_uid,
         observation_datetime=observation_datetime,
         children=children,
-        value=_first_code(item, _CONCEPT_CODE_SEQUENCE, encodings),
+        value=_code(values[0], encodings) if values else None,  # type: ignore[index, arg-type]
     )
 
 
