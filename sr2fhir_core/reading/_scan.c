@@ -2,9 +2,11 @@
  * sr2fhir_core.reading._scan: the element-header walk of `fast_parser` in C.
  *
  * A `Scanner` walks one DICOM data set in explicit or implicit VR little endian (PS3.5 chapter 7) and
- * returns the same `RawDataSet` the pure-Python walker in `fast_parser.py` returns: a dict from int tag to
- * the value's bytes, or to a list of item dicts for a sequence, for the tags of `tags.READ_VR` only.
- * Everything else is skipped by its length.
+ * returns a `RawDataSet` equal to the one the pure-Python walker in `fast_parser.py` returns: a dict from
+ * int tag to the value's bytes, or to a list of item dicts for a sequence, for the tags of `tags.READ_VR`
+ * only. Everything else is skipped by its length. Equal, not identical: within one scan, equal short values
+ * are one bytes object and equal code sequence items one dict (the reader only reads them), and the
+ * containers are not tracked by the cyclic garbage collector; each is explained where it is done.
  *
  * The walk mirrors the Python one check for check and in the same order, so that a malformed input gets
  * the same signal from both: `FastReaderUnsupported` (the caller then asks pydicom) or the `SRRejected`
@@ -12,7 +14,7 @@
  * the specification; tests/test_reader_differential.py compares the two on every input it has.
  *
  * No table is duplicated here: the wanted tags with their VRs, the explicit VR header size of every VR and
- * the VRs of encapsulated pixel data come from Python when the Scanner is built. Only the structure of the
+ * the VRs of encapsulated pixel data and the code sequences come from Python when the Scanner is built. Only the structure of the
  * encoding itself is fixed here (item and delimiter tags, the undefined length, the SQ VR).
  *
  * Safety: the input is read through the buffer protocol without a copy and is never read past its end.
@@ -27,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* --- the encoding (PS3.5 7.1, 7.5) ------------------------------------------------------------------- */
 

@@ -2,7 +2,8 @@
 
 The result is a `RawDataSet`: a dict from tag to the value's bytes, or to a list of item data sets for a
 sequence. Only tags in `tags.READ_VR` are kept; every other element is skipped by its length, so pixel data
-and private blocks cost one header read each.
+and private blocks cost one header read each. It is read-only to its users: the C scanner makes equal code
+sequence items one dict.
 
 The parser decides only what it is sure of. It raises `SRRejected(CORRUPT)` when an element or item
 reaches past the end of the file where pydicom reads the same bytes eagerly (the top-level data set and
