@@ -1,10 +1,12 @@
-"""Reader benchmark on the shared corpus: pydicom read + full walk, the reference reader, the fast reader,
-and `map_sr` end to end with each reader.
+"""Reader benchmark on the shared corpus: pydicom read + full walk, the reference reader, the fast reader
+with each element scanner (C extension and pure Python), and `map_sr` end to end with each reader.
 
-    PYTHONPATH=. python benchmarks/readers.py [corpus_dir] [--repeat N]
+    PYTHONPATH=. python benchmarks/readers.py [corpus_dir] [--repeat N] [--only SUBSTRING]
 
 Reports the median ms per file and µs per content item for each, and ratios within the same run (absolute
-times on shared machines drift by a third; ratios measured side by side do not).
+times on shared machines drift by a third; ratios measured side by side do not). `map_sr auto` uses the
+scanner the process would use (`SCANNER`, printed first); the fast reader is measured with both when the
+C scanner is built.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pydicom
 from sr2fhir_core import MappingOptions, map_sr
 from sr2fhir_core.content import count_items
 from sr2fhir_core.options import Reader
-from sr2fhir_core.reading import read_fast, read_with_pydicom
+from sr2fhir_core.reading import SCANNER, fast_parser, read_fast, read_with_pydicom
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
@@ -41,6 +43,14 @@ def pydicom_walk(data: bytes) -> int:
     return count
 
 
+def with_scanner(name: fast_parser.ScannerName, run: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    def scanned(data: bytes) -> object:
+        with fast_parser.using_scanner(name):
+            return run(data)
+
+    return scanned
+
+
 def median_seconds(run: Callable[[bytes], object], data: bytes, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -54,16 +64,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default="", help="only files whose path contains this")
     args = parser.parse_args()
 
-    files = sorted(path for path in args.corpus.rglob("*.dcm"))
+    files = sorted(path for path in args.corpus.rglob("*.dcm") if args.only in str(path))
     measures: dict[str, Callable[[bytes], object]] = {
         "pydicom walk": pydicom_walk,
         "pydicom reader": read_with_pydicom,
-        "fast reader": read_fast,
-        "map_sr pydicom": lambda data: map_sr(data, MappingOptions(reader=Reader.PYDICOM)),
-        "map_sr auto": lambda data: map_sr(data, MappingOptions(reader=Reader.AUTO)),
     }
+    if fast_parser.C_SCANNER_AVAILABLE:
+        measures["fast reader C"] = with_scanner("c", read_fast)
+    measures["fast reader py"] = with_scanner("python", read_fast)
+    measures["map_sr pydicom"] = lambda data: map_sr(data, MappingOptions(reader=Reader.PYDICOM))
+    measures["map_sr auto"] = lambda data: map_sr(data, MappingOptions(reader=Reader.AUTO))
+    fast = "fast reader C" if fast_parser.C_SCANNER_AVAILABLE else "fast reader py"
+    print(f"scanner in use: {SCANNER} (C scanner built: {fast_parser.C_SCANNER_AVAILABLE})")
     header = f"{'file':58s} {'items':>6s}" + "".join(f" {name:>15s}" for name in measures)
     print("median ms per file (µs per content item)\n" + header)
     totals = dict.fromkeys(measures, 0.0)
@@ -89,10 +104,11 @@ def main() -> int:
     print(f"\nall SR files: {total_items} content items")
     for name, seconds in totals.items():
         print(f"  {name:15s} {seconds * 1e3:9.1f} ms  {seconds * 1e6 / total_items:7.2f} µs/item")
-    walk, fast = totals["pydicom walk"], totals["fast reader"]
+    walk, fastest = totals["pydicom walk"], totals[fast]
     print(
-        f"\nratios (same run): pydicom walk / fast reader = {walk / fast:.1f}x, "
-        f"pydicom reader / fast reader = {totals['pydicom reader'] / fast:.1f}x, "
+        f"\nratios (same run): pydicom walk / {fast} = {walk / fastest:.1f}x, "
+        f"pydicom reader / {fast} = {totals['pydicom reader'] / fastest:.1f}x, "
+        f"fast reader py / {fast} = {totals['fast reader py'] / fastest:.1f}x, "
         f"map_sr pydicom / map_sr auto = {totals['map_sr pydicom'] / totals['map_sr auto']:.1f}x, "
         f"pydicom walk / map_sr auto = {walk / totals['map_sr auto']:.1f}x"
     )

@@ -4,8 +4,11 @@ Every input goes through both readers. Where the fast reader decides (a document
 equal the reference exactly: dataclass equality of the whole `SRDocument`, or the same rejection reason.
 Where it declines (`FastReaderUnsupported`), `read_document` falls back to the reference, so the public
 outcome is the reference by construction; such inputs are counted so a regression that makes the fast
-reader decline everything would show. `map_sr` output with `Reader.AUTO` and `Reader.PYDICOM` must be the
-same too (resources as JSON, rows, the record except the free-text rejection message).
+reader decline everything would show. The fast reader runs once with each element scanner (the C extension,
+when built, and the pure-Python walker), and the two scanners' parse results must be identical: the same
+raw data set, or the same exception with the same message. `map_sr` output with `Reader.AUTO` and
+`Reader.PYDICOM` must be the same too (resources as JSON, rows, the record except the free-text rejection
+message).
 
 Inputs come from *sources*: fixtures returning `[(name, bytes), ...]`. To add a source (e.g. the synthetic
 SR generator), write one fixture and add its name to `SOURCES`.
@@ -18,10 +21,12 @@ corrupt length can never make it allocate what the file does not hold.
 from __future__ import annotations
 
 import io
+import os
 import random
 import signal
 import struct
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +39,7 @@ from sr2fhir_core import MappingOptions, dumps_json, map_sr
 from sr2fhir_core.document import SRDocument
 from sr2fhir_core.errors import SRRejected
 from sr2fhir_core.options import Reader
-from sr2fhir_core.reading import FastReaderUnsupported, read_fast, read_with_pydicom
+from sr2fhir_core.reading import FastReaderUnsupported, fast_parser, read_fast, read_with_pydicom
 
 Input = tuple[str, bytes]
 
@@ -45,6 +50,8 @@ TIME_LIMIT_S = 10
 """Per input (plus `TIME_PER_MB_S` per MB), both readers and both mappings; generous for a shared machine,
 far below a hang."""
 TIME_PER_MB_S = 30
+TIME_SCALE = float(os.environ.get("SR2FHIR_TEST_TIME_SCALE", "1"))
+"""Multiplies both limits; for instrumented runs (benchmarks/scan_sanitizers.sh sets it)."""
 MEMORY_FACTOR = 8
 """Fast reader peak allocation ≤ this × input size + `MEMORY_SLACK` (it slices values out of the input)."""
 MEMORY_SLACK = 32 * 1024 * 1024
@@ -62,6 +69,9 @@ SOURCES = [
 ]
 """Fixture names of every input source the differential test runs over."""
 
+SCANNERS: list[fast_parser.ScannerName] = ["c", "python"] if fast_parser.C_SCANNER_AVAILABLE else ["python"]
+"""Element scanners the fast reader runs with; without a C compiler at install time only the Python one."""
+
 
 # --- the comparison -----------------------------------------------------------------------------------
 
@@ -76,8 +86,9 @@ def _on_alarm(signum, frame):
 
 @dataclass
 class Tally:
-    decided: int = 0
-    declined: int = 0
+    decided: Counter[str] = field(default_factory=Counter)
+    """Per scanner: inputs the fast reader decided (a document or a rejection)."""
+    declined: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
 
@@ -105,29 +116,57 @@ def _mapping(result) -> tuple:
     )
 
 
+def _parse_outcome(data: bytes) -> object:
+    """`fast_parser.parse` as a comparable value: the parsed file, or the exception's type, reason, text."""
+    try:
+        return fast_parser.parse(data)
+    except SRRejected as rejection:
+        return ("SRRejected", rejection.reason.value, str(rejection))
+    except FastReaderUnsupported as unsupported:
+        return ("FastReaderUnsupported", str(unsupported))
+
+
+def _fast_outcome(name: str, data: bytes, expected: SRDocument | str, tally: Tally, scanner: str) -> bool:
+    """The fast reader with the current scanner against the reference; False after a failure."""
+    tracemalloc.start()
+    try:
+        fast = _outcome(read_fast, data)
+    except FastReaderUnsupported:
+        fast = None
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    if peak > MEMORY_FACTOR * len(data) + MEMORY_SLACK:
+        tally.failures.append(f"{name} [{scanner}]: fast reader allocated {peak} bytes for {len(data)}")
+    if fast is None:
+        tally.declined[scanner] += 1
+        return True
+    tally.decided[scanner] += 1
+    if not _same(fast, expected):
+        tally.failures.append(f"{name} [{scanner}]: fast {_describe(fast)} != reference {_describe(expected)}")
+        return False
+    return True
+
+
 def compare(name: str, data: bytes, tally: Tally) -> None:
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    limit = TIME_LIMIT_S + int(TIME_PER_MB_S * len(data) / 1e6)
+    limit = int(TIME_SCALE * (TIME_LIMIT_S + TIME_PER_MB_S * len(data) / 1e6))
     signal.alarm(limit)
     try:
         expected = _outcome(read_with_pydicom, data)
-        tracemalloc.start()
-        try:
-            fast = _outcome(read_fast, data)
-        except FastReaderUnsupported:
-            fast = None
-        finally:
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-        if peak > MEMORY_FACTOR * len(data) + MEMORY_SLACK:
-            tally.failures.append(f"{name}: fast reader allocated {peak} bytes for {len(data)}")
-        if fast is None:
-            tally.declined += 1
-        else:
-            tally.decided += 1
-            if not _same(fast, expected):
-                tally.failures.append(f"{name}: fast {_describe(fast)} != reference {_describe(expected)}")
-                return
+        parsed = {}
+        agreed = True
+        for scanner in SCANNERS:
+            with fast_parser.using_scanner(scanner):
+                parsed[scanner] = _parse_outcome(data)
+                agreed = _fast_outcome(name, data, expected, tally, scanner) and agreed
+        if len(parsed) == 2 and not _same(parsed["c"], parsed["python"]):
+            tally.failures.append(
+                f"{name}: C scanner {_describe_parse(parsed['c'])} != Python scanner "
+                f"{_describe_parse(parsed['python'])}"
+            )
+        if not agreed:
+            return
         auto = _mapping(map_sr(data, MappingOptions(reader=Reader.AUTO), source_path=name))
         reference = _mapping(map_sr(data, MappingOptions(reader=Reader.PYDICOM), source_path=name))
         if not _same(auto, reference):
@@ -142,6 +181,10 @@ def compare(name: str, data: bytes, tally: Tally) -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _describe_parse(outcome: object) -> str:
+    return "a parsed file" if isinstance(outcome, fast_parser.ParsedFile) else repr(outcome)
+
+
 def _describe(outcome: SRDocument | str) -> str:
     return outcome if isinstance(outcome, str) else "a document"
 
@@ -154,12 +197,18 @@ def test_readers_agree(source: str, request: pytest.FixtureRequest) -> None:
     tally = Tally()
     for name, data in inputs:
         compare(name, data, tally)
-    print(f"{source}: {len(inputs)} inputs, fast reader decided {tally.decided}, declined {tally.declined}")
+    for scanner in SCANNERS:
+        print(
+            f"{source} [{scanner} scanner]: {len(inputs)} inputs, fast reader decided {tally.decided[scanner]}, "
+            f"declined {tally.declined[scanner]}"
+        )
     assert not tally.failures, "\n".join(tally.failures[:30])
     if source in ("corpus_inputs", "encoding_variants", "charset_variants"):
-        # Well-formed files: the fast reader must decide every DICOM one itself.
-        declined = [name for name, data in inputs if _declines(data)]
-        assert not declined, f"fast reader declined well-formed files: {declined}"
+        # Well-formed files: the fast reader must decide every DICOM one itself, with either scanner.
+        for scanner in SCANNERS:
+            with fast_parser.using_scanner(scanner):
+                declined = [name for name, data in inputs if _declines(data)]
+            assert not declined, f"fast reader [{scanner}] declined well-formed files: {declined}"
 
 
 def _declines(data: bytes) -> bool:

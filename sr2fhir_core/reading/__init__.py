@@ -5,13 +5,16 @@ reader (`fast_reader`, a purpose-built parser of the few attributes an SR needs)
 (`pydicom_reader`). With `Reader.AUTO` the fast reader runs first and hands anything unusual to the
 reference reader; `Reader.PYDICOM` uses the reference reader alone. Both give the same `SRDocument` and
 the same rejections: `tests/test_reader_differential.py` holds them to it.
+
+`SCANNER` says which element walker the fast reader uses: "c" (the `_scan` extension, built at install
+time when a C compiler is there) or "python" (no compiler, or `SR2FHIR_PURE_PYTHON=1`). Results are the same.
 """
 
 from __future__ import annotations
 
 from ..document import SRDocument
 from ..options import Reader
-from .fast_parser import FastReaderUnsupported
+from .fast_parser import SCANNER, FastReaderUnsupported
 from .fast_reader import read_document as read_fast
 from .pydicom_reader import read_document as read_with_pydicom
 
@@ -25,4 +28,4 @@ def read_document(data: bytes, reader: Reader = Reader.AUTO) -> SRDocument:
         return read_with_pydicom(data)
 
 
-__all__ = ["FastReaderUnsupported", "read_document", "read_fast", "read_with_pydicom"]
+__all__ = ["SCANNER", "FastReaderUnsupported", "read_document", "read_fast", "read_with_pydicom"]

@@ -2,7 +2,8 @@
 
 The result is a `RawDataSet`: a dict from tag to the value's bytes, or to a list of item data sets for a
 sequence. Only tags in `tags.READ_VR` are kept; every other element is skipped by its length, so pixel data
-and private blocks cost one header read each.
+and private blocks cost one header read each. It is read-only to its users: the C scanner makes equal code
+sequence items one dict.
 
 The parser decides only what it is sure of. It raises `SRRejected(CORRUPT)` when an element or item
 reaches past the end of the file where pydicom reads the same bytes eagerly (the top-level data set and
@@ -11,15 +12,24 @@ endian, an unknown VR, a length that overruns its enclosing item, tags out of or
 asks the pydicom reader, so odd files get the reference behaviour instead of a second opinion.
 Lengths are always checked against the bytes that remain before anything is sliced, so a corrupt length
 cannot make it allocate, and nesting is bounded.
+
+The element walk, the hot part, exists twice: in C (`_scan.c`, built when a compiler is there) and here in
+Python, which is its specification. `SCANNER` says which one runs; `SR2FHIR_PURE_PYTHON=1` in the
+environment makes it the Python one. Both take their tables from here and from `tags`, and give the same
+result and the same signal on every input (`tests/test_reader_differential.py` compares them).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from struct import Struct
 from struct import error as struct_error
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 from ..errors import RejectionReason, SRRejected
 from . import tags as t
@@ -264,10 +274,13 @@ def _parse_top_level(data: bytes, pos: int, explicit: bool) -> RawDataSet:
         if vr_letters != explicit:
             # pydicom would switch encoding here (with a warning); not a guess this reader makes.
             raise _unsupported("data set encoding differs from the transfer syntax")
-    if explicit:
-        dataset, pos = _explicit_dataset(data, pos, end, False, True, 0)
-    else:
-        dataset, pos = _implicit_dataset(data, pos, end, False, True, 0)
+    return _walk(data, pos, explicit)
+
+
+def _python_scan(data: bytes, pos: int, explicit: bool) -> RawDataSet:
+    """The top-level data set from `pos` to the end of `data`, walked in Python."""
+    walk = _explicit_dataset if explicit else _implicit_dataset
+    dataset, _ = walk(data, pos, len(data), False, True, 0)
     return dataset
 
 
@@ -549,3 +562,63 @@ def _dictionary_tags() -> frozenset[int]:
     _dictionary_sequence_tags()
     assert _ALL_TAGS is not None
     return _ALL_TAGS
+
+
+# --- which walker runs ------------------------------------------------------------------------------------
+
+ScannerName: TypeAlias = Literal["c", "python"]
+_C_SCAN_VERSION = 2
+"""The `_scan.VERSION` this module is written against: a stale in-place build is not used."""
+
+
+def _load_c_scan() -> Callable[[bytes, int, bool], RawDataSet] | None:
+    try:
+        from . import _scan  # type: ignore[attr-defined]
+    except ImportError:
+        return None  # not built (no compiler at install time): the Python walker does the same work
+    if getattr(_scan, "VERSION", None) != _C_SCAN_VERSION:
+        warnings.warn(
+            "sr2fhir_core.reading._scan is a stale build; using the pure-Python scanner (reinstall to rebuild it)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    scanner = _scan.Scanner(
+        read_vr=_READ_VR,
+        header_sizes=_EXPLICIT_HEADER_SIZES,
+        encapsulated_vrs=_ENCAPSULATED_VR_CODES,
+        shared_item_sequences=t.CODE_SEQUENCES,
+        unsupported=FastReaderUnsupported,
+        corrupt=_corrupt,
+        is_sequence_tag=_is_sequence_tag,
+        max_depth=MAX_DEPTH,
+    )
+    return scanner.scan
+
+
+_C_SCAN = _load_c_scan()
+C_SCANNER_AVAILABLE = _C_SCAN is not None
+"""Whether the C scanner is built and loadable (even when the environment asks for the Python one)."""
+_PURE_PYTHON = os.environ.get("SR2FHIR_PURE_PYTHON", "") not in ("", "0")
+SCANNER: ScannerName = "c" if _C_SCAN is not None and not _PURE_PYTHON else "python"
+"""The scanner `parse` uses: "c" when the extension is built, unless SR2FHIR_PURE_PYTHON is set (not to 0)."""
+_walk: Callable[[bytes, int, bool], RawDataSet] = _python_scan if _C_SCAN is None or _PURE_PYTHON else _C_SCAN
+
+
+@contextmanager
+def using_scanner(name: ScannerName) -> Iterator[None]:
+    """Run `parse` with the named scanner inside the block (for tests and benchmarks; not thread safe)."""
+    global _walk
+    if name == "c":
+        if _C_SCAN is None:
+            raise RuntimeError("the C scanner is not built")
+        chosen = _C_SCAN
+    elif name == "python":
+        chosen = _python_scan
+    else:
+        raise ValueError(f"unknown scanner {name!r}")
+    previous, _walk = _walk, chosen
+    try:
+        yield
+    finally:
+        _walk = previous

@@ -191,6 +191,11 @@ def _first(dataset: RawDataSet, tag: int) -> RawDataSet | None:
 
 
 # --- content tree -------------------------------------------------------------------------------------
+#
+# The hot path: one call of `_content_item` per content item (thousands in a radiomics report), so the
+# accessors above are inlined here (`item.get` and the value function the accessor would pick for the
+# tag's VR), and each builder gets the common attributes as arguments instead of a dict to unpack. Values
+# are evaluated in the reference reader's order, so that the first value that fails fails in both.
 
 
 _CODE_CACHE: dict[tuple, Code | None] = {}
@@ -204,14 +209,27 @@ _CODE_TAGS = (
     t.URN_CODE_VALUE,
     t.SPECIFIC_CHARACTER_SET,
 )
+"""Every attribute of a Code Sequence item that `_decode_code` reads: together, the item's cache key."""
+_CODE_VALUE = t.CODE_VALUE
+_CODING_SCHEME_DESIGNATOR = t.CODING_SCHEME_DESIGNATOR
+_CODE_MEANING = t.CODE_MEANING
 
 
-def _code(item: RawDataSet | None, encodings: Encodings) -> Code | None:
+def _code(item: RawDataSet, encodings: Encodings) -> Code | None:
     """A Code Sequence item. Reports repeat the same few codes (units, concept names) thousands of times,
-    and `Code` is immutable, so one instance per distinct raw encoding is shared."""
-    if item is None:
-        return None
-    key = (encodings, *map(item.get, _CODE_TAGS))
+    and `Code` is immutable, so one instance per distinct raw encoding is shared. Most items hold exactly
+    Code Value, Coding Scheme Designator and Code Meaning: their key is those three values (a shorter
+    tuple, so it never equals the full key of an item with other attributes)."""
+    if len(item) == 3:
+        value = item.get(_CODE_VALUE)
+        designator = item.get(_CODING_SCHEME_DESIGNATOR)
+        meaning = item.get(_CODE_MEANING)
+        if value is None or designator is None or meaning is None:
+            key: tuple = (encodings, *map(item.get, _CODE_TAGS))
+        else:
+            key = (encodings, value, designator, meaning)
+    else:
+        key = (encodings, *map(item.get, _CODE_TAGS))
     try:
         return _CODE_CACHE[key]
     except KeyError:
@@ -241,6 +259,11 @@ def _decode_code(item: RawDataSet, encodings: Encodings) -> Code | None:
     )
 
 
+def _first_code(item: RawDataSet, tag: int, encodings: Encodings) -> Code | None:
+    items = item.get(tag)
+    return _code(items[0], encodings) if items else None  # type: ignore[index, arg-type]
+
+
 def _sop_reference(item: RawDataSet, encodings: Encodings) -> SopReference | None:
     reference = _first(item, t.REFERENCED_SOP_SEQUENCE)
     if reference is None:
@@ -258,50 +281,199 @@ def _sop_reference(item: RawDataSet, encodings: Encodings) -> SopReference | Non
     )
 
 
-def _container(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+# Builders: (item, encodings, position, relationship, concept, observation_uid, observation_datetime,
+# children) → the item of one Value Type.
+
+Position = tuple[int, ...]
+Children = tuple[ContentItem, ...]
+
+
+def _container(
+    item: RawDataSet,
+    encodings: Encodings,
+    position: Position,
+    relationship: RelationshipType | None,
+    concept: Code | None,
+    observation_uid: str | None,
+    observation_datetime: str | None,
+    children: Children,
+) -> ContentItem:
     template = _first(item, t.CONTENT_TEMPLATE_SEQUENCE)
     template_encodings = _encodings(template, encodings) if template else encodings
     return ContainerItem(
-        **common,
+        position=position,
+        relationship=relationship,
+        concept=concept,
+        observation_uid=observation_uid,
+        observation_datetime=observation_datetime,
+        children=children,
         continuity=_text(item, t.CONTINUITY_OF_CONTENT, encodings),
         template_id=_text(template, t.TEMPLATE_IDENTIFIER, template_encodings) if template else None,
         mapping_resource=_text(template, t.MAPPING_RESOURCE, template_encodings) if template else None,
     )
 
 
-def _num(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
-    measured = _first(item, t.MEASURED_VALUE_SEQUENCE)
+_MEASURED_VALUE_SEQUENCE = t.MEASURED_VALUE_SEQUENCE
+_NUMERIC_VALUE = t.NUMERIC_VALUE
+_FLOATING_POINT_VALUE = t.FLOATING_POINT_VALUE
+_MEASUREMENT_UNITS_CODE_SEQUENCE = t.MEASUREMENT_UNITS_CODE_SEQUENCE
+_NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE = t.NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE
+_SPECIFIC_CHARACTER_SET = t.SPECIFIC_CHARACTER_SET
+
+
+def _num(
+    item: RawDataSet,
+    encodings: Encodings,
+    position: Position,
+    relationship: RelationshipType | None,
+    concept: Code | None,
+    observation_uid: str | None,
+    observation_datetime: str | None,
+    children: Children,
+) -> ContentItem:
+    measured_values = item.get(_MEASURED_VALUE_SEQUENCE)
+    measured: RawDataSet | None = measured_values[0] if measured_values else None  # type: ignore[assignment]
+    qualifiers = item.get(_NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE)
     if measured:
-        measured_encodings = _encodings(measured, encodings)
-        float_raw = measured.get(t.FLOATING_POINT_VALUE)
+        charset = measured.get(_SPECIFIC_CHARACTER_SET)
+        measured_encodings = encodings if charset is None else v.encodings_for(charset)  # type: ignore[arg-type]
+        numeric_raw = measured.get(_NUMERIC_VALUE)
+        float_raw = measured.get(_FLOATING_POINT_VALUE)
+        units = measured.get(_MEASUREMENT_UNITS_CODE_SEQUENCE)
         return NumItem(
-            **common,
-            numeric_value=_text(measured, t.NUMERIC_VALUE, measured_encodings),
+            position=position,
+            relationship=relationship,
+            concept=concept,
+            observation_uid=observation_uid,
+            observation_datetime=observation_datetime,
+            children=children,
+            numeric_value=None if numeric_raw is None else v.ds_text(numeric_raw),  # type: ignore[arg-type]
             float_value=v.first_float64(float_raw) if float_raw else None,  # type: ignore[arg-type]
-            unit=_code(_first(measured, t.MEASUREMENT_UNITS_CODE_SEQUENCE), measured_encodings),
-            qualifier=_code(_first(item, t.NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE), encodings),
+            unit=_code(units[0], measured_encodings) if units else None,  # type: ignore[index, arg-type]
+            qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[index, arg-type]
         )
     return NumItem(
-        **common,
-        qualifier=_code(_first(item, t.NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE), encodings),
+        position=position,
+        relationship=relationship,
+        concept=concept,
+        observation_uid=observation_uid,
+        observation_datetime=observation_datetime,
+        children=children,
+        qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[index, arg-type]
     )
 
 
-def _code_item(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
-    return CodeItem(**common, value=_code(_first(item, t.CONCEPT_CODE_SEQUENCE), encodings))
+_CONCEPT_CODE_SEQUENCE = t.CONCEPT_CODE_SEQUENCE
+
+
+def _code_item(
+    item: RawDataSet,
+    encodings: Encodings,
+    position: Position,
+    relationship: RelationshipType | None,
+    concept: Code | None,
+    observation_uid: str | None,
+    observation_datetime: str | None,
+    children: Children,
+) -> ContentItem:
+    values = item.get(_CONCEPT_CODE_SEQUENCE)
+    return CodeItem(
+        position=position,
+        relationship=relationship,
+        concept=concept,
+        observation_uid=observation_uid,
+        observation_datetime=observation_datetime,
+        children=children,
+        value=_code(values[0], encodings) if values else None,  # type: ignore[index, arg-type]
+    )
 
 
 def _value_item(cls: type[ContentItem], tag: int):
-    def build(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
-        return cls(**common, value=_text(item, tag, encodings) or "")  # type: ignore[call-arg]
+    """TEXT, UIDREF, DATE, TIME, DATETIME: one value attribute, "" when absent."""
+    text = _TEXT_BY_TAG[tag]
+
+    def build(
+        item: RawDataSet,
+        encodings: Encodings,
+        position: Position,
+        relationship: RelationshipType | None,
+        concept: Code | None,
+        observation_uid: str | None,
+        observation_datetime: str | None,
+        children: Children,
+    ) -> ContentItem:
+        raw = item.get(tag)
+        return cls(
+            position=position,  # type: ignore[call-arg]
+            relationship=relationship,
+            concept=concept,
+            observation_uid=observation_uid,
+            observation_datetime=observation_datetime,
+            children=children,
+            value=(None if raw is None else text(raw, encodings)) or "",  # type: ignore[arg-type]
+        )
 
     return build
 
 
+def _reference_item(cls: type[ContentItem]):
+    """IMAGE, COMPOSITE: the first item of the Referenced SOP Sequence."""
+
+    def build(
+        item: RawDataSet,
+        encodings: Encodings,
+        position: Position,
+        relationship: RelationshipType | None,
+        concept: Code | None,
+        observation_uid: str | None,
+        observation_datetime: str | None,
+        children: Children,
+    ) -> ContentItem:
+        return cls(
+            position=position,  # type: ignore[call-arg]
+            relationship=relationship,
+            concept=concept,
+            observation_uid=observation_uid,
+            observation_datetime=observation_datetime,
+            children=children,
+            reference=_sop_reference(item, encodings),
+        )
+
+    return build
+
+
+def _rare_item(build_values):
+    """Value Types no TID 1500 report carries in bulk: built from the common attributes as a dict."""
+
+    def build(
+        item: RawDataSet,
+        encodings: Encodings,
+        position: Position,
+        relationship: RelationshipType | None,
+        concept: Code | None,
+        observation_uid: str | None,
+        observation_datetime: str | None,
+        children: Children,
+    ) -> ContentItem:
+        common = {
+            "position": position,
+            "relationship": relationship,
+            "concept": concept,
+            "observation_uid": observation_uid,
+            "observation_datetime": observation_datetime,
+            "children": children,
+        }
+        return build_values(item, common, encodings)
+
+    return build
+
+
+@_rare_item
 def _pname(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
     return PNameItem(**common, value=_person_name(item, t.PERSON_NAME, encodings))
 
 
+@_rare_item
 def _scoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
     return ScoordItem(
         **common,
@@ -310,6 +482,7 @@ def _scoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem
     )
 
 
+@_rare_item
 def _scoord3d(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
     return Scoord3DItem(
         **common,
@@ -319,6 +492,7 @@ def _scoord3d(item: RawDataSet, common: dict, encodings: Encodings) -> ContentIt
     )
 
 
+@_rare_item
 def _tcoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
     return TcoordItem(
         **common,
@@ -329,13 +503,7 @@ def _tcoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem
     )
 
 
-def _reference_item(cls: type[ContentItem]):
-    def build(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
-        return cls(**common, reference=_sop_reference(item, encodings))  # type: ignore[call-arg]
-
-    return build
-
-
+@_rare_item
 def _waveform(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
     reference_item = _first(item, t.REFERENCED_SOP_SEQUENCE)
     return WaveformItem(
@@ -345,6 +513,7 @@ def _waveform(item: RawDataSet, common: dict, encodings: Encodings) -> ContentIt
     )
 
 
+@_rare_item
 def _table(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
     return TableItem(**common)
 
@@ -367,7 +536,7 @@ _BUILDERS = {
     "WAVEFORM": _waveform,
     "TABLE": _table,
 }
-"""Value Type → builder of the item's type-specific attributes."""
+"""Value Type → builder of the item."""
 
 
 def _padded(text: str) -> bytes:
@@ -386,46 +555,63 @@ _VALUE_TYPES = {
 }
 """Value Type as written → the text the reference reader compares, without decoding."""
 
+_RELATIONSHIP_TYPE = t.RELATIONSHIP_TYPE
+_VALUE_TYPE = t.VALUE_TYPE
+_REFERENCED_CONTENT_ITEM_IDENTIFIER = t.REFERENCED_CONTENT_ITEM_IDENTIFIER
+_CONCEPT_NAME_CODE_SEQUENCE = t.CONCEPT_NAME_CODE_SEQUENCE
+_OBSERVATION_UID = t.OBSERVATION_UID
+_OBSERVATION_DATETIME = t.OBSERVATION_DATETIME
+_CONTENT_SEQUENCE = t.CONTENT_SEQUENCE
+_uid_text = v.uid_text
+_ascii_text = v.ascii_text
+_encodings_for = v.encodings_for
 
-def _content_item(item: RawDataSet, position: tuple[int, ...], parent: Encodings) -> ContentItem:
-    encodings = _encodings(item, parent)
-    relationship_raw = item.get(t.RELATIONSHIP_TYPE)
+
+def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> ContentItem:
+    get = item.get
+    charset = get(_SPECIFIC_CHARACTER_SET)
+    # An item's own Specific Character Set wins over its parent's (as pydicom's Dataset._character_set).
+    encodings = parent if charset is None else _encodings_for(charset)  # type: ignore[arg-type]
+    relationship_raw = get(_RELATIONSHIP_TYPE)
     relationship = _RELATIONSHIPS.get(relationship_raw)  # type: ignore[arg-type]
     if relationship is None and relationship_raw is not None:
-        relationship = RelationshipType.parse(v.ascii_text(relationship_raw))  # type: ignore[arg-type]
+        relationship = RelationshipType.parse(_ascii_text(relationship_raw))  # type: ignore[arg-type]
+    value_type_raw = get(_VALUE_TYPE)
     # The reference reader tests the raw values: an empty UL has no value, an empty CS has "".
-    if item.get(t.REFERENCED_CONTENT_ITEM_IDENTIFIER) and t.VALUE_TYPE not in item:
+    if value_type_raw is None and get(_REFERENCED_CONTENT_ITEM_IDENTIFIER):
         return ByReferenceItem(
             position=position,
             relationship=relationship,
             referenced_position=_ints(item, t.REFERENCED_CONTENT_ITEM_IDENTIFIER),
         )
-    value_type_raw = item.get(t.VALUE_TYPE)
     value_type = _VALUE_TYPES.get(value_type_raw)  # type: ignore[arg-type]
     if value_type is None:
-        value_type = (_text(item, t.VALUE_TYPE, encodings) or "").upper()
-    common = {
-        "position": position,
-        "relationship": relationship,
-        "concept": _code(_first(item, t.CONCEPT_NAME_CODE_SEQUENCE), encodings),
-        "observation_uid": _text(item, t.OBSERVATION_UID, encodings),
-        "observation_datetime": _text(item, t.OBSERVATION_DATETIME, encodings),
-        "children": _children(item, position, encodings),
-    }
+        value_type = (v.coded_text(value_type_raw) or "").upper() if value_type_raw is not None else ""  # type: ignore[arg-type]
+    concepts = get(_CONCEPT_NAME_CODE_SEQUENCE)
+    concept = _code(concepts[0], encodings) if concepts else None  # type: ignore[index, arg-type]
+    raw = get(_OBSERVATION_UID)
+    observation_uid = None if raw is None else _uid_text(raw)  # type: ignore[arg-type]
+    raw = get(_OBSERVATION_DATETIME)
+    observation_datetime = None if raw is None else _ascii_text(raw)  # type: ignore[arg-type]
+    content = get(_CONTENT_SEQUENCE)
+    children = _children(content, position, encodings) if content else ()  # type: ignore[arg-type]
     builder = _BUILDERS.get(value_type)
     if builder is None:
-        return UnknownItem(**common, raw_value_type=value_type)
-    return builder(item, common, encodings)
+        return UnknownItem(
+            position=position,
+            relationship=relationship,
+            concept=concept,
+            observation_uid=observation_uid,
+            observation_datetime=observation_datetime,
+            children=children,
+            raw_value_type=value_type,
+        )
+    return builder(item, encodings, position, relationship, concept, observation_uid, observation_datetime, children)
 
 
-def _children(item: RawDataSet, position: tuple[int, ...], encodings: Encodings) -> tuple[ContentItem, ...]:
-    children = item.get(t.CONTENT_SEQUENCE)
-    if not children:
-        return ()
-    return tuple(
-        _content_item(child, (*position, index), encodings)  # type: ignore[arg-type]
-        for index, child in enumerate(children, start=1)
-    )
+def _children(content: list[RawDataSet], position: Position, encodings: Encodings) -> Children:
+    build = _content_item
+    return tuple([build(child, (*position, index), encodings) for index, child in enumerate(content, start=1)])
 
 
 # --- header -------------------------------------------------------------------------------------------
@@ -544,16 +730,21 @@ def _coding_schemes(dataset: RawDataSet, encodings: Encodings) -> tuple[CodingSc
     return tuple(schemes)
 
 
+def _root_children(dataset: RawDataSet, encodings: Encodings) -> Children:
+    content = dataset.get(t.CONTENT_SEQUENCE)
+    return _children(content, (1,), encodings) if content else ()  # type: ignore[arg-type]
+
+
 def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> SRDocument:
     template = _first(dataset, t.CONTENT_TEMPLATE_SEQUENCE)
     template_encodings = _encodings(template, encodings) if template else encodings
     root = ContainerItem(
         position=(1,),
         relationship=None,
-        concept=_code(_first(dataset, t.CONCEPT_NAME_CODE_SEQUENCE), encodings),
+        concept=_first_code(dataset, t.CONCEPT_NAME_CODE_SEQUENCE, encodings),
         observation_uid=_text(dataset, t.OBSERVATION_UID, encodings),
         observation_datetime=_text(dataset, t.OBSERVATION_DATETIME, encodings),
-        children=_children(dataset, (1,), encodings),
+        children=_root_children(dataset, encodings),
         continuity=_text(dataset, t.CONTINUITY_OF_CONTENT, encodings),
         template_id=_text(template, t.TEMPLATE_IDENTIFIER, template_encodings) if template else None,
         mapping_resource=_text(template, t.MAPPING_RESOURCE, template_encodings) if template else None,

@@ -117,12 +117,17 @@ def single_text(raw: bytes, encodings: Encodings) -> str | None:
 
 def ds_text(raw: bytes) -> str | None:
     """DS: pydicom keeps each number's own text (DSfloat.original_string), after checking it is a float."""
-    parts = _ds_parts(raw)
-    if len(parts) == 1:
-        if not parts[0].strip():
+    text = raw.decode("latin-1").strip().rstrip(" \x00")
+    if "\\" not in text:  # one value: the common case, without splitting
+        stripped = text.strip()
+        if not stripped:
             return None
-        _check_float(parts[0])
-        return parts[0].strip() or None
+        try:
+            float(text)
+        except ValueError:
+            raise FastReaderUnsupported("DS value that is not a number") from None
+        return stripped
+    parts = text.split("\\")
     # A blank value among several stays as written (DSfloat returns it unchanged).
     for part in parts:
         if part.strip():

@@ -202,3 +202,14 @@ _VR_OF: dict[str, tuple[int, ...]] = {
 
 READ_VR: dict[int, bytes] = {tag: vr.encode("ascii") for vr, tags in _VR_OF.items() for tag in tags}
 """Tag → VR of every attribute the readers look at, anywhere in the data set; everything else is skipped."""
+
+CODE_SEQUENCES = frozenset(
+    (
+        CONCEPT_NAME_CODE_SEQUENCE,
+        CONCEPT_CODE_SEQUENCE,
+        MEASUREMENT_UNITS_CODE_SEQUENCE,
+        NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE,
+    )
+)
+"""Sequences of Code Sequence Macro items (PS3.3 Table 8.8-1) in content items: a report repeats the same
+few codes in thousands of them. The C scanner makes equal items of these sequences one dict."""
