@@ -1,5 +1,7 @@
 """DICOM DA / TM / DT values → FHIR date, dateTime and instant strings.
 
+The conversions are pure and memoised: a lake repeats the same study and content dates across many SRs.
+
 FHIR `instant` needs seconds and a timezone; DICOM often has neither. Missing seconds become 00; the
 timezone comes from the DT value itself, else Timezone Offset From UTC (0008,0201), else the configured
 default (docs/mapping-decisions.md, "Timezones").
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 
 _DT = re.compile(
     r"^(?P<year>\d{4})(?P<month>\d{2})?(?P<day>\d{2})?(?P<hour>\d{2})?(?P<minute>\d{2})?(?P<second>\d{2})?"
@@ -45,6 +48,7 @@ def _valid_date(year: str, month: str, day: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)
 def dicom_date(da: str | None) -> str | None:
     """DA "20190323" → "2019-03-23"; None when absent or not a real date."""
     if not da:
@@ -85,6 +89,7 @@ def _compose(
     return f"{day_text}T{time_text}{offset}"
 
 
+@lru_cache(maxsize=4096)
 def from_date_time(da: str | None, tm: str | None, default_offset: str, *, instant: bool) -> str | None:
     """DA + TM (e.g. Content Date/Time) as FHIR instant or dateTime."""
     day = dicom_date(da)
@@ -99,6 +104,7 @@ def from_date_time(da: str | None, tm: str | None, default_offset: str, *, insta
     return _compose(year, month, dom, hour, minute, second, fraction, default_offset, instant=instant)
 
 
+@lru_cache(maxsize=4096)
 def from_dicom_datetime(dt: str | None, default_offset: str, *, instant: bool) -> str | None:
     """DT (e.g. Observation DateTime) as FHIR instant or dateTime; its own offset wins over the default."""
     if not dt:

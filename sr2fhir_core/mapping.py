@@ -75,6 +75,9 @@ class MappingResult:
         }
 
 
+_DEFAULT_OPTIONS = MappingOptions()
+
+
 def map_sr(
     source: bytes | str | os.PathLike[str],
     options: MappingOptions | None = None,
@@ -85,7 +88,7 @@ def map_sr(
 
     `source_path` names the input in rows and records when bytes are given (a job passes its URI).
     """
-    options = options or MappingOptions()
+    options = options or _DEFAULT_OPTIONS
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     else:

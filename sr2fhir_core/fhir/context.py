@@ -41,6 +41,7 @@ class ReportContext:
     performers: list[dict] = field(default_factory=list)
     resources: list[dict] = field(default_factory=list)
     warnings: list[MappingWarning] = field(default_factory=list)
+    _refs: dict[str, dict] = field(default_factory=dict)
 
     @property
     def sop_instance_uid(self) -> str:
@@ -53,7 +54,12 @@ class ReportContext:
         return resource
 
     def ref(self, resource: dict) -> dict:
-        return reference(resource["resourceType"], resource["id"])
+        """A literal Reference to a resource of this report, made once per resource."""
+        key = resource["id"]
+        cached = self._refs.get(key)
+        if cached is None:
+            cached = self._refs[key] = reference(resource["resourceType"], key)
+        return cached
 
 
 def meta(profile: str) -> dict:

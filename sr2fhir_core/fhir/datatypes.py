@@ -9,29 +9,34 @@ from .. import codes
 from ..content import Code
 from ..errors import MappingWarning, WarningCode
 
+_CODINGS: dict[tuple[Code, str], dict] = {}
+_CODINGS_LIMIT = 65_536
+
 
 class CodingContext:
     """Turns DICOM codes into FHIR Codings for one document, with its own declared coding schemes.
 
-    The Coding and CodeableConcept of a code are built once per document and shared by every resource that
-    uses them (resources are read-only once built).
+    A Coding depends only on the code and its system, so it is built once per process and shared by every
+    resource that uses it (resources are read-only once built); the system is resolved per document.
     """
 
     def __init__(self, systems: codes.CodeSystems) -> None:
         self.systems = systems
-        self._codings: dict[Code, dict] = {}
         self._concepts: dict[Code, dict] = {}
 
     def coding(self, code: Code) -> dict:
-        coding = self._codings.get(code)
+        canonical = codes.canonical(code)
+        key = (canonical, self.systems.system(canonical.scheme))
+        coding = _CODINGS.get(key)
         if coding is None:
-            canonical = codes.canonical(code)
-            coding = {"system": self.systems.system(canonical.scheme), "code": canonical.value}
+            coding = {"system": key[1], "code": canonical.value}
             if canonical.scheme_version:
                 coding["version"] = canonical.scheme_version
             if canonical.meaning:
                 coding["display"] = canonical.meaning
-            self._codings[code] = coding
+            if len(_CODINGS) >= _CODINGS_LIMIT:
+                _CODINGS.clear()
+            _CODINGS[key] = coding
         return coding
 
     def concept(self, code: Code) -> dict:
@@ -51,9 +56,16 @@ class CodingContext:
         ]
 
 
+_FIXED: dict[int, dict] = {}
+
+
 def fixed(coding: Mapping) -> dict:
-    """A CodeableConcept from one of the IG's fixed codings (profiles.py)."""
-    return {"coding": [dict(coding)]}
+    """A CodeableConcept from one of the IG's fixed codings (profiles.py), built once per coding: the
+    codings are module constants, and resources treat what they share as read-only."""
+    concept = _FIXED.get(id(coding))
+    if concept is None:
+        concept = _FIXED[id(coding)] = {"coding": [dict(coding)]}
+    return concept
 
 
 def decimal_value(text: str | None) -> Decimal | None:

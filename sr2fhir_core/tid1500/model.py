@@ -1,7 +1,10 @@
 """TID 1500 "Measurement Report" as typed values: what the report says, independent of how it was encoded.
 
 Built from the content tree by `tid1500.parse`; read by the FHIR builders and the row builder, which never
-see the content tree. Names follow PS3.16 (TID 1500, 1410, 1411, 1501, 1420, 300, 4019, 1502).
+see the content tree. Treat them as immutable; only the small values used as keys (`Algorithm`,
+`FindingSite`, observers) are frozen, because a frozen dataclass's `__init__` costs several times more and a
+radiomics report builds thousands of measurements.
+Names follow PS3.16 (TID 1500, 1410, 1411, 1501, 1420, 300, 4019, 1502).
 Inherited context is resolved here, once: a measurement's `method`, `finding_site` and `algorithm` are its
 own or its group's, so that every consumer sees the same answer.
 """
@@ -35,7 +38,7 @@ class FindingSite:
     topographical_modifier: Code | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ReferencedInstance:
     """A referenced SOP instance, with study and series looked up from the evidence sequences."""
 
@@ -63,7 +66,7 @@ class ImageReferenceKind(StrEnum):
     """An image reference no IG profile names (e.g. TID 320 "Source of Measurement", TID 1501 "Source")."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ImageReference:
     """An image region, segment, region in space, value map or image that a group or measurement uses."""
 
@@ -78,7 +81,7 @@ class ImageReference:
     """Region In Space: the ROI numbers named by its descriptor item."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Measurement:
     """TID 300 Measurement (a NUM), with its own context and what it inherits from its group."""
 
@@ -113,7 +116,7 @@ class Measurement:
         return number if number == number and number not in (float("inf"), float("-inf")) else None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class QualitativeEvaluation:
     """A CODE or TEXT qualitative evaluation, under a group or the report's container."""
 
@@ -127,7 +130,7 @@ class QualitativeEvaluation:
     own_algorithm: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MeasurementGroup:
     """TID 1410 (planar ROI), 1411 (volumetric ROI) or 1501 (measurement and qualitative evaluation group)."""
 
@@ -153,7 +156,7 @@ class MeasurementGroup:
     """1-based position among the report's groups, in document order (derived-measurement groups last)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DerivedMeasurement:
     """TID 1420 under "Derived Imaging Measurements": a measurement computed from several groups."""
 
@@ -181,7 +184,7 @@ class DeviceObserver:
     serial_number: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MeasurementReport:
     """One TID 1500 document."""
 

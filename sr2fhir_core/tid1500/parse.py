@@ -7,7 +7,7 @@ not fatal: real producers add context the template does not name. What the mappi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import replace
 
 from .. import codes
 from ..codes import concept_key, same_concept
@@ -100,21 +100,33 @@ class _ReportParser:
 
     # --- tree helpers ----------------------------------------------------------------------------------
 
-    def children(self, item: ContentItem) -> Iterator[tuple[RelationshipType | None, ContentItem]]:
-        """Children with by-reference items resolved to the item they point at."""
-        for child in item.children:
-            if isinstance(child, ByReferenceItem):
-                target = self._resolve(child)
-                if target is None:
-                    self.warn(
-                        WarningCode.UNRESOLVED_REFERENCE,
-                        child,
-                        "by-reference item points at no content item " + ".".join(map(str, child.referenced_position)),
-                    )
-                    continue
-                yield child.relationship, target
+    def children(self, item: ContentItem) -> tuple[ContentItem, ...]:
+        """Children with by-reference items replaced by the item they point at, carrying the by-reference
+        item's relationship. By-reference items are rare, so the common case returns the tuple itself."""
+        kids = item.children
+        for child in kids:
+            if child.__class__ is ByReferenceItem:
+                return self._resolved(kids)
+        return kids
+
+    def _resolved(self, kids: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
+        resolved = []
+        for child in kids:
+            if not isinstance(child, ByReferenceItem):
+                resolved.append(child)
+                continue
+            target = self._resolve(child)
+            if target is None:
+                self.warn(
+                    WarningCode.UNRESOLVED_REFERENCE,
+                    child,
+                    "by-reference item points at no content item " + ".".join(map(str, child.referenced_position)),
+                )
+            elif target.relationship is child.relationship:
+                resolved.append(target)
             else:
-                yield child.relationship, child
+                resolved.append(replace(target, relationship=child.relationship))
+        return tuple(resolved)
 
     def _resolve(self, item: ByReferenceItem) -> ContentItem | None:
         if self._by_position is None:
@@ -141,31 +153,33 @@ class _ReportParser:
         found_container = False
         container_algorithm: Algorithm | None = None
 
-        for _, item in self.children(root):
-            concept = item.concept
-            if isinstance(item, CodeItem) and same_concept(concept, codes.LANGUAGE):
-                language = item.value
-            elif isinstance(item, CodeItem) and same_concept(concept, codes.PROCEDURE_REPORTED):
-                if item.value is not None:
+        for item in self.children(root):
+            key = concept_key(item.concept)
+            if isinstance(item, CodeItem):
+                if key == codes.LANGUAGE.key:
+                    language = item.value
+                elif key == codes.PROCEDURE_REPORTED.key and item.value is not None:
                     procedures.append(item.value)
-            elif isinstance(item, ContainerItem) and same_concept(concept, codes.IMAGING_MEASUREMENTS):
+            elif not isinstance(item, ContainerItem):
+                continue
+            elif key == codes.IMAGING_MEASUREMENTS.key:
                 found_container = True
                 container_algorithm = self.algorithm(item)
-                for _, child in self.children(item):
-                    if isinstance(child, ContainerItem) and same_concept(child.concept, codes.MEASUREMENT_GROUP):
+                for child in self.children(item):
+                    if isinstance(child, ContainerItem) and concept_key(child.concept) == codes.MEASUREMENT_GROUP.key:
                         groups.append(self.group(child, container_algorithm))
-            elif isinstance(item, ContainerItem) and same_concept(concept, codes.DERIVED_IMAGING_MEASUREMENTS):
+            elif key == codes.DERIVED_IMAGING_MEASUREMENTS.key:
                 found_container = True
                 # Context reaches descendants only: the Imaging Measurements container is a sibling.
                 derived_algorithm = self.algorithm(item)
-                for _, child in self.children(item):
+                for child in self.children(item):
                     if isinstance(child, NumItem) and child.concept is not None:
                         derived.append(self.derived_measurement(child, derived_algorithm))
-            elif isinstance(item, ContainerItem) and same_concept(concept, codes.QUALITATIVE_EVALUATIONS):
+            elif key == codes.QUALITATIVE_EVALUATIONS.key:
                 found_container = True
                 qe_algorithm = self.algorithm(item)
-                for relationship, child in self.children(item):
-                    if relationship is RelationshipType.CONTAINS:
+                for child in self.children(item):
+                    if child.relationship is RelationshipType.CONTAINS:
                         evaluation = self.qualitative_evaluation(child, qe_algorithm)
                         if evaluation is not None:
                             evaluations.append(evaluation)
@@ -193,23 +207,23 @@ class _ReportParser:
         persons: list[PersonObserver] = []
         devices: list[DeviceObserver] = []
         device: dict[str, str] | None = None
-        for relationship, item in self.children(root):
-            if relationship is not RelationshipType.HAS_OBS_CONTEXT:
+        for item in self.children(root):
+            if item.relationship is not RelationshipType.HAS_OBS_CONTEXT:
                 continue
-            concept = item.concept
-            if isinstance(item, CodeItem) and same_concept(concept, codes.OBSERVER_TYPE):
+            key = concept_key(item.concept)
+            if key == codes.OBSERVER_TYPE.key and isinstance(item, CodeItem):
                 if device is not None:
                     devices.append(DeviceObserver(**device))
                 device = {} if same_concept(item.value, codes.OBSERVER_DEVICE) else None
-            elif isinstance(item, PNameItem) and same_concept(concept, codes.PERSON_OBSERVER_NAME):
+            elif key == codes.PERSON_OBSERVER_NAME.key and isinstance(item, PNameItem):
                 if item.value:
                     persons.append(PersonObserver(name=item.value))
-            elif isinstance(item, TextItem) and same_concept(concept, codes.PERSON_OBSERVER_ORGANIZATION):
+            elif key == codes.PERSON_OBSERVER_ORGANIZATION.key and isinstance(item, TextItem):
                 if persons and persons[-1].organization is None:
                     last = persons.pop()
                     persons.append(PersonObserver(name=last.name, organization=item.value, role=last.role))
             elif device is not None:
-                field = _DEVICE_OBSERVER_FIELDS.get(concept_key(concept))  # type: ignore[arg-type]
+                field = _DEVICE_OBSERVER_FIELDS.get(key)  # type: ignore[arg-type]
                 value = getattr(item, "value", None)
                 if field and isinstance(value, str) and value:
                     device[field] = value
@@ -228,7 +242,8 @@ class _ReportParser:
         own_algorithm = self.algorithm(container)
         algorithm = own_algorithm or inherited_algorithm
 
-        for relationship, item in self.children(container):
+        for item in self.children(container):
+            relationship = item.relationship
             key = concept_key(item.concept)
             field = _GROUP_CONTEXT_FIELDS.get(key)  # type: ignore[arg-type]
             if field is not None:
@@ -290,7 +305,7 @@ class _ReportParser:
         # TID 300/1419 put Laterality and Topographical modifier under the Finding Site; some producers put
         # them beside it, so both places are read.
         for source in (item, parent):
-            for _, child in self.children(source):
+            for child in self.children(source):
                 if not isinstance(child, CodeItem):
                     continue
                 key = concept_key(child.concept)
@@ -304,7 +319,7 @@ class _ReportParser:
         """TID 4019 among the item's children, if it has an Algorithm Name."""
         values: dict[str, object] = {}
         parameters: list[str] = []
-        for _, child in self.children(item):
+        for child in self.children(item):
             field = _ALGORITHM_FIELDS.get(concept_key(child.concept))  # type: ignore[arg-type]
             if field == "family":
                 if isinstance(child, CodeItem):
@@ -329,7 +344,8 @@ class _ReportParser:
         assert item.concept is not None
         derivation = method = site = None
         references: list[ImageReference] = []
-        for relationship, child in self.children(item):
+        for child in self.children(item):
+            relationship = child.relationship
             key = concept_key(child.concept)
             if isinstance(child, CodeItem):
                 if key == codes.DERIVATION.key:
@@ -394,7 +410,7 @@ class _ReportParser:
         )
         groups = tuple(
             self.group(child, measurement.algorithm)
-            for _, child in self.children(item)
+            for child in self.children(item)
             if isinstance(child, ContainerItem) and same_concept(child.concept, codes.MEASUREMENT_GROUP)
         )
         return DerivedMeasurement(measurement=measurement, groups=groups)
@@ -425,7 +441,7 @@ class _ReportParser:
         if isinstance(item, ScoordItem):
             instances = tuple(
                 instance
-                for _, child in self.children(item)
+                for child in self.children(item)
                 if isinstance(child, ImageItem) and (instance := self.instance(child)) is not None
             )
             if not instances:
@@ -467,7 +483,7 @@ class _ReportParser:
             if kind is ImageReferenceKind.REGION_IN_SPACE:
                 subset = tuple(
                     text
-                    for _, child in self.children(item)
+                    for child in self.children(item)
                     if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and (text := _text_of(child))
                 )
             return ImageReference(
