@@ -1,11 +1,15 @@
 """`sr2fhir` command line.
 
     sr2fhir map FILE... [-o DIR]     map SR files with the core alone: one FHIR Bundle (collection) per input
+    sr2fhir run --input URI... --output URI [--conf FILE] [--table-format delta|parquet] [--full-refresh]
+                                     the lakehouse job on Spark (also: spark-submit jobs/sr_to_fhir.py ...)
+    sr2fhir sample [--output DIR]    write the built-in sample lake and run the job on it
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +62,96 @@ def command_map(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", nargs="+", default=[], metavar="URI", dest="inputs",
+                        help="files, folders (read recursively) or glob patterns on any Hadoop file system")
+    parser.add_argument("--input-list", action="append", default=[], metavar="URI", dest="input_lists",
+                        help="a text file with one input URI per line (for lakes too large to list); repeatable")
+    parser.add_argument("--output", required=True, metavar="URI", help="root of fhir/, tables/ and runs/")
+    _add_job_options(parser)
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", action="append", default=[], metavar="FILE",
+                        help="YAML merged over conf/sr2fhir.yaml; repeatable, later files win")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one setting, e.g. --set input.max_file_bytes=1000000")
+    parser.add_argument("--table-format", choices=["delta", "parquet"], help="default: output.table_format")
+    parser.add_argument("--full-refresh", action="store_true", help="map every file again and rebuild all tables")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+
+
+def _job_config(args: argparse.Namespace, inputs: list[str], output: str):
+    from .config import load_config
+
+    return load_config(
+        inputs=inputs,
+        input_lists=args.input_lists if "input_lists" in args else [],
+        output=output,
+        conf_files=args.conf,
+        overrides=args.overrides,
+        table_format=args.table_format,
+        full_refresh=args.full_refresh,
+    )
+
+
+def _run_job(args: argparse.Namespace, config) -> dict:
+    from . import sr_to_fhir
+    from .session import needs_s3, session_for
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spark, started_here = session_for(config.spark, s3=needs_s3(config.uris))
+    try:
+        return sr_to_fhir.run(spark, config)
+    finally:
+        if started_here:
+            spark.stop()
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .sources import InputError
+
+    try:
+        config = _job_config(args, args.inputs, args.output)
+        summary = _run_job(args, config)
+    except (ConfigError, InputError) as exc:
+        print(f"sr2fhir run: {exc}", file=sys.stderr)
+        return 2
+    _print_summary(summary)
+    return 0
+
+
+def command_sample(args: argparse.Namespace) -> int:
+    """Write the built-in sample lake under OUTPUT/lake, run the job on it into OUTPUT."""
+    from sr2fhir_synth import write_sample_corpus
+
+    output = Path(args.output).resolve()
+    lake = output / "lake"
+    files = write_sample_corpus(lake, count=args.count)
+    print(f"sample lake: {len(files)} files in {lake}", file=sys.stderr)
+    config = _job_config(args, [lake.as_uri()], output.as_uri())
+    _print_summary(_run_job(args, config))
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    files, docs = summary["files"], summary["documents"]
+    lines = [
+        f"run {summary['run_id']}: {files['found']} files found, {files['unchanged']} unchanged, "
+        f"{files['processed']} mapped in {summary['elapsed_seconds']:.1f} s",
+        f"  inputs: {docs['mapped']} mapped, {docs['rejected']} rejected, {docs['failed']} failed",
+        "  rows: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()),
+    ]
+    if summary["fhir"]:
+        lines.append(f"  FHIR NDJSON: {summary['fhir']['directory']} (manifest.json)")
+    for name, uri in summary["tables"].items():
+        lines.append(f"  table {name}: {uri}")
+    lines.append(f"  run summary: {summary['output']}/runs/{summary['run_id']}.json")
+    print("\n".join(lines))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sr2fhir", description="DICOM SR TID 1500 → FHIR R5 and research tables")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     map_parser.add_argument("-o", "--output", metavar="DIR", help="write one <file>.json Bundle per input here")
     _add_mapping_options(map_parser)
     map_parser.set_defaults(handler=command_map)
+    run_parser = commands.add_parser("run", help="the lakehouse job: SR files on any file system → NDJSON and tables")
+    _add_run_arguments(run_parser)
+    run_parser.set_defaults(handler=command_run)
+    sample_parser = commands.add_parser("sample", help="write the built-in sample lake and run the job on it")
+    sample_parser.add_argument("--output", default="sample-output", metavar="DIR", help="default: ./sample-output")
+    sample_parser.add_argument("--count", type=int, default=24, help="valid reports in the lake (default 24)")
+    _add_job_options(sample_parser)
+    sample_parser.set_defaults(handler=command_sample)
     return parser
 
 

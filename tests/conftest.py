@@ -26,3 +26,17 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def corpus_dir(shared_dir: Path) -> Path:
     return shared_dir / "corpus"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] session for every Spark test (Delta, and hadoop-aws for the loopback S3 tests).
+    Spark tests carry the xdist group "spark", so under `-n 2 --dist loadgroup` they share one worker."""
+    pytest.importorskip("pyspark")
+    from jobs.config import load_config
+    from jobs.session import local_session
+
+    config = load_config(inputs=["unused"], output="unused", overrides=["output.progress_interval_seconds=0"])
+    session = local_session(config.spark, s3=True)
+    yield session
+    session.stop()

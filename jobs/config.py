@@ -1,0 +1,176 @@
+"""Job configuration: `conf/sr2fhir.yaml` (the documented defaults), a user's YAML merged over it, then
+`--set dotted.key=value` and the command-line flags. One typed, frozen `JobConfig` comes out; unknown keys
+are an error so a typo never passes silently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sr2fhir_core import MappingOptions
+
+DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "sr2fhir.yaml"
+TABLE_FORMATS = ("delta", "parquet")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SparkConfig:
+    master: str
+    app_name: str
+    delta_package: str
+    s3_package: str
+    jar_excludes: tuple[str, ...]
+    settings: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class InputConfig:
+    path_glob_filter: str | None
+    max_file_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncrementalConfig:
+    retry_failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    table_format: str
+    partition_by: tuple[str, ...]
+    progress_interval_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    inputs: tuple[str, ...]
+    """Input URIs: files, folders (read recursively) or glob patterns, on any Hadoop file system."""
+    input_lists: tuple[str, ...]
+    """URIs of text files listing one input URI per line (for lakes too large to list)."""
+    output: str
+    full_refresh: bool
+    spark: SparkConfig
+    input: InputConfig
+    incremental: IncrementalConfig
+    out: OutputConfig
+    mapping: MappingOptions
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    """The merged YAML, recorded in the run summary."""
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        return (*self.inputs, *self.input_lists, self.output)
+
+
+def _merge(base: dict, override: Mapping, where: str = "") -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if key not in base:
+            raise ConfigError(f"unknown configuration key {where}{key}")
+        # Free-form maps (Spark settings, code systems) take new keys; sections do not.
+        if isinstance(base[key], dict) and isinstance(value, Mapping) and key not in ("settings", "code_systems"):
+            merged[key] = _merge(base[key], value, f"{where}{key}.")
+        elif isinstance(base[key], dict) and isinstance(value, Mapping):
+            merged[key] = {**base[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set(tree: dict, assignment: str) -> dict:
+    """Apply one `dotted.key=value` (value parsed as YAML: numbers, booleans, lists)."""
+    key, sep, text = assignment.partition("=")
+    if not sep:
+        raise ConfigError(f"--set expects key=value, not {assignment!r}")
+    parts = key.strip().split(".")
+    if parts[:2] == ["spark", "settings"] and len(parts) > 2:
+        # Spark keys contain dots themselves: everything after spark.settings. is one key.
+        parts = ["spark", "settings", ".".join(parts[2:])]
+    override: dict = {}
+    node = override
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(text)
+    return _merge(tree, override)
+
+
+def _section(cls, values: Mapping, name: str, **convert):
+    names = {f.name for f in fields(cls)}
+    extra = set(values) - names
+    if extra:
+        raise ConfigError(f"unknown keys in {name}: {sorted(extra)}")
+    missing = names - set(values)
+    if missing:
+        raise ConfigError(f"missing keys in {name}: {sorted(missing)}")
+    return cls(**{k: convert.get(k, lambda v: v)(v) for k, v in values.items()})
+
+
+def load_config(
+    *,
+    inputs: Iterable[str] = (),
+    input_lists: Iterable[str] = (),
+    output: str,
+    conf_files: Iterable[str | Path] = (),
+    overrides: Iterable[str] = (),
+    table_format: str | None = None,
+    full_refresh: bool = False,
+) -> JobConfig:
+    tree = yaml.safe_load(DEFAULT_CONF.read_text())
+    for conf_file in conf_files:
+        user = yaml.safe_load(Path(conf_file).read_text()) or {}
+        if not isinstance(user, Mapping):
+            raise ConfigError(f"{conf_file}: expected a mapping at the top level")
+        tree = _merge(tree, user)
+    for assignment in overrides:
+        tree = _set(tree, assignment)
+    if table_format is not None:
+        tree = _merge(tree, {"output": {"table_format": table_format}})
+    if set(tree) != {"spark", "input", "incremental", "output", "mapping"}:
+        raise ConfigError(f"configuration sections must be spark, input, incremental, output, mapping: {sorted(tree)}")
+
+    out = _section(OutputConfig, tree["output"], "output", partition_by=tuple, progress_interval_seconds=float)
+    if out.table_format not in TABLE_FORMATS:
+        raise ConfigError(f"output.table_format must be one of {TABLE_FORMATS}, not {out.table_format!r}")
+    unknown_partitions = set(out.partition_by) - {"study_year"}
+    if unknown_partitions:
+        raise ConfigError(f"output.partition_by supports study_year or nothing, not {sorted(unknown_partitions)}")
+    inputs = tuple(inputs)
+    input_lists = tuple(input_lists)
+    if not inputs and not input_lists:
+        raise ConfigError("give at least one input URI or input list")
+    try:
+        mapping = MappingOptions(**tree["mapping"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"mapping: {exc}") from exc
+    return JobConfig(
+        inputs=inputs,
+        input_lists=input_lists,
+        output=output.rstrip("/"),
+        full_refresh=full_refresh,
+        spark=_section(
+            SparkConfig,
+            tree["spark"],
+            "spark",
+            jar_excludes=tuple,
+            settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
+        ),
+        input=_section(InputConfig, tree["input"], "input", max_file_bytes=int),
+        incremental=_section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool),
+        out=out,
+        mapping=mapping,
+        raw=tree,
+    )
+
+
+def _spark_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,77 @@
+"""The few file operations the sinks need beyond DataFrame writes (rename part files, write a manifest,
+clear a staging folder), through the session's own Hadoop FileSystem: the same URIs, credentials and
+settings as Spark's reads and writes, on file://, s3a://, abfss://, gs:// or hdfs:// alike.
+Needs a classic (JVM) session; the mapping itself does not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    uri: str
+    name: str
+    is_dir: bool
+    size: int
+
+
+class HadoopFS:
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm  # type: ignore[union-attr]
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+
+    def _path(self, uri: str):
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def _fs(self, path):
+        return path.getFileSystem(self._conf)
+
+    def qualify(self, uri: str) -> str:
+        """The fully qualified URI (file:/x → file:/x, x → file:/cwd/x), as Spark writes it."""
+        path = self._path(uri)
+        return str(self._fs(path).makeQualified(path).toString())
+
+    def url(self, uri: str) -> str:
+        """The qualified URI as a URL other tools accept: Hadoop writes local paths as file:/x, not file:///x."""
+        qualified = self.qualify(uri)
+        if qualified.startswith("file:/") and not qualified.startswith("file://"):
+            return "file://" + qualified.removeprefix("file:")
+        return qualified
+
+    def exists(self, uri: str) -> bool:
+        path = self._path(uri)
+        return bool(self._fs(path).exists(path))
+
+    def list(self, uri: str) -> list[FileStatus]:
+        path = self._path(uri)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        return [
+            FileStatus(str(s.getPath().toString()), str(s.getPath().getName()), bool(s.isDirectory()), int(s.getLen()))
+            for s in fs.listStatus(path)
+        ]
+
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        self._fs(path).delete(path, True)
+
+    def rename(self, source: str, target: str) -> None:
+        src = self._path(source)
+        dst = self._path(target)
+        fs = self._fs(src)
+        fs.mkdirs(dst.getParent())
+        if not fs.rename(src, dst):
+            raise OSError(f"cannot rename {source} to {target}")
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write a small file whole (overwriting). On object stores the object appears only on close."""
+        path = self._path(uri)
+        stream = self._fs(path).create(path, True)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()

@@ -1,0 +1,72 @@
+"""The Spark session: the one the job is given (spark-submit, a cluster, a notebook, the tests), or a local
+one it starts itself with the Delta (and, for s3a:// URIs, hadoop-aws) packages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from .config import SparkConfig
+
+log = logging.getLogger("sr2fhir")
+
+_DELTA_SETTINGS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def needs_s3(uris: tuple[str, ...]) -> bool:
+    return any(uri.lower().startswith(("s3a://", "s3://")) for uri in uris)
+
+
+def given_session() -> SparkSession | None:
+    """The session to use as is: an active one, or the one spark-submit's JVM is waiting to give us."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if "PYSPARK_GATEWAY_PORT" in os.environ or os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
+        return SparkSession.builder.getOrCreate()
+    return None
+
+
+def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
+    """Start a local session. Workers run this interpreter: a bare `python3` would lack pyarrow and sr2fhir."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    packages = [config.delta_package] + ([config.s3_package] if s3 else [])
+    builder = (
+        SparkSession.builder.master(config.master)
+        .appName(config.app_name)
+        .config("spark.jars.packages", ",".join(packages))
+        .config("spark.jars.excludes", ",".join(config.jar_excludes))
+    )
+    for key, value in {**_DELTA_SETTINGS, **config.settings}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def session_for(config: SparkConfig, *, s3: bool) -> tuple[SparkSession, bool]:
+    """(session, started_here). A given session keeps its own settings; the job applies its runtime ones
+    (`apply_runtime_settings`) to whichever session it runs on."""
+    spark = given_session()
+    if spark is None:
+        return local_session(config, s3=s3), True
+    return spark, False
+
+
+def apply_runtime_settings(spark: SparkSession, config: SparkConfig) -> None:
+    """Runtime settings onto a given session: SQL and Delta ones, and `spark.hadoop.*` (file system
+    settings such as fs.s3a.endpoint) onto its Hadoop configuration."""
+    for key, value in config.settings.items():
+        if key.startswith("spark.hadoop."):
+            spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)  # type: ignore[union-attr]
+        elif key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
+            try:
+                spark.conf.set(key, value)
+            except Exception as exc:
+                log.debug("cannot set %s on the given session: %s", key, exc)

@@ -1,0 +1,65 @@
+"""The ledger `tables/documents`: one row per input (file or archive member) each run maps, saying what
+happened to it. It is written last: a run killed earlier has no ledger rows, so its files count as not yet
+mapped and the next run maps them again (the tables' MERGE makes that harmless).
+
+It is also the job's memory for incremental runs: a stored file is skipped while its size, modification
+time and the mapping options equal those of its latest ledger rows (and, with retry_failed, none of them
+failed).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..fs import HadoopFS
+from ..mapping import INPUT_FIELDS, RECORD_FIELDS
+
+COLUMNS = ["run_id", "processed_at", *(f.name for f in INPUT_FIELDS), "mapping_fingerprint",
+           *(f.name for f in RECORD_FIELDS)]
+
+
+class Ledger:
+    def __init__(self, spark: SparkSession, fs: HadoopFS, uri: str, table_format: str) -> None:
+        self.spark = spark
+        self.fs = fs
+        self.uri = uri
+        self.format = table_format
+
+    def exists(self) -> bool:
+        if self.format == "delta":
+            from delta.tables import DeltaTable
+
+            return bool(DeltaTable.isDeltaTable(self.spark, self.uri))
+        return self.fs.exists(self.uri)
+
+    def read(self) -> DataFrame:
+        return self.spark.read.format(self.format).load(self.uri)
+
+    def file_states(self) -> DataFrame:
+        """Per stored file, what its latest run saw: size, modification time, mapping fingerprint, and
+        whether any of its inputs failed. Run ids sort by time."""
+        ledger = self.read()
+        latest = ledger.groupBy("source_file").agg(F.max("run_id").alias("run_id"))
+        return (
+            ledger.join(latest, ["source_file", "run_id"])
+            .groupBy("source_file")
+            .agg(
+                F.first("size").alias("known_size"),
+                F.first("modification_time").alias("known_modification_time"),
+                F.first("mapping_fingerprint").alias("known_fingerprint"),
+                F.max(F.col("status") == "failed").alias("known_failed"),
+            )
+        )
+
+    def write(self, staged: DataFrame, *, run_id: str, processed_at: datetime, fingerprint: str, replace: bool) -> None:
+        rows = staged.select(
+            F.lit(run_id).alias("run_id"),
+            F.lit(processed_at).cast("timestamp").alias("processed_at"),
+            *(f.name for f in INPUT_FIELDS),
+            F.lit(fingerprint).alias("mapping_fingerprint"),
+            *(f.name for f in RECORD_FIELDS),
+        )
+        rows.write.format(self.format).mode("overwrite" if replace else "append").save(self.uri)

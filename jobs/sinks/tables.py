@@ -1,0 +1,142 @@
+"""The research tables (`measurements`, `qualitative_evaluations`): Delta Lake by default, Parquet on request.
+
+Rows are the core's (`TABLE_SCHEMAS`) plus job columns: `source_file` (the stored file; for archive
+members the archive), `content_sha256` (of the input's bytes), `run_id` (the run that wrote the row) and
+`study_year` (the partition column).
+
+Replacing, not adding: a run maps only new or changed files, and every row of a re-mapped file must be
+replaced by the new rows, including rows the new mapping no longer produces (a changed file may have other
+measurements, or be rejected now). Delta does this in one atomic MERGE keyed on (source_path,
+observation_id): new rows update or insert, and the old rows of the re-mapped files that have no new row
+are deleted. A run killed before or during the MERGE leaves the table at its previous version; the files
+are not in the ledger yet, so the next run maps them again and the MERGE is a no-op for rows already there.
+
+Parquet has no transactions: the table is rewritten as a whole into a sibling folder and swapped in.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..fs import HadoopFS
+from ..mapping import ROWS_COLUMNS
+
+log = logging.getLogger("sr2fhir")
+
+TABLES = tuple(ROWS_COLUMNS)
+KEY = ("source_path", "observation_id")
+SCOPE = "source_file"
+PARTITION_COLUMN = "study_year"
+PARTITION_EXPRESSION = "YEAR(study_date)"
+
+
+def table_rows(staged: DataFrame, table: str, run_id: str) -> DataFrame:
+    """The table's rows of this run, flattened out of the staged mapping output."""
+    rows = staged.select(F.explode(ROWS_COLUMNS[table]).alias("row"), SCOPE, "content_sha256")
+    return rows.select("row.*", SCOPE, "content_sha256", F.lit(run_id).alias("run_id"))
+
+
+def write_delta(
+    spark: SparkSession,
+    fs: HadoopFS,
+    uri: str,
+    rows: DataFrame,
+    scope: DataFrame,
+    *,
+    partition_by: tuple[str, ...],
+    replace: bool,
+) -> None:
+    """One commit: overwrite (full refresh), append (a table never written to) or MERGE (incremental)."""
+    from delta.tables import DeltaTable
+
+    created = _create_delta(spark, fs, uri, rows, partition_by)
+    if replace:
+        rows.write.format("delta").mode("overwrite").save(uri)
+        return
+    if created or not _written(fs, uri):
+        rows.write.format("delta").mode("append").save(uri)
+        return
+    target = DeltaTable.forPath(spark, uri)
+    new_keys = rows.select(*KEY)
+    old_keys = target.toDF().select(*KEY, SCOPE).join(scope, SCOPE, "left_semi").drop(SCOPE)
+    deletions = old_keys.join(new_keys, list(KEY), "left_anti").withColumn("_delete", F.lit(True))
+    source = rows.withColumn("_delete", F.lit(False)).unionByName(deletions, allowMissingColumns=True)
+    values = {c: f"s.`{c}`" for c in rows.columns}
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEY)
+    (
+        target.alias("t")
+        .merge(source.alias("s"), condition)
+        .whenMatchedDelete(condition="s._delete")
+        .whenMatchedUpdate(set=values)
+        .whenNotMatchedInsert(condition="NOT s._delete", values=values)
+        .execute()
+    )
+
+
+def _written(fs: HadoopFS, uri: str) -> bool:
+    """Whether any commit after the table's creation (version 0) exists: the log's file names are fixed by
+    the Delta protocol, and listing them is far cheaper than reading the table's state."""
+    return any(
+        f.name.endswith(".json") and f.name[:20].isdigit() and int(f.name[:20]) > 0
+        for f in fs.list(f"{uri}/_delta_log")
+    )
+
+
+def _create_delta(spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, partition_by: tuple[str, ...]) -> bool:
+    """Create the table if absent (True when created), with study_year generated from study_date: Delta
+    then derives a partition filter from any filter on study_date, and fills the column on every write."""
+    from delta.tables import DeltaTable
+
+    if fs.exists(f"{uri}/_delta_log"):
+        return False
+    builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(rows.schema)
+    if PARTITION_COLUMN in partition_by:
+        builder = builder.addColumn(PARTITION_COLUMN, "INT", generatedAlwaysAs=PARTITION_EXPRESSION)
+    # Optimized writes: Delta shuffles rows by partition before writing, one file per year per write
+    # instead of one per task and year.
+    builder.partitionedBy(*partition_by).property("delta.autoOptimize.optimizeWrite", "true").execute()
+    return True
+
+
+def write_parquet(
+    spark: SparkSession,
+    fs: HadoopFS,
+    uri: str,
+    rows: DataFrame,
+    scope: DataFrame,
+    *,
+    partition_by: tuple[str, ...],
+    replace: bool,
+) -> None:
+    """Rewrite the table: its rows of files not re-mapped, plus the new rows, into `<uri>.next`, then swap.
+    A run killed before the swap leaves the old table; `recover_parquet` finishes an interrupted swap."""
+    if PARTITION_COLUMN in partition_by:
+        rows = rows.withColumn(PARTITION_COLUMN, F.expr(PARTITION_EXPRESSION))
+    recover_parquet(fs, uri)
+    if not replace and fs.exists(uri):
+        kept = spark.read.schema(rows.schema).parquet(uri).join(scope, SCOPE, "left_anti")
+        rows = kept.unionByName(rows)
+    staging, previous = f"{uri}.next", f"{uri}.previous"
+    rows.write.mode("overwrite").partitionBy(*partition_by).parquet(staging)
+    if fs.exists(uri):
+        fs.rename(uri, previous)
+    fs.rename(staging, uri)
+    fs.delete(previous)
+
+
+def recover_parquet(fs: HadoopFS, uri: str) -> None:
+    """Undo what a killed swap left: a missing table comes back from `.previous`; a stale `.next` goes."""
+    previous = f"{uri}.previous"
+    if not fs.exists(uri) and fs.exists(previous):
+        log.warning("restoring %s from an interrupted run", uri)
+        fs.rename(previous, uri)
+    fs.delete(previous)
+    fs.delete(f"{uri}.next")
+
+
+def read_table(spark: SparkSession, uri: str, table_format: str) -> DataFrame:
+    """A table as the job wrote it. Never read a Delta folder as Parquet: it holds replaced files too."""
+    return spark.read.format(table_format).load(uri)

@@ -1,0 +1,341 @@
+"""The job: configuration → session → sources → mapping → sinks → run summary.
+
+    spark-submit jobs/sr_to_fhir.py --input URI [URI...] --output URI [options]   (same flags as `sr2fhir run`)
+
+Order of work, chosen for kill safety:
+  1. list inputs; with a ledger, keep only new, changed or failed files (metadata only, no bytes read);
+  2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet), so every sink reads the mapping
+     output instead of mapping again;
+  3. tables (one Delta commit each), 4. FHIR NDJSON + manifest, 5. the ledger (the commit point of the
+     run), 6. `runs/<run-id>.json`, 7. staging removed.
+A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes
+the tables come out the same, and the killed run's partial export folder is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+
+import pyspark
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.config import JobConfig
+from jobs.fs import HadoopFS
+from jobs.mapping import OUTPUT_SCHEMA, Mapper, MapperSettings
+from jobs.session import apply_runtime_settings
+from jobs.sinks import ndjson, tables
+from jobs.sinks.ledger import Ledger
+from jobs.sources import Inputs, open_inputs
+
+log = logging.getLogger("sr2fhir")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything goes under --output."""
+
+    root: str
+
+    def fhir(self, run_id: str) -> str:
+        return f"{self.root}/fhir/{run_id}"
+
+    def table(self, name: str) -> str:
+        return f"{self.root}/tables/{name}"
+
+    @property
+    def ledger(self) -> str:
+        return self.table("documents")
+
+    def summary(self, run_id: str) -> str:
+        return f"{self.root}/runs/{run_id}.json"
+
+    def staging(self, run_id: str) -> str:
+        return f"{self.root}/_staging/{run_id}"
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by start time (the ledger's 'latest run' relies on it), unique by a random suffix."""
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+def mapping_fingerprint(config: JobConfig) -> str:
+    """Identity of the mapping: a file mapped with other options is mapped again."""
+    return hashlib.sha256(json.dumps(config.mapping.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Steps:
+    """Seconds per step of the run, for the summary."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0) + time.monotonic() - started, 3)
+
+
+class Progress:
+    """A driver thread logging inputs mapped so far (a Spark accumulator, updated per Arrow batch as tasks
+    finish) every `interval` seconds while the mapping runs."""
+
+    def __init__(self, spark: SparkSession, interval: float) -> None:
+        self.interval = interval
+        self.accumulator = spark.sparkContext.accumulator(0) if interval > 0 else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def callback(self) -> Callable[[int], None] | None:
+        accumulator = self.accumulator
+        return None if accumulator is None else accumulator.add
+
+    def __enter__(self) -> Progress:
+        if self.accumulator is not None:
+            self._started = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name="sr2fhir-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            done = self.accumulator.value  # type: ignore[union-attr]
+            elapsed = time.monotonic() - self._started
+            log.info("mapping: %d inputs done in %.0f s (%.1f/s)", done, elapsed, done / elapsed if elapsed else 0)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _select_files(inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint: str) -> tuple[int, list[str] | None]:
+    """(files found, files to map or None for all). Reads only metadata: size and modification time."""
+    files = inputs.files
+    if config.full_refresh or not ledger.exists():
+        return -1, None
+    known = ledger.file_states()
+    unchanged = (
+        (F.col("size") == F.col("known_size"))
+        & (F.col("modification_time") == F.col("known_modification_time"))
+        & (F.col("known_fingerprint") == fingerprint)
+    )
+    if config.incremental.retry_failed:
+        unchanged = unchanged & ~F.col("known_failed")
+    decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
+        files.source_file, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
+    )
+    row = decided.agg(
+        F.count(F.lit(1)).alias("found"),
+        F.collect_list(F.when(~F.col("unchanged"), F.col("source_file"))).alias("todo"),
+    ).first()
+    found, todo = int(row["found"]), list(row["todo"])
+    return found, (None if len(todo) == found else todo)
+
+
+def _statistics(staged: DataFrame) -> dict:
+    """What the run mapped, from the staged records (small columns only)."""
+    by_reason = {}
+    totals = {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
+    for row in staged.groupBy("status", "reason").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum("measurements").alias("measurements"),
+        F.sum("qualitative_evaluations").alias("qualitative_evaluations"),
+    ).collect():
+        totals["inputs"] += row["n"]
+        totals[row["status"]] += row["n"]
+        totals["measurements"] += row["measurements"] or 0
+        totals["qualitative_evaluations"] += row["qualitative_evaluations"] or 0
+        if row["reason"]:
+            key = f"{row['status']}/{row['reason']}"
+            by_reason[key] = by_reason.get(key, 0) + row["n"]
+    types = (
+        staged.select(F.explode("resource_types").alias("type", "n"))
+        .groupBy("type")
+        .agg(F.sum("n").alias("n"))
+        .collect()
+    )
+    files = staged.select(F.countDistinct("source_file").alias("n")).first()["n"]
+    return {
+        "files": int(files),
+        "totals": totals,
+        "by_reason": dict(sorted(by_reason.items())),
+        "resources_before_dedup": {r["type"]: int(r["n"]) for r in sorted(types, key=lambda r: r["type"])},
+    }
+
+
+def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
+    """Remove what killed runs left: staging folders, and export folders of runs that never reached their
+    ledger commit (their files are mapped again, so those resources come again too). One run at a time
+    per output: a run in progress elsewhere would look killed."""
+    fs.delete(f"{layout.root}/_staging")
+    completed = {f.name.removesuffix(".json") for f in fs.list(f"{layout.root}/runs")}
+    unfinished = [f for f in fs.list(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
+    if not unfinished:
+        return
+    # A run killed between its ledger commit and its summary is complete: keep its export.
+    committed = {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
+    for folder in unfinished:
+        if folder.name not in committed:
+            log.warning("removing the export of an interrupted run: %s", folder.name)
+            fs.delete(folder.uri)
+
+
+def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], None] | None = None) -> dict:
+    """Run the job on a session; returns the run summary (also written to runs/<run-id>.json).
+    `before_ledger` is a test hook called after the tables and the export, before the ledger commit."""
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    run_id = new_run_id(started)
+    apply_runtime_settings(spark, config.spark)
+    fs = HadoopFS(spark)
+    layout = Layout(fs.qualify(config.output))
+    step = Steps()
+    table_format = config.out.table_format
+    fingerprint = mapping_fingerprint(config)
+    ledger = Ledger(spark, fs, layout.ledger, table_format)
+    replace = config.full_refresh
+    log.info("run %s: %s → %s (%s%s)", run_id, ", ".join(config.inputs + config.input_lists), layout.root,
+             table_format, ", full refresh" if replace else "")
+
+    with step("recover"):
+        _cleanup(fs, layout, ledger)
+        if table_format == "parquet":
+            for name in tables.TABLES:
+                tables.recover_parquet(fs, layout.table(name))
+
+    with step("list"):
+        inputs = open_inputs(spark, config)
+        found, todo = _select_files(inputs, ledger, config, fingerprint)
+    summary: dict = {
+        "run_id": run_id,
+        "started": started.isoformat(),
+        "inputs": list(config.inputs),
+        "input_lists": list(config.input_lists),
+        "output": fs.url(layout.root),
+        "table_format": table_format,
+        "full_refresh": replace,
+        "mapping_fingerprint": fingerprint,
+        "options": {"mapping": config.mapping.as_dict(), "configuration": config.raw},
+        "versions": _versions(),
+    }
+    if todo == []:
+        log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
+        return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
+
+    staging = layout.staging(run_id)
+    settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
+    with step("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
+        content = inputs.with_content(todo)
+        mapped = content.mapInArrow(Mapper(settings, progress.callback()), _spark_schema())
+        mapped.write.mode("overwrite").parquet(staging)
+    staged = spark.read.parquet(staging)
+    with step("statistics"):
+        stats = _statistics(staged)
+    if found < 0:
+        found = stats["files"]
+    log.info("run %s: mapped %d inputs from %d files in %.1f s", run_id, stats["totals"]["inputs"], stats["files"],
+             time.monotonic() - clock)
+
+    scope = staged.select(tables.SCOPE).distinct()
+    for name in tables.TABLES:
+        rows = tables.table_rows(staged, name, run_id)
+        uri = layout.table(name)
+        with step(f"table {name}"):
+            if table_format == "delta":
+                tables.write_delta(spark, fs, uri, rows, scope, partition_by=config.out.partition_by, replace=replace)
+            else:
+                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=config.out.partition_by,
+                                     replace=replace)
+
+    with step("fhir"):
+        export = ndjson.write_ndjson(
+            staged,
+            fs,
+            layout.fhir(run_id),
+            transaction_time=started.isoformat().replace("+00:00", "Z"),
+            request=fs.url(layout.summary(run_id)),
+        )
+    if before_ledger is not None:
+        before_ledger()
+    with step("ledger"):
+        ledger.write(staged, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
+    return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
+
+
+def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Steps, *, found: int, stats,
+            export) -> dict:
+    elapsed = time.monotonic() - clock
+    processed = stats["files"] if stats else 0
+    totals = stats["totals"] if stats else {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0,
+                                             "measurements": 0, "qualitative_evaluations": 0}
+    summary.update(
+        {
+            "finished": datetime.now(UTC).isoformat(),
+            "elapsed_seconds": round(elapsed, 3),
+            "files": {"found": found, "unchanged": found - processed, "processed": processed},
+            "documents": {k: totals[k] for k in ("inputs", "mapped", "rejected", "failed")},
+            "by_reason": stats["by_reason"] if stats else {},
+            "files_per_second": round(processed / elapsed, 2) if elapsed else None,
+            "inputs_per_second": round(totals["inputs"] / elapsed, 2) if elapsed else None,
+            "rows": {name: totals[name] for name in tables.TABLES},
+            "resources": dict(sorted(export.counts.items())) if export else {},
+            "resources_before_dedup": stats["resources_before_dedup"] if stats else {},
+            "fhir": {"directory": fs.url(export.directory), "manifest": fs.url(f"{export.directory}/{ndjson.MANIFEST}")}
+            if export
+            else None,
+            "tables": {name: fs.url(layout.table(name)) for name in (*tables.TABLES, "documents")},
+            "step_seconds": step.seconds,
+        }
+    )
+    fs.write_bytes(layout.summary(summary["run_id"]), json.dumps(summary, indent=2, default=str).encode() + b"\n")
+    fs.delete(layout.staging(summary["run_id"]))
+    docs = summary["documents"]
+    log.info(
+        "run %s done in %.1f s: %d files found, %d unchanged, %d inputs mapped %d / rejected %d / failed %d",
+        summary["run_id"], elapsed, found, found - processed, docs["inputs"], docs["mapped"], docs["rejected"],
+        docs["failed"],
+    )
+    return summary
+
+
+def _spark_schema():
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(OUTPUT_SCHEMA)
+
+
+def _versions() -> dict[str, str]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"sr2fhir": version("sr2fhir"), "pyspark": pyspark.__version__, "delta-spark": version("delta-spark"),
+            "python": sys.version.split()[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """spark-submit entry: the `sr2fhir run` flags."""
+    from jobs.cli import main as cli_main
+
+    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

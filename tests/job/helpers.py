@@ -1,0 +1,47 @@
+"""Helpers for the job tests: run the job in-process on the shared session, read back what it wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jobs import sr_to_fhir
+from jobs.config import load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def run_job(spark, inputs, output: Path | str, *, before_ledger=None, input_lists=(), **kwargs) -> dict:
+    overrides = kwargs.pop("overrides", [])
+    config = load_config(
+        inputs=[str(i) for i in inputs],
+        input_lists=[str(i) for i in input_lists],
+        output=str(output),
+        overrides=["output.progress_interval_seconds=0", *overrides],
+        **kwargs,
+    )
+    return sr_to_fhir.run(spark, config, before_ledger=before_ledger)
+
+
+def table(spark, output: Path, name: str, table_format: str = "delta"):
+    return spark.read.format(table_format).load(str(output / "tables" / name))
+
+
+def table_rows(spark, output: Path, name: str, table_format: str = "delta", drop=("run_id",)) -> list[dict]:
+    """All rows as dicts, sorted, without the columns that name the run."""
+    df = table(spark, output, name, table_format).drop(*drop)
+    return sorted((r.asDict(recursive=True) for r in df.collect()), key=lambda r: json.dumps(r, sort_keys=True,
+                                                                                               default=str))
+
+
+def ledger(spark, output: Path, table_format: str = "delta") -> list[dict]:
+    return [r.asDict() for r in table(spark, output, "documents", table_format).collect()]
+
+
+def export_lines(summary: dict) -> dict[str, list[str]]:
+    """NDJSON lines of one run's export, by resource type, from its manifest."""
+    directory = Path(summary["fhir"]["directory"].removeprefix("file://"))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    return {
+        entry["type"]: Path(entry["url"].removeprefix("file://")).read_text().splitlines()
+        for entry in manifest["output"]
+    }

@@ -1,0 +1,175 @@
+"""Incremental and idempotent runs on a generated lake: changed files have their rows replaced, killed runs
+leave nothing behind twice, archives and path lists are inputs like any file; Delta and Parquet alike."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sr2fhir_core import map_sr
+from sr2fhir_synth import write_sample_corpus
+
+from .helpers import export_lines, ledger, run_job, table_rows
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+TABLES = ("measurements", "qualitative_evaluations")
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def _kill() -> None:
+    raise Killed("simulated kill after the table commits, before the ledger commit")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    lake = tmp_path_factory.mktemp("sample") / "lake"
+    write_sample_corpus(lake, count=8)
+    return lake
+
+
+def _copy(lake: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "lake"
+    shutil.copytree(lake, target)
+    return target
+
+
+def _snapshot(spark, output: Path, table_format: str = "delta") -> dict[str, list[dict]]:
+    return {name: table_rows(spark, output, name, table_format, drop=("run_id",)) for name in TABLES}
+
+
+def _no_duplicate_keys(snapshot: dict[str, list[dict]]) -> None:
+    for name, rows in snapshot.items():
+        keys = Counter((r["source_path"], r["observation_id"]) for r in rows)
+        assert max(keys.values(), default=1) == 1, name
+
+
+@pytest.mark.parametrize("table_format", ["delta", "parquet"])
+def test_changed_file_rows_are_replaced_not_kept(spark, sample: Path, tmp_path: Path, table_format: str) -> None:
+    lake = _copy(sample, tmp_path)
+    output = tmp_path / "out"
+    first = run_job(spark, [lake], output, table_format=table_format)
+    reports = [p for p in lake.rglob("*") if p.is_file() and ledger_status(spark, output, p, table_format) == "mapped"]
+    changed, rejected = reports[0], reports[1]
+    old_paths = {f"file:{changed}", f"file:{rejected}"}
+    # One report becomes another (other SOP Instance UID, other measurements); one becomes garbage.
+    changed.write_bytes(reports[2].read_bytes())
+    rejected.write_bytes(b"not DICOM any more")
+    os.utime(changed, (1_000_000_000, 1_000_000_000))
+    added = lake / "new-folder" / "copy-without-extension"
+    added.parent.mkdir()
+    added.write_bytes(reports[3].read_bytes())
+
+    second = run_job(spark, [lake], output, table_format=table_format)
+    assert second["files"] == {"found": first["files"]["found"] + 1, "unchanged": first["files"]["found"] - 2,
+                               "processed": 3}
+    after = _snapshot(spark, output, table_format)
+    _no_duplicate_keys(after)
+    rows = after["measurements"]
+    by_path = Counter(r["source_path"] for r in rows)
+    assert by_path[f"file:{rejected}"] == 0
+    assert by_path[f"file:{changed}"] == by_path[f"file:{reports[2]}"] > 0
+    assert by_path[f"file:{added}"] == by_path[f"file:{reports[3]}"]
+    changed_uids = {r["sop_instance_uid"] for r in rows if r["source_path"] in old_paths}
+    assert changed_uids == {r["sop_instance_uid"] for r in rows if r["source_path"] == f"file:{reports[2]}"}
+
+    # The same tables as a fresh run over the lake as it is now.
+    fresh = tmp_path / "fresh"
+    run_job(spark, [lake], fresh, table_format=table_format)
+    assert after == _snapshot(spark, fresh, table_format)
+    assert export_lines(second)["Observation"]
+
+
+def ledger_status(spark, output: Path, path: Path, table_format: str) -> str | None:
+    for row in ledger(spark, output, table_format):
+        if row["source_path"] == f"file:{path}":
+            return row["status"]
+    return None
+
+
+@pytest.mark.parametrize("table_format", ["delta", "parquet"])
+def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(spark, sample: Path, tmp_path: Path,
+                                                                     table_format: str) -> None:
+    lake = _copy(sample, tmp_path)
+    output = tmp_path / "out"
+    with pytest.raises(Killed):
+        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill)
+    assert not (output / "runs").exists()
+    retry = run_job(spark, [lake], output, table_format=table_format)
+    assert retry["files"]["processed"] == retry["files"]["found"]
+    killed_exports = [d for d in (output / "fhir").iterdir() if d.name != retry["run_id"]]
+    assert killed_exports == []  # the interrupted run's partial export is gone
+
+    # Killed again in an incremental run: a changed file, then a retry.
+    target = next(p for p in lake.rglob("*.dcm") if ledger_status(spark, output, p, table_format) == "mapped")
+    target.write_bytes(target.read_bytes() + b"")  # same bytes, new modification time
+    os.utime(target, (2_000_000_000, 2_000_000_000))
+    with pytest.raises(Killed):
+        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill)
+    again = run_job(spark, [lake], output, table_format=table_format)
+    assert again["files"]["processed"] == 1
+
+    clean = tmp_path / "clean"
+    run_job(spark, [lake], clean, table_format=table_format)
+    snapshot = _snapshot(spark, output, table_format)
+    _no_duplicate_keys(snapshot)
+    assert snapshot == _snapshot(spark, clean, table_format)
+    rows = ledger(spark, output, table_format)
+    assert Counter(r["source_path"] for r in rows)[f"file:{target}"] == 2  # first run and the changed-file run
+    assert {r["source_path"] for r in rows} == {r["source_path"] for r in ledger(spark, clean, table_format)}
+
+
+def test_archives_path_lists_and_oversized_files(spark, sample: Path, tmp_path: Path) -> None:
+    reports = [p for p in sorted(sample.rglob("*.dcm")) if map_sr(p).mapped][:3]
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    with zipfile.ZipFile(lake / "batch.zip", "w") as archive:
+        archive.writestr("a/first.dcm", reports[0].read_bytes())
+        archive.writestr("a/", b"")
+        archive.writestr("notes.txt", b"hello")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("second")
+        info.size = len(data := reports[1].read_bytes())
+        archive.addfile(info, io.BytesIO(data))
+    (lake / "batch.tar.gz").write_bytes(buffer.getvalue())
+    (lake / "broken.zip").write_bytes(buffer.getvalue()[:0] + b"PK\x03\x04 truncated")
+    with zipfile.ZipFile(lake / "empty.zip", "w"):
+        pass
+    limit = max(p.stat().st_size for p in [*reports, *lake.iterdir()])  # archives are held to it too
+    (lake / "huge.dcm").write_bytes(b"\0" * (limit + 1))
+    listed = tmp_path / "elsewhere.dcm"
+    listed.write_bytes(reports[2].read_bytes())
+    path_list = tmp_path / "inputs.txt"
+    path_list.write_text(f"# inputs\n{lake}\n\n{listed}\n")
+
+    output = tmp_path / "out"
+    settings = [f"input.max_file_bytes={limit}"]
+    summary = run_job(spark, [], output, input_lists=[path_list], overrides=settings)
+    rows = {r["source_path"].removeprefix("file:"): r for r in ledger(spark, output)}
+    assert rows[f"{lake}/batch.zip!a/first.dcm"]["status"] == "mapped"
+    assert rows[f"{lake}/batch.zip!notes.txt"]["reason"] == "not_dicom"
+    assert rows[f"{lake}/batch.tar.gz!second"]["status"] == "mapped"
+    assert rows[f"{lake}/broken.zip"]["reason"] == "archive_error"
+    assert rows[f"{lake}/broken.zip"]["status"] == "failed"
+    assert rows[f"{lake}/empty.zip"]["reason"] == "empty_archive"
+    assert rows[f"{lake}/huge.dcm"]["reason"] == "too_large"
+    assert rows[str(listed)]["status"] == "mapped"
+    assert len(rows) == 7
+    assert summary["files"]["found"] == 6
+    assert {r["source_file"] for r in rows.values() if "!" in r["source_path"]} == {
+        f"file:{lake}/batch.zip", f"file:{lake}/batch.tar.gz"}
+
+    # Failed files are retried on the next run; the rest is skipped.
+    again = run_job(spark, [], output, input_lists=[path_list], overrides=settings)
+    assert again["files"]["processed"] == 1 and again["by_reason"] == {"failed/archive_error": 1}

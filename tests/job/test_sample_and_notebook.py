@@ -1,0 +1,57 @@
+"""The README's first command, `sr2fhir sample`, as a user runs it (its own process and local Spark
+session), and the researcher notebook executed over its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import REPO_ROOT
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+
+@pytest.fixture(scope="module")
+def sample_output(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    output = tmp_path_factory.mktemp("sample-output")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "sample", "--output", str(output), "--count", "8",
+         "--set", "output.progress_interval_seconds=1"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return output, done
+
+
+def test_sample_command_writes_the_lake_and_runs_the_job(sample_output) -> None:
+    output, done = sample_output
+    assert "FHIR NDJSON: file://" in done.stdout
+    summary_files = list((output / "runs").glob("*.json"))
+    assert len(summary_files) == 1
+    summary = json.loads(summary_files[0].read_text())
+    lake_files = [p for p in (output / "lake").rglob("*") if p.is_file()]
+    assert summary["files"]["found"] == len(lake_files) == 8 + 3
+    assert summary["documents"] == {"inputs": 11, "mapped": 8, "rejected": 3, "failed": 0}
+    assert summary["rows"]["measurements"] > 0
+    assert (Path(summary["fhir"]["manifest"].removeprefix("file://"))).is_file()
+    assert "mapping: " in done.stderr  # the driver's progress line
+    for name in ("measurements", "qualitative_evaluations", "documents"):
+        assert (output / "tables" / name / "_delta_log").is_dir()
+
+
+def test_notebook_runs_on_the_sample_tables(sample_output, monkeypatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    output, _ = sample_output
+    monkeypatch.setenv("SR2FHIR_OUTPUT", str(output))
+    path = REPO_ROOT / "notebooks" / "cohort_lesion_volumes.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert (output / "lesion-volumes.png").stat().st_size > 0
