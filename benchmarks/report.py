@@ -84,6 +84,7 @@ def summarise_corpus(corpus: dict) -> dict:
             "peak_rss_mb": raw["peak_rss_mb"],
             "rss_imported_mb": raw["rss_imported_mb"],
             "child_peak_rss_mb": raw.get("child_peak_rss_mb"),
+            "other_load_cores": raw.get("other_load_cores"),
             "failures": [{"file": r["label"], "detail": r["detail"]} for r in method_rows if not r["ok"]],
         }
         if base is not None:
@@ -172,9 +173,51 @@ def lake_core_rates(raw: dict, entries: list[dict], subsets: list[int]) -> dict:
     return {
         "rates": rates,
         "peak_rss_mb": raw["peak_rss_mb"],
+        "other_load_cores": raw.get("other_load_cores"),
         "failures": [r["label"] for r in rows if not r["ok"]][:20],
         "scanner": raw.get("scanner"),
     }
+
+
+def _mean_rates(runs: list[dict]) -> dict | None:
+    """The core's lake rates averaged over its passes before and after the Spark runs."""
+    if not runs:
+        return None
+    rates = {}
+    for count in runs[0]["rates"]:
+        values = [run["rates"][count] for run in runs]
+        rates[count] = {
+            **values[0],
+            "files_per_second": round(statistics.fmean(v["files_per_second"] for v in values), 2),
+            "cpu_files_per_second": round(statistics.fmean(v["cpu_files_per_second"] for v in values), 2),
+        }
+    return {**runs[0], "rates": rates, "passes": len(runs)}
+
+
+def encoding_breakdown(raw: dict, entries: list[dict]) -> list[dict]:
+    """The core's lake time per encoding (lake file i uses ENCODINGS[i % 6])."""
+    from sr2fhir_synth import ENCODINGS
+
+    rows = per_file(raw, entries)
+    total = sum(r["wall"] for r in rows)
+    out = []
+    for index, encoding in enumerate(ENCODINGS):
+        subset = rows[index :: len(ENCODINGS)]
+        if not subset or not total:
+            continue
+        spent = sum(r["wall"] for r in subset)
+        out.append(
+            {
+                "encoding": f"{encoding.transfer_syntax.name.lower()}"
+                + (", undefined-length sequences" if encoding.undefined_length_sequences else "")
+                + (", undefined-length items" if encoding.undefined_length_items else "")
+                + (", NUM without value: no Measured Value Sequence" if encoding.omit_empty_measured_values else ""),
+                "files": len(subset),
+                "us_per_item": round(spent / sum(r["items"] for r in subset) * 1e6, 2),
+                "share_of_time": round(spent / total, 3),
+            }
+        )
+    return out
 
 
 def spark_comparison(spark_runs: list[dict], lake: dict | None) -> list[dict]:
@@ -295,9 +338,14 @@ def summarise(results: dict) -> dict:
     lake = results.get("lake")
     if lake and lake.get("raw"):
         subsets = sorted({r["requested_files"] for r in results.get("spark", [])} | {len(lake["entries"])})
-        summary["lake_core"] = lake_core_rates(
-            lake["raw"], lake["entries"], [s for s in subsets if s <= len(lake["entries"])]
-        )
+        subsets = [s for s in subsets if s <= len(lake["entries"])]
+        summary["lake_core_runs"] = [
+            {"when": when, **lake_core_rates(lake[key], lake["entries"], subsets)}
+            for when, key in (("before Spark", "raw"), ("after Spark", "raw_after"))
+            if lake.get(key)
+        ]
+        summary["lake_core"] = _mean_rates(summary["lake_core_runs"])
+        summary["lake_encodings"] = encoding_breakdown(lake["raw"], lake["entries"])
     summary["spark"] = spark_comparison(results.get("spark", []), summary.get("lake_core"))
     results["summary"] = summary
     summary["targets"] = targets(results)
@@ -440,6 +488,13 @@ def render(results: dict) -> str:
         items = [e["items"] for e in corpus["entries"]]
         lines += [f"{len(items)} files, {sum(items):,} content items ({min(items)}–{max(items)} per file).", ""]
         lines += _method_table(summary["corpora"][name]["methods"])
+        loads = [f"{m} {_fmt(v.get('other_load_cores'))}" for m, v in summary["corpora"][name]["methods"].items()]
+        lines += [
+            "Other load on the machine while each method ran (cores busy with work outside this benchmark): "
+            + ", ".join(loads)
+            + ".",
+            "",
+        ]
         if name == "real" and summary.get("real_files"):
             methods = list(summary["corpora"][name]["methods"])
             lines += ["Per file, median ms (– = the method failed on it):", ""]
@@ -520,21 +575,36 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
         f"4 SRs per study), cached in `{lake['root']}`.",
         "",
     ]
-    core = summary.get("lake_core")
-    if core:
-        lines += ["The core alone, one process, each file mapped once (first sight):", ""]
+    core_runs = summary.get("lake_core_runs") or []
+    if core_runs:
+        lines += [
+            "The core alone, one process, each file mapped once (first sight), before and after the Spark runs; "
+            "the Spark comparison uses their mean:",
+            "",
+        ]
         lines += _table(
-            ["files", "ok", "median ms/file", "files/s (wall)", "files/s (CPU)", "2 × files/s"],
+            ["pass", "files", "ok", "median ms/file", "files/s (wall)", "files/s (CPU)", "other load (cores)"],
             [
                 [
+                    run["when"],
                     int(k),
                     v["ok"],
                     v["median_ms"],
                     v["files_per_second"],
                     v["cpu_files_per_second"],
-                    2 * v["files_per_second"],
+                    run.get("other_load_cores"),
                 ]
-                for k, v in core["rates"].items()
+                for run in core_runs
+                for k, v in run["rates"].items()
+            ],
+        )
+    if summary.get("lake_encodings"):
+        lines += ["The core's lake time by encoding (first pass):", ""]
+        lines += _table(
+            ["encoding", "files", "µs/item", "share of the core's time"],
+            [
+                [e["encoding"], e["files"], e["us_per_item"], f"{e['share_of_time']:.0%}"]
+                for e in summary["lake_encodings"]
             ],
         )
     runs = results.get("spark", [])
@@ -571,6 +641,37 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
                 "map step / (2 × core)",
             ],
             rows,
+        )
+        lines += [
+            "CPU during the run (session start-up and shutdown excluded), from psutil; 'other load' is CPU that "
+            "work outside this benchmark used on the machine meanwhile (/proc/stat):",
+            "",
+        ]
+        lines += _table(
+            [
+                "files",
+                "JVM CPU s",
+                "Python workers CPU s",
+                "driver CPU s",
+                "CPU ms/file",
+                "cores used",
+                "other load (cores)",
+                "core alone CPU ms/file",
+            ],
+            [
+                [
+                    r["requested_files"],
+                    r["run_cpu_seconds"].get("jvm"),
+                    r["run_cpu_seconds"].get("python_workers"),
+                    r["run_cpu_seconds"].get("driver"),
+                    r["run_cpu_ms_per_file"],
+                    r["run_cores_used"],
+                    r["other_load_cores"],
+                    _core_cpu_ms(summary, r["requested_files"]),
+                ]
+                for r in runs
+                if r["ok"]
+            ],
         )
         lines += ["Memory, peak over the whole run (MB):", ""]
         lines += _table(
@@ -642,13 +743,25 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _core_cpu_ms(summary: dict, files: int) -> float | None:
+    rate = ((summary.get("lake_core") or {}).get("rates") or {}).get(str(files))
+    return round(1e3 / rate["cpu_files_per_second"], 2) if rate else None
+
+
 def _failures_section(summary: dict) -> list[str]:
     lines = ["## Files a method failed on", ""]
     rows = []
     for corpus, data in summary["corpora"].items():
         for method, s in data["methods"].items():
             for failure in s["failures"]:
-                rows.append([corpus, method, failure["file"], (failure["detail"] or "")[:110].replace("|", "/")])
+                rows.append(
+                    [
+                        corpus,
+                        method,
+                        failure["file"],
+                        " ".join((failure["detail"] or "").split())[:110].replace("|", "/"),
+                    ]
+                )
     if not rows:
         return [*lines, "None.", ""]
     return lines + _table(["corpus", "method", "file", "why"], rows)

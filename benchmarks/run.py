@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip", default="", help="comma-separated: real, radiomics, curve, lake, spark")
     parser.add_argument("--curve-files", type=int, help="use only this many curve files (smallest first)")
+    parser.add_argument("--spark-files", help="comma-separated Spark run sizes (default 2500,5000,10000; quick 200)")
     parser.add_argument("--lake-files", type=int, help="generated lake size (default 10,000; quick 200)")
     args = parser.parse_args(argv)
 
@@ -252,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- the lake: core single pass and the Spark job -----------------------------------------------------
     lake_files = args.lake_files or (200 if args.quick else max(SPARK_FILES))
-    spark_sizes = [n for n in (QUICK_SPARK_FILES if args.quick else SPARK_FILES) if n <= lake_files]
+    default_sizes = QUICK_SPARK_FILES if args.quick else SPARK_FILES
+    requested = [int(n) for n in args.spark_files.split(",")] if args.spark_files else default_sizes
+    spark_sizes = [n for n in requested if n <= lake_files]
     if "lake" in skip:
         results["lake"] = {"skipped": "--skip lake"}
     else:
@@ -276,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     log(f"spark: {run['files_per_second']} files/s, start-up {run['session_startup_seconds']} s")
                 results["spark"].append(run)
+        if results["spark"] and "core_auto" in methods:
+            log("lake: the core again, after the Spark runs (the machine's load drifts)")
+            results["lake"]["raw_after"] = run_worker(
+                "core_auto", data, {"repeat": 1, "min_samples": 1, "budget_seconds": 0}, warmup, scratch
+            )
         results["spark_findings"] = spark_findings(results)
 
     # --- the report ------------------------------------------------------------------------------------------

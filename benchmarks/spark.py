@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from .corpora import REPO
+from .cpu import machine_busy_seconds, other_cores
 
 
 class TreeSampler:
@@ -43,6 +44,10 @@ class TreeSampler:
             "python_workers_pss_mb": 0.0,
         }
         self.worker_pids: set[int] = set()
+        self.cpu: dict[int, tuple[str, float]] = {}
+        """Last CPU seconds (user + system) seen per process, with its role: summed at the end."""
+        self.timeline: list[tuple[float, dict[str, float]]] = []
+        """(time, CPU seconds per role so far) at every sample: CPU spent between two moments of the run."""
         self.max_workers = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -66,11 +71,15 @@ class TreeSampler:
         peaks = self.peaks
         mb = 2**20
         peaks["driver_rss_mb"] = max(peaks["driver_rss_mb"], self.root.memory_info().rss / mb)
+        self._cpu(self.root, "driver")
         jvms = [p for p in self.root.children(recursive=True) if _name(p) == "java"]
         jvm_rss, workers = 0.0, []
         for jvm in jvms:
             jvm_rss += _rss(jvm)
+            self._cpu(jvm, "jvm")
             workers += [p for p in jvm.children(recursive=True) if _name(p).startswith("python")]
+        for worker in workers:
+            self._cpu(worker, "python_workers")
         peaks["jvm_rss_mb"] = max(peaks["jvm_rss_mb"], jvm_rss / mb)
         rss = [_rss(p) for p in workers]
         self.worker_pids.update(p.pid for p in workers)
@@ -78,6 +87,7 @@ class TreeSampler:
         peaks["python_workers_rss_mb"] = max(peaks["python_workers_rss_mb"], sum(rss) / mb)
         peaks["python_worker_max_rss_mb"] = max(peaks["python_worker_max_rss_mb"], max(rss, default=0) / mb)
         self.samples += 1
+        self.timeline.append((time.time(), self._cpu_by_role()))
         if workers and self.samples % self.pss_every == 0:
             pss = 0.0
             for p in workers:
@@ -85,8 +95,32 @@ class TreeSampler:
                     pss += p.memory_full_info().pss
             peaks["python_workers_pss_mb"] = max(peaks["python_workers_pss_mb"], pss / mb)
 
+    def _cpu(self, process: psutil.Process, role: str) -> None:
+        try:
+            times = process.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return
+        self.cpu[process.pid] = (role, times.user + times.system)
+
+    def _cpu_by_role(self) -> dict[str, float]:
+        cpu: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            cpu[role] = cpu.get(role, 0.0) + seconds
+        return cpu
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds per role spent between two wall-clock times (nearest samples)."""
+
+        def at(moment: float) -> dict[str, float]:
+            before = [cpu for t, cpu in self.timeline if t <= moment]
+            return before[-1] if before else {}
+
+        first, last = at(start), at(end)
+        return {role: round(last.get(role, 0.0) - first.get(role, 0.0), 1) for role in sorted(last)}
+
     def result(self) -> dict:
         return {
+            "cpu_seconds": {role: round(seconds, 1) for role, seconds in sorted(self._cpu_by_role().items())},
             **{k: round(v, 1) for k, v in self.peaks.items()},
             "python_worker_processes_seen": len(self.worker_pids),
             "python_worker_processes_at_once": self.max_workers,
@@ -133,20 +167,25 @@ def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log_path = work / "job.log"
     launched = time.time()
+    busy_before = machine_busy_seconds()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         with TreeSampler(process.pid) as sampler:
             process.wait()
     wall = time.time() - launched
+    memory = sampler.result()
+    tree_cpu = sum(memory["cpu_seconds"].values())
+    others = other_cores(busy_before, machine_busy_seconds(), tree_cpu, wall)
     summaries = sorted(glob.glob(str(output / "runs" / "*.json")))
     if process.returncode != 0 or not summaries:
         tail = log_path.read_text(errors="replace")[-3000:]
-        return {"ok": False, "returncode": process.returncode, "log_tail": tail, "memory": sampler.result()}
+        return {"ok": False, "returncode": process.returncode, "log_tail": tail, "memory": memory}
     summary = json.loads(Path(summaries[-1]).read_text())
     started = datetime.fromisoformat(summary["started"]).timestamp()
     elapsed = summary["elapsed_seconds"]
     processed = summary["files"]["processed"]
     map_seconds = summary["step_seconds"].get("map")
+    run_cpu = sampler.cpu_between(started, started + elapsed)  # session start-up and shutdown excluded
     result = {
         "ok": True,
         "command": " ".join(command[1:]),
@@ -159,7 +198,12 @@ def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
         "files_per_second": round(processed / elapsed, 2),
         "map_step_files_per_second": round(processed / map_seconds, 2) if map_seconds else None,
         "step_seconds": summary["step_seconds"],
-        "memory": sampler.result(),
+        "memory": memory,
+        "cpu_seconds": memory["cpu_seconds"],
+        "run_cpu_seconds": run_cpu,
+        "run_cpu_ms_per_file": round(sum(run_cpu.values()) / processed * 1e3, 2) if processed else None,
+        "run_cores_used": round(sum(run_cpu.values()) / elapsed, 2),
+        "other_load_cores": others,
         "event_log": event_log_profile(events),
     }
     shutil.rmtree(output, ignore_errors=True)  # FHIR NDJSON and tables of 10,000 files: not kept

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cpu import machine_busy_seconds, other_cores
 from .methods import FACTORIES, dcmqi_binary, dcmqi_peak_rss_mb
 
 
@@ -86,6 +87,7 @@ def run_job(job: dict) -> dict:
     results = [{"samples": [], "cpu": [], "ok": None, "found": None, "detail": None} for _ in files]
     repeat, min_samples, budget = job["repeat"], job["min_samples"], job["budget_seconds"]
     pending = list(range(len(files)))
+    busy_before, cpu_before, wall_before = machine_busy_seconds(), _cpu(), time.perf_counter()
     while pending:
         again = []
         for index in pending:
@@ -105,6 +107,7 @@ def run_job(job: dict) -> dict:
                 again.append(index)
         pending = again
     seconds = time.perf_counter() - started
+    others = other_cores(busy_before, machine_busy_seconds(), _cpu() - cpu_before, time.perf_counter() - wall_before)
     child_peak = None
     if job["method"] == "dcmqi":
         peak = dcmqi_peak_rss_mb([Path(f["path"]) for f in files])
@@ -118,6 +121,7 @@ def run_job(job: dict) -> dict:
         "child_peak_rss_mb": child_peak,
         "seconds": round(seconds, 3),
         "startup": startup,
+        "other_load_cores": others,
         "scanner": _scanner(),
     }
 
