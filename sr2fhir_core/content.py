@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 
 class RelationshipType(StrEnum):
@@ -58,9 +58,12 @@ class ValueType(StrEnum):
     UNKNOWN = "(unknown)"
 
 
-@dataclass(frozen=True, slots=True)
-class Code:
-    """A coded concept: one item of a Code Sequence (PS3.3 Table 8.8-1)."""
+class Code(NamedTuple):
+    """A coded concept: one item of a Code Sequence (PS3.3 Table 8.8-1).
+
+    A named tuple rather than a dataclass: codes are the keys of every lookup and cache in the mapping,
+    and a tuple hashes and compares in C.
+    """
 
     value: str
     scheme: str

@@ -6,6 +6,7 @@ and `rows` (table rows). Only this module knows all four.
 
 from __future__ import annotations
 
+import gc
 import os
 import traceback
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ class DocumentRecord:
 class MappingResult:
     record: DocumentRecord
     resources: list[dict] = field(default_factory=list)
-    """FHIR R5 resources as dicts, in a stable order; numbers are `Decimal` (see `fhir.json.dumps`)."""
+    """FHIR R5 resources as dicts, in a stable order; numbers are `Decimal` (see `fhir.json.dumps`).
+    Resources of one result share read-only parts (references, codings): copy one before changing it."""
     rows: dict[str, list[dict]] = field(default_factory=lambda: {"measurements": [], "qualitative_evaluations": []})
     warnings: list[MappingWarning] = field(default_factory=list)
 
@@ -92,6 +94,10 @@ def map_sr(
             data = Path(source).read_bytes()
         except OSError as exc:
             return _failed(source_path, "io_error", f"cannot read input ({type(exc).__name__}: {exc.strerror})")
+    # The mapping builds large acyclic structures that reference counting frees; the cyclic collector's
+    # repeated scans of them cost about a third of the time on large reports, so it pauses meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _map(data, options, source_path)
     except SRRejected as rejection:
@@ -114,6 +120,9 @@ def map_sr(
         )
     except Exception as exc:
         return _failed(source_path, RejectionReason.INTERNAL_ERROR.value, _describe_defect(exc))
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _map(data: bytes, options: MappingOptions, source_path: str | None) -> MappingResult:

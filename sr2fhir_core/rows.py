@@ -10,7 +10,6 @@ The `observation_id` columns are the FHIR ids of the matching Observations.
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
 
 import pyarrow as pa
 
@@ -18,7 +17,7 @@ from . import codes
 from .content import Code
 from .datetimes import dicom_date
 from .fhir.ids import document_resource_id
-from .tid1500.model import Measurement, MeasurementGroup, MeasurementReport, QualitativeEvaluation
+from .tid1500.model import FindingSite, Measurement, MeasurementGroup, MeasurementReport, QualitativeEvaluation
 
 _CONTEXT_FIELDS = [
     pa.field("source_path", pa.string()),
@@ -98,18 +97,19 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
-@lru_cache(maxsize=64)
-def _column_names(prefix: str) -> tuple[str, str, str]:
-    return f"{prefix}_code", f"{prefix}_display", f"{prefix}_system"
+_NO_CODE: tuple[None, None, None] = (None, None, None)
 
 
 class _RowBuilder:
+    """Builds rows for one report. What all rows of a group share (document, group, finding and finding
+    site columns) is computed once per group and copied into each row."""
+
     def __init__(self, report: MeasurementReport, source_path: str | None, code_systems: codes.CodeSystems) -> None:
         document = report.document
-        self.report = report
         self.sop = document.sop_instance_uid or ""
         self.systems = code_systems
-        self._group_ids: dict[tuple[int, ...], str] = {}
+        self._codes: dict[Code, tuple[str, str | None, str]] = {}
+        self._contexts: dict[tuple[int, ...] | None, dict] = {}
         study_day = dicom_date(document.study_date)
         self.document_fields = {
             "source_path": source_path,
@@ -120,93 +120,121 @@ class _RowBuilder:
             "study_date": date.fromisoformat(study_day) if study_day else None,
         }
 
-    def code_fields(self, prefix: str, code: Code | None, *, system: bool = True) -> dict:
-        code_name, display_name, system_name = _column_names(prefix)
+    def code(self, code: Code | None) -> tuple[str | None, str | None, str | None]:
+        """(code, display, system) of the canonical code."""
         if code is None:
-            fields = {code_name: None, display_name: None}
-            if system:
-                fields[system_name] = None
-            return fields
-        canonical = codes.canonical(code)
-        fields = {code_name: canonical.value, display_name: canonical.meaning or None}
-        if system:
-            fields[system_name] = self.systems.system(canonical.scheme)
+            return _NO_CODE
+        fields = self._codes.get(code)
+        if fields is None:
+            canonical = codes.canonical(code)
+            fields = (canonical.value, canonical.meaning or None, self.systems.system(canonical.scheme))
+            self._codes[code] = fields
         return fields
 
-    def context_fields(self, group: MeasurementGroup | None, site_source) -> dict:
-        site = site_source.finding_site if site_source is not None else None
-        fields = dict(self.document_fields)
-        fields.update(
-            {
-                "group_index": group.index if group else None,
-                "group_template": group.template_id if group else None,
-                "tracking_identifier": group.tracking_identifier if group else None,
-                "tracking_uid": group.tracking_uid if group else None,
-                "time_point": group.time_point if group else None,
-            }
-        )
-        fields.update(self.code_fields("finding_category", group.finding_category if group else None, system=False))
-        fields.update(self.code_fields("finding", group.finding if group else None))
-        fields.update(self.code_fields("finding_site", site.site if site else None))
-        fields.update(self.code_fields("laterality", site.laterality if site else None, system=False))
-        return fields
+    def site_fields(self, site: FindingSite | None) -> dict:
+        site_code, site_display, site_system = self.code(site.site if site else None)
+        laterality_code, laterality_display, _ = self.code(site.laterality if site else None)
+        return {
+            "finding_site_code": site_code,
+            "finding_site_system": site_system,
+            "finding_site_display": site_display,
+            "laterality_code": laterality_code,
+            "laterality_display": laterality_display,
+        }
 
-    def group_id(self, group: MeasurementGroup | None) -> str | None:
-        if group is None:
-            return None
-        group_id = self._group_ids.get(group.position)
-        if group_id is None:
-            group_id = self._group_ids[group.position] = document_resource_id("Observation", self.sop, group.position)
-        return group_id
+    def context(self, group: MeasurementGroup | None) -> dict:
+        """Document, group and finding columns, and the group's finding site; once per group."""
+        key = group.position if group is not None else None
+        fields = self._contexts.get(key)
+        if fields is None:
+            fields = dict(self.document_fields)
+            if group is None:
+                fields.update(dict.fromkeys(_GROUP_COLUMNS))
+                fields.update(self.site_fields(None))
+            else:
+                category_code, category_display, _ = self.code(group.finding_category)
+                finding_code, finding_display, finding_system = self.code(group.finding)
+                fields.update(
+                    {
+                        "group_index": group.index,
+                        "group_template": group.template_id,
+                        "tracking_identifier": group.tracking_identifier,
+                        "tracking_uid": group.tracking_uid,
+                        "time_point": group.time_point,
+                        "finding_category_code": category_code,
+                        "finding_category_display": category_display,
+                        "finding_code": finding_code,
+                        "finding_system": finding_system,
+                        "finding_display": finding_display,
+                        "group_observation_id": document_resource_id("Observation", self.sop, group.position),
+                    }
+                )
+                fields.update(self.site_fields(group.finding_site))
+            self._contexts[key] = fields
+        return fields
 
     def measurement(self, measurement: Measurement, group: MeasurementGroup | None, derived: bool) -> dict:
-        row = self.context_fields(group, measurement)
-        row.update(self.code_fields("measurement", measurement.concept))
-        unit = measurement.unit
-        qualifier = measurement.qualifier
-        row.update(
-            {
-                "value": measurement.value,
-                "value_text": measurement.numeric_value,
-                "unit_code": unit.value if unit else None,
-                "unit_display": (unit.meaning or None) if unit else None,
-                "value_qualifier_code": qualifier.value if qualifier else None,
-                "value_qualifier_display": (qualifier.meaning or None) if qualifier else None,
-            }
-        )
-        row.update(self.code_fields("derivation", measurement.derivation, system=False))
-        row.update(self.code_fields("method", measurement.method, system=False))
-        algorithm = measurement.algorithm
-        row.update(
-            {
-                "algorithm_name": algorithm.name if algorithm else None,
-                "algorithm_version": algorithm.version if algorithm else None,
-                "is_derived": derived,
-                "observation_uid": measurement.observation_uid,
-                "content_position": ".".join(map(str, measurement.position)),
-                "observation_id": document_resource_id("Observation", self.sop, measurement.position),
-                "group_observation_id": self.group_id(group),
-            }
-        )
+        row = dict(self.context(group))
+        if group is None or measurement.finding_site != group.finding_site:
+            row.update(self.site_fields(measurement.finding_site))
+        concept_code, concept_display, concept_system = self.code(measurement.concept)
+        derivation_code, derivation_display, _ = self.code(measurement.derivation)
+        method_code, method_display, _ = self.code(measurement.method)
+        unit, qualifier, algorithm = measurement.unit, measurement.qualifier, measurement.algorithm
+        row["measurement_code"] = concept_code
+        row["measurement_system"] = concept_system
+        row["measurement_display"] = concept_display
+        row["value"] = measurement.value
+        row["value_text"] = measurement.numeric_value
+        row["unit_code"] = unit.value if unit else None
+        row["unit_display"] = (unit.meaning or None) if unit else None
+        row["value_qualifier_code"] = qualifier.value if qualifier else None
+        row["value_qualifier_display"] = (qualifier.meaning or None) if qualifier else None
+        row["derivation_code"] = derivation_code
+        row["derivation_display"] = derivation_display
+        row["method_code"] = method_code
+        row["method_display"] = method_display
+        row["algorithm_name"] = algorithm.name if algorithm else None
+        row["algorithm_version"] = algorithm.version if algorithm else None
+        row["is_derived"] = derived
+        row["observation_uid"] = measurement.observation_uid
+        row["content_position"] = ".".join(map(str, measurement.position))
+        row["observation_id"] = document_resource_id("Observation", self.sop, measurement.position)
         return row
 
     def evaluation(self, evaluation: QualitativeEvaluation, group: MeasurementGroup | None) -> dict:
-        row = self.context_fields(group, group)
-        row.update(self.code_fields("evaluation", evaluation.concept))
-        row.update(self.code_fields("value", evaluation.value_code))
+        row = dict(self.context(group))
+        concept_code, concept_display, concept_system = self.code(evaluation.concept)
+        value_code, value_display, value_system = self.code(evaluation.value_code)
         algorithm = evaluation.algorithm
-        row.update(
-            {
-                "value_text": evaluation.value_text,
-                "algorithm_name": algorithm.name if algorithm else None,
-                "algorithm_version": algorithm.version if algorithm else None,
-                "observation_uid": evaluation.observation_uid,
-                "content_position": ".".join(map(str, evaluation.position)),
-                "observation_id": document_resource_id("Observation", self.sop, evaluation.position),
-                "group_observation_id": self.group_id(group),
-            }
-        )
+        row["evaluation_code"] = concept_code
+        row["evaluation_system"] = concept_system
+        row["evaluation_display"] = concept_display
+        row["value_code"] = value_code
+        row["value_system"] = value_system
+        row["value_display"] = value_display
+        row["value_text"] = evaluation.value_text
+        row["algorithm_name"] = algorithm.name if algorithm else None
+        row["algorithm_version"] = algorithm.version if algorithm else None
+        row["observation_uid"] = evaluation.observation_uid
+        row["content_position"] = ".".join(map(str, evaluation.position))
+        row["observation_id"] = document_resource_id("Observation", self.sop, evaluation.position)
         return row
+
+
+_GROUP_COLUMNS = (
+    "group_index",
+    "group_template",
+    "tracking_identifier",
+    "tracking_uid",
+    "time_point",
+    "finding_category_code",
+    "finding_category_display",
+    "finding_code",
+    "finding_system",
+    "finding_display",
+    "group_observation_id",
+)
 
 
 def build_rows(

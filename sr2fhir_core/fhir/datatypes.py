@@ -11,26 +11,34 @@ from ..errors import MappingWarning, WarningCode
 
 
 class CodingContext:
-    """Turns DICOM codes into FHIR Codings for one document, with its own declared coding schemes."""
+    """Turns DICOM codes into FHIR Codings for one document, with its own declared coding schemes.
+
+    The Coding and CodeableConcept of a code are built once per document and shared by every resource that
+    uses them (resources are read-only once built).
+    """
 
     def __init__(self, systems: codes.CodeSystems) -> None:
         self.systems = systems
-        self._cache: dict[Code, dict] = {}
+        self._codings: dict[Code, dict] = {}
+        self._concepts: dict[Code, dict] = {}
 
     def coding(self, code: Code) -> dict:
-        cached = self._cache.get(code)
-        if cached is None:
+        coding = self._codings.get(code)
+        if coding is None:
             canonical = codes.canonical(code)
-            cached = {"system": self.systems.system(canonical.scheme), "code": canonical.value}
+            coding = {"system": self.systems.system(canonical.scheme), "code": canonical.value}
             if canonical.scheme_version:
-                cached["version"] = canonical.scheme_version
+                coding["version"] = canonical.scheme_version
             if canonical.meaning:
-                cached["display"] = canonical.meaning
-            self._cache[code] = cached
-        return dict(cached)
+                coding["display"] = canonical.meaning
+            self._codings[code] = coding
+        return coding
 
     def concept(self, code: Code) -> dict:
-        return {"coding": [self.coding(code)]}
+        concept = self._concepts.get(code)
+        if concept is None:
+            concept = self._concepts[code] = {"coding": [self.coding(code)]}
+        return concept
 
     def warnings(self) -> list[MappingWarning]:
         return [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from functools import lru_cache
 
 NAMESPACE = uuid.UUID("6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11")
 """sr2fhir's own namespace; changing it changes every id the project has ever written."""
@@ -29,6 +30,9 @@ def resource_id(resource_type: str, *key: str) -> str:
     return _uuid5("\x1f".join((resource_type, *key)))
 
 
+@lru_cache(maxsize=16384)
 def document_resource_id(resource_type: str, sop_instance_uid: str, position: tuple[int, ...], role: str = "") -> str:
-    """Id of a resource made from one content item (`role` tells apart several made from the same item)."""
+    """Id of a resource made from one content item (`role` tells apart several made from the same item).
+
+    Cached: the FHIR builders and the row builder both name every Observation of a report."""
     return _uuid5("\x1f".join((resource_type, sop_instance_uid, ".".join(map(str, position)), role)))

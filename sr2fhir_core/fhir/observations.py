@@ -1,10 +1,15 @@
 """Observations: measurement groups, measurements, qualitative evaluations and derived measurements
 (ballot profiles imaging-measurement-group, imaging-measurement, imaging-qualitative-evaluation,
-derived-imaging-measurement). Elements are written in R5 order so the JSON reads like the spec."""
+derived-imaging-measurement).
+
+A radiomics report has thousands of measurements that differ only in code, value and id, so everything
+the Observations of one report share (references, status, category, meta) is built once and the same
+read-only objects are placed in every resource. Elements are written in R5 order.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from .. import codes
 from ..datetimes import from_dicom_datetime
@@ -16,65 +21,17 @@ from .datatypes import decimal_value, fixed, quantity, uid_identifier
 from .devices import DeviceRegistry
 from .ids import document_resource_id
 
-# Observation elements in R5 order; `_ordered` sorts each resource by it before it is returned.
-_ORDER = (
-    "resourceType", "id", "meta", "identifier", "basedOn", "partOf", "status", "category", "code", "subject",
-    "focus", "effectiveDateTime", "issued", "performer", "valueQuantity", "valueCodeableConcept",
-    "dataAbsentReason", "note", "bodyStructure", "method", "device", "hasMember", "derivedFrom", "component",
-)  # fmt: skip
-_RANK = {name: index for index, name in enumerate(_ORDER)}
+_UNKNOWN_ABSENT_REASON = {"coding": [{"system": profiles.DATA_ABSENT_REASON, "code": "unknown", "display": "Unknown"}]}
 
 
-def _ordered(resource: dict) -> dict:
-    return dict(sorted(resource.items(), key=lambda item: _RANK[item[0]]))
+class _Kind:
+    """What the Observations of one profile share: meta and category, built once per report."""
 
+    __slots__ = ("category", "meta")
 
-def _observation(
-    context: ReportContext,
-    *,
-    position: tuple[int, ...],
-    profile: str,
-    category: Mapping | None,
-    code: dict,
-    observation_uid: str | None,
-    observation_datetime: str | None,
-    device: dict,
-) -> dict:
-    resource: dict = {
-        "resourceType": "Observation",
-        "id": document_resource_id("Observation", context.sop_instance_uid, position),
-        "meta": meta(profile),
-    }
-    if observation_uid:
-        resource["identifier"] = [uid_identifier(observation_uid, profiles.IDENTIFIER_TYPE_OBSERVATION_UID)]
-    if context.service_request is not None:
-        resource["basedOn"] = [context.ref(context.service_request)]
-    resource["partOf"] = [context.ref(context.imaging_study)]
-    resource["status"] = context.status
-    if category is not None:
-        resource["category"] = [fixed(category)]
-    resource["code"] = code
-    resource["subject"] = context.ref(context.patient)
-    # Observation DateTime (0040,A032) of the item overrides the document's times (IG example page).
-    own_time = from_dicom_datetime(observation_datetime, context.timezone, instant=True)
-    if observation_datetime and own_time is None:
-        context.warnings.append(
-            MappingWarning(
-                WarningCode.INVALID_VALUE,
-                ".".join(map(str, position)),
-                f"Observation DateTime {observation_datetime!r} is not a complete date and time",
-            )
-        )
-    effective = own_time or context.effective
-    if effective:
-        resource["effectiveDateTime"] = effective
-    issued = own_time or context.issued
-    if issued:
-        resource["issued"] = issued
-    if context.performers:
-        resource["performer"] = list(context.performers)
-    resource["device"] = device
-    return resource
+    def __init__(self, profile: str, category: dict | None) -> None:
+        self.meta = meta(profile)
+        self.category = [fixed(category)] if category is not None else None
 
 
 def _value_absent(measurement: Measurement, context: ReportContext) -> dict:
@@ -88,11 +45,7 @@ def _value_absent(measurement: Measurement, context: ReportContext) -> dict:
     else:
         reason = "unknown"
     codings = [
-        {
-            "system": profiles.DATA_ABSENT_REASON,
-            "code": reason,
-            "display": profiles.DATA_ABSENT_REASON_DISPLAYS[reason],
-        }
+        {"system": profiles.DATA_ABSENT_REASON, "code": reason, "display": profiles.DATA_ABSENT_REASON_DISPLAYS[reason]}
     ]
     if qualifier is not None:
         codings.append(context.codings.coding(qualifier))
@@ -116,38 +69,115 @@ class ObservationBuilder:
         self.devices = devices
         self.selections_for = selections_for
         self.finding_site_for = finding_site_for
+        self.sop = context.sop_instance_uid
+        self.based_on = [context.ref(context.service_request)] if context.service_request is not None else None
+        self.part_of = [context.ref(context.imaging_study)]
+        self.subject = context.ref(context.patient)
+        self.performer = list(context.performers) or None
+        self.group_kind = _Kind(profiles.MEASUREMENT_GROUP, profiles.CATEGORY_MEASUREMENT_GROUP)
+        self.measurement_kind = _Kind(profiles.MEASUREMENT, profiles.CATEGORY_MEASUREMENT_GROUP)
+        self.derived_kind = _Kind(profiles.DERIVED_MEASUREMENT, profiles.CATEGORY_DERIVED_MEASUREMENTS)
+        self.evaluation_kind = _Kind(profiles.QUALITATIVE_EVALUATION, profiles.CATEGORY_QUALITATIVE_EVALUATIONS)
+        self.group_code = fixed(profiles.CATEGORY_MEASUREMENT_GROUP)
+        self._times: dict[str | None, tuple[str | None, str | None]] = {None: (context.effective, context.issued)}
+
+    def times(self, observation_datetime: str | None, position: tuple[int, ...]) -> tuple[str | None, str | None]:
+        """(effectiveDateTime, issued): Observation DateTime (0040,A032) of the item overrides the document's
+        times (IG example page)."""
+        cached = self._times.get(observation_datetime)
+        if cached is None:
+            context = self.context
+            own = from_dicom_datetime(observation_datetime, context.timezone, instant=True)
+            if own is None:
+                context.warnings.append(
+                    MappingWarning(
+                        WarningCode.INVALID_VALUE,
+                        ".".join(map(str, position)),
+                        f"Observation DateTime {observation_datetime!r} is not a complete date and time",
+                    )
+                )
+                return self._times[None]
+            cached = self._times[observation_datetime] = (own, own)
+        return cached
+
+    def _observation(
+        self,
+        kind: _Kind,
+        position: tuple[int, ...],
+        code: dict,
+        observation_uid: str | None,
+        observation_datetime: str | None,
+        device: dict,
+        *,
+        focus: list[dict] | None = None,
+        value: tuple[str, dict] | None = None,
+        note: list[dict] | None = None,
+        body_structure: dict | None = None,
+        method: dict | None = None,
+        has_member: list[dict] | None = None,
+        derived_from: list[dict] | None = None,
+        component: list[dict] | None = None,
+    ) -> dict:
+        resource: dict = {
+            "resourceType": "Observation",
+            "id": document_resource_id("Observation", self.sop, position),
+            "meta": kind.meta,
+        }
+        if observation_uid:
+            resource["identifier"] = [uid_identifier(observation_uid, profiles.IDENTIFIER_TYPE_OBSERVATION_UID)]
+        if self.based_on is not None:
+            resource["basedOn"] = self.based_on
+        resource["partOf"] = self.part_of
+        resource["status"] = self.context.status
+        if kind.category is not None:
+            resource["category"] = kind.category
+        resource["code"] = code
+        resource["subject"] = self.subject
+        if focus:
+            resource["focus"] = focus
+        effective, issued = self.times(observation_datetime, position)
+        if effective:
+            resource["effectiveDateTime"] = effective
+        if issued:
+            resource["issued"] = issued
+        if self.performer is not None:
+            resource["performer"] = self.performer
+        if value is not None:
+            resource[value[0]] = value[1]
+        if note is not None:
+            resource["note"] = note
+        if body_structure is not None:
+            resource["bodyStructure"] = body_structure
+        if method is not None:
+            resource["method"] = method
+        resource["device"] = device
+        if has_member:
+            resource["hasMember"] = has_member
+        if derived_from:
+            resource["derivedFrom"] = derived_from
+        if component is not None:
+            resource["component"] = component
+        return self.context.add(resource)
 
     def group(self, group: MeasurementGroup, focus: list[dict], site: dict | None) -> tuple[dict, list[dict]]:
         """The group Observation and its members; `focus` holds the group's selections and tracking."""
-        context = self.context
-        code = (
-            context.codings.concept(group.finding_category)
-            if group.finding_category is not None
-            else fixed(profiles.CATEGORY_MEASUREMENT_GROUP)
-        )
-        resource = _observation(
-            context,
-            position=group.position,
-            profile=profiles.MEASUREMENT_GROUP,
-            category=profiles.CATEGORY_MEASUREMENT_GROUP,
-            code=code,
-            observation_uid=group.observation_uid,
-            observation_datetime=group.observation_datetime,
-            device=self.devices.reference_for(group.algorithm, own=group.own_algorithm),
-        )
-        if focus:
-            resource["focus"] = list(focus)
-        if group.finding is not None:
-            resource["valueCodeableConcept"] = context.codings.concept(group.finding)
-        if site is not None:
-            resource["bodyStructure"] = site
-        if group.method is not None:
-            resource["method"] = context.codings.concept(group.method)
+        codings = self.context.codings
         members = [self.measurement(m, group, focus, site) for m in group.measurements]
         members += [self.qualitative_evaluation(e, focus, site) for e in group.qualitative_evaluations]
-        if members:
-            resource["hasMember"] = [context.ref(m) for m in members]
-        return context.add(_ordered(resource)), members
+        resource = self._observation(
+            self.group_kind,
+            group.position,
+            codings.concept(group.finding_category) if group.finding_category is not None else self.group_code,
+            group.observation_uid,
+            group.observation_datetime,
+            self.devices.reference_for(group.algorithm, own=group.own_algorithm),
+            focus=focus,
+            value=("valueCodeableConcept", codings.concept(group.finding)) if group.finding is not None else None,
+            body_structure=site,
+            method=codings.concept(group.method) if group.method is not None else None,
+            has_member=[self.context.ref(m) for m in members],
+        )
+        return resource, members
 
     def measurement(
         self,
@@ -158,77 +188,76 @@ class ObservationBuilder:
         derived_from: list[dict] | None = None,
     ) -> dict:
         context = self.context
-        is_derived = group is None
-        resource = _observation(
-            context,
-            position=measurement.position,
-            profile=profiles.DERIVED_MEASUREMENT if is_derived else profiles.MEASUREMENT,
-            category=profiles.CATEGORY_DERIVED_MEASUREMENTS if is_derived else profiles.CATEGORY_MEASUREMENT_GROUP,
-            code=context.codings.concept(measurement.concept),
-            observation_uid=measurement.observation_uid,
-            observation_datetime=measurement.observation_datetime,
-            device=self.devices.reference_for(measurement.algorithm, own=measurement.own_algorithm),
-        )
-        combined = list(focus)
-        for selection in self.selections_for(measurement.image_references):
-            # A NUM INFERRED FROM its group's region by reference resolves to the group's selection: once.
-            if (own := self.context.ref(selection)) not in combined:
-                combined.append(own)
-        if combined:
-            resource["focus"] = combined
-        value = decimal_value(measurement.numeric_value)
-        if value is not None:
-            resource["valueQuantity"] = quantity(value, measurement.unit, context.codings)
-            if measurement.qualifier is not None:
-                resource["note"] = [{"text": f"Numeric Value Qualifier: {measurement.qualifier}"}]
+        codings = context.codings
+        own_selections = self.selections_for(measurement.image_references) if measurement.image_references else ()
+        if own_selections:
+            focus = list(focus)
+            for selection in own_selections:
+                # A NUM INFERRED FROM its group's region by reference resolves to the group's selection: once.
+                if (own := context.ref(selection)) not in focus:
+                    focus.append(own)
+        number = decimal_value(measurement.numeric_value)
+        if number is not None:
+            value = ("valueQuantity", quantity(number, measurement.unit, codings))
+            note = (
+                [{"text": f"Numeric Value Qualifier: {measurement.qualifier}"}]
+                if measurement.qualifier is not None
+                else None
+            )
         else:
-            resource["dataAbsentReason"] = _value_absent(measurement, context)
-        if not is_derived:
-            own_site = (
+            value, note = ("dataAbsentReason", _value_absent(measurement, context)), None
+        body_structure = None
+        if group is not None:
+            body_structure = (
                 self.finding_site_for(measurement.finding_site, measurement.position)
-                if group is not None and measurement.finding_site != group.finding_site
+                if measurement.finding_site != group.finding_site
                 else site
             )
-            if own_site is not None:
-                resource["bodyStructure"] = own_site
-        if measurement.method is not None:
-            resource["method"] = context.codings.concept(measurement.method)
-        if measurement.derivation is not None:
-            resource["component"] = [
-                {
-                    "code": context.codings.concept(codes.DERIVATION),
-                    "valueCodeableConcept": context.codings.concept(measurement.derivation),
-                }
-            ]
-        if derived_from:
-            resource["derivedFrom"] = [context.ref(g) for g in derived_from]
-        return context.add(_ordered(resource))
+        derivation = measurement.derivation
+        return self._observation(
+            self.measurement_kind if group is not None else self.derived_kind,
+            measurement.position,
+            codings.concept(measurement.concept),
+            measurement.observation_uid,
+            measurement.observation_datetime,
+            self.devices.reference_for(measurement.algorithm, own=measurement.own_algorithm),
+            focus=focus,
+            value=value,
+            note=note,
+            body_structure=body_structure,
+            method=codings.concept(measurement.method) if measurement.method is not None else None,
+            derived_from=derived_from,
+            component=(
+                [
+                    {
+                        "code": codings.concept(codes.DERIVATION),
+                        "valueCodeableConcept": codings.concept(derivation),
+                    }
+                ]
+                if derivation is not None
+                else None
+            ),
+        )
 
     def qualitative_evaluation(self, evaluation: QualitativeEvaluation, focus: list[dict], site: dict | None) -> dict:
-        context = self.context
-        resource = _observation(
-            context,
-            position=evaluation.position,
-            profile=profiles.QUALITATIVE_EVALUATION,
-            category=profiles.CATEGORY_QUALITATIVE_EVALUATIONS,
-            code=context.codings.concept(evaluation.concept),
-            observation_uid=evaluation.observation_uid,
-            observation_datetime=evaluation.observation_datetime,
-            device=self.devices.reference_for(evaluation.algorithm, own=evaluation.own_algorithm),
-        )
-        if focus:
-            resource["focus"] = list(focus)
+        codings = self.context.codings
         if evaluation.value_code is not None:
-            resource["valueCodeableConcept"] = context.codings.concept(evaluation.value_code)
+            value = ("valueCodeableConcept", codings.concept(evaluation.value_code))
         elif evaluation.value_text:
-            resource["valueCodeableConcept"] = {"text": evaluation.value_text}
+            value = ("valueCodeableConcept", {"text": evaluation.value_text})
         else:
-            resource["dataAbsentReason"] = {
-                "coding": [{"system": profiles.DATA_ABSENT_REASON, "code": "unknown", "display": "Unknown"}]
-            }
-        if site is not None:
-            resource["bodyStructure"] = site
-        return context.add(_ordered(resource))
+            value = ("dataAbsentReason", _UNKNOWN_ABSENT_REASON)
+        return self._observation(
+            self.evaluation_kind,
+            evaluation.position,
+            codings.concept(evaluation.concept),
+            evaluation.observation_uid,
+            evaluation.observation_datetime,
+            self.devices.reference_for(evaluation.algorithm, own=evaluation.own_algorithm),
+            focus=focus,
+            value=value,
+            body_structure=site,
+        )
 
     def derived(self, measurement: Measurement, groups: list[dict]) -> dict:
         if not groups:
@@ -239,4 +268,4 @@ class ObservationBuilder:
                     "derived measurement without measurement groups to derive from",
                 )
             )
-        return self.measurement(measurement, None, [], None, derived_from=groups)
+        return self.measurement(measurement, None, [], None, derived_from=[self.context.ref(g) for g in groups] or None)
