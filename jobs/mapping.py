@@ -185,7 +185,7 @@ class Mapper:
                 self._archive(out, stored, path, content)
             else:
                 self._input(out, stored, path, content)
-        except Exception as exc:
+        except Exception as exc:  # one bad file never fails a task
             out.add({**stored, "source_path": path, "content_sha256": None},
                     _record(path, DocumentStatus.FAILED, JOB_ERROR, _describe(exc)), [], {})
 
@@ -196,7 +196,7 @@ class Mapper:
                 found += 1
                 member = f"{path}{ARCHIVE_SEPARATOR}{name}"
                 self._input(out, stored, member, data, f"member of {size:,} bytes over input.max_file_bytes")
-        except Exception as exc:
+        except Exception as exc:  # corrupt or truncated archive: keep the members read so far
             record = _record(path, DocumentStatus.FAILED, ARCHIVE_ERROR,
                              f"archive unreadable after {found} members: {_describe(exc)}")
             out.add({**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {})

@@ -68,5 +68,5 @@ def apply_runtime_settings(spark: SparkSession, config: SparkConfig) -> None:
         elif key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
             try:
                 spark.conf.set(key, value)
-            except Exception as exc:
+            except Exception as exc:  # a static setting of someone else's session
                 log.debug("cannot set %s on the given session: %s", key, exc)

@@ -40,12 +40,14 @@ class Inputs:
 
     @property
     def files(self) -> DataFrame:
-        return self.raw.select(*_file_columns())
+        """source_file, size, modification_time, and `file_key`: the form of the path that `with_content(only)`
+        selects by (Spark's `_metadata.file_path`, which is URL-encoded where `path` is not)."""
+        return self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
 
     def with_content(self, only: list[str] | None = None) -> DataFrame:
         """Files with their bytes; `content` is null for files over max_file_bytes, which are not read.
-        `only` restricts the read to these source_file values: the filter is on the file's metadata, so
-        Spark prunes the other files before any byte is read."""
+        `only` restricts the read to the files with these `file_key` values: the filter is on the file's
+        metadata, so Spark prunes the other files before any byte is read."""
         raw = self.raw
         if only is not None:
             raw = raw.where(F.col("_metadata.file_path").isin(only))

@@ -22,10 +22,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
+
+if not __package__:  # run as a file (spark-submit jobs/sr_to_fhir.py): make `jobs` importable from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyspark
 from pyspark.sql import DataFrame, SparkSession
@@ -96,7 +101,12 @@ class Progress:
 
     def __init__(self, spark: SparkSession, interval: float) -> None:
         self.interval = interval
-        self.accumulator = spark.sparkContext.accumulator(0) if interval > 0 else None
+        self.accumulator = None
+        if interval > 0:
+            try:
+                self.accumulator = spark.sparkContext.accumulator(0)
+            except Exception:  # Spark Connect has no accumulators: no progress lines then
+                log.info("no live progress on this session (no SparkContext)")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -137,11 +147,11 @@ def _select_files(inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint
     if config.incremental.retry_failed:
         unchanged = unchanged & ~F.col("known_failed")
     decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
-        files.source_file, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
+        files.file_key, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
     )
     row = decided.agg(
         F.count(F.lit(1)).alias("found"),
-        F.collect_list(F.when(~F.col("unchanged"), F.col("source_file"))).alias("todo"),
+        F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
     ).first()
     found, todo = int(row["found"]), list(row["todo"])
     return found, (None if len(todo) == found else todo)
@@ -230,7 +240,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "table_format": table_format,
         "full_refresh": replace,
         "mapping_fingerprint": fingerprint,
-        "options": {"mapping": config.mapping.as_dict(), "configuration": config.raw},
+        "options": {"mapping": config.mapping.as_dict(), "configuration": _redacted(config.raw)},
         "versions": _versions(),
     }
     if todo == []:
@@ -244,32 +254,47 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         mapped = content.mapInArrow(Mapper(settings, progress.callback()), _spark_schema())
         mapped.write.mode("overwrite").parquet(staging)
     staged = spark.read.parquet(staging)
-    with step("statistics"):
-        stats = _statistics(staged)
-    if found < 0:
-        found = stats["files"]
-    log.info("run %s: mapped %d inputs from %d files in %.1f s", run_id, stats["totals"]["inputs"], stats["files"],
-             time.monotonic() - clock)
 
+    # The sinks and the statistics are independent Spark jobs, each short and mostly latency (planning,
+    # Delta log, commits): run them side by side. All must succeed before the ledger commit.
     scope = staged.select(tables.SCOPE).distinct()
-    for name in tables.TABLES:
+
+    def write_table(name: str) -> None:
         rows = tables.table_rows(staged, name, run_id)
-        uri = layout.table(name)
+        uri, partition_by = layout.table(name), config.out.partition_by
         with step(f"table {name}"):
             if table_format == "delta":
-                tables.write_delta(spark, fs, uri, rows, scope, partition_by=config.out.partition_by, replace=replace)
+                tables.write_delta(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
             else:
-                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=config.out.partition_by,
-                                     replace=replace)
+                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
 
-    with step("fhir"):
-        export = ndjson.write_ndjson(
-            staged,
-            fs,
-            layout.fhir(run_id),
-            transaction_time=started.isoformat().replace("+00:00", "Z"),
-            request=fs.url(layout.summary(run_id)),
-        )
+    def write_fhir() -> ndjson.Export:
+        with step("fhir"):
+            return ndjson.write_ndjson(
+                staged,
+                fs,
+                layout.fhir(run_id),
+                transaction_time=started.isoformat().replace("+00:00", "Z"),
+                request=fs.url(layout.summary(run_id)),
+            )
+
+    def statistics() -> dict:
+        with step("statistics"):
+            return _statistics(staged)
+
+    with step("sinks"), ThreadPoolExecutor(max_workers=4, thread_name_prefix="sr2fhir-sink") as pool:
+        futures = [pool.submit(statistics), pool.submit(write_fhir),
+                   *(pool.submit(write_table, name) for name in tables.TABLES)]
+        wait(futures)
+        for future in futures:
+            future.result()  # the first failure, if any, stops the run before its ledger commit
+    stats, export = futures[0].result(), futures[1].result()
+    if found < 0:
+        found = stats["files"]
+    if todo is not None and stats["files"] != len(todo):
+        raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
+    log.info("run %s: mapped %d inputs from %d files; tables and export written", run_id, stats["totals"]["inputs"],
+             stats["files"])
     if before_ledger is not None:
         before_ledger()
     with step("ledger"):
@@ -303,7 +328,7 @@ def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Ste
         }
     )
     fs.write_bytes(layout.summary(summary["run_id"]), json.dumps(summary, indent=2, default=str).encode() + b"\n")
-    fs.delete(layout.staging(summary["run_id"]))
+    fs.delete(f"{layout.root}/_staging")  # one run at a time per output: all of it is this run's
     docs = summary["documents"]
     log.info(
         "run %s done in %.1f s: %d files found, %d unchanged, %d inputs mapped %d / rejected %d / failed %d",
@@ -311,6 +336,18 @@ def _finish(fs: HadoopFS, layout: Layout, summary: dict, clock: float, step: Ste
         docs["failed"],
     )
     return summary
+
+
+_SECRET_WORDS = ("secret", "password", "token", "access.key", "credential", "sas", "account.key")
+
+
+def _redacted(tree: object, key: str = "") -> object:
+    """The configuration without secrets (S3 keys, SAS tokens, ...): run summaries get shared."""
+    if isinstance(tree, dict):
+        return {k: _redacted(v, str(k)) for k, v in tree.items()}
+    if any(word in key.lower() for word in _SECRET_WORDS) and "provider" not in key.lower():
+        return "***"
+    return tree
 
 
 def _spark_schema():

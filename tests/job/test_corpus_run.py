@@ -17,7 +17,8 @@ from .helpers import export_lines, ledger, run_job, table_rows
 pytestmark = [pytest.mark.spark, pytest.mark.corpus, pytest.mark.xdist_group("spark")]
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
+@pytest.fixture(scope="session")
 def runs(spark, corpus_dir: Path, tmp_path_factory):
     output = tmp_path_factory.mktemp("corpus-out")
     first = run_job(spark, [corpus_dir], output)

@@ -31,7 +31,8 @@ def _kill() -> None:
     raise Killed("simulated kill after the table commits, before the ledger commit")
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
+@pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> Path:
     lake = tmp_path_factory.mktemp("sample") / "lake"
     write_sample_corpus(lake, count=8)
@@ -66,7 +67,7 @@ def test_changed_file_rows_are_replaced_not_kept(spark, sample: Path, tmp_path: 
     changed.write_bytes(reports[2].read_bytes())
     rejected.write_bytes(b"not DICOM any more")
     os.utime(changed, (1_000_000_000, 1_000_000_000))
-    added = lake / "new-folder" / "copy-without-extension"
+    added = lake / "new folder" / "copy %20 é, without extension"  # Spark URL-encodes some path forms
     added.parent.mkdir()
     added.write_bytes(reports[3].read_bytes())
 
@@ -82,6 +83,12 @@ def test_changed_file_rows_are_replaced_not_kept(spark, sample: Path, tmp_path: 
     assert by_path[f"file:{added}"] == by_path[f"file:{reports[3]}"]
     changed_uids = {r["sop_instance_uid"] for r in rows if r["source_path"] in old_paths}
     assert changed_uids == {r["sop_instance_uid"] for r in rows if r["source_path"] == f"file:{reports[2]}"}
+
+    # A touched file (same bytes, new time) is mapped again, whatever characters its path holds.
+    os.utime(added, (1_100_000_000, 1_100_000_000))
+    third = run_job(spark, [lake], output, table_format=table_format)
+    assert third["files"]["processed"] == 1 and third["documents"]["mapped"] == 1
+    assert _snapshot(spark, output, table_format) == after
 
     # The same tables as a fresh run over the lake as it is now.
     fresh = tmp_path / "fresh"

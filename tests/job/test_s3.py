@@ -3,12 +3,13 @@ them through s3a:// (hadoop-aws). The tables come out the same as from local dis
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
-from .helpers import export_lines, ledger, run_job, table_rows
+from .helpers import export_lines, ledger, run_job, table, table_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.corpus, pytest.mark.xdist_group("spark")]
 
@@ -22,7 +23,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
+@pytest.fixture(scope="session")
 def s3_endpoint():
     server_module = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
@@ -57,17 +59,24 @@ def _relative(rows: list[dict], prefix: str) -> list[dict]:
     return rows
 
 
-def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(spark, s3_endpoint, corpus_dir: Path,
-                                                                       tmp_path: Path) -> None:
-    endpoint, client = s3_endpoint
-    local = tmp_path / "local-lake"
+@pytest.fixture(scope="session")
+def uploaded(s3_endpoint, corpus_dir: Path, tmp_path_factory) -> Path:
+    """Part of the corpus in the bucket under corpus/, and the same files on local disk."""
+    _, client = s3_endpoint
+    local = tmp_path_factory.mktemp("local-lake")
     for folder in SUBSET:
         for path in sorted((corpus_dir / folder).rglob("*")):
             if path.is_file():
-                key = f"corpus/{path.relative_to(corpus_dir)}"
-                client.upload_file(str(path), BUCKET, key)
+                client.upload_file(str(path), BUCKET, f"corpus/{path.relative_to(corpus_dir)}")
                 (local / path.relative_to(corpus_dir)).parent.mkdir(parents=True, exist_ok=True)
                 (local / path.relative_to(corpus_dir)).write_bytes(path.read_bytes())
+    return local
+
+
+def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(spark, s3_endpoint, uploaded: Path,
+                                                                       tmp_path: Path) -> None:
+    endpoint, _ = s3_endpoint
+    local = uploaded
 
     from_s3 = tmp_path / "from-s3"
     summary = run_job(spark, [f"s3a://{BUCKET}/corpus/"], from_s3, overrides=_s3_settings(endpoint))
@@ -86,3 +95,28 @@ def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(spark, s3
     disk_ledger = {r["source_path"].removeprefix(f"file:{local}/"): r["status"] for r in ledger(spark, from_disk)}
     assert s3_ledger == disk_ledger
     assert export_lines(summary) == export_lines(run_job(spark, [local], tmp_path / "again"))
+    settings = summary["options"]["configuration"]["spark"]["settings"]
+    assert settings["spark.hadoop.fs.s3a.secret.key"] == settings["spark.hadoop.fs.s3a.access.key"] == "***"
+
+
+def test_writing_the_output_to_s3(spark, s3_endpoint, uploaded: Path, tmp_path: Path) -> None:
+    """Delta tables, NDJSON (renamed part files), manifest and run summary on the object store too."""
+    endpoint, client = s3_endpoint
+    output = f"s3a://{BUCKET}/out"
+    summary = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
+    on_disk = tmp_path / "disk"
+    run_job(spark, [uploaded], on_disk)
+    for name in ("measurements", "qualitative_evaluations"):
+        s3_rows = spark.read.format("delta").load(f"{output}/tables/{name}").drop("run_id").collect()
+        assert sorted(map(repr, s3_rows)) == sorted(map(repr, table(spark, on_disk, name).drop("run_id").collect()))
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="out/")["Contents"]}
+    run = summary["run_id"]
+    assert f"out/runs/{run}.json" in keys and f"out/fhir/{run}/manifest.json" in keys
+    manifest = json.loads(client.get_object(Bucket=BUCKET, Key=f"out/fhir/{run}/manifest.json")["Body"].read())
+    for entry in manifest["output"]:
+        assert entry["url"] == f"{output}/fhir/{run}/{entry['type']}.ndjson"
+        body = client.get_object(Bucket=BUCKET, Key=f"out/fhir/{run}/{entry['type']}.ndjson")["Body"].read()
+        assert len(body.splitlines()) == entry["count"]
+    assert not any("/_parts/" in k or "/_staging/" in k for k in keys)
+    again = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
+    assert again["files"]["processed"] == 0

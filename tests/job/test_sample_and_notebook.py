@@ -16,7 +16,8 @@ from .helpers import REPO_ROOT
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
+@pytest.fixture(scope="session")
 def sample_output(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     output = tmp_path_factory.mktemp("sample-output")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
