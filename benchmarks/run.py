@@ -141,11 +141,6 @@ def spark_findings(results: dict) -> list[str]:
                 f"{d_files / d_time:.1f} files/s; implied fixed cost per run ≈ {fixed:.1f} s."
             )
     profile = largest.get("event_log") or {}
-    mapping_stages = [
-        s
-        for s in profile.get("stages", [])
-        if "parquet" in s["name"].lower() or "mapinarrow" in (s["name"] or "").lower()
-    ]
     if profile:
         findings.append(
             f"Event log of the {largest['requested_files']:,}-file run: {profile.get('jobs')} Spark jobs, "
@@ -160,7 +155,15 @@ def spark_findings(results: dict) -> list[str]:
             if longest["seconds"]
             else ""
         )
-    del mapping_stages
+    cpu = largest.get("run_cpu_seconds") or {}
+    if cpu:
+        files = largest["requested_files"]
+        findings.append(
+            f"CPU of the {files:,}-file run: JVM {cpu.get('jvm', 0) / files * 1e3:.2f} ms/file, Python workers "
+            f"{cpu.get('python_workers', 0) / files * 1e3:.2f} ms/file, driver {cpu.get('driver', 0) / files * 1e3:.2f}"
+            f" ms/file; the job's processes kept {largest['run_cores_used']} of 2 cores busy on average while other "
+            f"work on the machine used {largest['other_load_cores']} cores."
+        )
     return [f for f in findings if f]
 
 
@@ -177,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--methods", default=",".join(ALL_METHODS), help="comma-separated subset of " + ", ".join(ALL_METHODS)
     )
-    parser.add_argument("--skip", default="", help="comma-separated: real, radiomics, curve, lake, spark")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: real, radiomics, curve, lake, spark, spark-profile"
+    )
     parser.add_argument("--curve-files", type=int, help="use only this many curve files (smallest first)")
     parser.add_argument("--spark-files", help="comma-separated Spark run sizes (default 2500,5000,10000; quick 200)")
     parser.add_argument("--lake-files", type=int, help="generated lake size (default 10,000; quick 200)")
@@ -279,6 +284,18 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     log(f"spark: {run['files_per_second']} files/s, start-up {run['session_startup_seconds']} s")
                 results["spark"].append(run)
+        if "spark" not in skip and "spark-profile" not in skip and not args.quick and lake_files >= 5_000:
+            log("spark: map step profile (benchmarks.spark_profile) over 5,000 files")
+            profile_path = scratch / "spark-profile.json"
+            with open(scratch / "spark-profile.log", "w") as profile_log:
+                subprocess.run(
+                    [sys.executable, "-m", "benchmarks.spark_profile", "--files", "5000", "--repeat", "2",
+                     "--cache", str(cache), "--output", str(profile_path)],
+                    env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=profile_log,
+                    check=False,
+                )  # fmt: skip
+            if profile_path.exists():
+                results["spark_profile"] = json.loads(profile_path.read_text())
         if results["spark"] and "core_auto" in methods:
             log("lake: the core again, after the Spark runs (the machine's load drifts)")
             results["lake"]["raw_after"] = run_worker(
