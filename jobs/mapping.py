@@ -100,21 +100,18 @@ class _Output:
         return len(self.columns["source_path"])
 
     def add(self, source: dict, record: DocumentRecord, resources: list[dict], rows: dict[str, list[dict]]) -> None:
-        columns = self.columns
-        for name, value in source.items():
-            columns[name].append(value)
-        for f in RECORD_FIELDS:
-            columns[f.name].append(getattr(record, f.name))
-        serialised = []
+        """Append one input's row; everything that can fail runs before the first append."""
+        serialised = [
+            {"resource_type": r["resourceType"], "id": r["id"], "json": dumps_json(r).decode()} for r in resources
+        ]
         types: dict[str, int] = {}
-        for resource in resources:
-            kind = resource["resourceType"]
-            types[kind] = types.get(kind, 0) + 1
-            serialised.append({"resource_type": kind, "id": resource["id"], "json": dumps_json(resource).decode()})
-        columns["resource_types"].append(list(types.items()))
-        columns[RESOURCES_COLUMN].append(serialised)
-        for table, column in ROWS_COLUMNS.items():
-            columns[column].append(rows.get(table, []))
+        for resource in serialised:
+            types[resource["resource_type"]] = types.get(resource["resource_type"], 0) + 1
+        values = {**source, **{f.name: getattr(record, f.name) for f in RECORD_FIELDS},
+                  "resource_types": list(types.items()), RESOURCES_COLUMN: serialised,
+                  **{column: rows.get(table, []) for table, column in ROWS_COLUMNS.items()}}
+        for name, column in self.columns.items():
+            column.append(values[name])
 
     def batch(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict(self.columns, schema=OUTPUT_SCHEMA)
@@ -157,6 +154,13 @@ def _members(content: bytes, limit: int) -> Iterator[tuple[str, int, bytes | Non
                 yield info.name, info.size, data
 
 
+Result = tuple[dict, DocumentRecord, list[dict], dict[str, list[dict]]]
+"""One input's output: its source columns, document record, resources and table rows."""
+
+FLUSH_ROWS = 256
+"""Output rows per Arrow batch at most (a batch of inputs is usually far fewer)."""
+
+
 class Mapper:
     """The function given to mapInArrow: picklable, with its settings, and nothing else."""
 
@@ -168,50 +172,57 @@ class Mapper:
         for batch in batches:
             out = _Output()
             for row in batch.to_pylist():
-                self._file(row, out)
-            if self.progress is not None:
-                self.progress(len(out))
-            yield out.batch()
+                for item in self._file(row):
+                    out.add(*item)
+                    if len(out) >= FLUSH_ROWS:  # an archive of thousands of members: bounded batches
+                        yield self._flush(out)
+                        out = _Output()
+            if len(out):
+                yield self._flush(out)
 
-    def _file(self, row: dict, out: _Output) -> None:
+    def _flush(self, out: _Output) -> pa.RecordBatch:
+        if self.progress is not None:
+            self.progress(len(out))
+        return out.batch()
+
+    def _file(self, row: dict) -> Iterator[Result]:
         path = row["source_file"]
         stored = {"source_file": path, "size": row["size"], "modification_time": _utc(row["modification_time"])}
         content = row["content"]
         try:
             if content is None:
                 limit = self.settings.max_file_bytes
-                self._input(out, stored, path, None, f"larger than input.max_file_bytes ({limit:,} bytes)")
+                yield self._input(stored, path, None, f"larger than input.max_file_bytes ({limit:,} bytes)")
             elif is_archive(content[:512]):
-                self._archive(out, stored, path, content)
+                yield from self._archive(stored, path, content)
             else:
-                self._input(out, stored, path, content)
+                yield self._input(stored, path, content)
         except Exception as exc:  # one bad file never fails a task
-            out.add({**stored, "source_path": path, "content_sha256": None},
-                    _record(path, DocumentStatus.FAILED, JOB_ERROR, _describe(exc)), [], {})
+            yield ({**stored, "source_path": path, "content_sha256": None},
+                   _record(path, DocumentStatus.FAILED, JOB_ERROR, _describe(exc)), [], {})
 
-    def _archive(self, out: _Output, stored: dict, path: str, content: bytes) -> None:
+    def _archive(self, stored: dict, path: str, content: bytes) -> Iterator[Result]:
         found = 0
         try:
             for name, size, data in _members(content, self.settings.max_file_bytes):
                 found += 1
                 member = f"{path}{ARCHIVE_SEPARATOR}{name}"
-                self._input(out, stored, member, data, f"member of {size:,} bytes over input.max_file_bytes")
-        except Exception as exc:  # corrupt or truncated archive: keep the members read so far
+                yield self._input(stored, member, data, f"member of {size:,} bytes over input.max_file_bytes")
+        except Exception as exc:  # corrupt or truncated archive: the members read so far are kept
             record = _record(path, DocumentStatus.FAILED, ARCHIVE_ERROR,
                              f"archive unreadable after {found} members: {_describe(exc)}")
-            out.add({**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {})
+            yield {**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {}
             return
         if not found:
             record = _record(path, DocumentStatus.REJECTED, EMPTY_ARCHIVE, "archive without file members")
-            out.add({**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {})
+            yield {**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {}
 
-    def _input(self, out: _Output, stored: dict, source_path: str, data: bytes | None, too_large: str = "") -> None:
+    def _input(self, stored: dict, source_path: str, data: bytes | None, too_large: str = "") -> Result:
         if data is None:
-            out.add({**stored, "source_path": source_path, "content_sha256": None},
+            return ({**stored, "source_path": source_path, "content_sha256": None},
                     _record(source_path, DocumentStatus.REJECTED, TOO_LARGE, too_large), [], {})
-            return
         result = map_sr(data, self.settings.options, source_path=source_path)
-        out.add({**stored, "source_path": source_path, "content_sha256": _sha256(data)},
+        return ({**stored, "source_path": source_path, "content_sha256": _sha256(data)},
                 result.record, result.resources, result.rows)
 
 

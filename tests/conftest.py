@@ -31,7 +31,7 @@ def corpus_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] session for every Spark test (Delta, and hadoop-aws for the loopback S3 tests).
-    Spark tests carry the xdist group "spark", so under `-n 2 --dist loadgroup` they share one worker."""
+    Run Spark tests in one process (`pytest -m spark`): each xdist worker would start its own JVM."""
     pytest.importorskip("pyspark")
     from jobs.config import load_config
     from jobs.session import local_session

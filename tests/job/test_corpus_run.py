@@ -14,11 +14,10 @@ from sr2fhir_core import map_sr
 
 from .helpers import export_lines, ledger, run_job, table_rows
 
-pytestmark = [pytest.mark.spark, pytest.mark.corpus, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.corpus]
 
 
-# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(spark, corpus_dir: Path, tmp_path_factory):
     output = tmp_path_factory.mktemp("corpus-out")
     first = run_job(spark, [corpus_dir], output)

@@ -18,7 +18,7 @@ from sr2fhir_synth import write_sample_corpus
 
 from .helpers import export_lines, ledger, run_job, table_rows
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark]
 
 TABLES = ("measurements", "qualitative_evaluations")
 
@@ -31,8 +31,7 @@ def _kill() -> None:
     raise Killed("simulated kill after the table commits, before the ledger commit")
 
 
-# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
     lake = tmp_path_factory.mktemp("sample") / "lake"
     write_sample_corpus(lake, count=8)

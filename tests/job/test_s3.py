@@ -11,7 +11,7 @@ import pytest
 
 from .helpers import export_lines, ledger, run_job, table, table_rows
 
-pytestmark = [pytest.mark.spark, pytest.mark.corpus, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.corpus]
 
 BUCKET = "lake"
 SUBSET = ("dcmjs", "dcmqi-generated", "highdicom-repo", "negative", "hl7-dicom-sr-ig")
@@ -23,8 +23,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_endpoint():
     server_module = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
@@ -59,7 +58,7 @@ def _relative(rows: list[dict], prefix: str) -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def uploaded(s3_endpoint, corpus_dir: Path, tmp_path_factory) -> Path:
     """Part of the corpus in the bucket under corpus/, and the same files on local disk."""
     _, client = s3_endpoint

@@ -13,11 +13,10 @@ import pytest
 
 from .helpers import REPO_ROOT
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark]
 
 
-# Session scope: under xdist's loadgroup the tests of one module need not run one after another.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sample_output(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     output = tmp_path_factory.mktemp("sample-output")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}

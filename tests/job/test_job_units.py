@@ -1,0 +1,111 @@
+"""The job's pure parts, without Spark: configuration merging, the mapping worker, redaction."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from jobs.config import ConfigError, load_config
+from jobs.mapping import OUTPUT_SCHEMA, RECORD_FIELDS, Mapper, MapperSettings, is_archive
+from sr2fhir_core import DocumentRecord, MappingOptions, map_sr
+from sr2fhir_synth import write_sample_corpus
+
+
+def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
+    user = tmp_path / "user.yaml"
+    user.write_text("input:\n  max_file_bytes: 1000\nspark:\n  settings:\n    spark.custom.key: 7\n")
+    config = load_config(inputs=["a"], output="out/", conf_files=[user],
+                         overrides=["input.max_file_bytes=2000", "spark.settings.spark.sql.shuffle.partitions=3"],
+                         table_format="parquet", full_refresh=True)
+    assert config.input.max_file_bytes == 2000
+    assert config.spark.settings["spark.custom.key"] == "7"
+    assert config.spark.settings["spark.sql.shuffle.partitions"] == "3"
+    assert config.spark.settings["spark.sql.files.openCostInBytes"] == "102400"  # the default survives
+    assert (config.out.table_format, config.full_refresh, config.output) == ("parquet", True, "out")
+    assert config.mapping == MappingOptions()
+
+
+@pytest.mark.parametrize("override", ["input.max_bytes=1", "output.table_format=orc", "output.partition_by=[code]",
+                                      "mapping.default_timezone=nowhere", "nokey"])
+def test_bad_configuration_is_an_error(override: str) -> None:
+    with pytest.raises(ConfigError):
+        load_config(inputs=["a"], output="o", overrides=[override])
+
+
+def test_output_schema_takes_the_record_columns_from_the_core() -> None:
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(DocumentRecord) if f.name != "source_path"]
+    assert [f.name for f in RECORD_FIELDS] == names
+    assert set(names) <= set(OUTPUT_SCHEMA.names)
+
+
+def _batch(rows: list[tuple[str, bytes | None]]) -> pa.RecordBatch:
+    when = datetime(2024, 1, 1)
+    return pa.RecordBatch.from_pylist(
+        [{"source_file": p, "size": len(c or b""), "modification_time": when, "content": c} for p, c in rows])
+
+
+def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None:
+    reports = [p for p in write_sample_corpus(tmp_path, count=2) if map_sr(p).mapped]
+    data = reports[0].read_bytes()
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("x/report", data)
+        archive.writestr("big", b"\0" * 100_000)
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w") as archive:
+        info = tarfile.TarInfo("member.dcm")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    assert is_archive(zipped.getvalue()[:512]) and is_archive(tarred.getvalue()[:512]) and not is_archive(data[:512])
+    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=50_000))
+    out = pa.Table.from_batches(list(mapper(iter([_batch([
+        ("file:/plain", data), ("file:/a.zip", zipped.getvalue()), ("file:/b.tar", tarred.getvalue()),
+        ("file:/cut.zip", zipped.getvalue()[:40]), ("file:/large", None), ("file:/text", b"hello"),
+    ])]))))
+    rows = {r["source_path"]: r for r in out.to_pylist()}
+    assert {p: (r["status"], r["reason"]) for p, r in rows.items()} == {
+        "file:/plain": ("mapped", None),
+        "file:/a.zip!x/report": ("mapped", None),
+        "file:/a.zip!big": ("rejected", "too_large"),
+        "file:/b.tar!member.dcm": ("mapped", None),
+        "file:/cut.zip": ("failed", "archive_error"),
+        "file:/large": ("rejected", "too_large"),
+        "file:/text": ("rejected", "not_dicom"),
+    }
+    plain = rows["file:/plain"]
+    expected = map_sr(data, source_path="file:/plain")
+    assert len(plain["fhir_resources"]) == len(expected.resources) == plain["resources"]
+    assert len(plain["rows_measurements"]) == len(expected.rows["measurements"])
+    assert rows["file:/a.zip!x/report"]["source_file"] == "file:/a.zip"
+    assert rows["file:/a.zip!x/report"]["content_sha256"] == plain["content_sha256"]
+
+
+def test_run_summary_configuration_has_no_secrets() -> None:
+    from jobs.sr_to_fhir import _redacted
+
+    tree = {"spark": {"settings": {"spark.hadoop.fs.s3a.secret.key": "s", "spark.hadoop.fs.azure.sas.x": "t",
+                                   "spark.hadoop.fs.s3a.aws.credentials.provider": "p", "spark.sql.a": "1"}}}
+    assert _redacted(tree) == {"spark": {"settings": {
+        "spark.hadoop.fs.s3a.secret.key": "***", "spark.hadoop.fs.azure.sas.x": "***",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": "p", "spark.sql.a": "1"}}}
+
+
+def test_a_large_archive_comes_out_in_bounded_batches() -> None:
+    from jobs.mapping import FLUSH_ROWS
+
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for i in range(FLUSH_ROWS + 10):
+            archive.writestr(f"note-{i}.txt", b"not dicom")
+    done = []
+    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=1000), progress=done.append)
+    batches = list(mapper(iter([_batch([("file:/many.zip", zipped.getvalue())])])))
+    assert [b.num_rows for b in batches] == [FLUSH_ROWS, 10] == done
