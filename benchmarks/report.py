@@ -331,6 +331,18 @@ def targets(results: dict) -> list[dict]:
     return out
 
 
+def slim(results: dict) -> dict:
+    """results.json without the lake's per-file data (2 × 10,000 timings): its summary is kept instead."""
+    lake = results.get("lake")
+    if not lake or lake.get("entries") is None:
+        return results
+    slimmed = {**lake, "entries": None}
+    for key in ("raw", "raw_after"):
+        if key in lake:
+            slimmed[key] = {k: v for k, v in lake[key].items() if k != "results"}
+    return {**results, "lake": slimmed}
+
+
 def summarise(results: dict) -> dict:
     summary: dict = {"corpora": {}}
     for name, corpus in results["corpora"].items():
@@ -357,7 +369,19 @@ def summarise(results: dict) -> dict:
                 for i, entry in enumerate(corpus["entries"])
             ]
     lake = results.get("lake")
-    if lake and lake.get("raw"):
+    previous = results.get("summary") or {}
+    if lake and lake.get("entries") is None:  # a slimmed results.json: the lake's per-file data is not kept
+        for key in ("lake_info", "lake_core_runs", "lake_core", "lake_encodings"):
+            if key in previous:
+                summary[key] = previous[key]
+    elif lake and lake.get("raw"):
+        items = [e["items"] for e in lake["entries"]]
+        summary["lake_info"] = {
+            "files": len(items),
+            "items": sum(items),
+            "median_items": statistics.median(items),
+            "root": lake["root"],
+        }
         subsets = sorted({r["requested_files"] for r in results.get("spark", [])} | {len(lake["entries"])})
         subsets = [s for s in subsets if s <= len(lake["entries"])]
         summary["lake_core_runs"] = [
@@ -589,13 +613,13 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
     lines = ["## Spark job over generated files", ""]
     if not lake or lake.get("skipped"):
         return [*lines, f"Skipped: {(lake or {}).get('skipped', 'not run')}", ""]
-    entries = lake["entries"]
-    lines += [
-        f"{len(entries):,} generated files ({sum(e['items'] for e in entries):,} content items, median "
-        f"{statistics.median(e['items'] for e in entries):.0f} per file; every encoding of the generator in turn; "
-        f"4 SRs per study), cached in `{lake['root']}`.",
-        "",
-    ]
+    info = summary.get("lake_info")
+    if info:
+        lines += [
+            f"{info['files']:,} generated files ({info['items']:,} content items, median {info['median_items']:.0f} "
+            f"per file; every encoding of the generator in turn; 4 SRs per study), cached in `{info['root']}`.",
+            "",
+        ]
     core_runs = summary.get("lake_core_runs") or []
     if core_runs:
         lines += [
@@ -694,11 +718,18 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
                 if r["ok"]
             ],
         )
-        lines += ["Memory, peak over the whole run (MB):", ""]
+        lines += [
+            "Memory, peak over the whole run (MB). JVM RSS counts heap the JVM has taken from the system, which "
+            "it may grow up to spark.driver.memory and rarely gives back; 'heap used' is Spark's own executor "
+            "metric polled with each task's end, garbage not yet collected included:",
+            "",
+        ]
         lines += _table(
             [
                 "files",
                 "JVM RSS",
+                "JVM heap used (Spark)",
+                "JVM off-heap used (Spark)",
                 "Python workers RSS (sum)",
                 "largest Python worker RSS",
                 "Python workers PSS (sum)",
@@ -709,6 +740,8 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
                 [
                     r["requested_files"],
                     r["memory"]["jvm_rss_mb"],
+                    r["event_log"].get("peak_mb", {}).get("jvm_heap_used"),
+                    r["event_log"].get("peak_mb", {}).get("jvm_off_heap_used"),
                     r["memory"]["python_workers_rss_mb"],
                     r["memory"]["python_worker_max_rss_mb"],
                     r["memory"]["python_workers_pss_mb"],

@@ -210,6 +210,14 @@ def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
     return result
 
 
+JVM_METRICS = {
+    "JVMHeapMemory": "jvm_heap_used",
+    "JVMOffHeapMemory": "jvm_off_heap_used",
+    "DirectPoolMemory": "jvm_direct_buffers",
+}
+"""Executor metrics that Spark polls and reports with each task's end (peaks, bytes)."""
+
+
 def _part(name: str) -> int:
     parts = name.split("_")
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
@@ -226,6 +234,7 @@ def event_log_profile(events: Path) -> dict:
         return {}
     stages, jobs, sql = {}, {}, {}
     task_time: dict[int, float] = {}
+    peaks: dict[str, int] = {}
     deserialise: dict[int, float] = {}
     gc: dict[int, float] = {}
     for line in (line for f in files for line in f.open()):
@@ -243,6 +252,9 @@ def event_log_profile(events: Path) -> dict:
                 "seconds": round((info.get("Completion Time", 0) - info.get("Submission Time", 0)) / 1e3, 3),
             }
         elif kind == "SparkListenerTaskEnd":
+            for name, value in (event.get("Task Executor Metrics") or {}).items():
+                if name in JVM_METRICS:
+                    peaks[name] = max(peaks.get(name, 0), value)
             metrics = event.get("Task Metrics") or {}
             stage = event["Stage ID"]
             task_time[stage] = task_time.get(stage, 0) + metrics.get("Executor Run Time", 0) / 1e3
@@ -272,4 +284,5 @@ def event_log_profile(events: Path) -> dict:
         "stage_count": len(rows),
         "task_count": sum(r["tasks"] for r in rows),
         "jobs": len({j for j, _ in jobs.values()}),
+        "peak_mb": {JVM_METRICS[name]: round(value / 2**20, 1) for name, value in sorted(peaks.items())},
     }
