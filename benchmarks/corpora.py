@@ -1,0 +1,177 @@
+"""The benchmark's inputs: the shared real corpus, a generated size curve, and a generated 10,000-file lake.
+
+Generated files are cached under the cache directory (gitignored) with a manifest that records the
+generator's fingerprint (a hash of `sr2fhir_synth`'s sources): a cache written by another generator
+version is written again, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
+DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
+
+CURVE_SIZES = (10, 30, 100, 300, 1000, 3000, 5000)
+CURVE_SEEDS = 3
+QUICK_CURVE_SIZES = (10, 100)
+QUICK_CURVE_SEEDS = 1
+
+LAKE_SHARD = 2_500
+"""Files per shard folder of the generated lake: runs over 2,500 / 5,000 / 10,000 files take 1 / 2 / 4 shards."""
+FILES_PER_FOLDER = 500
+SRS_PER_STUDY = 4
+STUDIES_PER_PATIENT = 2
+LAKE_SEED = 1_000_000
+
+RADIOMICS_MIN_ITEMS = 4_000
+"""The one real file this large (4,602 content items, a pyradiomics + dcmqi report) is its own corpus."""
+NOT_TID1500_FOLDERS = ("negative", "inputs-dcmqi")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    items: int
+    label: str
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "items": self.items, "label": self.label}
+
+
+def generator_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for source in sorted((REPO / "sr2fhir_synth").glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def count_items(data: bytes) -> int:
+    """Content items in the tree, counted by the core's reference (pydicom) reader."""
+    from sr2fhir_core.content import count_items as count
+    from sr2fhir_core.reading import read_with_pydicom
+
+    document = read_with_pydicom(data)
+    return count(document.root) if document.root else 0
+
+
+def real_corpus(corpus: Path) -> tuple[list[Entry], list[Entry]]:
+    """(the real TID 1500 files but the radiomics one, [the radiomics file]); negatives and dcmqi's inputs
+    are not TID 1500 reports and are left out."""
+    real, radiomics = [], []
+    for path in sorted(corpus.rglob("*.dcm")):
+        relative = path.relative_to(corpus)
+        if relative.parts[0] in NOT_TID1500_FOLDERS:
+            continue
+        entry = Entry(str(path), count_items(path.read_bytes()), str(relative))
+        (radiomics if entry.items >= RADIOMICS_MIN_ITEMS else real).append(entry)
+    return real, radiomics
+
+
+def _manifest_ok(manifest: Path, expected: dict) -> dict | None:
+    if not manifest.exists():
+        return None
+    try:
+        stored = json.loads(manifest.read_text())
+    except ValueError:
+        return None
+    if any(stored.get(key) != value for key, value in expected.items()):
+        return None
+    if not all(Path(e["path"]).exists() for e in stored["entries"]):
+        return None
+    return stored
+
+
+def _curve_file(job: tuple[str, int, int]) -> dict:
+    from sr2fhir_synth import count_content_items, random_spec, write_sr
+
+    directory, items, seed = job
+    spec = random_spec(seed, target_items=items)
+    path = Path(directory) / f"items-{items:05d}-seed-{seed}.dcm"
+    path.write_bytes(write_sr(spec))
+    return Entry(str(path), count_content_items(spec), f"{items} items, seed {seed}").as_dict()
+
+
+def curve_corpus(cache: Path, sizes: tuple[int, ...], seeds: int) -> list[Entry]:
+    """Reports of exactly N content items (default encoding: explicit VR little endian, defined lengths),
+    `seeds` different reports per size."""
+    directory = cache / "curve"
+    expected = {"generator": generator_fingerprint(), "sizes": list(sizes), "seeds": seeds}
+    stored = _manifest_ok(directory / "manifest.json", expected)
+    if stored is None:
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        jobs = [(str(directory), items, seed) for items in sizes for seed in range(1, seeds + 1)]
+        with Pool(os.cpu_count() or 1) as pool:
+            entries = pool.map(_curve_file, jobs, chunksize=1)
+        stored = {**expected, "entries": entries}
+        (directory / "manifest.json").write_text(json.dumps(stored, indent=1))
+    return [Entry(**e) for e in stored["entries"]]
+
+
+def _lake_file(job: tuple[str, int]) -> dict:
+    from sr2fhir_synth import ENCODINGS, count_content_items, random_spec, write_sr
+
+    root, index = job
+    study = index // SRS_PER_STUDY
+    patient = study // STUDIES_PER_PATIENT
+    spec = random_spec(
+        LAKE_SEED + index,
+        patient=random_spec(LAKE_SEED + 7_000_000 + patient).patient,
+        study=random_spec(LAKE_SEED + 3_000_000 + study).study,
+    )
+    shard, folder = index // LAKE_SHARD, (index % LAKE_SHARD) // FILES_PER_FOLDER
+    path = Path(root) / f"shard-{shard}" / f"{folder:02d}" / f"sr-{index:05d}.dcm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(write_sr(spec, ENCODINGS[index % len(ENCODINGS)]))
+    return Entry(str(path), count_content_items(spec), f"lake {index}").as_dict()
+
+
+def lake_corpus(cache: Path, count: int) -> tuple[Path, list[Entry]]:
+    """`count` (a multiple of 2,500, or fewer than 2,500) typical reports: random sizes (median ~65 content
+    items), every encoding of the generator in turn, 4 SRs per study and 2 studies per patient. Written once
+    with one process per core; reused while the generator and count are unchanged."""
+    root = cache / f"lake-{count}"
+    expected = {"generator": generator_fingerprint(), "count": count, "shard": LAKE_SHARD}
+    stored = _manifest_ok(root / "manifest.json", expected)
+    if stored is None:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        with Pool(os.cpu_count() or 1) as pool:
+            entries = pool.map(_lake_file, [(str(root), i) for i in range(count)], chunksize=50)
+        stored = {**expected, "entries": entries}
+        (root / "manifest.json").write_text(json.dumps(stored))
+    return root, [Entry(**e) for e in stored["entries"]]
+
+
+def lake_shards(root: Path, files: int) -> list[Path]:
+    """Shard folders holding the first `files` files of the lake."""
+    shards = max(1, -(-files // LAKE_SHARD))
+    return [root / f"shard-{k}" for k in range(shards)]
+
+
+WARMUP_SEEDS = (424_242, 424_246)
+"""Two warm-up reports: the second uses legacy SNOMED RT codes, whose first sight costs a one-off import."""
+
+
+def warmup_files(cache: Path) -> list[Path]:
+    """Small generated reports outside every measured set: each worker maps them first, so imports and
+    first-call costs are not charged to a measured file."""
+    from sr2fhir_synth import random_spec, write_sr
+
+    paths = []
+    for seed in WARMUP_SEEDS:
+        path = cache / "warmup" / f"warmup-30-items-{seed}.dcm"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(write_sr(random_spec(seed, target_items=30)))
+        paths.append(path)
+    return paths

@@ -1,0 +1,288 @@
+"""The Spark job (`sr2fhir run`) over generated files, as a user runs it: one process per run, its own local
+session. While it runs, a sampler reads the RSS of the process tree with psutil: the driver (the Python
+process started here), the JVM (its `java` child), and the Python workers (Python processes under the JVM:
+the pyspark daemon and the workers it forks). Forked workers share pages with the daemon, so the sum of
+their RSS over-counts; their summed PSS (proportional set size) is recorded too.
+
+Throughput comes from the run's own summary (`runs/<run-id>.json`): `elapsed_seconds` starts after the
+session is up, so session start-up is excluded; it is reported separately as the time from launching the
+process to the run's `started` timestamp. Spark's event log (enabled for these runs) gives stages and tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+from .corpora import REPO
+from .cpu import machine_busy_seconds, other_cores
+
+
+class TreeSampler:
+    """Peak RSS per role over the life of a process tree, sampled every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.25, pss_every: int = 4) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.pss_every = pss_every
+        self.peaks = {
+            "driver_rss_mb": 0.0,
+            "jvm_rss_mb": 0.0,
+            "python_workers_rss_mb": 0.0,
+            "python_worker_max_rss_mb": 0.0,
+            "python_workers_pss_mb": 0.0,
+        }
+        self.worker_pids: set[int] = set()
+        self.cpu: dict[int, tuple[str, float]] = {}
+        """Last CPU seconds (user + system) seen per process, with its role: summed at the end."""
+        self.timeline: list[tuple[float, dict[str, float]]] = []
+        """(time, CPU seconds per role so far) at every sample: CPU spent between two moments of the run."""
+        self.max_workers = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                self._sample()
+            self._stop.wait(self.interval)
+
+    def _sample(self) -> None:
+        peaks = self.peaks
+        mb = 2**20
+        peaks["driver_rss_mb"] = max(peaks["driver_rss_mb"], self.root.memory_info().rss / mb)
+        self._cpu(self.root, "driver")
+        jvms = [p for p in self.root.children(recursive=True) if _name(p) == "java"]
+        jvm_rss, workers = 0.0, []
+        for jvm in jvms:
+            jvm_rss += _rss(jvm)
+            self._cpu(jvm, "jvm")
+            workers += [p for p in jvm.children(recursive=True) if _name(p).startswith("python")]
+        for worker in workers:
+            self._cpu(worker, "python_workers")
+        peaks["jvm_rss_mb"] = max(peaks["jvm_rss_mb"], jvm_rss / mb)
+        rss = [_rss(p) for p in workers]
+        self.worker_pids.update(p.pid for p in workers)
+        self.max_workers = max(self.max_workers, len(workers))
+        peaks["python_workers_rss_mb"] = max(peaks["python_workers_rss_mb"], sum(rss) / mb)
+        peaks["python_worker_max_rss_mb"] = max(peaks["python_worker_max_rss_mb"], max(rss, default=0) / mb)
+        self.samples += 1
+        self.timeline.append((time.time(), self._cpu_by_role()))
+        if workers and self.samples % self.pss_every == 0:
+            pss = 0.0
+            for p in workers:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+                    pss += p.memory_full_info().pss
+            peaks["python_workers_pss_mb"] = max(peaks["python_workers_pss_mb"], pss / mb)
+
+    def _cpu(self, process: psutil.Process, role: str) -> None:
+        try:
+            times = process.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return
+        self.cpu[process.pid] = (role, times.user + times.system)
+
+    def _cpu_by_role(self) -> dict[str, float]:
+        cpu: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            cpu[role] = cpu.get(role, 0.0) + seconds
+        return cpu
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds per role spent between two wall-clock times (nearest samples)."""
+
+        def at(moment: float) -> dict[str, float]:
+            before = [cpu for t, cpu in self.timeline if t <= moment]
+            return before[-1] if before else {}
+
+        first, last = at(start), at(end)
+        return {role: round(last.get(role, 0.0) - first.get(role, 0.0), 1) for role in sorted(last)}
+
+    def result(self) -> dict:
+        return {
+            "cpu_seconds": {role: round(seconds, 1) for role, seconds in sorted(self._cpu_by_role().items())},
+            **{k: round(v, 1) for k, v in self.peaks.items()},
+            "python_worker_processes_seen": len(self.worker_pids),
+            "python_worker_processes_at_once": self.max_workers,
+            "samples": self.samples,
+        }
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
+def _rss(process: psutil.Process) -> float:
+    try:
+        return process.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+
+
+def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
+    """One `sr2fhir run` over `inputs` into a fresh output under `work`; returns what was measured."""
+    shutil.rmtree(work, ignore_errors=True)
+    output, events = work / "output", work / "events"
+    events.mkdir(parents=True)
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.cli",
+        "run",
+        "--input",
+        *(p.as_uri() for p in inputs),
+        "--output",
+        output.as_uri(),
+        "--set",
+        "spark.settings.spark.eventLog.enabled=true",
+        "--set",
+        f"spark.settings.spark.eventLog.dir={events.as_uri()}",
+        "--set",
+        "spark.settings.spark.eventLog.compress=false",
+        *(arg for o in overrides for arg in ("--set", o)),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log_path = work / "job.log"
+    launched = time.time()
+    busy_before = machine_busy_seconds()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+        with TreeSampler(process.pid) as sampler:
+            process.wait()
+    wall = time.time() - launched
+    memory = sampler.result()
+    tree_cpu = sum(memory["cpu_seconds"].values())
+    others = other_cores(busy_before, machine_busy_seconds(), tree_cpu, wall)
+    summaries = sorted(glob.glob(str(output / "runs" / "*.json")))
+    if process.returncode != 0 or not summaries:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        return {"ok": False, "returncode": process.returncode, "log_tail": tail, "memory": memory}
+    summary = json.loads(Path(summaries[-1]).read_text())
+    started = datetime.fromisoformat(summary["started"]).timestamp()
+    elapsed = summary["elapsed_seconds"]
+    processed = summary["files"]["processed"]
+    map_seconds = summary["step_seconds"].get("map")
+    run_cpu = sampler.cpu_between(started, started + elapsed)  # session start-up and shutdown excluded
+    result = {
+        "ok": True,
+        "command": " ".join(command[1:]),
+        "files": processed,
+        "documents": summary["documents"],
+        "wall_seconds": round(wall, 2),
+        "session_startup_seconds": round(started - launched, 2),
+        "shutdown_seconds": round(wall - (started - launched) - elapsed, 2),
+        "elapsed_seconds": elapsed,
+        "files_per_second": round(processed / elapsed, 2),
+        "map_step_files_per_second": round(processed / map_seconds, 2) if map_seconds else None,
+        "step_seconds": summary["step_seconds"],
+        "memory": memory,
+        "cpu_seconds": memory["cpu_seconds"],
+        "run_cpu_seconds": run_cpu,
+        "run_cpu_ms_per_file": round(sum(run_cpu.values()) / processed * 1e3, 2) if processed else None,
+        "run_cores_used": round(sum(run_cpu.values()) / elapsed, 2),
+        "other_load_cores": others,
+        "event_log": event_log_profile(events),
+    }
+    shutil.rmtree(output, ignore_errors=True)  # FHIR NDJSON and tables of 10,000 files: not kept
+    return result
+
+
+JVM_METRICS = {
+    "JVMHeapMemory": "jvm_heap_used",
+    "JVMOffHeapMemory": "jvm_off_heap_used",
+    "DirectPoolMemory": "jvm_direct_buffers",
+}
+"""Executor metrics that Spark polls and reports with each task's end (peaks, bytes)."""
+
+
+def _part(name: str) -> int:
+    parts = name.split("_")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def event_log_profile(events: Path) -> dict:
+    """Stages (name, tasks, wall seconds, summed task run time) and job/SQL descriptions from the event log."""
+    # Spark 4 writes a folder per application (eventlog_v2_*) holding events_<n>_* files, read in order.
+    files = sorted(
+        (f for f in events.rglob("*") if f.is_file() and not f.name.startswith(".")),
+        key=lambda f: (str(f.parent), _part(f.name)),
+    )
+    if not files:
+        return {}
+    stages, jobs, sql = {}, {}, {}
+    task_time: dict[int, float] = {}
+    peaks: dict[str, int] = {}
+    deserialise: dict[int, float] = {}
+    gc: dict[int, float] = {}
+    for line in (line for f in files for line in f.open()):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kind = event.get("Event", "")
+        if kind == "SparkListenerStageCompleted":
+            info = event["Stage Info"]
+            stages[info["Stage ID"]] = {
+                "stage": info["Stage ID"],
+                "name": info["Stage Name"],
+                "tasks": info["Number of Tasks"],
+                "seconds": round((info.get("Completion Time", 0) - info.get("Submission Time", 0)) / 1e3, 3),
+            }
+        elif kind == "SparkListenerTaskEnd":
+            for name, value in (event.get("Task Executor Metrics") or {}).items():
+                if name in JVM_METRICS:
+                    peaks[name] = max(peaks.get(name, 0), value)
+            metrics = event.get("Task Metrics") or {}
+            stage = event["Stage ID"]
+            task_time[stage] = task_time.get(stage, 0) + metrics.get("Executor Run Time", 0) / 1e3
+            deserialise[stage] = deserialise.get(stage, 0) + metrics.get("Executor Deserialize Time", 0) / 1e3
+            gc[stage] = gc.get(stage, 0) + metrics.get("JVM GC Time", 0) / 1e3
+        elif kind == "SparkListenerJobStart":
+            execution = (event.get("Properties") or {}).get("spark.sql.execution.id")
+            for stage in event.get("Stage IDs", []):
+                jobs[stage] = (event["Job ID"], execution)
+        elif kind.endswith("SparkListenerSQLExecutionStart"):
+            sql[str(event.get("executionId"))] = event.get("description", "")[:80]
+    rows = []
+    for stage_id, stage in sorted(stages.items()):
+        job, execution = jobs.get(stage_id, (None, None))
+        rows.append(
+            {
+                **stage,
+                "job": job,
+                "sql": sql.get(str(execution)) if execution is not None else None,
+                "task_seconds": round(task_time.get(stage_id, 0), 3),
+                "deserialize_seconds": round(deserialise.get(stage_id, 0), 3),
+                "gc_seconds": round(gc.get(stage_id, 0), 3),
+            }
+        )
+    return {
+        "stages": rows,
+        "stage_count": len(rows),
+        "task_count": sum(r["tasks"] for r in rows),
+        "jobs": len({j for j, _ in jobs.values()}),
+        "peak_mb": {JVM_METRICS[name]: round(value / 2**20, 1) for name, value in sorted(peaks.items())},
+    }
