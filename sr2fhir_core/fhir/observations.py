@@ -9,7 +9,7 @@ read-only objects are placed in every resource. Elements are written in R5 order
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .. import codes
 from ..datetimes import from_dicom_datetime
@@ -29,7 +29,7 @@ class _Kind:
 
     __slots__ = ("category", "meta")
 
-    def __init__(self, profile: str, category: dict | None) -> None:
+    def __init__(self, profile: str, category: Mapping | None) -> None:
         self.meta = meta(profile)
         self.category = [fixed(category)] if category is not None else None
 

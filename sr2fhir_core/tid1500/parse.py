@@ -7,7 +7,7 @@ not fatal: real producers add context the template does not name. What the mappi
 
 from __future__ import annotations
 
-from dataclasses import replace
+from functools import cache
 
 from .. import codes
 from ..codes import concept_key, same_concept
@@ -125,7 +125,7 @@ class _ReportParser:
             elif target.relationship is child.relationship:
                 resolved.append(target)
             else:
-                resolved.append(replace(target, relationship=child.relationship))
+                resolved.append(_with_relationship(target, child.relationship))
         return tuple(resolved)
 
     def _resolve(self, item: ByReferenceItem) -> ContentItem | None:
@@ -522,6 +522,22 @@ _DEVICE_OBSERVER_FIELDS: dict[tuple[str, str], str] = {
     codes.DEVICE_OBSERVER_MODEL_NAME.key: "model_name",
     codes.DEVICE_OBSERVER_SERIAL_NUMBER.key: "serial_number",
 }
+
+
+@cache
+def _slot_names(cls: type) -> tuple[str, ...]:
+    return tuple(name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ()))
+
+
+def _with_relationship(item: ContentItem, relationship: RelationshipType | None) -> ContentItem:
+    """A copy of a by-reference target under the referencing item's relationship; slot by slot, because
+    `dataclasses.replace` (which re-runs `__init__` through `fields()`) costs several times more, and
+    generated and real reports can reference hundreds of regions."""
+    clone = object.__new__(type(item))
+    for name in _slot_names(type(item)):
+        object.__setattr__(clone, name, getattr(item, name))
+    clone.relationship = relationship
+    return clone
 
 
 def _text_of(item: ContentItem) -> str | None:
