@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,7 +131,34 @@ def _run_job(args: argparse.Namespace, config) -> dict:
         return sr_to_fhir.run(spark, config)
     finally:
         if started_here:
-            spark.stop()
+            _stop(spark)
+
+
+STOP_TIMEOUT_SECONDS = 120
+
+
+def _stop(spark) -> None:
+    """Stop the session we started, but never wait forever: after a failure (an executor lost to an
+    OutOfMemoryError, say) stopping can block, and the run must still end with its error."""
+    stopper = threading.Thread(target=spark.stop, name="sr2fhir-stop", daemon=True)
+    stopper.start()
+    stopper.join(STOP_TIMEOUT_SECONDS)
+    if stopper.is_alive():
+        logging.getLogger("sr2fhir").warning("the Spark session did not stop in %d s; exiting", STOP_TIMEOUT_SECONDS)
+
+
+def _failure(exc: BaseException) -> str:
+    """One readable line for a failed run: the exception, the first line of its message and, for an error
+    raised in a Python worker, the worker's own exception line (the last unindented line of its traceback);
+    the JVM stack trace Spark appends is left to the log."""
+    text = str(exc).split("JVM stacktrace:")[0]
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    head = lines[0].strip()
+    cause = next((line for line in reversed(lines) if not line[0].isspace()), head)
+    message = head if cause == head else f"{head} ... {cause}"
+    return f"{type(exc).__name__}: {message[:2000]}"
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -143,6 +171,10 @@ def command_run(args: argparse.Namespace) -> int:
     except (ConfigError, InputError) as exc:
         print(f"sr2fhir run: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the run failed: nothing was committed to the ledger; the next run maps again
+        logging.getLogger("sr2fhir").debug("run failed", exc_info=True)
+        print(f"sr2fhir run: failed: {_failure(exc)}", file=sys.stderr)
+        return 1
     _print_summary(summary)
     return 0
 

@@ -1,10 +1,14 @@
 """The mapping step: `map_sr` over Arrow batches of input files, inside `DataFrame.mapInArrow`.
 
-Input rows are files (`source_file`, `size`, `modification_time`, `content`); output rows are inputs,
-one per plain file and one per archive member (`archive!member`), each with its document record, its FHIR
-resources as JSON text and its table rows as nested lists. One map_sr per input, nothing else of weight:
-the core does the mapping, this module only moves bytes in and results out, and never raises (a bad file
-or archive becomes a `failed`/`rejected` record, never a failed task).
+Input rows are files (`source_file`, `size`, `modification_time`, `content`). Inputs are those files, and
+the members of zip and tar archives (`archive!member`). The output is long: one row per document record (one
+per input), per FHIR resource (its JSON text) and per table row, told apart by `kind`, each kind in its own
+struct column (the others null). So no staged row holds more than one resource or table row, whatever the
+size of a report, and each sink reads only its kind's columns (Parquet reads nested columns separately).
+
+One map_sr per input, nothing else of weight: the core does the mapping, this module only moves bytes in and
+results out, straight into Arrow column arrays, and never raises (a bad file or archive becomes a
+`failed`/`rejected` record, never a failed task).
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import tarfile
 import traceback
 import typing
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 import pyarrow as pa
@@ -49,14 +53,6 @@ def _record_fields() -> list[pa.Field]:
 
 RECORD_FIELDS: list[pa.Field] = _record_fields()
 
-RESOURCE_TYPE = pa.struct(
-    [
-        pa.field("resource_type", pa.string(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("json", pa.string(), nullable=False),
-    ]
-)
-
 INPUT_FIELDS = [
     pa.field("source_file", pa.string(), nullable=False),
     pa.field("source_path", pa.string(), nullable=False),
@@ -64,25 +60,38 @@ INPUT_FIELDS = [
     pa.field("modification_time", pa.timestamp("us", tz="UTC")),
     pa.field("content_sha256", pa.string()),
 ]
+"""`size`/`modification_time` are the stored file's (for a member: the archive's), which is what incremental
+runs compare; `content_sha256` is of the input's bytes."""
 
-RESOURCES_COLUMN = "fhir_resources"
-ROWS_COLUMNS = {table: f"rows_{table}" for table in TABLE_SCHEMAS}
-"""Nested output columns (the record's own `resources`, `measurements`, ... are its counts)."""
+RECORD = "record"
+RESOURCE = "resource"
+TABLES = tuple(TABLE_SCHEMAS)
+KINDS = (RECORD, RESOURCE, *TABLES)
+"""Values of `kind`, each also the name of the struct column that holds that kind's row."""
 
-OUTPUT_SCHEMA = pa.schema(
+COMMON_FIELDS = [
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("content_sha256", pa.string()),
+]
+"""On every row: what the row is, and the stored file and input bytes it comes from."""
+
+RECORD_TYPE = pa.struct([f for f in INPUT_FIELDS if f.name not in ("source_file", "content_sha256")] + RECORD_FIELDS)
+RESOURCE_TYPE = pa.struct(
     [
-        *INPUT_FIELDS,
-        *RECORD_FIELDS,
-        pa.field("resource_types", pa.map_(pa.string(), pa.int32())),
-        pa.field(RESOURCES_COLUMN, pa.list_(pa.field("element", RESOURCE_TYPE, nullable=False))),
-        *(
-            pa.field(ROWS_COLUMNS[table], pa.list_(pa.field("element", pa.struct(list(schema)), nullable=False)))
-            for table, schema in TABLE_SCHEMAS.items()
-        ),
+        pa.field("resource_type", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("json", pa.string(), nullable=False),
     ]
 )
-"""One row per input (file or archive member). `size`/`modification_time` are the stored file's (for a
-member: the archive's), which is what incremental runs compare; `content_sha256` is of the input's bytes."""
+STRUCT_TYPES: dict[str, pa.StructType] = {
+    RECORD: RECORD_TYPE,
+    RESOURCE: RESOURCE_TYPE,
+    **{table: pa.struct(list(schema)) for table, schema in TABLE_SCHEMAS.items()},
+}
+
+OUTPUT_SCHEMA = pa.schema([*COMMON_FIELDS, *(pa.field(kind, STRUCT_TYPES[kind]) for kind in KINDS)])
+"""The staged rows: `kind`, `source_file`, `content_sha256`, and one struct column per kind."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,35 +100,86 @@ class MapperSettings:
     max_file_bytes: int
 
 
+FLUSH_ROWS = 4096
+"""Output rows per Arrow batch at most, whatever the input (an archive of thousands of members, a report of
+thousands of measurements): bounded batches for the worker and the JVM."""
+FLUSH_INPUTS = 256
+"""Inputs mapped before their rows are handed over at the latest (progress is counted per flush)."""
+
+FAULT_ENVIRONMENT = "SR2FHIR_TEST_FAULT"
+"""Test hook: when a worker's environment sets it to `mapper`, the Mapper fails its task (a stage failure), so
+the tests can check that a failed run ends with a clear error and a non-zero exit. Never set it otherwise."""
+
+
 class _Output:
-    """Column buffers for one output batch."""
+    """Column buffers of the rows not yet handed over, per kind."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list] = {f.name: [] for f in OUTPUT_SCHEMA}
-
-    def __len__(self) -> int:
-        return len(self.columns["source_path"])
+        self.inputs = 0
+        self.rows = 0
+        self.files: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        self.hashes: dict[str, list[str | None]] = {kind: [] for kind in KINDS}
+        self.records: list[dict] = []
+        self.resource_types: list[str] = []
+        self.resource_ids: list[str] = []
+        self.resource_json: list[bytes] = []
+        self.table_rows: dict[str, list[dict]] = {table: [] for table in TABLES}
 
     def add(self, source: dict, record: DocumentRecord, resources: list[dict], rows: dict[str, list[dict]]) -> None:
-        """Append one input's row; everything that can fail runs before the first append."""
-        serialised = [
-            {"resource_type": r["resourceType"], "id": r["id"], "json": dumps_json(r).decode()} for r in resources
-        ]
-        types: dict[str, int] = {}
-        for resource in serialised:
-            types[resource["resource_type"]] = types.get(resource["resource_type"], 0) + 1
-        values = {
-            **source,
-            **{f.name: getattr(record, f.name) for f in RECORD_FIELDS},
-            "resource_types": list(types.items()),
-            RESOURCES_COLUMN: serialised,
-            **{column: rows.get(table, []) for table, column in ROWS_COLUMNS.items()},
-        }
-        for name, column in self.columns.items():
-            column.append(values[name])
+        """Append one input's rows; everything that can fail runs before the first append."""
+        serialised = [dumps_json(r) for r in resources]
+        types = [r["resourceType"] for r in resources]
+        ids = [r["id"] for r in resources]
+        values = {f.name: getattr(record, f.name) for f in RECORD_FIELDS}
+        values["status"] = record.status.value
+        values.update(source)
+        file, sha = source["source_file"], source["content_sha256"]
+        self.records.append(values)
+        counts = {RECORD: 1, RESOURCE: len(resources)}
+        self.resource_types += types
+        self.resource_ids += ids
+        self.resource_json += serialised
+        for table in TABLES:
+            table_rows = rows.get(table, ())
+            self.table_rows[table] += table_rows
+            counts[table] = len(table_rows)
+        for kind, n in counts.items():
+            self.files[kind] += [file] * n
+            self.hashes[kind] += [sha] * n
+        self.inputs += 1
+        self.rows += sum(counts.values())
 
-    def batch(self) -> pa.RecordBatch:
-        return pa.RecordBatch.from_pydict(self.columns, schema=OUTPUT_SCHEMA)
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The buffered rows as record batches of one kind each, at most FLUSH_ROWS rows per batch."""
+        records = {
+            f.name: pa.array([r[f.name] for r in self.records], f.type)
+            for f in RECORD_TYPE  # type: ignore[attr-defined]
+        }
+        structs = {
+            RECORD: pa.StructArray.from_arrays(list(records.values()), fields=list(RECORD_TYPE)),
+            RESOURCE: pa.StructArray.from_arrays(
+                [
+                    pa.array(self.resource_types, pa.string()),
+                    pa.array(self.resource_ids, pa.string()),
+                    pa.array(self.resource_json, pa.string()),  # UTF-8 bytes as they are: no decode
+                ],
+                fields=list(RESOURCE_TYPE),
+            ),
+            **{table: pa.array(self.table_rows[table], STRUCT_TYPES[table]) for table in TABLES},
+        }
+        for kind, values in structs.items():
+            n = len(values)
+            if not n:
+                continue
+            columns = [
+                pa.array([kind] * n, pa.string()),
+                pa.array(self.files[kind], pa.string()),
+                pa.array(self.hashes[kind], pa.string()),
+                *(values if other == kind else pa.nulls(n, STRUCT_TYPES[other]) for other in KINDS),
+            ]
+            batch = pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA)
+            for offset in range(0, n, FLUSH_ROWS):
+                yield batch.slice(offset, FLUSH_ROWS)
 
 
 def _record(source_path: str, status: DocumentStatus, reason: str, message: str) -> DocumentRecord:
@@ -162,9 +222,6 @@ def _members(content: bytes, limit: int) -> Iterator[tuple[str, int, bytes | Non
 Result = tuple[dict, DocumentRecord, list[dict], dict[str, list[dict]]]
 """One input's output: its source columns, document record, resources and table rows."""
 
-FLUSH_ROWS = 256
-"""Output rows per Arrow batch at most (a batch of inputs is usually far fewer)."""
-
 
 class Mapper:
     """The function given to mapInArrow: picklable, with its settings, and nothing else."""
@@ -174,26 +231,38 @@ class Mapper:
         self.progress = progress
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        if os.environ.get(FAULT_ENVIRONMENT) == "mapper":
+            raise RuntimeError(f"fault injected by {FAULT_ENVIRONMENT}=mapper (a test hook)")
+        out = _Output()
         for batch in batches:
-            out = _Output()
-            for row in batch.to_pylist():
-                for item in self._file(row):
-                    out.add(*item)
-                    if len(out) >= FLUSH_ROWS:  # an archive of thousands of members: bounded batches
-                        yield self._flush(out)
+            # Column by column: only the small columns become Python lists; contents are taken one at a time.
+            files = batch.column("source_file").to_pylist()
+            sizes = batch.column("size").to_pylist()
+            times = batch.column("modification_time").cast(pa.timestamp("us", tz="UTC")).to_pylist()
+            contents = batch.column("content")
+            for i, path in enumerate(files):
+                stored = {"source_file": path, "size": sizes[i], "modification_time": times[i]}
+                for item in self._file(stored, contents[i].as_py()):
+                    try:
+                        out.add(*item)
+                    except Exception as exc:  # a result that cannot be serialised: its input failed
+                        source = {**item[0], "content_sha256": None}
+                        failed = _record(source["source_path"], DocumentStatus.FAILED, JOB_ERROR, _describe(exc))
+                        out.add(source, failed, [], {})
+                    if out.rows >= FLUSH_ROWS or out.inputs >= FLUSH_INPUTS:
+                        yield from self._flush(out)
                         out = _Output()
-            if len(out):
-                yield self._flush(out)
+            if out.inputs:
+                yield from self._flush(out)
+                out = _Output()
 
-    def _flush(self, out: _Output) -> pa.RecordBatch:
+    def _flush(self, out: _Output) -> Iterator[pa.RecordBatch]:
+        yield from out.batches()
         if self.progress is not None:
-            self.progress(len(out))
-        return out.batch()
+            self.progress(out.inputs)
 
-    def _file(self, row: dict) -> Iterator[Result]:
-        path = row["source_file"]
-        stored = {"source_file": path, "size": row["size"], "modification_time": _utc(row["modification_time"])}
-        content = row["content"]
+    def _file(self, stored: dict, content: bytes | None) -> Iterator[Result]:
+        path = stored["source_file"]
         try:
             if content is None:
                 limit = self.settings.max_file_bytes
@@ -249,9 +318,3 @@ class Mapper:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

@@ -4,10 +4,11 @@
 
 Order of work, chosen for kill safety:
   1. list inputs; with a ledger, keep only new, changed or failed files (metadata only, no bytes read);
-  2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet), so every sink reads the mapping
-     output instead of mapping again;
-  3. tables (one Delta commit each), 4. FHIR NDJSON + manifest, 5. the ledger (the commit point of the
-     run), 6. `runs/<run-id>.json`, 7. staging removed.
+  2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet, one row per document record, resource or
+     table row), so every sink reads the mapping output instead of mapping again, and only its own rows;
+  3. run statistics from the (cached) document records; 4. tables (one Delta commit each) and FHIR NDJSON +
+     manifest, side by side; 5. the ledger (the commit point of the run), 6. `runs/<run-id>.json`,
+     7. staging removed.
 A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes
 the tables come out the same, and the killed run's partial export folder is removed.
 """
@@ -17,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import secrets
 import sys
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +40,7 @@ from pyspark.sql import functions as F
 
 from jobs.config import JobConfig
 from jobs.fs import HadoopFS
-from jobs.mapping import OUTPUT_SCHEMA, Mapper, MapperSettings
+from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
 from jobs.session import apply_runtime_settings
 from jobs.sinks import ndjson, tables
 from jobs.sinks.ledger import Ledger
@@ -157,12 +159,12 @@ def _select_files(inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint
     return found, (None if len(todo) == found else todo)
 
 
-def _statistics(staged: DataFrame) -> dict:
-    """What the run mapped, from the staged records (small columns only)."""
+def _statistics(records: DataFrame) -> dict:
+    """What the run mapped, from the staged document records (one small row per input)."""
     by_reason = {}
     totals = {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
     for row in (
-        staged.groupBy("status", "reason")
+        records.groupBy("status", "reason")
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.sum("measurements").alias("measurements"),
@@ -177,19 +179,43 @@ def _statistics(staged: DataFrame) -> dict:
         if row["reason"]:
             key = f"{row['status']}/{row['reason']}"
             by_reason[key] = by_reason.get(key, 0) + row["n"]
-    types = (
-        staged.select(F.explode("resource_types").alias("type", "n"))
-        .groupBy("type")
-        .agg(F.sum("n").alias("n"))
-        .collect()
-    )
-    files = staged.select(F.countDistinct("source_file").alias("n")).first()["n"]
-    return {
-        "files": int(files),
-        "totals": totals,
-        "by_reason": dict(sorted(by_reason.items())),
-        "resources_before_dedup": {r["type"]: int(r["n"]) for r in sorted(types, key=lambda r: r["type"])},
-    }
+    files = records.select(F.countDistinct("source_file").alias("n")).first()["n"]
+    return {"files": int(files), "totals": totals, "by_reason": dict(sorted(by_reason.items()))}
+
+
+def _side_by_side(spark: SparkSession, tag: str, calls: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Run independent steps in threads (each mostly Spark jobs and their latency) and return their results.
+    The first failure cancels the other steps' Spark jobs (all tagged `tag`) and is raised once they have
+    stopped, or after a minute at most: a failed run ends, it never waits on its own leftovers. The threads
+    are daemons, so none keeps the process alive."""
+    context = spark.sparkContext
+    outcomes: queue.Queue = queue.Queue()
+
+    def call(name: str, function: Callable[[], object]) -> None:
+        try:
+            context.addJobTag(tag)  # thread-local: every job this thread starts carries it
+            outcomes.put((name, function(), None))
+        except BaseException as exc:
+            outcomes.put((name, None, exc))
+
+    for name, function in calls.items():
+        threading.Thread(target=call, args=(name, function), name=f"sr2fhir-{name}", daemon=True).start()
+    results: dict[str, object] = {}
+    failure: BaseException | None = None
+    deadline = None
+    for _ in calls:
+        try:
+            name, value, error = outcomes.get(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
+        except queue.Empty:
+            break
+        if error is not None and failure is None:
+            failure = error
+            context.cancelJobsWithTag(tag)
+            deadline = time.monotonic() + 60
+        results[name] = value
+    if failure is not None:
+        raise failure
+    return results
 
 
 def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
@@ -263,59 +289,61 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         content = inputs.with_content(todo)
         mapped = content.mapInArrow(Mapper(settings, progress.callback()), _spark_schema())
         mapped.write.mode("overwrite").parquet(staging)
-    staged = spark.read.parquet(staging)
-
-    # The sinks and the statistics are independent Spark jobs, each short and mostly latency (planning,
-    # Delta log, commits): run them side by side. All must succeed before the ledger commit.
-    scope = staged.select(tables.SCOPE).distinct()
-
-    def write_table(name: str) -> None:
-        rows = tables.table_rows(staged, name, run_id)
-        uri, partition_by = layout.table(name), config.out.partition_by
-        with step(f"table {name}"):
-            if table_format == "delta":
-                tables.write_delta(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
-            else:
-                tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
-
-    def write_fhir() -> ndjson.Export:
-        with step("fhir"):
-            return ndjson.write_ndjson(
-                staged,
-                fs,
-                layout.fhir(run_id),
-                transaction_time=started.isoformat().replace("+00:00", "Z"),
-                request=fs.url(layout.summary(run_id)),
-            )
-
-    def statistics() -> dict:
+    # Staged rows are long (mapping.OUTPUT_SCHEMA): each sink reads its kind's rows and columns only. The
+    # document records are small (one per input) and read by the statistics, the MERGE scope and the
+    # ledger: cached once.
+    staged = spark.read.schema(_spark_schema()).parquet(staging)
+    records = staged.where(F.col("kind") == RECORD).select("source_file", "content_sha256", f"{RECORD}.*").persist()
+    try:
         with step("statistics"):
-            return _statistics(staged)
+            stats = _statistics(records)
+        if found < 0:
+            found = stats["files"]
+        if todo is not None and stats["files"] != len(todo):
+            raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
+        scope = records.select(tables.SCOPE).distinct()
 
-    with step("sinks"), ThreadPoolExecutor(max_workers=4, thread_name_prefix="sr2fhir-sink") as pool:
-        futures = [
-            pool.submit(statistics),
-            pool.submit(write_fhir),
-            *(pool.submit(write_table, name) for name in tables.TABLES),
-        ]
-        wait(futures)
-        for future in futures:
-            future.result()  # the first failure, if any, stops the run before its ledger commit
-    stats, export = futures[0].result(), futures[1].result()
-    if found < 0:
-        found = stats["files"]
-    if todo is not None and stats["files"] != len(todo):
-        raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
-    log.info(
-        "run %s: mapped %d inputs from %d files; tables and export written",
-        run_id,
-        stats["totals"]["inputs"],
-        stats["files"],
-    )
-    if before_ledger is not None:
-        before_ledger()
-    with step("ledger"):
-        ledger.write(staged, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
+        def write_table(name: str) -> None:
+            rows = tables.table_rows(staged, name, run_id)
+            uri, partition_by = layout.table(name), config.out.partition_by
+            with step(f"table {name}"):
+                if table_format == "delta":
+                    tables.write_delta(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
+                else:
+                    tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
+
+        def write_fhir() -> ndjson.Export:
+            with step("fhir"):
+                return ndjson.write_ndjson(
+                    staged,
+                    fs,
+                    layout.fhir(run_id),
+                    transaction_time=started.isoformat().replace("+00:00", "Z"),
+                    request=fs.url(layout.summary(run_id)),
+                )
+
+        # The sinks are independent Spark jobs, each mostly latency (planning, Delta log, commits): side by
+        # side. All must succeed before the ledger commit.
+        with step("sinks"):
+            sinks = _side_by_side(
+                spark,
+                f"sr2fhir-{run_id}",
+                {"fhir": write_fhir, **{name: (lambda name=name: write_table(name)) for name in tables.TABLES}},
+            )
+        export = typing.cast(ndjson.Export, sinks["fhir"])
+        stats["resources_before_dedup"] = export.counts_before_dedup
+        log.info(
+            "run %s: mapped %d inputs from %d files; tables and export written",
+            run_id,
+            stats["totals"]["inputs"],
+            stats["files"],
+        )
+        if before_ledger is not None:
+            before_ledger()
+        with step("ledger"):
+            ledger.write(records, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
+    finally:
+        records.unpersist()
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
 
 

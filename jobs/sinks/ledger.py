@@ -59,8 +59,12 @@ class Ledger:
             )
         )
 
-    def write(self, staged: DataFrame, *, run_id: str, processed_at: datetime, fingerprint: str, replace: bool) -> None:
-        rows = staged.select(
+    def write(
+        self, records: DataFrame, *, run_id: str, processed_at: datetime, fingerprint: str, replace: bool
+    ) -> None:
+        """Append (or, on a full refresh, replace with) one row per input of `records`: the staged document
+        records, with the input columns (`mapping.INPUT_FIELDS`) and the record's (`mapping.RECORD_FIELDS`)."""
+        rows = records.select(
             F.lit(run_id).alias("run_id"),
             F.lit(processed_at).cast("timestamp").alias("processed_at"),
             *(f.name for f in INPUT_FIELDS),

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..fs import HadoopFS
-from ..mapping import RESOURCES_COLUMN
+from ..mapping import RESOURCE
 
 MANIFEST = "manifest.json"
 
@@ -26,34 +26,52 @@ class Export:
     directory: str
     manifest: dict
     counts: dict[str, int]
+    """Resources written per type (distinct ids)."""
+    counts_before_dedup: dict[str, int]
+    """Resources the run's inputs gave per type, copies of one id included."""
+
+
+def resources(staged: DataFrame) -> DataFrame:
+    """(resource_type, id, json): every resource of the run, copies included."""
+    return staged.where(F.col("kind") == RESOURCE).select(f"{RESOURCE}.*")
 
 
 def unique_resources(staged: DataFrame) -> DataFrame:
-    """(resource_type, id, json): one row per resource id, the smallest JSON of its copies."""
-    resources = staged.select(F.explode(RESOURCES_COLUMN).alias("r")).select("r.*")
-    return resources.groupBy("resource_type", "id").agg(F.min("json").alias("json"))
+    """(resource_type, id, json) sorted by type and id within partitions, one partition per type (hash-
+    partitioned by type), one row per id: the smallest JSON of its copies. One shuffle of the JSON: the
+    aggregation by (type, id) needs no other exchange after the partitioning by type, and its sort by (type,
+    id) is the order the files are written in."""
+    return (
+        resources(staged)
+        .repartition("resource_type")
+        .groupBy("resource_type", "id")
+        .agg(F.min("json").alias("json"))
+        .sortWithinPartitions("resource_type", "id")
+    )
+
+
+def resource_counts(staged: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """(distinct ids per type, resources per type with copies), from the type and id columns alone."""
+    per_id = resources(staged).groupBy("resource_type", "id").agg(F.count(F.lit(1)).alias("copies"))
+    rows = per_id.groupBy("resource_type").agg(F.count(F.lit(1)).alias("ids"), F.sum("copies").alias("copies"))
+    collected = sorted(rows.collect(), key=lambda r: r["resource_type"])
+    return (
+        {r["resource_type"]: int(r["ids"]) for r in collected},
+        {r["resource_type"]: int(r["copies"]) for r in collected},
+    )
 
 
 def write_ndjson(staged: DataFrame, fs: HadoopFS, directory: str, *, transaction_time: str, request: str) -> Export:
     """Write the run's resources, one file per type, and the manifest."""
     parts = f"{directory}/_parts"
-    # Hash-partitioning by type sends each type to one task: one file per type, whatever the volume.
     (
         unique_resources(staged)
-        .repartition("resource_type")
-        .sortWithinPartitions("resource_type", "id")
         .select("resource_type", F.col("json").alias("value"))
         .write.mode("overwrite")
         .partitionBy("resource_type")
         .text(parts)
     )
-    # Counts for the manifest: distinct ids per type, from the id and type fields alone (Parquet reads
-    # only those nested columns), which is far less than reading the NDJSON back.
-    ids = staged.select(F.explode(RESOURCES_COLUMN).alias("r")).select("r.resource_type", "r.id")
-    counts = {
-        row["resource_type"]: int(row["n"])
-        for row in ids.groupBy("resource_type").agg(F.countDistinct("id").alias("n")).collect()
-    }
+    counts, before_dedup = resource_counts(staged)
     output = []
     for resource_type in sorted(counts):
         files = [f for f in fs.list(f"{parts}/resource_type={resource_type}") if f.name.startswith("part-")]
@@ -71,4 +89,4 @@ def write_ndjson(staged: DataFrame, fs: HadoopFS, directory: str, *, transaction
         "error": [],
     }
     fs.write_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
-    return Export(directory=directory, manifest=manifest, counts=counts)
+    return Export(directory=directory, manifest=manifest, counts=counts, counts_before_dedup=before_dedup)

@@ -21,12 +21,12 @@ import logging
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .. import mapping
 from ..fs import HadoopFS
-from ..mapping import ROWS_COLUMNS
 
 log = logging.getLogger("sr2fhir")
 
-TABLES = tuple(ROWS_COLUMNS)
+TABLES = mapping.TABLES
 KEY = ("source_path", "observation_id")
 SCOPE = "source_file"
 PARTITION_COLUMN = "study_year"
@@ -34,9 +34,9 @@ PARTITION_EXPRESSION = "YEAR(study_date)"
 
 
 def table_rows(staged: DataFrame, table: str, run_id: str) -> DataFrame:
-    """The table's rows of this run, flattened out of the staged mapping output."""
-    rows = staged.select(F.explode(ROWS_COLUMNS[table]).alias("row"), SCOPE, "content_sha256")
-    return rows.select("row.*", SCOPE, "content_sha256", F.lit(run_id).alias("run_id"))
+    """The table's rows of this run, from the staged rows of its kind (Parquet reads only their columns)."""
+    rows = staged.where(F.col("kind") == table)
+    return rows.select(f"{table}.*", SCOPE, "content_sha256", F.lit(run_id).alias("run_id"))
 
 
 def write_delta(

@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from jobs.config import ConfigError, load_config
-from jobs.mapping import OUTPUT_SCHEMA, RECORD_FIELDS, Mapper, MapperSettings, is_archive
-from sr2fhir_core import DocumentRecord, MappingOptions, map_sr
+from jobs.mapping import KINDS, OUTPUT_SCHEMA, RECORD_FIELDS, RECORD_TYPE, Mapper, MapperSettings, is_archive
+from sr2fhir_core import DocumentRecord, MappingOptions, dumps_json, map_sr
 from sr2fhir_synth import write_sample_corpus
 
 
@@ -56,7 +58,8 @@ def test_output_schema_takes_the_record_columns_from_the_core() -> None:
 
     names = [f.name for f in dataclasses.fields(DocumentRecord) if f.name != "source_path"]
     assert [f.name for f in RECORD_FIELDS] == names
-    assert set(names) <= set(OUTPUT_SCHEMA.names)
+    assert set(names) <= {f.name for f in RECORD_TYPE}
+    assert set(OUTPUT_SCHEMA.names) >= set(KINDS)
 
 
 def _batch(rows: list[tuple[str, bytes | None]]) -> pa.RecordBatch:
@@ -100,8 +103,8 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
             )
         )
     )
-    rows = {r["source_path"]: r for r in out.to_pylist()}
-    assert {p: (r["status"], r["reason"]) for p, r in rows.items()} == {
+    records = {r["record"]["source_path"]: {**r, **r["record"]} for r in out.to_pylist() if r["kind"] == "record"}
+    assert {p: (r["status"], r["reason"]) for p, r in records.items()} == {
         "file:/plain": ("mapped", None),
         "file:/a.zip!x/report": ("mapped", None),
         "file:/a.zip!big": ("rejected", "too_large"),
@@ -110,12 +113,24 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
         "file:/large": ("rejected", "too_large"),
         "file:/text": ("rejected", "not_dicom"),
     }
-    plain = rows["file:/plain"]
+    plain = records["file:/plain"]
     expected = map_sr(data, source_path="file:/plain")
-    assert len(plain["fhir_resources"]) == len(expected.resources) == plain["resources"]
-    assert len(plain["rows_measurements"]) == len(expected.rows["measurements"])
-    assert rows["file:/a.zip!x/report"]["source_file"] == "file:/a.zip"
-    assert rows["file:/a.zip!x/report"]["content_sha256"] == plain["content_sha256"]
+    expected_json = sorted(dumps_json(r).decode() for r in expected.resources)
+    for source_file in ("file:/plain", "file:/a.zip"):
+        rows = out.filter(pc.equal(out["source_file"], source_file))
+        resources = [r["resource"] for r in rows.to_pylist() if r["kind"] == "resource"]
+        assert sorted(r["json"] for r in resources) == expected_json
+        measurements = [r["measurements"] for r in rows.to_pylist() if r["kind"] == "measurements"]
+        assert [m["observation_id"] for m in measurements] == [
+            m["observation_id"] for m in expected.rows["measurements"]
+        ]
+        assert {r["content_sha256"] for r in rows.to_pylist() if r["kind"] != "record"} == {plain["content_sha256"]}
+    assert len(expected_json) == plain["resources"]
+    assert records["file:/a.zip!x/report"]["source_file"] == "file:/a.zip"
+    assert records["file:/a.zip!x/report"]["content_sha256"] == plain["content_sha256"]
+    # One kind per row: the other kinds' columns are null.
+    for row in out.to_pylist():
+        assert [kind for kind in KINDS if row[kind] is not None] == [row["kind"]]
 
 
 def test_run_summary_configuration_has_no_secrets() -> None:
@@ -144,13 +159,38 @@ def test_run_summary_configuration_has_no_secrets() -> None:
 
 
 def test_a_large_archive_comes_out_in_bounded_batches() -> None:
-    from jobs.mapping import FLUSH_ROWS
+    from jobs.mapping import FLUSH_INPUTS
 
     zipped = io.BytesIO()
     with zipfile.ZipFile(zipped, "w") as archive:
-        for i in range(FLUSH_ROWS + 10):
+        for i in range(FLUSH_INPUTS + 10):
             archive.writestr(f"note-{i}.txt", b"not dicom")
     done = []
     mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=1000), progress=done.append)
     batches = list(mapper(iter([_batch([("file:/many.zip", zipped.getvalue())])])))
-    assert [b.num_rows for b in batches] == [FLUSH_ROWS, 10] == done
+    assert [b.num_rows for b in batches] == [FLUSH_INPUTS, 10] == done
+
+
+def test_a_large_report_comes_out_as_bounded_rows_and_batches() -> None:
+    """A report of ~5,000 content items gives thousands of rows: no row holds more than one resource or
+    table row, no batch more than FLUSH_ROWS rows."""
+    from jobs.mapping import FLUSH_ROWS
+    from sr2fhir_synth import random_spec, write_sr
+
+    data = write_sr(random_spec(7, target_items=5000))
+    expected = map_sr(data, source_path="file:/large.dcm")
+    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=len(data)))
+    batches = list(mapper(iter([_batch([("file:/large.dcm", data)])])))
+    assert max(b.num_rows for b in batches) <= FLUSH_ROWS
+    out = pa.Table.from_batches(batches)
+    kinds = Counter(out["kind"].to_pylist())
+    assert kinds == {
+        "record": 1,
+        "resource": len(expected.resources),
+        "measurements": len(expected.rows["measurements"]),
+        "qualitative_evaluations": len(expected.rows["qualitative_evaluations"]),
+    }
+    assert kinds["resource"] > 1000
+    largest = max(len(dumps_json(r)) for r in expected.resources)
+    lengths = pc.binary_length(out["resource"].combine_chunks().field("json"))
+    assert pc.max(lengths).as_py() == largest

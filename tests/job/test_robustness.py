@@ -1,0 +1,117 @@
+"""`sr2fhir run` as a user runs it (its own process and local session) where runs used to break: reports of
+thousands of content items with a small driver heap, and a stage that fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from jobs.mapping import FAULT_ENVIRONMENT
+from sr2fhir_core import map_sr
+from sr2fhir_synth import random_spec, write_sr
+
+from .helpers import REPO_ROOT
+
+pytestmark = [pytest.mark.spark]
+
+LARGE_REPORTS = 3
+COPIES = 8
+
+
+def _run(inputs: list[Path], output: Path, *settings: str, env: dict[str, str] | None = None):
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "jobs.cli", "run", "--input", *map(str, inputs), "--output", str(output)]
+    for setting in ["output.progress_interval_seconds=0", *settings]:
+        command += ["--set", setting]
+    return subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": pythonpath, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,  # a run that hangs fails here instead of hanging the suite
+        check=False,
+    )
+
+
+def test_reports_of_5000_items_map_with_a_1g_driver(tmp_path: Path) -> None:
+    """Each report gives ~1,600 resources (~1 MB of JSON): staged one resource per row, the run stays
+    within a 1 GB heap and writes every row and resource."""
+    lake = tmp_path / "lake"
+    expected_measurements, expected_ids = 0, set()
+    for seed in range(LARGE_REPORTS):
+        data = write_sr(random_spec(seed + 50, target_items=5000))
+        result = map_sr(data)
+        assert result.mapped and len(result.resources) > 1000
+        expected_measurements += COPIES * len(result.rows["measurements"])
+        expected_ids |= {(r["resourceType"], r["id"]) for r in result.resources}
+        for copy in range(COPIES):
+            (lake / f"copy-{copy}").mkdir(parents=True, exist_ok=True)
+            (lake / f"copy-{copy}" / f"report-{seed}.dcm").write_bytes(data)
+
+    output = tmp_path / "out"
+    done = _run([lake], output, "spark.settings.spark.driver.memory=1g")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    summary = json.loads(next((output / "runs").glob("*.json")).read_text())
+    files = LARGE_REPORTS * COPIES
+    assert summary["documents"] == {"inputs": files, "mapped": files, "rejected": 0, "failed": 0}
+    assert summary["rows"]["measurements"] == expected_measurements
+    deltalake = pytest.importorskip("deltalake")
+    measurements = deltalake.DeltaTable(str(output / "tables" / "measurements")).to_pyarrow_table()
+    assert measurements.num_rows == expected_measurements
+    assert deltalake.DeltaTable(str(output / "tables" / "documents")).to_pyarrow_table().num_rows == files
+    # Copies of one report share their resource ids: the export holds each once.
+    directory = Path(summary["fhir"]["directory"].removeprefix("file://"))
+    ids = Counter()
+    for entry in summary["resources"]:
+        for line in (directory / f"{entry}.ndjson").read_text().splitlines():
+            resource = json.loads(line)
+            ids[(resource["resourceType"], resource["id"])] += 1
+    assert set(ids) == expected_ids and max(ids.values()) == 1
+    assert sum(summary["resources_before_dedup"].values()) == COPIES * len(expected_ids)
+    assert not (output / "_staging").exists()
+
+
+def test_a_failed_stage_ends_the_run_with_an_error_and_a_nonzero_exit(tmp_path: Path) -> None:
+    """The Mapper's test hook fails every map task: the run must end (no hang) with exit 1, one clear
+    message, and nothing committed (no ledger, no run summary)."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "report.dcm").write_bytes(write_sr(random_spec(3)))
+    output = tmp_path / "out"
+    done = _run([lake], output, env={FAULT_ENVIRONMENT: "mapper"})
+    assert done.returncode == 1, done.stderr[-3000:]
+    message = [line for line in done.stderr.splitlines() if line.startswith("sr2fhir run: failed:")]
+    assert len(message) == 1 and f"fault injected by {FAULT_ENVIRONMENT}" in message[0], done.stderr[-3000:]
+    assert not (output / "runs").exists()
+    assert not (output / "tables" / "documents").exists()
+
+
+def test_a_failed_sink_cancels_the_others_and_raises(spark) -> None:
+    """Sinks run side by side; the first failure cancels the other sinks' Spark jobs instead of waiting for
+    them, then is raised."""
+    import time
+
+    from pyspark.sql import functions as F
+
+    from jobs.sr_to_fhir import _side_by_side
+
+    def slow() -> float:  # many minutes of work on two cores unless cancelled
+        return spark.range(0, 10**12, numPartitions=4).select(F.sum(F.sqrt("id"))).first()[0]
+
+    def broken() -> None:
+        time.sleep(2)  # the slow job is running by then
+        raise ValueError("sink failed")
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="sink failed"):
+        _side_by_side(spark, "sr2fhir-test-cancel", {"slow": slow, "broken": broken})
+    assert time.monotonic() - started < 30
+    assert spark.range(3).count() == 3  # the session is fine afterwards
