@@ -215,7 +215,8 @@ class ObservationBuilder:
         its tracking BodyStructure), which its members copy."""
         codings = self.context.codings
         members = [self.measurement(m, group, references, site) for m in group.measurements]
-        members += [self.qualitative_evaluation(e, references, site) for e in group.qualitative_evaluations]
+        evaluation_site = site if self.facts.evaluation_site else NO_SITE
+        members += [self.qualitative_evaluation(e, references, evaluation_site) for e in group.qualitative_evaluations]
         resource = self._observation(
             self.group_kind,
             group.position,

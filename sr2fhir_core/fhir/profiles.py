@@ -144,6 +144,9 @@ class IgFacts:
     tracking_body_structure: bool
     """Ballot: tracking ids on their own BodyStructure in `focus`; STU1: identifiers of the finding site."""
     body_site_without_modifiers: bool
+    evaluation_site: bool
+    """Qualitative evaluations of a group carry its finding site: ballot yes; STU1 no (NOTES §5.10, the
+    post-ballot examples)."""
     """STU1: a finding site without laterality or topographical modifier is `bodySite` (FHIR-47941)."""
     source_sr_content_item: bool
     """STU1: an Observation UID gives a source-sr-content-item selection in `derivedFrom` (FHIR-47946)."""
@@ -163,6 +166,7 @@ IG_FACTS: MappingProxyType = MappingProxyType(
             measurement_category=CATEGORY_MEASUREMENT_GROUP,
             tracking_body_structure=True,
             body_site_without_modifiers=False,
+            evaluation_site=True,
             source_sr_content_item=False,
             source_image_for_segmentation=False,
             selection_body_site=False,
@@ -174,6 +178,7 @@ IG_FACTS: MappingProxyType = MappingProxyType(
             measurement_category=None,
             tracking_body_structure=False,
             body_site_without_modifiers=True,
+            evaluation_site=False,
             source_sr_content_item=True,
             source_image_for_segmentation=True,
             selection_body_site=True,
