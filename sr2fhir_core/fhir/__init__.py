@@ -110,12 +110,13 @@ def build_resources(
             image_references = [r for r in image_references if not _is_source_image(r)]
             source_image = build_source_image_for_segmentation(context, group, images, owner.body_site, owner.focus)
             if source_image is not None:
-                owner = SelectionOwner(owner.body_site, owner.focus, context.ref(source_image))
+                image_ref = context.ref(source_image)
+                owner = SelectionOwner(owner.body_site, owner.focus, image_ref)
                 if not any(r.kind in profiles.SEGMENTATION_SELECTIONS for r in image_references):
                     # Nothing segmented names it in its focus: the group itself keeps the reference.
-                    extra.append(owner.source_image)
+                    extra.append(image_ref)
         references = [context.ref(s) for s in selections_for(image_references, owner)] + extra
-        resource, _ = observations.group(group, references, site, owner)
+        resource, _ = observations.group(group, references, site)
         return resource
 
     for group in report.groups:

@@ -201,22 +201,22 @@ class ObservationBuilder:
 
     def _links(
         self, references: list[dict], position: tuple[int, ...], observation_uid: str | None
-    ) -> dict[str, list[dict]]:
-        """`focus` (ballot) or `derivedFrom` (STU1, then the Observation's own source SR content item)."""
+    ) -> tuple[list[dict] | None, list[dict] | None]:
+        """(focus, derivedFrom): the image references in `focus` (ballot) or `derivedFrom` (STU1, then the
+        Observation's own source SR content item)."""
         if self.references_in_focus:
-            return {"focus": references}
+            return references, None
         source = self.source_item_for(position, observation_uid)
-        return {"derived_from": [*references, source] if source is not None else references}
+        return None, [*references, source] if source is not None else references
 
-    def group(
-        self, group: MeasurementGroup, references: list[dict], site: SiteLink, owner: SelectionOwner = NO_OWNER
-    ) -> tuple[dict, list[dict]]:
+    def group(self, group: MeasurementGroup, references: list[dict], site: SiteLink) -> tuple[dict, list[dict]]:
         """The group Observation and its members; `references` holds the group's selections (ballot: and
         its tracking BodyStructure), which its members copy."""
         codings = self.context.codings
         members = [self.measurement(m, group, references, site) for m in group.measurements]
         evaluation_site = site if self.facts.evaluation_site else NO_SITE
         members += [self.qualitative_evaluation(e, references, evaluation_site) for e in group.qualitative_evaluations]
+        focus, derived_from = self._links(references, group.position, group.observation_uid)
         resource = self._observation(
             self.group_kind,
             group.position,
@@ -228,7 +228,8 @@ class ObservationBuilder:
             site=site,
             method=codings.concept(group.method) if group.method is not None else None,
             has_member=[self.context.ref(m) for m in members],
-            **self._links(references, group.position, group.observation_uid),
+            focus=focus,
+            derived_from=derived_from,
         )
         return resource, members
 
@@ -275,14 +276,14 @@ class ObservationBuilder:
         else:
             value, note = ("dataAbsentReason", _value_absent(measurement, context)), None
         derivation = measurement.derivation
-        if derived_from is not None:
-            links = {"derived_from": derived_from}
+        focus: list[dict] | None = None
+        if derived_from is not None:  # a derived measurement: its groups, then (STU1) its source item
             if not self.references_in_focus:
                 source = self.source_item_for(measurement.position, measurement.observation_uid)
                 if source is not None:
-                    links["derived_from"] = [*derived_from, source]
+                    derived_from = [*derived_from, source]
         else:
-            links = self._links(references, measurement.position, measurement.observation_uid)
+            focus, derived_from = self._links(references, measurement.position, measurement.observation_uid)
         return self._observation(
             self.measurement_kind if group is not None else self.derived_kind,
             measurement.position,
@@ -304,7 +305,8 @@ class ObservationBuilder:
                 if derivation is not None
                 else None
             ),
-            **links,
+            focus=focus,
+            derived_from=derived_from,
         )
 
     def qualitative_evaluation(self, evaluation: QualitativeEvaluation, references: list[dict], site: SiteLink) -> dict:
@@ -315,6 +317,7 @@ class ObservationBuilder:
             value = ("valueCodeableConcept", {"text": evaluation.value_text})
         else:
             value = ("dataAbsentReason", _UNKNOWN_ABSENT_REASON)
+        focus, derived_from = self._links(references, evaluation.position, evaluation.observation_uid)
         return self._observation(
             self.evaluation_kind,
             evaluation.position,
@@ -324,7 +327,8 @@ class ObservationBuilder:
             self.devices.reference_for(evaluation.algorithm, own=evaluation.own_algorithm),
             value=value,
             site=site,
-            **self._links(references, evaluation.position, evaluation.observation_uid),
+            focus=focus,
+            derived_from=derived_from,
         )
 
     def derived(self, measurement: Measurement, groups: list[dict]) -> dict:
