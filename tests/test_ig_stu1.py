@@ -97,6 +97,26 @@ def test_job_configuration_sets_the_version(tmp_path: Path):
     assert load_config(inputs=["a"], output="o", conf_files=[user]).mapping.ig_version is IgVersion.STU1
 
 
+def test_job_worker_maps_with_the_configured_version(corpus_dir: Path):
+    """The Spark job's mapInArrow worker gets the options from the configuration and passes them on."""
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from jobs.mapping import Mapper, MapperSettings
+
+    data = (corpus_dir / "hl7-dicom-sr-ig" / "Example-MeasurementReport.dcm").read_bytes()
+    options = load_config(inputs=["a"], output="o", overrides=["mapping.ig_version=stu1"]).mapping
+    batch = pa.RecordBatch.from_pylist(
+        [{"source_file": "file:/x", "size": len(data), "modification_time": datetime(2024, 1, 1), "content": data}]
+    )
+    out = pa.Table.from_batches(list(Mapper(MapperSettings(options=options, max_file_bytes=1 << 20))(iter([batch]))))
+    resources = sorted(r["resource"]["json"] for r in out.to_pylist() if r["kind"] == "resource")
+    expected = map_sr(data, STU1, source_path="file:/x")
+    assert resources == sorted(dumps_json(r).decode() for r in expected.resources)
+    assert any(IG + "source-image-for-segmentation" in r for r in resources)
+
+
 def test_cli_map_writes_the_stu1_structure(corpus_dir: Path, tmp_path: Path):
     path = corpus_dir / "hl7-dicom-sr-ig" / "Example-MeasurementReport.dcm"
     assert main(["map", str(path), "-o", str(tmp_path), "--ig-version", "stu1"]) == 0

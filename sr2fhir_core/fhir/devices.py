@@ -126,7 +126,8 @@ def build_participant_device(context: ReportContext, participant: Equipment) -> 
 
 
 def participant_device(context: ReportContext, equipment: dict) -> dict | None:
-    """STU1: the first Participant Sequence DEV entry that is not the equipment itself, as a Device."""
+    """STU1: the first Participant Sequence DEV entry as a Device; None when that entry is the equipment
+    itself (the equipment then stays the fallback)."""
     own = context.report.document.equipment
     for participant in context.report.document.participants:
         if (participant.observer_type or "").upper() != "DEV":
