@@ -144,10 +144,10 @@ class IgFacts:
     tracking_body_structure: bool
     """Ballot: tracking ids on their own BodyStructure in `focus`; STU1: identifiers of the finding site."""
     body_site_without_modifiers: bool
+    """STU1: a finding site without laterality or topographical modifier is `bodySite` (FHIR-47941)."""
     evaluation_site: bool
     """Qualitative evaluations of a group carry its finding site: ballot yes; STU1 no (NOTES §5.10, the
     post-ballot examples)."""
-    """STU1: a finding site without laterality or topographical modifier is `bodySite` (FHIR-47941)."""
     source_sr_content_item: bool
     """STU1: an Observation UID gives a source-sr-content-item selection in `derivedFrom` (FHIR-47946)."""
     source_image_for_segmentation: bool
