@@ -318,6 +318,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
                     staged,
                     fs,
                     layout.fhir(run_id),
+                    max_per_file=config.fhir.max_resources_per_file,
                     transaction_time=started.isoformat().replace("+00:00", "Z"),
                     request=fs.url(layout.summary(run_id)),
                 )
