@@ -105,13 +105,14 @@ def unique_resources(staged: DataFrame, buckets: dict[str, int]) -> DataFrame:
     """(resource_type, bucket, id, json), one row per (type, id): the smallest JSON of its copies, sorted by type,
     bucket and id within partitions, each (type, bucket) in one partition. One shuffle of the JSON: the
     aggregation by (type, bucket, id) needs no other exchange after the partitioning by (type, bucket), and its
-    sort is the order the files are written in."""
+    sort is the order the files are written in. As many partitions as buckets (not spark.sql.shuffle.partitions):
+    a task writes about one file's worth, whatever the size of the run."""
     counts = F.create_map(*(x for t, n in sorted(buckets.items()) for x in (F.lit(t), F.lit(n))))
     bucket = F.pmod(_fine_bucket(), counts[F.col("resource_type")]).cast("int")
     return (
         resources(staged)
         .withColumn("bucket", bucket)
-        .repartition("resource_type", "bucket")
+        .repartition(sum(buckets.values()), "resource_type", "bucket")
         .groupBy("resource_type", "bucket", "id")
         .agg(F.min("json").alias("json"))
         .sortWithinPartitions("resource_type", "bucket", "id")
