@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         target = scratch / "staging"
         shutil.rmtree(target, ignore_errors=True)
         content = open_inputs(spark, config).with_content()
-        content.mapInArrow(Mapper(settings), schema).write.mode("overwrite").parquet(target.as_uri())
+        sr_to_fhir.write_staging(content.mapInArrow(Mapper(settings), schema), target.as_uri())
 
     variants = {"read": read, "python-min": python_min, "map-noop": map_noop, "map-parquet": map_parquet}
     read()  # the session's first job (JIT, worker start-up) is not charged to a variant

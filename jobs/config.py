@@ -16,6 +16,7 @@ from sr2fhir_core import MappingOptions
 DEFAULT_CONF = Path(__file__).parent / "sr2fhir.yaml"
 """The documented defaults: `conf/sr2fhir.yaml` in a checkout (this path links to it), a copy in a wheel."""
 TABLE_FORMATS = ("delta", "parquet")
+SECTIONS = ("spark", "input", "incremental", "output", "fhir", "mapping")
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,11 @@ class OutputConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FhirConfig:
+    max_resources_per_file: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobConfig:
     inputs: tuple[str, ...]
     """Input URIs: files, folders (read recursively) or glob patterns, on any Hadoop file system."""
@@ -62,6 +68,7 @@ class JobConfig:
     input: InputConfig
     incremental: IncrementalConfig
     out: OutputConfig
+    fhir: FhirConfig
     mapping: MappingOptions
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     """The merged YAML, recorded in the run summary."""
@@ -134,8 +141,8 @@ def load_config(
         tree = _set(tree, assignment)
     if table_format is not None:
         tree = _merge(tree, {"output": {"table_format": table_format}})
-    if set(tree) != {"spark", "input", "incremental", "output", "mapping"}:
-        raise ConfigError(f"configuration sections must be spark, input, incremental, output, mapping: {sorted(tree)}")
+    if set(tree) != set(SECTIONS):
+        raise ConfigError(f"configuration sections must be {', '.join(SECTIONS)}: {sorted(tree)}")
 
     out = _section(OutputConfig, tree["output"], "output", partition_by=tuple, progress_interval_seconds=float)
     if out.table_format not in TABLE_FORMATS:
@@ -143,6 +150,9 @@ def load_config(
     unknown_partitions = set(out.partition_by) - {"study_year"}
     if unknown_partitions:
         raise ConfigError(f"output.partition_by supports study_year or nothing, not {sorted(unknown_partitions)}")
+    fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int)
+    if fhir.max_resources_per_file < 1:
+        raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
     inputs = tuple(inputs)
     input_lists = tuple(input_lists)
     if not inputs and not input_lists:
@@ -166,6 +176,7 @@ def load_config(
         input=_section(InputConfig, tree["input"], "input", max_file_bytes=int),
         incremental=_section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool),
         out=out,
+        fhir=fhir,
         mapping=mapping,
         raw=tree,
     )

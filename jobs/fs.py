@@ -55,6 +55,19 @@ class HadoopFS:
             for s in fs.listStatus(path)
         ]
 
+    def list_files(self, uri: str) -> list[FileStatus]:
+        """Every file under a folder, recursively: a flat listing on object stores (one request per 1,000)."""
+        path = self._path(uri)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        found = []
+        files = fs.listFiles(path, True)
+        while files.hasNext():
+            s = files.next()
+            found.append(FileStatus(str(s.getPath().toString()), str(s.getPath().getName()), False, int(s.getLen())))
+        return found
+
     def delete(self, uri: str) -> None:
         path = self._path(uri)
         self._fs(path).delete(path, True)

@@ -1,24 +1,41 @@
-"""FHIR NDJSON: `fhir/<run-id>/<Type>.ndjson`, one file per resource type, and `manifest.json` in the
-FHIR Bulk Data export manifest form, so a server's bulk `$import` or any bulk-data client reads it as is.
+"""FHIR NDJSON: `fhir/<run-id>/<Type>.<nnnnn>.ndjson`, each resource type in as many files as its count needs
+(`fhir.max_resources_per_file` resources at most per file), and `manifest.json` in the FHIR Bulk Data export
+manifest form (one output entry per file, with its own count), so a server's bulk `$import` or any bulk-data
+client reads it as is. Files are numbered from 00000 within their type, whatever their number.
 
-Resources are deduplicated by (type, id) with DataFrame operations (no collect): shared resources
-(Patient, ImagingStudy, ServiceRequest, Practitioner, Devices) come from many SRs with one id; when two
-SRs give one id slightly different content, the lexicographically smallest JSON wins, so re-runs write the
-same bytes. Lines are sorted by id within each file for the same reason.
+Resources are deduplicated by (type, id) with DataFrame operations (no collect of resources): shared resources
+(Patient, ImagingStudy, ServiceRequest, Practitioner, Devices) come from many SRs with one id; when two SRs give
+one id slightly different content, the lexicographically smallest JSON wins, so re-runs write the same bytes.
+
+Which file a resource goes to depends on its type and id alone: its fine bucket is pmod(xxhash64(id), 4096), its
+file bucket that fine bucket modulo the type's bucket count, ceil(distinct ids / bound). Within a bucket lines
+are sorted by id; a bucket that hashing made larger than the bound is cut into consecutive files of the bound.
+The counts per type and fine bucket come first, from the type and id columns alone (one small collect of at most
+types x 4,096 numbers), so every file's count is known before it is written, and the JSON is shuffled once.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections import defaultdict
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ..fs import HadoopFS
 from ..mapping import RESOURCE
 
 MANIFEST = "manifest.json"
+FINE_BUCKETS = 4096
+"""Hash buckets the counts are taken in. A type's file buckets are unions of them (fine bucket modulo the
+bucket count), so their counts are exact sums; beyond 4,096 buckets of a type (409.6 million resources at the
+default bound) the buckets are cut into more files instead."""
+
+_PART = re.compile(r"^part-\d+-.*\.c(\d+)(?:\.txt)?$")
+"""A Spark text part file; its `cNNN` counter orders the files one task cut a bucket into."""
 
 
 @dataclass(frozen=True)
@@ -31,55 +48,111 @@ class Export:
     """Resources the run's inputs gave per type, copies of one id included."""
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How many file buckets each type gets, and how many resources each of its files holds, in file order."""
+
+    buckets: dict[str, int]
+    files: dict[str, list[tuple[int, int]]]
+    """Per type: (bucket, resources) of each file, in the order of the files' numbers."""
+
+
 def resources(staged: DataFrame) -> DataFrame:
     """(resource_type, id, json): every resource of the run, copies included."""
     return staged.where(F.col("kind") == RESOURCE).select(f"{RESOURCE}.*")
 
 
-def unique_resources(staged: DataFrame) -> DataFrame:
-    """(resource_type, id, json) sorted by type and id within partitions, one partition per type (hash-
-    partitioned by type), one row per id: the smallest JSON of its copies. One shuffle of the JSON: the
-    aggregation by (type, id) needs no other exchange after the partitioning by type, and its sort by (type,
-    id) is the order the files are written in."""
+def _fine_bucket() -> Column:
+    return F.pmod(F.xxhash64("id"), F.lit(FINE_BUCKETS))
+
+
+def resource_counts(staged: DataFrame) -> tuple[dict[str, dict[int, int]], dict[str, int]]:
+    """(distinct ids per type and fine bucket, resources per type with copies), from the type and id columns."""
+    per_id = resources(staged).groupBy("resource_type", "id").agg(F.count(F.lit(1)).alias("copies"))
+    rows = (
+        per_id.groupBy("resource_type", _fine_bucket().alias("fine"))
+        .agg(F.count(F.lit(1)).alias("ids"), F.sum("copies").alias("copies"))
+        .collect()
+    )
+    ids: dict[str, dict[int, int]] = defaultdict(dict)
+    copies: dict[str, int] = defaultdict(int)
+    for row in rows:
+        ids[row["resource_type"]][int(row["fine"])] = int(row["ids"])
+        copies[row["resource_type"]] += int(row["copies"])
+    return dict(ids), dict(copies)
+
+
+def plan_files(fine_counts: dict[str, dict[int, int]], max_per_file: int) -> Plan:
+    """Bucket counts and the files they make, from the distinct ids per type and fine bucket."""
+    buckets: dict[str, int] = {}
+    files: dict[str, list[tuple[int, int]]] = {}
+    for resource_type in sorted(fine_counts):
+        fine = fine_counts[resource_type]
+        n = min(max(math.ceil(sum(fine.values()) / max_per_file), 1), FINE_BUCKETS)
+        per_bucket = [0] * n
+        for bucket, count in fine.items():
+            per_bucket[bucket % n] += count
+        buckets[resource_type] = n
+        files[resource_type] = [
+            (bucket, min(max_per_file, count - start))
+            for bucket, count in enumerate(per_bucket)
+            for start in range(0, count, max_per_file)
+        ]
+    return Plan(buckets=buckets, files=files)
+
+
+def unique_resources(staged: DataFrame, buckets: dict[str, int]) -> DataFrame:
+    """(resource_type, bucket, id, json), one row per (type, id): the smallest JSON of its copies, sorted by type,
+    bucket and id within partitions, each (type, bucket) in one partition. One shuffle of the JSON: the
+    aggregation by (type, bucket, id) needs no other exchange after the partitioning by (type, bucket), and its
+    sort is the order the files are written in. As many partitions as buckets (not spark.sql.shuffle.partitions):
+    a task writes about one file's worth, whatever the size of the run."""
+    counts = F.create_map(*(x for t, n in sorted(buckets.items()) for x in (F.lit(t), F.lit(n))))
+    bucket = F.pmod(_fine_bucket(), counts[F.col("resource_type")]).cast("int")
     return (
         resources(staged)
-        .repartition("resource_type")
-        .groupBy("resource_type", "id")
+        .withColumn("bucket", bucket)
+        .repartition(sum(buckets.values()), "resource_type", "bucket")
+        .groupBy("resource_type", "bucket", "id")
         .agg(F.min("json").alias("json"))
-        .sortWithinPartitions("resource_type", "id")
+        .sortWithinPartitions("resource_type", "bucket", "id")
     )
 
 
-def resource_counts(staged: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
-    """(distinct ids per type, resources per type with copies), from the type and id columns alone."""
-    per_id = resources(staged).groupBy("resource_type", "id").agg(F.count(F.lit(1)).alias("copies"))
-    rows = per_id.groupBy("resource_type").agg(F.count(F.lit(1)).alias("ids"), F.sum("copies").alias("copies"))
-    collected = sorted(rows.collect(), key=lambda r: r["resource_type"])
-    return (
-        {r["resource_type"]: int(r["ids"]) for r in collected},
-        {r["resource_type"]: int(r["copies"]) for r in collected},
-    )
+def file_name(resource_type: str, number: int) -> str:
+    return f"{resource_type}.{number:05d}.ndjson"
 
 
-def write_ndjson(staged: DataFrame, fs: HadoopFS, directory: str, *, transaction_time: str, request: str) -> Export:
-    """Write the run's resources, one file per type, and the manifest."""
+def write_ndjson(
+    staged: DataFrame, fs: HadoopFS, directory: str, *, max_per_file: int, transaction_time: str, request: str
+) -> Export:
+    """Write the run's resources in files of at most `max_per_file` lines, one type per file, and the manifest."""
+    fine_counts, before_dedup = resource_counts(staged)
+    plan = plan_files(fine_counts, max_per_file)
     parts = f"{directory}/_parts"
-    (
-        unique_resources(staged)
-        .select("resource_type", F.col("json").alias("value"))
-        .write.mode("overwrite")
-        .partitionBy("resource_type")
-        .text(parts)
-    )
-    counts, before_dedup = resource_counts(staged)
+    if plan.buckets:  # a run of rejected inputs only has no resource: an empty manifest
+        (
+            unique_resources(staged, plan.buckets)
+            .select("resource_type", "bucket", F.col("json").alias("value"))
+            .write.mode("overwrite")
+            .option("maxRecordsPerFile", max_per_file)
+            .partitionBy("resource_type", "bucket")
+            .text(parts)
+        )
+    written = _part_files(fs, parts)
     output = []
-    for resource_type in sorted(counts):
-        files = [f for f in fs.list(f"{parts}/resource_type={resource_type}") if f.name.startswith("part-")]
-        if len(files) != 1:
-            raise RuntimeError(f"expected one NDJSON part for {resource_type}, found {len(files)}")
-        target = f"{directory}/{resource_type}.ndjson"
-        fs.rename(files[0].uri, target)
-        output.append({"type": resource_type, "url": fs.url(target), "count": counts[resource_type]})
+    for resource_type, files in plan.files.items():
+        per_bucket = written.get(resource_type, {})
+        found = sorted((bucket, len(uris)) for bucket, uris in per_bucket.items())
+        expected = sorted(_count_per_bucket(files).items())
+        if found != expected:
+            raise RuntimeError(f"{resource_type}: expected NDJSON parts per bucket {expected}, found {found}")
+        chunk = defaultdict(int)
+        for number, (bucket, count) in enumerate(files):
+            target = f"{directory}/{file_name(resource_type, number)}"
+            fs.rename(per_bucket[bucket][chunk[bucket]], target)
+            chunk[bucket] += 1
+            output.append({"type": resource_type, "url": fs.url(target), "count": count})
     fs.delete(parts)
     manifest = {
         "transactionTime": transaction_time,
@@ -89,4 +162,28 @@ def write_ndjson(staged: DataFrame, fs: HadoopFS, directory: str, *, transaction
         "error": [],
     }
     fs.write_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
+    counts = {t: sum(fine.values()) for t, fine in sorted(fine_counts.items())}
     return Export(directory=directory, manifest=manifest, counts=counts, counts_before_dedup=before_dedup)
+
+
+def _count_per_bucket(files: list[tuple[int, int]]) -> dict[int, int]:
+    per_bucket: dict[int, int] = defaultdict(int)
+    for bucket, _ in files:
+        per_bucket[bucket] += 1
+    return per_bucket
+
+
+def _part_files(fs: HadoopFS, parts: str) -> dict[str, dict[int, list[str]]]:
+    """Part files under `resource_type=<T>/bucket=<b>/`, per type and bucket, in the order their task wrote
+    them (one listing of the whole tree: one request per 1,000 files on an object store)."""
+    found: dict[str, dict[int, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+    for status in fs.list_files(parts):
+        match = _PART.match(status.name)
+        if match is None:
+            continue
+        bucket_dir = status.uri.rsplit("/", 2)[-2]
+        type_dir = status.uri.rsplit("/", 3)[-3]
+        resource_type = type_dir.removeprefix("resource_type=")
+        bucket = int(bucket_dir.removeprefix("bucket="))
+        found[resource_type][bucket].append((int(match.group(1)), status.uri))
+    return {t: {b: [uri for _, uri in sorted(files)] for b, files in per.items()} for t, per in found.items()}

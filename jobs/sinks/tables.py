@@ -31,6 +31,18 @@ KEY = ("source_path", "observation_id")
 SCOPE = "source_file"
 PARTITION_COLUMN = "study_year"
 PARTITION_EXPRESSION = "YEAR(study_date)"
+STATS_COLUMNS = (
+    "study_date",
+    "patient_id",
+    "study_instance_uid",
+    "sop_instance_uid",
+    "source_path",
+    "finding_code",
+    "measurement_code",
+    "evaluation_code",
+)
+"""Columns with Delta file statistics (data skipping): cohort, patient, study and report selection, the MERGE
+key's file, and the codes a table is queried by."""
 
 
 def table_rows(staged: DataFrame, table: str, run_id: str) -> DataFrame:
@@ -97,7 +109,11 @@ def _create_delta(spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, 
         builder = builder.addColumn(PARTITION_COLUMN, "INT", generatedAlwaysAs=PARTITION_EXPRESSION)
     # Optimized writes: Delta shuffles rows by partition before writing, one file per year per write
     # instead of one per task and year.
-    builder.partitionedBy(*partition_by).property("delta.autoOptimize.optimizeWrite", "true").execute()
+    builder = builder.partitionedBy(*partition_by).property("delta.autoOptimize.optimizeWrite", "true")
+    # File statistics (min, max, nulls) only for the columns queries and joins select by, not Delta's default of
+    # the first 32 columns: collecting them is per row, ~0.3-0.5 ms of JVM CPU per SR file for all 32.
+    stats = [c for c in STATS_COLUMNS if c in rows.columns]
+    builder.property("delta.dataSkippingStatsColumns", ",".join(stats)).execute()
     return True
 
 

@@ -39,11 +39,21 @@ def ledger(spark, output: Path, table_format: str = "delta") -> list[dict]:
     return [r.asDict() for r in table(spark, output, "documents", table_format).collect()]
 
 
-def export_lines(summary: dict) -> dict[str, list[str]]:
-    """NDJSON lines of one run's export, by resource type, from its manifest."""
+def export_files(summary: dict) -> dict[str, list[str]]:
+    """NDJSON lines of one run's export, by file name, in the manifest's order."""
     directory = Path(summary["fhir"]["directory"].removeprefix("file://"))
     manifest = json.loads((directory / "manifest.json").read_text())
     return {
-        entry["type"]: Path(entry["url"].removeprefix("file://")).read_text().splitlines()
+        Path(entry["url"]).name: Path(entry["url"].removeprefix("file://")).read_text().splitlines()
         for entry in manifest["output"]
     }
+
+
+def export_lines(summary: dict) -> dict[str, list[str]]:
+    """NDJSON lines of one run's export, by resource type (its files' lines in the manifest's order)."""
+    directory = Path(summary["fhir"]["directory"].removeprefix("file://"))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    lines: dict[str, list[str]] = {}
+    for entry in manifest["output"]:
+        lines.setdefault(entry["type"], []).extend(Path(entry["url"].removeprefix("file://")).read_text().splitlines())
+    return lines

@@ -12,9 +12,12 @@ import pytest
 
 from sr2fhir_core import map_sr
 
-from .helpers import export_lines, ledger, run_job, table_rows
+from .helpers import export_files, export_lines, ledger, run_job, table_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.corpus]
+
+MAX_RESOURCES_PER_FILE = 100_000
+"""The configured default (conf/sr2fhir.yaml)."""
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +99,23 @@ def test_every_ndjson_line_is_valid_fhir_r5_and_the_manifest_counts_them(runs) -
     assert set(manifest) >= {"transactionTime", "request", "requiresAccessToken", "output", "error"}
     assert manifest["error"] == [] and manifest["requiresAccessToken"] is False
     lines = export_lines(summary)
-    counts = {entry["type"]: entry["count"] for entry in manifest["output"]}
-    assert counts == {t: len(v) for t, v in lines.items()} == summary["resources"]
+    files = export_files(summary)
+    counts = Counter()
     for entry in manifest["output"]:
-        assert Path(entry["url"]).name.startswith(entry["type"])
+        name = Path(entry["url"]).name
+        assert name.startswith(f"{entry['type']}.") and name.endswith(".ndjson")
+        assert entry["count"] == len(files[name]) <= MAX_RESOURCES_PER_FILE
+        ids = [json.loads(line)["id"] for line in files[name]]
+        assert ids == sorted(ids), name
+        counts[entry["type"]] += entry["count"]
+    assert counts == {t: len(v) for t, v in lines.items()} == summary["resources"]
     for resource_type, type_lines in lines.items():
         model = fhir.get_fhir_model_class(resource_type)
         ids = [json.loads(line)["id"] for line in type_lines]
         assert len(ids) == len(set(ids)), resource_type
-        assert ids == sorted(ids)
         for line in type_lines:
-            model.model_validate(json.loads(line))
+            resource = model.model_validate(json.loads(line))
+            assert resource.get_resource_type() == resource_type
 
 
 def test_second_run_maps_nothing_and_changes_nothing(runs) -> None:

@@ -194,3 +194,31 @@ def test_a_large_report_comes_out_as_bounded_rows_and_batches() -> None:
     largest = max(len(dumps_json(r)) for r in expected.resources)
     lengths = pc.binary_length(out["resource"].combine_chunks().field("json"))
     assert pc.max(lengths).as_py() == largest
+
+
+def test_ndjson_file_plan_bounds_every_file_and_keeps_every_resource() -> None:
+    from jobs.sinks.ndjson import FINE_BUCKETS, plan_files
+
+    fine = {
+        # 10 ids, bound 4: 3 buckets (fine bucket modulo 3); bucket 0 got 5 ids by hashing and is cut in two files.
+        "Observation": {0: 5, 1: 4, 2: 1},
+        # 3 ids, bound 2: 2 buckets; fine buckets 1 and 3 fall in bucket 1.
+        "Patient": {0: 1, 1: 1, 3: 1},
+        "Device": {7: 1},
+    }
+    plan = plan_files(fine, 4)
+    assert plan.buckets == {"Device": 1, "Observation": 3, "Patient": 1}
+    assert plan.files["Observation"] == [(0, 4), (0, 1), (1, 4), (2, 1)]
+    assert plan.files["Device"] == [(0, 1)]
+    assert plan_files(fine, 2).files["Patient"] == [(0, 1), (1, 2)]
+    # More buckets than there are fine buckets: the count is capped, the files still bounded.
+    huge = plan_files({"Observation": dict.fromkeys(range(FINE_BUCKETS), 3)}, 1)
+    assert huge.buckets["Observation"] == FINE_BUCKETS
+    assert len(huge.files["Observation"]) == 3 * FINE_BUCKETS
+    assert {count for _, count in huge.files["Observation"]} == {1}
+
+
+def test_ndjson_file_bound_must_be_positive() -> None:
+    assert load_config(inputs=["a"], output="o").fhir.max_resources_per_file == 100_000
+    with pytest.raises(ConfigError, match="max_resources_per_file"):
+        load_config(inputs=["a"], output="o", overrides=["fhir.max_resources_per_file=0"])

@@ -68,10 +68,10 @@ def test_reports_of_5000_items_map_with_a_1g_driver(tmp_path: Path) -> None:
     assert measurements.num_rows == expected_measurements
     assert deltalake.DeltaTable(str(output / "tables" / "documents")).to_pyarrow_table().num_rows == files
     # Copies of one report share their resource ids: the export holds each once.
-    directory = Path(summary["fhir"]["directory"].removeprefix("file://"))
+    manifest = json.loads(Path(summary["fhir"]["manifest"].removeprefix("file://")).read_text())
     ids = Counter()
-    for entry in summary["resources"]:
-        for line in (directory / f"{entry}.ndjson").read_text().splitlines():
+    for entry in manifest["output"]:
+        for line in Path(entry["url"].removeprefix("file://")).read_text().splitlines():
             resource = json.loads(line)
             ids[(resource["resourceType"], resource["id"])] += 1
     assert set(ids) == expected_ids and max(ids.values()) == 1

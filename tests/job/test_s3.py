@@ -118,10 +118,14 @@ def test_writing_the_output_to_s3(spark, s3_endpoint, uploaded: Path, tmp_path: 
     run = summary["run_id"]
     assert f"out/runs/{run}.json" in keys and f"out/fhir/{run}/manifest.json" in keys
     manifest = json.loads(client.get_object(Bucket=BUCKET, Key=f"out/fhir/{run}/manifest.json")["Body"].read())
+    numbers: dict[str, int] = {}
     for entry in manifest["output"]:
-        assert entry["url"] == f"{output}/fhir/{run}/{entry['type']}.ndjson"
-        body = client.get_object(Bucket=BUCKET, Key=f"out/fhir/{run}/{entry['type']}.ndjson")["Body"].read()
+        number = numbers.get(entry["type"], 0)
+        numbers[entry["type"]] = number + 1
+        assert entry["url"] == f"{output}/fhir/{run}/{entry['type']}.{number:05d}.ndjson"
+        body = client.get_object(Bucket=BUCKET, Key=entry["url"].removeprefix(f"s3a://{BUCKET}/"))["Body"].read()
         assert len(body.splitlines()) == entry["count"]
+    assert sum(e["count"] for e in manifest["output"]) == sum(summary["resources"].values())
     assert not any("/_parts/" in k or "/_staging/" in k for k in keys)
     again = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
     assert again["files"]["processed"] == 0
