@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr2fhir_core import MappingOptions, dumps_json, map_sr
+from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
 from sr2fhir_core.mapping import BUNDLE_BASE_URL
 
 
@@ -24,6 +24,7 @@ def _options(args: argparse.Namespace) -> MappingOptions:
         default_timezone=args.timezone,
         device_fallback=args.device_fallback,
         sop_class_system=args.sop_class_system,
+        ig_version=args.ig_version,
     )
 
 
@@ -32,6 +33,12 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timezone", default="+00:00", help="offset for DICOM times without one (default +00:00)")
     group.add_argument("--device-fallback", choices=["inherit", "equipment"], default="inherit")
     group.add_argument("--sop-class-system", choices=["ig", "rfc3986"], default="ig")
+    group.add_argument(
+        "--ig-version",
+        choices=[v.value for v in IgVersion],
+        default=IgVersion.BALLOT.value,
+        help="IG structure: ballot (1.0.0-ballot, default) or stu1 (post-ballot)",
+    )
 
 
 def command_map(args: argparse.Namespace) -> int:

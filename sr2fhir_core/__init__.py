@@ -5,7 +5,7 @@ and flat measurement rows. Pure: bytes in, dicts and rows out; no Spark, no I/O 
 from .errors import MappingWarning, RejectionReason, SRRejected, WarningCode
 from .fhir.json import dumps as dumps_json
 from .mapping import DocumentRecord, DocumentStatus, MappingResult, map_sr
-from .options import DeviceFallback, MappingOptions, SopClassSystem
+from .options import DeviceFallback, IgVersion, MappingOptions, SopClassSystem
 from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "DeviceFallback",
     "DocumentRecord",
     "DocumentStatus",
+    "IgVersion",
     "MappingOptions",
     "MappingResult",
     "MappingWarning",

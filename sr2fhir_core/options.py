@@ -29,6 +29,14 @@ class SopClassSystem(StrEnum):
     """FHIR core practice: system urn:ietf:rfc:3986, code urn:oid:<UID>."""
 
 
+class IgVersion(StrEnum):
+    BALLOT = "ballot"
+    """1.0.0-ballot, the published artefact: image references and the tracking BodyStructure in `focus`."""
+    STU1 = "stu1"
+    """The post-ballot structure (ballot resolutions, NOTES §8.1): references in `derivedFrom`, tracking
+    identifiers on the finding-site BodyStructure, source SR content item and source image selections."""
+
+
 class Reader(StrEnum):
     AUTO = "auto"
     PYDICOM = "pydicom"
@@ -46,6 +54,8 @@ class MappingOptions:
     code_systems: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Extra Coding Scheme Designator → FHIR system entries (e.g. a site's 99-private schemes)."""
     reader: Reader = Reader.AUTO
+    ig_version: IgVersion = IgVersion.BALLOT
+    """Which structure of the IG to write (docs/mapping-decisions.md §14)."""
 
     def __post_init__(self) -> None:
         offset = normalise_offset(self.default_timezone)
@@ -55,10 +65,14 @@ class MappingOptions:
         object.__setattr__(self, "device_fallback", DeviceFallback(self.device_fallback))
         object.__setattr__(self, "sop_class_system", SopClassSystem(self.sop_class_system))
         object.__setattr__(self, "reader", Reader(self.reader))
+        object.__setattr__(self, "ig_version", IgVersion(self.ig_version))
         object.__setattr__(self, "code_systems", MappingProxyType(dict(self.code_systems)))
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        # ig_version appears only when it is not the default: the ballot output is unchanged, so the job's
+        # mapping fingerprint of existing lakes (which hashes this dict) must not change either.
+        version = {} if self.ig_version is IgVersion.BALLOT else {"ig_version": self.ig_version.value}
+        return version | {
             "default_timezone": self.default_timezone,
             "device_fallback": self.device_fallback.value,
             "sop_class_system": self.sop_class_system.value,

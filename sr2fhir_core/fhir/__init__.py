@@ -1,22 +1,29 @@
-"""Report model → FHIR R5 resources of the DICOM SR IG (ballot structure), as JSON-ready dicts.
+"""Report model → FHIR R5 resources of the DICOM SR IG (ballot or STU1 structure), as JSON-ready dicts.
 
 The graph per report (NOTES §1): Patient, ImagingStudy, ServiceRequest, Practitioner, the equipment and
 algorithm Devices, and per measurement group its BodyStructures, ImagingSelections, the group Observation
-and its members; then derived measurements and report-level qualitative evaluations.
+and its members; then derived measurements and report-level qualitative evaluations. Where the IG
+versions differ, `context.facts` (profiles.IgFacts) says which structure to write.
 """
 
 from __future__ import annotations
 
-from ..codes import CodeSystems
+from .. import codes
+from ..codes import CodeSystems, same_concept
 from ..errors import MappingWarning, WarningCode
 from ..options import MappingOptions
-from ..tid1500.model import FindingSite, ImageReference, MeasurementReport
-from .body_structures import build_finding_site, build_tracking
+from ..tid1500.model import FindingSite, ImageReference, ImageReferenceKind, MeasurementGroup, MeasurementReport
+from . import profiles
+from .body_structures import build_finding_site, build_tracking, has_tracking
 from .context import build_context
 from .devices import DeviceRegistry
-from .imaging_selections import build_imaging_selection
+from .imaging_selections import (
+    build_imaging_selection,
+    build_source_image_for_segmentation,
+    build_source_sr_content_item,
+)
 from .json import dumps
-from .observations import ObservationBuilder
+from .observations import NO_OWNER, NO_SITE, ObservationBuilder, SelectionOwner, SiteLink
 
 
 def build_resources(
@@ -24,16 +31,24 @@ def build_resources(
 ) -> tuple[list[dict], list[MappingWarning]]:
     """All resources of one report in a deterministic order, and the warnings the mapping raised."""
     context = build_context(report, options, systems)
+    facts = context.facts
     devices = DeviceRegistry(context)
     selections: dict[tuple[int, ...], dict | None] = {}
     sites: dict[tuple[int, ...], dict] = {}
+    sources: dict[tuple[int, ...], dict] = {}
 
-    def selections_for(references: tuple[ImageReference, ...]) -> list[dict]:
-        """One ImagingSelection per reference content item, however many observations point at it."""
+    def selections_for(
+        references: tuple[ImageReference, ...] | list[ImageReference], owner: SelectionOwner = NO_OWNER
+    ) -> list[dict]:
+        """One ImagingSelection per reference content item, however many observations point at it; the
+        first observation to use it (its group, or the measurement that holds it) is its owner (STU1)."""
         result = []
         for reference in references:
             if reference.position not in selections:
-                selection = build_imaging_selection(context, reference)
+                focus = owner.focus
+                if owner.source_image is not None and reference.kind in profiles.SEGMENTATION_SELECTIONS:
+                    focus = [owner.source_image, *focus]
+                selection = build_imaging_selection(context, reference, owner.body_site, focus)
                 if selection is None:
                     context.warnings.append(
                         MappingWarning(
@@ -47,22 +62,61 @@ def build_resources(
                 result.append(selection)
         return result
 
-    def finding_site_for(site: FindingSite | None, position: tuple[int, ...]) -> dict | None:
-        if site is None:
-            return None
+    def finding_site_for(
+        site: FindingSite | None, position: tuple[int, ...], tracking: MeasurementGroup | None = None
+    ) -> SiteLink:
+        """Ballot: a BodyStructure for every finding site. STU1: `bodySite` for a bare site, a BodyStructure
+        when laterality, topographical modifier or the group's tracking identifiers need one."""
+        if site is None and tracking is None:
+            return NO_SITE
+        if (
+            facts.body_site_without_modifiers
+            and tracking is None
+            and site is not None
+            and site.laterality is None
+            and site.topographical_modifier is None
+        ):
+            return SiteLink(None, context.codings.concept(site.site))
         if position not in sites:
-            sites[position] = build_finding_site(context, site, position)
-        return context.ref(sites[position])
+            sites[position] = build_finding_site(context, site, position, tracking)
+        return SiteLink(context.ref(sites[position]), None)
 
-    observations = ObservationBuilder(context, devices, selections_for, finding_site_for)
+    def source_item_for(position: tuple[int, ...], observation_uid: str | None) -> dict | None:
+        """STU1 source-sr-content-item of a content item that has an Observation UID (its subset)."""
+        if not (facts.source_sr_content_item and observation_uid):
+            return None
+        if position not in sources:
+            sources[position] = build_source_sr_content_item(context, position, observation_uid)
+        return context.ref(sources[position])
 
-    def group_observation(group) -> dict:
-        site = finding_site_for(group.finding_site, group.position)
-        tracking = build_tracking(context, group)
-        focus = [context.ref(s) for s in selections_for(group.image_references)]
-        if tracking is not None:
-            focus.append(context.ref(tracking))
-        resource, _ = observations.group(group, focus, site)
+    observations = ObservationBuilder(context, devices, selections_for, finding_site_for, source_item_for)
+
+    def group_observation(group: MeasurementGroup) -> dict:
+        if facts.tracking_body_structure:
+            site = finding_site_for(group.finding_site, group.position)
+            tracking = build_tracking(context, group)
+            references = [context.ref(s) for s in selections_for(group.image_references)]
+            if tracking is not None:
+                references.append(context.ref(tracking))
+            resource, _ = observations.group(group, references, site)
+            return resource
+        site = finding_site_for(group.finding_site, group.position, group if has_tracking(group) else None)
+        source = source_item_for(group.position, group.observation_uid)
+        owner = SelectionOwner(site.codeable_reference(facts), [source] if source is not None else [])
+        image_references = list(group.image_references)
+        extra: list[dict] = []
+        if facts.source_image_for_segmentation:
+            images = [r for r in image_references if _is_source_image(r)]
+            image_references = [r for r in image_references if not _is_source_image(r)]
+            source_image = build_source_image_for_segmentation(context, group, images, owner.body_site, owner.focus)
+            if source_image is not None:
+                image_ref = context.ref(source_image)
+                owner = SelectionOwner(owner.body_site, owner.focus, image_ref)
+                if not any(r.kind in profiles.SEGMENTATION_SELECTIONS for r in image_references):
+                    # Nothing segmented names it in its focus: the group itself keeps the reference.
+                    extra.append(image_ref)
+        references = [context.ref(s) for s in selections_for(image_references, owner)] + extra
+        resource, _ = observations.group(group, references, site)
         return resource
 
     for group in report.groups:
@@ -70,8 +124,14 @@ def build_resources(
     for derived in report.derived_measurements:
         observations.derived(derived.measurement, [group_observation(g) for g in derived.groups])
     for evaluation in report.qualitative_evaluations:
-        observations.qualitative_evaluation(evaluation, [], None)
+        observations.qualitative_evaluation(evaluation, [], NO_SITE)
     return context.resources, context.warnings + context.codings.warnings()
+
+
+def _is_source_image(reference: ImageReference) -> bool:
+    return reference.kind is ImageReferenceKind.OTHER and same_concept(
+        reference.concept, codes.SOURCE_IMAGE_FOR_SEGMENTATION
+    )
 
 
 __all__ = ["build_resources", "dumps"]

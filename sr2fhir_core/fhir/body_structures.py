@@ -1,5 +1,6 @@
 """BodyStructures: the finding site of a group or measurement (dicom-sr-finding-site) and the lesion
-tracking identifiers of a group (dicom-sr-tracking-identifiers, ballot)."""
+tracking identifiers of a group (ballot: their own dicom-sr-tracking-identifiers BodyStructure; STU1:
+identifiers of the group's finding-site BodyStructure)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,41 @@ from .datatypes import fixed, uid_identifier
 from .ids import document_resource_id
 
 
-def build_finding_site(context: ReportContext, site: FindingSite, position: tuple[int, ...]) -> dict:
-    structure: dict = {"structure": context.codings.concept(site.site)}
-    if site.laterality is not None:
-        structure["laterality"] = context.codings.concept(site.laterality)
-    if site.topographical_modifier is not None:
-        # Not in the ballot profile; R5 has the element and STU1 maps it here (FHIR-47462).
-        structure["qualifier"] = [context.codings.concept(site.topographical_modifier)]
-    return context.add(
-        {
-            "resourceType": "BodyStructure",
-            "id": document_resource_id("BodyStructure", context.sop_instance_uid, position, "finding-site"),
-            "meta": meta(profiles.FINDING_SITE),
-            "includedStructure": [structure],
-            "patient": context.ref(context.patient),
-        }
-    )
+def build_finding_site(
+    context: ReportContext,
+    site: FindingSite | None,
+    position: tuple[int, ...],
+    tracking: MeasurementGroup | None = None,
+) -> dict:
+    """The finding site; with `tracking` (STU1) also the group's tracking identifiers, and without a site
+    the lesion named by its tracking identifier (R5 needs an included structure)."""
+    if site is not None:
+        structure: dict = {"structure": context.codings.concept(site.site)}
+        if site.laterality is not None:
+            structure["laterality"] = context.codings.concept(site.laterality)
+        if site.topographical_modifier is not None:
+            # Not in the ballot profile; R5 has the element and STU1 maps it here (FHIR-47462).
+            structure["qualifier"] = [context.codings.concept(site.topographical_modifier)]
+    else:
+        assert tracking is not None
+        structure = {"structure": {"text": tracking.tracking_identifier or tracking.tracking_uid}}
+    resource: dict = {
+        "resourceType": "BodyStructure",
+        "id": document_resource_id("BodyStructure", context.sop_instance_uid, position, "finding-site"),
+        "meta": meta(profiles.FINDING_SITE),
+    }
+    if tracking is not None:
+        resource["identifier"] = tracking_identifiers(tracking)
+    resource["includedStructure"] = [structure]
+    resource["patient"] = context.ref(context.patient)
+    return context.add(resource)
 
 
-def build_tracking(context: ReportContext, group: MeasurementGroup) -> dict | None:
-    if not (group.tracking_identifier or group.tracking_uid):
-        return None
+def has_tracking(group: MeasurementGroup) -> bool:
+    return bool(group.tracking_identifier or group.tracking_uid)
+
+
+def tracking_identifiers(group: MeasurementGroup) -> list[dict]:
     identifiers = []
     if group.tracking_identifier:
         identifiers.append(
@@ -38,6 +53,13 @@ def build_tracking(context: ReportContext, group: MeasurementGroup) -> dict | No
         )
     if group.tracking_uid:
         identifiers.append(uid_identifier(group.tracking_uid, profiles.IDENTIFIER_TYPE_TRACKING_UID))
+    return identifiers
+
+
+def build_tracking(context: ReportContext, group: MeasurementGroup) -> dict | None:
+    if not has_tracking(group):
+        return None
+    identifiers = tracking_identifiers(group)
     # R5 needs an included structure; the ballot profile names the lesion by its tracking identifier.
     label = group.tracking_identifier or group.tracking_uid
     return context.add(

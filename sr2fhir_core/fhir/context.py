@@ -31,6 +31,8 @@ class ReportContext:
 
     report: MeasurementReport
     options: MappingOptions
+    facts: profiles.IgFacts
+    """The IG version's structure, looked up once per report."""
     codings: CodingContext
     timezone: str
     status: str
@@ -193,13 +195,22 @@ def build_imaging_study(document: SRDocument, patient: dict, service_request: di
     return resource
 
 
-def build_practitioner(person: PersonObserver) -> dict:
+def build_practitioner(person: PersonObserver, profile: str = FHIR_CORE + "Practitioner") -> dict:
     return {
         "resourceType": "Practitioner",
         "id": resource_id("Practitioner", person.name, person.organization or ""),
-        "meta": meta(FHIR_CORE + "Practitioner"),
+        "meta": meta(profile),
         "name": [_human_name(person.name)],
     }
+
+
+def _participant_persons(document: SRDocument) -> list[PersonObserver]:
+    """Participant Sequence (0040,A07A) PSN entries (STU1 ParticipantPractitioner)."""
+    return [
+        PersonObserver(name=p.person_name, organization=p.organization)
+        for p in document.participants
+        if (p.observer_type or "").upper() == "PSN" and p.person_name
+    ]
 
 
 def build_context(report: MeasurementReport, options: MappingOptions, systems: CodeSystems) -> ReportContext:
@@ -215,6 +226,7 @@ def build_context(report: MeasurementReport, options: MappingOptions, systems: C
     context = ReportContext(
         report=report,
         options=options,
+        facts=profiles.IG_FACTS[options.ig_version],
         codings=CodingContext(systems),
         timezone=timezone,
         status="preliminary" if preliminary else "final",
@@ -232,6 +244,15 @@ def build_context(report: MeasurementReport, options: MappingOptions, systems: C
     for person in report.person_observers:
         practitioner = context.add(build_practitioner(person))
         context.performers.append(context.ref(practitioner))
+    if context.facts.participants:
+        # The same person as observer context and participant is one Practitioner (ids agree).
+        known = {p["reference"] for p in context.performers}
+        for person in _participant_persons(document):
+            practitioner = build_practitioner(person, profiles.PARTICIPANT_PERSON)
+            if (ref := context.ref(practitioner))["reference"] not in known:
+                known.add(ref["reference"])
+                context.add(practitioner)
+                context.performers.append(ref)
     if issued is None:
         context.warnings.append(
             MappingWarning(WarningCode.INVALID_VALUE, "", "no usable Content Date/Time for Observation.issued")

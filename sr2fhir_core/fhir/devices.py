@@ -1,11 +1,12 @@
-"""Devices: the General Equipment of the SR (dicom-general-equipment) and one Device per distinct TID 4019
-algorithm (algorithm-identification), whose parent is that equipment."""
+"""Devices: the General Equipment of the SR (dicom-general-equipment), one Device per distinct TID 4019
+algorithm (algorithm-identification), whose parent is that equipment, and (STU1) the Participant Sequence
+devices (dicom-participant-device)."""
 
 from __future__ import annotations
 
 import re
 
-from ..document import Equipment
+from ..document import Equipment, Participant
 from ..tid1500.model import Algorithm
 from . import profiles
 from .context import ReportContext, meta
@@ -91,6 +92,55 @@ def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dic
     return device
 
 
+def _participant_equipment(participant: Participant) -> Equipment:
+    return Equipment(
+        manufacturer=participant.manufacturer,
+        model_name=participant.model_name,
+        device_uid=participant.device_uid,
+        serial_number=participant.serial_number,
+    )
+
+
+def _is_general_equipment(participant: Equipment, equipment: Equipment) -> bool:
+    """The Document IE ConceptMap: no extra Device for a participant that is the Equipment IE device."""
+    if participant.device_uid or equipment.device_uid:
+        return participant.device_uid == equipment.device_uid
+    return (participant.manufacturer, participant.model_name) == (equipment.manufacturer, equipment.model_name)
+
+
+def build_participant_device(context: ReportContext, participant: Equipment) -> dict:
+    device: dict = {
+        "resourceType": "Device",
+        "id": resource_id("Device", "participant", *equipment_key(participant)),
+        "meta": meta(profiles.PARTICIPANT_DEVICE),
+    }
+    if participant.device_uid:
+        device["identifier"] = [uid_identifier(participant.device_uid)]
+    if participant.manufacturer:
+        device["manufacturer"] = participant.manufacturer
+    if participant.serial_number:
+        device["serialNumber"] = participant.serial_number
+    if participant.model_name:
+        device["displayName"] = participant.model_name
+    return device
+
+
+def participant_device(context: ReportContext, equipment: dict) -> dict | None:
+    """STU1: the first Participant Sequence DEV entry as a Device; None when that entry is the equipment
+    itself (the equipment then stays the fallback)."""
+    own = context.report.document.equipment
+    for participant in context.report.document.participants:
+        if (participant.observer_type or "").upper() != "DEV":
+            continue
+        identity = _participant_equipment(participant)
+        if not (identity.device_uid or identity.manufacturer or identity.model_name):
+            continue
+        if _is_general_equipment(identity, own):
+            return None
+        return context.add(build_participant_device(context, identity))
+    return None
+
+
 class DeviceRegistry:
     """One Device per distinct algorithm in a report, created on first use."""
 
@@ -98,13 +148,17 @@ class DeviceRegistry:
         self.context = context
         self.equipment = build_equipment(context)
         self._algorithms: dict[Algorithm, dict] = {}
+        equipment = context.ref(self.equipment)
+        participant = participant_device(context, self.equipment) if context.facts.participants else None
+        self._fallback = (equipment, context.ref(participant) if participant is not None else equipment)
 
-    def reference_for(self, algorithm: Algorithm | None, *, own: bool) -> dict:
+    def reference_for(self, algorithm: Algorithm | None, *, own: bool, derived: bool = False) -> dict:
         """`Observation.device`: the item's algorithm (own, or inherited when the options say so), else the
+        participant device (STU1; not for derived measurements, whose profile does not allow it), else the
         equipment."""
         use_inherited = self.context.options.device_fallback == "inherit"
         if algorithm is None or not (own or use_inherited):
-            return self.context.ref(self.equipment)
+            return self._fallback[0 if derived else 1]
         device = self._algorithms.get(algorithm)
         if device is None:
             device = self.context.add(build_algorithm(self.context, algorithm, self.equipment))

@@ -1,5 +1,6 @@
 """ImagingSelections: one per image region, segment, region in space, value map or image that a group or
-measurement references, in the IG profile its content item calls for (NOTES §3.7)."""
+measurement references, in the IG profile its content item calls for (NOTES §3.7); STU1 adds the source
+image for segmentation of a group and the SR content item an Observation comes from."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 from ..options import SopClassSystem
 from ..reading.sop_classes import SOP_CLASS_NAMES
-from ..tid1500.model import ImageReference, ImageReferenceKind, ReferencedInstance
+from ..tid1500.model import ImageReference, ImageReferenceKind, MeasurementGroup, ReferencedInstance
 from . import profiles
 from .context import ReportContext, meta
 from .datatypes import fixed
@@ -49,17 +50,38 @@ def _subset(reference: ImageReference, instance: ReferencedInstance) -> list[str
     return [str(n) for n in instance.frame_numbers]
 
 
-def build_imaging_selection(context: ReportContext, reference: ImageReference) -> dict | None:
-    profile = profiles.SELECTION_PROFILES[reference.kind]
+def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
     resource: dict = {
         "resourceType": "ImagingSelection",
-        "id": document_resource_id("ImagingSelection", context.sop_instance_uid, reference.position),
-        "meta": meta(profile.url),
+        "id": resource_id,
+        "meta": meta(profile),
         "status": "available",
         "subject": context.ref(context.patient),
     }
     if context.service_request is not None:
         resource["basedOn"] = [context.ref(context.service_request)]
+    return resource
+
+
+def _instance(instance: ReferencedInstance, context: ReportContext) -> dict:
+    entry: dict = {"uid": instance.sop_instance_uid}
+    if instance.sop_class_uid:
+        entry["sopClass"] = sop_class_coding(instance.sop_class_uid, context.options.sop_class_system)
+    return entry
+
+
+def build_imaging_selection(
+    context: ReportContext,
+    reference: ImageReference,
+    body_site: dict | None = None,
+    focus: list[dict] | None = None,
+) -> dict | None:
+    """The selection of one reference content item; `body_site` and `focus` are STU1's (FHIR-47943,
+    47946, 47949), None under the ballot."""
+    profile = profiles.SELECTION_PROFILES[reference.kind]
+    resource = _selection(
+        context, document_resource_id("ImagingSelection", context.sop_instance_uid, reference.position), profile.url
+    )
     if profile.code is not None:
         resource["code"] = fixed(profile.code)
     elif reference.concept is not None:
@@ -74,11 +96,13 @@ def build_imaging_selection(context: ReportContext, reference: ImageReference) -
         resource["seriesUid"] = series_uid
     if reference.frame_of_reference_uid:
         resource["frameOfReferenceUid"] = reference.frame_of_reference_uid
+    if body_site is not None:
+        resource["bodySite"] = body_site
+    if focus:
+        resource["focus"] = focus
     instances = []
     for instance in reference.instances:
-        entry: dict = {"uid": instance.sop_instance_uid}
-        if instance.sop_class_uid:
-            entry["sopClass"] = sop_class_coding(instance.sop_class_uid, context.options.sop_class_system)
+        entry = _instance(instance, context)
         subset = _subset(reference, instance)
         if subset:
             entry["subset"] = subset
@@ -90,4 +114,81 @@ def build_imaging_selection(context: ReportContext, reference: ImageReference) -
         instances.append(entry)
     if instances:
         resource["instance"] = instances
+    return context.add(resource)
+
+
+def build_source_image_for_segmentation(
+    context: ReportContext,
+    group: MeasurementGroup,
+    images: list[ImageReference],
+    body_site: dict | None,
+    focus: list[dict] | None,
+) -> dict | None:
+    """STU1 source-image-for-segmentation of a group: its "Source image for segmentation" IMAGE items
+    (121233), and its "Source series for segmentation" (121232) as `seriesUid`. When the SR names only the
+    series, the instances are those of that series in the SR's evidence sequences."""
+    instances = [i for image in images for i in image.instances]
+    series_uid = group.source_series_uid
+    if not instances and series_uid:
+        instances = [
+            ReferencedInstance(
+                sop_class_uid=e.sop_class_uid,
+                sop_instance_uid=e.sop_instance_uid,
+                series_instance_uid=e.series_instance_uid,
+                study_instance_uid=e.study_instance_uid,
+            )
+            for e in context.report.document.evidence
+            if e.series_instance_uid == series_uid
+        ]
+    if not instances and not series_uid:
+        return None
+    if series_uid is None:
+        series = {i.series_instance_uid for i in instances}
+        series_uid = series.pop() if len(series) == 1 else None
+    position = images[0].position if images else group.position
+    resource = _selection(
+        context,
+        document_resource_id("ImagingSelection", context.sop_instance_uid, position, "source-image-for-segmentation"),
+        profiles.SOURCE_IMAGE_FOR_SEGMENTATION,
+    )
+    resource["code"] = fixed(profiles.CODE_SOURCE_IMAGE_FOR_SEGMENTATION)
+    studies = {i.study_instance_uid for i in instances if i.study_instance_uid}
+    resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
+    resource["derivedFrom"] = [context.ref(context.imaging_study)]
+    if series_uid:
+        resource["seriesUid"] = series_uid
+    if body_site is not None:
+        resource["bodySite"] = body_site
+    if focus:
+        resource["focus"] = focus
+    entries = []
+    for instance in instances:
+        entry = _instance(instance, context)
+        if instance.frame_numbers:
+            entry["subset"] = [str(n) for n in instance.frame_numbers]
+        entries.append(entry)
+    if entries:
+        resource["instance"] = entries
+    return context.add(resource)
+
+
+def build_source_sr_content_item(context: ReportContext, position: tuple[int, ...], observation_uid: str) -> dict:
+    """STU1 source-sr-content-item: this SR, with the content item's Observation UID as the subset (the R5
+    meaning of `instance.subset` for SR, HL7/fhir PR #3127)."""
+    document = context.report.document
+    resource = _selection(
+        context,
+        document_resource_id("ImagingSelection", context.sop_instance_uid, position, "source-sr-content-item"),
+        profiles.SOURCE_SR_CONTENT_ITEM,
+    )
+    resource["code"] = fixed(profiles.CODE_ORIGINAL_SOURCE)
+    resource["studyUid"] = document.study_instance_uid
+    resource["derivedFrom"] = [context.ref(context.imaging_study)]
+    if document.series_instance_uid:
+        resource["seriesUid"] = document.series_instance_uid
+    entry: dict = {"uid": context.sop_instance_uid}
+    if document.sop_class_uid:
+        entry["sopClass"] = sop_class_coding(document.sop_class_uid, context.options.sop_class_system)
+    entry["subset"] = [observation_uid]
+    resource["instance"] = [entry]
     return context.add(resource)

@@ -1,6 +1,6 @@
 """Observations: measurement groups, measurements, qualitative evaluations and derived measurements
-(ballot profiles imaging-measurement-group, imaging-measurement, imaging-qualitative-evaluation,
-derived-imaging-measurement).
+(profiles imaging-measurement-group, imaging-measurement, imaging-qualitative-evaluation,
+derived-imaging-measurement). Image references go to `focus` (ballot) or `derivedFrom` (STU1).
 
 A radiomics report has thousands of measurements that differ only in code, value and id, so everything
 the Observations of one report share (references, status, category, meta) is built once and the same
@@ -10,16 +10,50 @@ read-only objects are placed in every resource. Elements are written in R5 order
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from .. import codes
 from ..datetimes import from_dicom_datetime
 from ..errors import MappingWarning, WarningCode
-from ..tid1500.model import FindingSite, ImageReference, Measurement, MeasurementGroup, QualitativeEvaluation
+from ..tid1500.model import FindingSite, Measurement, MeasurementGroup, QualitativeEvaluation
 from . import profiles
 from .context import ReportContext, meta
 from .datatypes import decimal_value, fixed, quantity, uid_identifier
 from .devices import DeviceRegistry
 from .ids import document_resource_id
+
+
+class SiteLink(NamedTuple):
+    """Where an Observation's finding site goes: `bodyStructure` (a reference) or, STU1 for a site without
+    laterality or topographical modifier, `bodySite` (a CodeableConcept)."""
+
+    body_structure: dict | None
+    body_site: dict | None
+
+    def codeable_reference(self, facts: profiles.IgFacts) -> dict | None:
+        """`ImagingSelection.bodySite` (STU1, FHIR-47943): the same site as a CodeableReference."""
+        if not facts.selection_body_site:
+            return None
+        if self.body_structure is not None:
+            return {"reference": self.body_structure}
+        if self.body_site is not None:
+            return {"concept": self.body_site}
+        return None
+
+
+NO_SITE = SiteLink(None, None)
+
+
+class SelectionOwner(NamedTuple):
+    """What the ImagingSelections of one observation carry under STU1: its site, the source SR content
+    item (and the group's source image for segmentation) in `focus`. Empty under the ballot."""
+
+    body_site: dict | None
+    focus: list[dict]
+    source_image: dict | None = None
+
+
+NO_OWNER = SelectionOwner(None, [])
 
 _UNKNOWN_ABSENT_REASON = {"coding": [{"system": profiles.DATA_ABSENT_REASON, "code": "unknown", "display": "Unknown"}]}
 
@@ -62,20 +96,24 @@ class ObservationBuilder:
         self,
         context: ReportContext,
         devices: DeviceRegistry,
-        selections_for: Callable[[tuple[ImageReference, ...]], list[dict]],
-        finding_site_for: Callable[[FindingSite | None, tuple[int, ...]], dict | None],
+        selections_for: Callable[..., list[dict]],
+        finding_site_for: Callable[[FindingSite | None, tuple[int, ...]], SiteLink],
+        source_item_for: Callable[[tuple[int, ...], str | None], dict | None],
     ) -> None:
         self.context = context
+        self.facts = facts = context.facts
         self.devices = devices
         self.selections_for = selections_for
         self.finding_site_for = finding_site_for
+        self.source_item_for = source_item_for
+        self.references_in_focus = facts.image_references == "focus"
         self.sop = context.sop_instance_uid
         self.based_on = [context.ref(context.service_request)] if context.service_request is not None else None
         self.part_of = [context.ref(context.imaging_study)]
         self.subject = context.ref(context.patient)
         self.performer = list(context.performers) or None
         self.group_kind = _Kind(profiles.MEASUREMENT_GROUP, profiles.CATEGORY_MEASUREMENT_GROUP)
-        self.measurement_kind = _Kind(profiles.MEASUREMENT, profiles.CATEGORY_MEASUREMENT_GROUP)
+        self.measurement_kind = _Kind(profiles.MEASUREMENT, facts.measurement_category)
         self.derived_kind = _Kind(profiles.DERIVED_MEASUREMENT, profiles.CATEGORY_DERIVED_MEASUREMENTS)
         self.evaluation_kind = _Kind(profiles.QUALITATIVE_EVALUATION, profiles.CATEGORY_QUALITATIVE_EVALUATIONS)
         self.group_code = fixed(profiles.CATEGORY_MEASUREMENT_GROUP)
@@ -112,7 +150,7 @@ class ObservationBuilder:
         focus: list[dict] | None = None,
         value: tuple[str, dict] | None = None,
         note: list[dict] | None = None,
-        body_structure: dict | None = None,
+        site: SiteLink = NO_SITE,
         method: dict | None = None,
         has_member: list[dict] | None = None,
         derived_from: list[dict] | None = None,
@@ -146,8 +184,10 @@ class ObservationBuilder:
             resource[value[0]] = value[1]
         if note is not None:
             resource["note"] = note
-        if body_structure is not None:
-            resource["bodyStructure"] = body_structure
+        if site.body_site is not None:
+            resource["bodySite"] = site.body_site
+        if site.body_structure is not None:
+            resource["bodyStructure"] = site.body_structure
         if method is not None:
             resource["method"] = method
         resource["device"] = device
@@ -159,11 +199,24 @@ class ObservationBuilder:
             resource["component"] = component
         return self.context.add(resource)
 
-    def group(self, group: MeasurementGroup, focus: list[dict], site: dict | None) -> tuple[dict, list[dict]]:
-        """The group Observation and its members; `focus` holds the group's selections and tracking."""
+    def _links(
+        self, references: list[dict], position: tuple[int, ...], observation_uid: str | None
+    ) -> tuple[list[dict] | None, list[dict] | None]:
+        """(focus, derivedFrom): the image references in `focus` (ballot) or `derivedFrom` (STU1, then the
+        Observation's own source SR content item)."""
+        if self.references_in_focus:
+            return references, None
+        source = self.source_item_for(position, observation_uid)
+        return None, [*references, source] if source is not None else references
+
+    def group(self, group: MeasurementGroup, references: list[dict], site: SiteLink) -> tuple[dict, list[dict]]:
+        """The group Observation and its members; `references` holds the group's selections (ballot: and
+        its tracking BodyStructure), which its members copy."""
         codings = self.context.codings
-        members = [self.measurement(m, group, focus, site) for m in group.measurements]
-        members += [self.qualitative_evaluation(e, focus, site) for e in group.qualitative_evaluations]
+        members = [self.measurement(m, group, references, site) for m in group.measurements]
+        evaluation_site = site if self.facts.evaluation_site else NO_SITE
+        members += [self.qualitative_evaluation(e, references, evaluation_site) for e in group.qualitative_evaluations]
+        focus, derived_from = self._links(references, group.position, group.observation_uid)
         resource = self._observation(
             self.group_kind,
             group.position,
@@ -171,11 +224,12 @@ class ObservationBuilder:
             group.observation_uid,
             group.observation_datetime,
             self.devices.reference_for(group.algorithm, own=group.own_algorithm),
-            focus=focus,
             value=("valueCodeableConcept", codings.concept(group.finding)) if group.finding is not None else None,
-            body_structure=site,
+            site=site,
             method=codings.concept(group.method) if group.method is not None else None,
             has_member=[self.context.ref(m) for m in members],
+            focus=focus,
+            derived_from=derived_from,
         )
         return resource, members
 
@@ -183,19 +237,34 @@ class ObservationBuilder:
         self,
         measurement: Measurement,
         group: MeasurementGroup | None,
-        focus: list[dict],
-        site: dict | None,
+        references: list[dict],
+        site: SiteLink,
         derived_from: list[dict] | None = None,
     ) -> dict:
         context = self.context
         codings = context.codings
-        own_selections = self.selections_for(measurement.image_references) if measurement.image_references else ()
+        own_site = group is not None and measurement.finding_site != group.finding_site
+        if self.references_in_focus:
+            own_selections = self.selections_for(measurement.image_references) if measurement.image_references else ()
+            if own_site:
+                site = self.finding_site_for(measurement.finding_site, measurement.position)
+        else:
+            # STU1: the measurement's own selections carry its site and source item, so these come first.
+            if own_site:
+                site = self.finding_site_for(measurement.finding_site, measurement.position)
+            own_selections = ()
+            if measurement.image_references:
+                source = self.source_item_for(measurement.position, measurement.observation_uid)
+                owner = SelectionOwner(site.codeable_reference(self.facts), [source] if source is not None else [])
+                own_selections = self.selections_for(measurement.image_references, owner)
+        if group is None:
+            site = NO_SITE
         if own_selections:
-            focus = list(focus)
+            references = list(references)
             for selection in own_selections:
                 # A NUM INFERRED FROM its group's region by reference resolves to the group's selection: once.
-                if (own := context.ref(selection)) not in focus:
-                    focus.append(own)
+                if (own := context.ref(selection)) not in references:
+                    references.append(own)
         number = decimal_value(measurement.numeric_value)
         if number is not None:
             value = ("valueQuantity", quantity(number, measurement.unit, codings))
@@ -206,27 +275,26 @@ class ObservationBuilder:
             )
         else:
             value, note = ("dataAbsentReason", _value_absent(measurement, context)), None
-        body_structure = None
-        if group is not None:
-            body_structure = (
-                self.finding_site_for(measurement.finding_site, measurement.position)
-                if measurement.finding_site != group.finding_site
-                else site
-            )
         derivation = measurement.derivation
+        focus: list[dict] | None = None
+        if derived_from is not None:  # a derived measurement: its groups, then (STU1) its source item
+            if not self.references_in_focus:
+                source = self.source_item_for(measurement.position, measurement.observation_uid)
+                if source is not None:
+                    derived_from = [*derived_from, source]
+        else:
+            focus, derived_from = self._links(references, measurement.position, measurement.observation_uid)
         return self._observation(
             self.measurement_kind if group is not None else self.derived_kind,
             measurement.position,
             codings.concept(measurement.concept),
             measurement.observation_uid,
             measurement.observation_datetime,
-            self.devices.reference_for(measurement.algorithm, own=measurement.own_algorithm),
-            focus=focus,
+            self.devices.reference_for(measurement.algorithm, own=measurement.own_algorithm, derived=group is None),
             value=value,
             note=note,
-            body_structure=body_structure,
+            site=site,
             method=codings.concept(measurement.method) if measurement.method is not None else None,
-            derived_from=derived_from,
             component=(
                 [
                     {
@@ -237,9 +305,11 @@ class ObservationBuilder:
                 if derivation is not None
                 else None
             ),
+            focus=focus,
+            derived_from=derived_from,
         )
 
-    def qualitative_evaluation(self, evaluation: QualitativeEvaluation, focus: list[dict], site: dict | None) -> dict:
+    def qualitative_evaluation(self, evaluation: QualitativeEvaluation, references: list[dict], site: SiteLink) -> dict:
         codings = self.context.codings
         if evaluation.value_code is not None:
             value = ("valueCodeableConcept", codings.concept(evaluation.value_code))
@@ -247,6 +317,7 @@ class ObservationBuilder:
             value = ("valueCodeableConcept", {"text": evaluation.value_text})
         else:
             value = ("dataAbsentReason", _UNKNOWN_ABSENT_REASON)
+        focus, derived_from = self._links(references, evaluation.position, evaluation.observation_uid)
         return self._observation(
             self.evaluation_kind,
             evaluation.position,
@@ -254,9 +325,10 @@ class ObservationBuilder:
             evaluation.observation_uid,
             evaluation.observation_datetime,
             self.devices.reference_for(evaluation.algorithm, own=evaluation.own_algorithm),
-            focus=focus,
             value=value,
-            body_structure=site,
+            site=site,
+            focus=focus,
+            derived_from=derived_from,
         )
 
     def derived(self, measurement: Measurement, groups: list[dict]) -> dict:
@@ -268,4 +340,6 @@ class ObservationBuilder:
                     "derived measurement without measurement groups to derive from",
                 )
             )
-        return self.measurement(measurement, None, [], None, derived_from=[self.context.ref(g) for g in groups] or None)
+        return self.measurement(
+            measurement, None, [], NO_SITE, derived_from=[self.context.ref(g) for g in groups] or None
+        )

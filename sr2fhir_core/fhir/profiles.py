@@ -1,5 +1,6 @@
-"""Mapping facts of the IG (ballot, 1.0.0-ballot): profile URLs, fixed categories and codes, with the exact
-displays the profiles' patterns require. Builders look these up; none of them spells a code itself."""
+"""Mapping facts of the IG: profile URLs, fixed categories and codes, with the exact displays the profiles'
+patterns require, and per IG version (`IgFacts`) where the two structures differ. Builders look these up;
+none of them spells a code itself, and none of them asks which version it writes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..codes import DICOM_DCM, IG_IDENTIFIER_TYPE, UMLS, V2_0203
+from ..options import IgVersion
 from ..tid1500.model import ImageReferenceKind
 
 IG_PROFILE_BASE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
@@ -25,6 +27,10 @@ TRACKING_IDENTIFIERS = _profile("dicom-sr-tracking-identifiers")
 GENERAL_EQUIPMENT = _profile("dicom-general-equipment")
 ALGORITHM_IDENTIFICATION = _profile("algorithm-identification")
 IMAGING_SELECTION_BASE = _profile("observation-imaging-selection")
+PARTICIPANT_DEVICE = _profile("dicom-participant-device")
+PARTICIPANT_PERSON = _profile("dicom-participant-person")
+SOURCE_IMAGE_FOR_SEGMENTATION = _profile("source-image-for-segmentation")
+SOURCE_SR_CONTENT_ITEM = _profile("source-sr-content-item")
 
 
 def _coding(system: str, code: str, display: str) -> MappingProxyType:
@@ -41,6 +47,8 @@ IDENTIFIER_TYPE_STUDY_INSTANCE_UID = _coding(DICOM_DCM, "110180", "Study Instanc
 IDENTIFIER_TYPE_ACCESSION = _coding(V2_0203, "ACSN", "Accession ID")
 IDENTIFIER_TYPE_MEDICAL_RECORD = _coding(V2_0203, "MR", "Medical Record Number")
 IDENTIFIER_TYPE_UDI = _coding(V2_0203, "UDI", "Universal Device Identifier")
+CODE_SOURCE_IMAGE_FOR_SEGMENTATION = _coding(DICOM_DCM, "121233", "Source image for segmentation")
+CODE_ORIGINAL_SOURCE = _coding(DICOM_DCM, "111040", "Original Source")
 DEVICE_PROPERTY_ALGORITHM_PARAMETERS = _coding(DICOM_DCM, "111002", "Algorithm Parameters")
 
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
@@ -112,3 +120,69 @@ REGION_TYPES_2D: MappingProxyType = MappingProxyType(
     }
 )
 """DICOM SCOORD Graphic Type → R5 imageRegion2D.regionType; MULTIPOINT is split into points."""
+
+
+SEGMENTATION_SELECTIONS = frozenset(
+    {
+        ImageReferenceKind.REFERENCED_SEGMENT,
+        ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME,
+        ImageReferenceKind.VOLUME_SURFACE,
+    }
+)
+"""Selections whose `focus` names the source-image-for-segmentation selection (STU1, FHIR-47949)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IgFacts:
+    """Where the ballot and the post-ballot (STU1) structure differ (NOTES §8.1); resolved once per report."""
+
+    version: IgVersion
+    image_references: str
+    """Observation element holding the ImagingSelections: `focus` (ballot) or `derivedFrom` (STU1)."""
+    measurement_category: MappingProxyType | None
+    """The ballot fixes "Measurement Group" on measurements; STU1 removed it."""
+    tracking_body_structure: bool
+    """Ballot: tracking ids on their own BodyStructure in `focus`; STU1: identifiers of the finding site."""
+    body_site_without_modifiers: bool
+    """STU1: a finding site without laterality or topographical modifier is `bodySite` (FHIR-47941)."""
+    evaluation_site: bool
+    """Qualitative evaluations of a group carry its finding site: ballot yes; STU1 no (NOTES §5.10, the
+    post-ballot examples)."""
+    source_sr_content_item: bool
+    """STU1: an Observation UID gives a source-sr-content-item selection in `derivedFrom` (FHIR-47946)."""
+    source_image_for_segmentation: bool
+    """STU1: "Source image/series for segmentation" give their own selection (FHIR-47949)."""
+    selection_body_site: bool
+    """STU1: `ImagingSelection.bodySite` = the finding site of the observation it belongs to (FHIR-47943)."""
+    participants: bool
+    """STU1: Participant Sequence entries become ParticipantDevice / ParticipantPractitioner (FHIR-47653)."""
+
+
+IG_FACTS: MappingProxyType = MappingProxyType(
+    {
+        IgVersion.BALLOT: IgFacts(
+            version=IgVersion.BALLOT,
+            image_references="focus",
+            measurement_category=CATEGORY_MEASUREMENT_GROUP,
+            tracking_body_structure=True,
+            body_site_without_modifiers=False,
+            evaluation_site=True,
+            source_sr_content_item=False,
+            source_image_for_segmentation=False,
+            selection_body_site=False,
+            participants=False,
+        ),
+        IgVersion.STU1: IgFacts(
+            version=IgVersion.STU1,
+            image_references="derivedFrom",
+            measurement_category=None,
+            tracking_body_structure=False,
+            body_site_without_modifiers=True,
+            evaluation_site=False,
+            source_sr_content_item=True,
+            source_image_for_segmentation=True,
+            selection_body_site=True,
+            participants=True,
+        ),
+    }
+)
