@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: sample test lint clean
+.PHONY: sample test lint validator clean
 
 $(BIN)/sr2fhir: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ sample: $(BIN)/sr2fhir
 lint: $(BIN)/sr2fhir
 	$(BIN)/ruff check .
 
+# The HL7 FHIR validator for the profile tests (tests/profile_validation): pinned jars from Maven Central (mvn)
+# and FHIR packages from npm, cached in ~/.cache/sr2fhir/fhir-validator ($$SR2FHIR_VALIDATOR_CACHE); quick once
+# there. Without java, mvn or npm it says so and the tests skip, unless SR2FHIR_REQUIRE_VALIDATOR=1 (CI).
+validator: $(BIN)/sr2fhir
+	$(BIN)/python tests/profile_validation/fhir_validator.py install
+
 # Spark tests share one local[2] session, which uses both cores, so they run in one process after the
 # rest have run in parallel.
-test: lint
+test: lint validator
 	$(BIN)/python -m pytest -n 2 -q -m "not spark"
 	$(BIN)/python -m pytest -q -m spark
 

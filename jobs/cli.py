@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
+from sr2fhir_core.mapping import BUNDLE_BASE_URL
 
 
 def _options(args: argparse.Namespace) -> MappingOptions:
@@ -55,7 +56,7 @@ def command_map(args: argparse.Namespace) -> int:
             failures += 1
             print(f"{path}: {record.status.value} ({record.reason}): {record.message}", file=sys.stderr)
             continue
-        bundle = dumps_json(result.bundle(), indent=True)
+        bundle = dumps_json(result.bundle(args.base_url), indent=True)
         if args.output is None:
             sys.stdout.buffer.write(bundle + b"\n")
         else:
@@ -221,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     map_parser = commands.add_parser("map", help="map SR files to FHIR Bundles with the core alone")
     map_parser.add_argument("files", nargs="+", metavar="FILE")
     map_parser.add_argument("-o", "--output", metavar="DIR", help="write one <file>.json Bundle per input here")
+    map_parser.add_argument(
+        "--base-url",
+        default=BUNDLE_BASE_URL,
+        metavar="URL",
+        help=f"FHIR base of the Bundle entries' fullUrls, against which references resolve (default {BUNDLE_BASE_URL})",
+    )
     _add_mapping_options(map_parser)
     map_parser.set_defaults(handler=command_map)
     run_parser = commands.add_parser("run", help="the lakehouse job: SR files on any file system → NDJSON and tables")

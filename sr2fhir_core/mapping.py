@@ -53,6 +53,11 @@ class DocumentRecord:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
+BUNDLE_BASE_URL = "http://sr2fhir.invalid/fhir"
+"""Default base of the fullUrls in `MappingResult.bundle`: the server the resources will live on is unknown when
+mapping, and the reserved .invalid domain (RFC 2606) says so; `sr2fhir map --base-url` names the real one."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MappingResult:
     record: DocumentRecord
@@ -66,12 +71,16 @@ class MappingResult:
     def mapped(self) -> bool:
         return self.record.status is DocumentStatus.MAPPED
 
-    def bundle(self) -> dict:
-        """A FHIR Bundle of type collection holding every resource."""
+    def bundle(self, base_url: str = BUNDLE_BASE_URL) -> dict:
+        """A FHIR Bundle of type collection holding every resource.
+
+        Resources refer to each other relatively ("Observation/<id>"); FHIR resolves those inside a Bundle only
+        against a RESTful fullUrl ("<base>/Observation/<id>"), not a urn:uuid, so every entry gets one."""
+        base = base_url.rstrip("/")
         return {
             "resourceType": "Bundle",
             "type": "collection",
-            "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in self.resources],
+            "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in self.resources],
         }
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sr2fhir_core import MappingOptions
+from sr2fhir_core import MappingOptions, map_sr
 from sr2fhir_core.codes import CodeSystems, canonical, same_concept, system_for
 from sr2fhir_core.content import Code
 from sr2fhir_core.datetimes import dicom_date, from_date_time, from_dicom_datetime
-from sr2fhir_core.document import CodingSchemeIdentification
+from sr2fhir_core.document import CodingSchemeIdentification, Issuer
+from sr2fhir_core.fhir.context import _issuer_system
 from sr2fhir_core.fhir.ids import document_resource_id, resource_id
+from sr2fhir_synth import random_spec, write_sr
 
 
 @pytest.mark.parametrize(
@@ -85,3 +87,43 @@ def test_ids_are_rfc4122_name_based_uuids():
     assert document_resource_id("Observation", "1.2", (1, 4, 2)) == str(
         uuid.uuid5(NAMESPACE, "Observation\x1f1.2\x1f1.4.2\x1f")
     )
+
+
+@pytest.mark.parametrize(
+    ("universal_id", "kind", "expected"),
+    [
+        ("http://test-hospital.org/mr", "URI", "http://test-hospital.org/mr"),
+        ("1.2.3.4", "ISO", "urn:oid:1.2.3.4"),
+        ("1.2.3.4", None, "urn:oid:1.2.3.4"),
+        # The IG's own example: type URI, but no scheme; Identifier.system must be absolute.
+        ("test-hospital.org", "URI", None),
+        ("test-hospital.org", "DNS", None),
+        ("urn:uuid:6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11", None, "urn:uuid:6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11"),
+    ],
+)
+def test_issuer_system_is_an_absolute_uri_or_absent(universal_id, kind, expected):
+    assert _issuer_system(Issuer(universal_id=universal_id, universal_id_type=kind)) == expected
+
+
+def test_bundle_full_urls_resolve_every_relative_reference():
+    """FHIR resolves "Type/id" inside a Bundle against the base of a RESTful fullUrl (not a urn:uuid)."""
+    result = map_sr(write_sr(random_spec(3)))
+    for base in ("http://sr2fhir.invalid/fhir", "https://fhir.example.net/r5/"):
+        bundle = result.bundle(base)
+        full_urls = {entry["fullUrl"] for entry in bundle["entry"]}
+        assert len(full_urls) == len(bundle["entry"])
+        references = list(_references(bundle))
+        assert len(references) > 10
+        for reference in references:
+            assert f"{base.rstrip('/')}/{reference}" in full_urls
+
+
+def _references(value: object):
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            yield value["reference"]
+        for item in value.values():
+            yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)

@@ -8,6 +8,7 @@ here with those identifiers and ids that any SR of the same patient, study or or
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..codes import V2_0203, CodeSystems
@@ -68,6 +69,9 @@ def meta(profile: str) -> dict:
     return {"profile": [profile]}
 
 
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
+
+
 def _issuer_system(issuer: Issuer | None) -> str | None:
     """An issuer's Universal Entity ID as a URI: a URI stays, an ISO OID becomes urn:oid:."""
     if issuer is None or not issuer.universal_id:
@@ -76,7 +80,9 @@ def _issuer_system(issuer: Issuer | None) -> str | None:
     value = issuer.universal_id
     if kind == "ISO" or (not kind and value.replace(".", "").isdigit()):
         return f"urn:oid:{value}"
-    if kind in ("URI", "URL") or ":" in value:
+    # Identifier.system must be an absolute URI: a "URI" without a scheme (the IG example's "test-hospital.org")
+    # is not a system (the validator rejects it as a local reference); assigner still names a local issuer.
+    if _ABSOLUTE_URI.match(value):
         return value
     return None
 
