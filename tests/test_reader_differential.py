@@ -46,9 +46,10 @@ Input = tuple[str, bytes]
 # Both readers warn (through pydicom's codecs) about undecodable text in mutated files; expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-TIME_LIMIT_S = 10
-"""Per input (plus `TIME_PER_MB_S` per MB), both readers and both mappings; generous for a shared machine,
-far below a hang."""
+TIME_LIMIT_S = 60
+"""Per input (plus `TIME_PER_MB_S` per MB), both readers and both mappings. A hang guard, not a speed
+check (speed is measured in benchmarks/): inputs take milliseconds, but 10 s was once exceeded on a machine
+loaded 4x over its cores."""
 TIME_PER_MB_S = 30
 TIME_SCALE = float(os.environ.get("SR2FHIR_TEST_TIME_SCALE", "1"))
 """Multiplies both limits; for instrumented runs (benchmarks/scan_sanitizers.sh sets it)."""
