@@ -467,3 +467,22 @@ def test_participant_that_is_the_equipment_adds_no_device() -> None:
     [equipment] = [r for r in result.resources if profile(r) == IG + "dicom-general-equipment"]
     devices = {r["device"]["reference"] for r in result.resources if r["resourceType"] == "Observation"}
     assert f"Device/{equipment['id']}" in devices
+
+
+@pytest.mark.parametrize("reader", [Reader.AUTO, Reader.PYDICOM])
+def test_generated_participants_round_trip(reader: Reader) -> None:
+    """random_spec(participants=True) adds a Participant Sequence and changes nothing else of the report; under
+    STU1 its person and device become dicom-participant-person and dicom-participant-device."""
+    for seed in range(0, 40, 8):
+        spec = random_spec(seed, participants=True)
+        assert dataclasses.replace(spec, participants=()) == random_spec(seed)
+        person, device = spec.participants
+        result = map_sr(write_sr(spec), MappingOptions(ig_version="stu1", reader=reader))
+        assert result.mapped, result.record
+        [participant] = [r for r in result.resources if profile(r) == IG + "dicom-participant-device"]
+        assert participant["identifier"][0]["value"] == f"urn:oid:{device.device_uid}"
+        assert (participant["manufacturer"], participant["displayName"]) == (device.manufacturer, device.model_name)
+        [practitioner] = [r for r in result.resources if profile(r) == IG + "dicom-participant-person"]
+        assert practitioner["name"][0]["family"] in (person.person_name or "")
+        for observation in (r for r in result.resources if r["resourceType"] == "Observation"):
+            assert {"reference": f"Practitioner/{practitioner['id']}"} in observation["performer"]
