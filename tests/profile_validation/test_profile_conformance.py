@@ -20,6 +20,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -326,32 +327,53 @@ def _control_bundles(outputs: dict[str, dict], release: str) -> tuple[dict[str, 
     return bundles, controls
 
 
+def _definitions(release: str) -> Path:
+    return shared_path() / "ig" / "examples" / "definitions" / release
+
+
+def _bundles(release: str) -> tuple[dict[str, dict], dict[str, str]]:
+    """Every file to validate for a release (outputs and controls), and the controls' profiles."""
+    outputs = _output_bundles(RELEASES[release])
+    controls, control_profiles = _control_bundles(outputs, release)
+    return outputs | controls, control_profiles
+
+
 @pytest.fixture(scope="session", params=sorted(RELEASES))
 def run(request, tmp_path_factory, worker_id) -> Run:
-    definitions = shared_path() / "ig" / "examples" / "definitions" / request.param
+    release = request.param
+    definitions = _definitions(release)
     if not definitions.is_dir():
         pytest.skip(f"IG definitions not found at {definitions} (set SR2FHIR_SHARED to the shared folder)")
     root = _validator_root()
-    outputs = _output_bundles(RELEASES[request.param])
-    controls, control_profiles = _control_bundles(outputs, request.param)
-    bundles = outputs | controls
-    # One validator run per session: xdist workers share the session's temporary folder, and the first to take
-    # the lock validates while the other waits for its issues (the mapping is deterministic, so the Bundles agree).
+    bundles, control_profiles = _bundles(release)
+    # One validator run per release and session: xdist workers share the session's temporary folder, and the
+    # first to take the lock validates every release at once, a JVM each in parallel (each uses about one core),
+    # while the other waits for the issues (the mapping is deterministic, so the Bundles agree).
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    folder = shared / f"profiles-{request.param}"
-    with open(shared / f"profiles-{request.param}.lock", "w") as lock:
+    with open(shared / "profiles.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        issues_file = folder / "issues.json"
-        if not issues_file.is_file():
+        jobs: dict[str, tuple[Path, list[Path]]] = {}
+        for name in sorted(RELEASES):
+            folder = shared / f"profiles-{name}"
+            if (folder / "issues.json").is_file() or not _definitions(name).is_dir():
+                continue
             folder.mkdir(exist_ok=True)
             files = []
-            for name, bundle in bundles.items():
-                (folder / name).write_bytes(dumps_json(bundle))
-                files.append(folder / name)
-            issues = validate([definitions], files, root)
-            issues_file.write_text(json.dumps([asdict(i) for i in issues]))
+            for file_name, bundle in (bundles if name == release else _bundles(name)[0]).items():
+                (folder / file_name).write_bytes(dumps_json(bundle))
+                files.append(folder / file_name)
+            jobs[name] = (folder, files)
+        if jobs:
+            with ThreadPoolExecutor(len(jobs)) as pool:
+                futures = {
+                    name: pool.submit(validate, [_definitions(name)], files, root) for name, (_, files) in jobs.items()
+                }
+                for name, future in futures.items():
+                    issues = future.result()
+                    (jobs[name][0] / "issues.json").write_text(json.dumps([asdict(i) for i in issues]))
+    issues_file = shared / f"profiles-{release}" / "issues.json"
     issues = [Issue(**i) for i in json.loads(issues_file.read_text())]
-    return Run(request.param, definitions, bundles, control_profiles, issues)
+    return Run(release, definitions, bundles, control_profiles, issues)
 
 
 def _output_issues(run: Run) -> list[Issue]:
