@@ -420,3 +420,30 @@ def test_example_source_series_without_instances_gives_no_selection(example_grap
             "bodySite"
         ]["reference"]
     )
+
+
+def test_source_series_uid_over_64_characters_is_left_out(corpus_dir: Path):
+    """With an instance of the example's 66-character source series in the evidence, the selection lists it,
+    but no seriesUid (an R5 `id`, at most 64 characters), and a warning says so."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+
+    ds = pydicom.dcmread(corpus_dir / "hl7-dicom-sr-ig" / "Example-MeasurementReport.dcm")
+    series = Dataset()
+    series.SeriesInstanceUID = "1.3.6.1.4.1.14519.5.2.1.6279.6001.273525289046256012743471155680.2"
+    instance = Dataset()
+    instance.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    instance.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.64"
+    series.ReferencedSOPSequence = [instance]
+    study = Dataset()
+    study.StudyInstanceUID = ds.StudyInstanceUID
+    study.ReferencedSeriesSequence = [series]
+    ds.CurrentRequestedProcedureEvidenceSequence = [study]  # the example has no evidence sequence
+    buffer = DicomBytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    result = map_sr(buffer.getvalue(), STU1)
+    [source] = [r for r in result.resources if _profile(r) == IG + "source-image-for-segmentation"]
+    assert [i["uid"] for i in source["instance"]] == ["1.2.826.0.1.3680043.8.498.64"]
+    assert "seriesUid" not in source
+    assert [w for w in result.warnings if "series UID of 66 characters" in w.message]
