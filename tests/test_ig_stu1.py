@@ -422,6 +422,7 @@ def test_example_source_series_without_instances_gives_no_selection(example_grap
     )
 
 
+@pytest.mark.filterwarnings("ignore:The value length \\(66\\) exceeds:UserWarning")  # that is the point
 def test_source_series_uid_over_64_characters_is_left_out(corpus_dir: Path):
     """With an instance of the example's 66-character source series in the evidence, the selection lists it,
     but no seriesUid (an R5 `id`, at most 64 characters), and a warning says so."""
