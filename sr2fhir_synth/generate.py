@@ -28,6 +28,7 @@ from .spec import (
     Issuer,
     Measurement,
     MeasurementGroup,
+    Participant,
     PatientSpec,
     PersonObserver,
     QualitativeEvaluation,
@@ -109,11 +110,42 @@ def random_spec(
     *,
     patient: PatientSpec | None = None,
     study: StudySpec | None = None,
+    participants: bool = False,
 ) -> ReportSpec:
     """A random valid report. With `target_items`, one whose content-item count (`count_content_items`)
     equals it (for any target from about 10 up; tiny targets give the smallest report this can make).
-    `patient` and `study` let several reports share a patient and a study."""
-    return _Generator(seed, patient, study).report(target_items)
+    `patient` and `study` let several reports share a patient and a study. `participants` adds a
+    Participant Sequence (a person and a device); it draws from its own generator, so the rest of the report
+    is the same as without it."""
+    spec = _Generator(seed, patient, study).report(target_items)
+    if participants:
+        spec = dataclasses.replace(spec, participants=_participants(seed, spec))
+    return spec
+
+
+def _participants(seed: int, spec: ReportSpec) -> tuple[Participant, ...]:
+    """A data enterer (PSN) and a source device (DEV) other than the General Equipment."""
+    rng = random.Random(f"participants-{seed}")
+    charset = spec.instance.specific_character_set
+    when = spec.instance.content_date + spec.instance.content_time
+    observers = {o.name for o in spec.person_observers}
+    person = Participant(
+        participation_type="ENT",
+        observer_type="PSN",
+        datetime=when,
+        # not a Person Observer: that one would be the same Practitioner (docs/mapping-decisions.md §14)
+        person_name=rng.choice([n for n in catalog.PERSON_NAMES[charset] if n not in observers]),
+        organization=rng.choice(catalog.ORGANIZATIONS[charset]) if rng.random() < 0.5 else None,
+    )
+    device = Participant(
+        participation_type="SRC",
+        observer_type="DEV",
+        datetime=when,
+        device_uid=uid_for(seed, "participant-device"),
+        manufacturer="Synthetic Modality Co",
+        model_name=rng.choice(("SynthScan 1", "SynthScan 2")),
+    )
+    return (person, device)
 
 
 class _Generator:

@@ -272,6 +272,24 @@ class PersonObserver:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Participant:
+    """A Participant Sequence (0040,A07A) item (PS3.3 C.17.2, SR Document General): a person (PSN) or a
+    device (DEV) that took part in making the document."""
+
+    participation_type: str
+    """Participation Type (0040,A080): ENT (data enterer), SRC (source), ATTEST, VRF."""
+    observer_type: str
+    """Observer Type (0040,A084): PSN or DEV."""
+    datetime: str
+    """Participation DateTime (0040,A082), DT."""
+    person_name: str | None = None
+    organization: str | None = None
+    device_uid: str | None = None
+    manufacturer: str | None = None
+    model_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceObserver:
     """TID 1004 Device Observer Identifying Attributes."""
 
@@ -291,6 +309,8 @@ class ReportSpec:
     procedures_reported: tuple[Code, ...] = ()
     person_observers: tuple[PersonObserver, ...] = ()
     device_observers: tuple[DeviceObserver, ...] = ()
+    participants: tuple[Participant, ...] = ()
+    """Participant Sequence (0040,A07A); empty writes none."""
     image_library: bool = False
     """Write a TID 1600 Image Library listing the referenced images (the mapping ignores it)."""
     measurements_algorithm: Algorithm | None = None

@@ -27,6 +27,7 @@ from .spec import (
     Issuer,
     Measurement,
     MeasurementGroup,
+    Participant,
     QualitativeEvaluation,
     ReferencedInstance,
     ReferenceKind,
@@ -493,6 +494,24 @@ def _evidence(spec: ReportSpec) -> tuple[list[Dataset], list[Dataset]]:
     return current, other
 
 
+def _participant(participant: Participant) -> Dataset:
+    item = Dataset()
+    item.ParticipationType = participant.participation_type
+    item.ParticipationDateTime = participant.datetime
+    item.ObserverType = participant.observer_type
+    if participant.person_name is not None:
+        item.PersonName = participant.person_name
+    if participant.organization is not None:
+        item.InstitutionName = participant.organization
+    if participant.device_uid is not None:
+        item.DeviceUID = participant.device_uid
+    if participant.manufacturer is not None:
+        item.Manufacturer = participant.manufacturer
+    if participant.model_name is not None:
+        item.ManufacturerModelName = participant.model_name
+    return item
+
+
 def build_dataset(spec: ReportSpec, encoding: Encoding = DEFAULT_ENCODING) -> Dataset:
     """The SR data set (PS3.3 A.35.1/A.35.2/A.35.13 modules) without file meta."""
     coder = _Coder(spec.legacy_snomed, encoding.omit_empty_measured_values)
@@ -555,6 +574,8 @@ def build_dataset(spec: ReportSpec, encoding: Encoding = DEFAULT_ENCODING) -> Da
     ds.VerificationFlag = instance.verification_flag
     if instance.preliminary_flag is not None:
         ds.PreliminaryFlag = instance.preliminary_flag
+    if spec.participants:
+        ds.ParticipantSequence = Sequence([_participant(p) for p in spec.participants])
     ds.PerformedProcedureCodeSequence = Sequence()
     current, other = _evidence(spec)
     if current:

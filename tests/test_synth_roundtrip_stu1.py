@@ -19,6 +19,7 @@ from pydicom.sequence import Sequence
 from test_synth_roundtrip import (
     IG,
     SEEDS,
+    SELECTION_PROFILE,
     SOP_CLASS_SYSTEM,
     SYSTEMS,
     check_common,
@@ -34,7 +35,14 @@ from test_synth_roundtrip import (
 from sr2fhir_core import MappingOptions, MappingResult, dumps_json, map_sr
 from sr2fhir_core.options import Reader
 from sr2fhir_synth import build_dataset, random_spec, write_sr
-from sr2fhir_synth.spec import FindingSite, ImageReference, MeasurementGroup, ReferenceKind, ReportSpec
+from sr2fhir_synth.spec import (
+    FindingSite,
+    ImageReference,
+    Measurement,
+    MeasurementGroup,
+    ReferenceKind,
+    ReportSpec,
+)
 from sr2fhir_synth.writer import encode_dataset
 
 STU1 = MappingOptions(ig_version="stu1")
@@ -171,11 +179,59 @@ def check_site(case: Case, observation: dict, site: FindingSite | None, group: M
     assert tracking == expected
 
 
-def check_selections(case: Case, observation: dict, references: list[ImageReference]) -> list[dict]:
+def batches(references: list[ImageReference]) -> list[list[ImageReference]]:
+    """The items that share one selection (docs/mapping-decisions.md §14): one per profile, 3D regions per frame
+    of reference, items without a profile alone; first appearance first."""
+    shared: dict[object, list[ImageReference]] = {}
+    for index, reference in enumerate(references):
+        alone = reference.kind is ReferenceKind.SOURCE_OF_MEASUREMENT
+        shared.setdefault(index if alone else (reference.kind, reference.frame_of_reference_uid), []).append(reference)
+    return list(shared.values())
+
+
+def measurement_batches(group: MeasurementGroup, measurement: Measurement) -> list[list[ImageReference]]:
+    """A measurement's selections: its own new items by profile, which take the place of the group's of the same
+    profile (inherited or named by reference); then the rest of the group's."""
+    group_batches = batches(list(group.image_references))
+    own = batches(list(measurement.image_references))
+    fresh = {b[0].kind for b in own} - {ReferenceKind.SOURCE_OF_MEASUREMENT}
+    named = [
+        next(b for b in group_batches if any(group.image_references[i] is r for r in b))
+        for i in measurement.group_references
+    ]
+    mine = [b for b in named if b[0].kind not in fresh] + own
+    kinds = {b[0].kind for b in mine} - {ReferenceKind.SOURCE_OF_MEASUREMENT}
+    result: list[list[ImageReference]] = []
+    for batch in [b for b in group_batches if b[0].kind not in kinds] + mine:
+        if not any(batch is b for b in result):
+            result.append(batch)
+    return result
+
+
+def _signature(selection: dict) -> tuple:
+    uids = tuple(i["uid"] for i in selection.get("instance", []))
+    return profile(selection), uids, selection.get("frameOfReferenceUid")
+
+
+def check_selections(case: Case, observation: dict, expected: list[list[ImageReference]]) -> list[dict]:
+    """Each batch of items is one selection (any order), an instance entry per item."""
     selections = derived_from(case, observation)
-    assert len(selections) == len(references)
-    for selection, reference in zip(selections, references, strict=True):
-        check_selection(case, selection, reference)
+    assert len(selections) == len(expected)
+    by_signature = {_signature(s): s for s in selections}
+    for batch in expected:
+        uids = tuple(r.instance.sop_instance_uid for r in batch if r.instance is not None)
+        selection = by_signature[SELECTION_PROFILE[batch[0].kind], uids, batch[0].frame_of_reference_uid]
+        for index, reference in enumerate(batch):
+            view = dict(selection)
+            if reference.instance is not None:
+                view["instance"] = [selection["instance"][index]]
+                # A shared selection names a series (and study) only when its items agree.
+                if len({r.instance.series_instance_uid for r in batch}) > 1:
+                    assert "seriesUid" not in selection
+                    view["seriesUid"] = reference.instance.series_instance_uid
+                if len({r.instance.study_instance_uid for r in batch}) > 1:
+                    view["studyUid"] = reference.instance.study_instance_uid
+            check_selection(case, view, reference)
     return selections
 
 
@@ -188,9 +244,10 @@ def check_group_selections(case: Case, observation: dict, group: MeasurementGrou
     images = [
         s for s in case.result.resources if s["resourceType"] == "ImagingSelection" and profile(s) == SOURCE_IMAGE
     ]
-    segmentations = [s for s, r in zip(selections, group.image_references, strict=True) if r.kind in SEGMENTATION_KINDS]
+    firsts = [b[0] for b in batches(list(group.image_references))]
+    segmentations = [s for s, r in zip(selections, firsts, strict=True) if r.kind in SEGMENTATION_KINDS]
     group_images = []
-    for selection, reference in zip(selections, group.image_references, strict=True):
+    for selection, reference in zip(selections, firsts, strict=True):
         assert selection.get("bodySite") == site
         focus = selection.get("focus", [])
         own_images = [case.resolve(f) for f in focus if profile(case.resolve(f)) == SOURCE_IMAGE]
@@ -248,7 +305,7 @@ def test_groups(cases: list[Case]) -> None:
             check_common(case, observation, group.observation_uid, group.observation_datetime)
             check_device(case, observation, item.algorithm)
             check_site(case, observation, group.finding_site, group)
-            selections = check_selections(case, observation, list(group.image_references))
+            selections = check_selections(case, observation, batches(list(group.image_references)))
             check_source_item(case, observation, group.observation_uid)
             check_group_selections(case, observation, group, selections)
             assert observation["hasMember"] == [{"reference": f"Observation/{r['observation_id']}"} for r in members]
@@ -292,7 +349,7 @@ def test_measurements(cases: list[Case]) -> None:
                 assert "category" not in observation  # STU1 removed the fixed "Measurement Group" category
                 own_site = m.finding_site is not None and m.finding_site != group.finding_site
                 check_site(case, observation, item.site, None if own_site else group)
-                check_selections(case, observation, item.references)
+                check_selections(case, observation, measurement_batches(group, m))
 
 
 def test_qualitative_evaluations(cases: list[Case]) -> None:
@@ -309,7 +366,7 @@ def test_qualitative_evaluations(cases: list[Case]) -> None:
             check_common(case, observation, e.observation_uid, e.observation_datetime)
             check_device(case, observation, item.algorithm)
             check_source_item(case, observation, e.observation_uid)
-            check_selections(case, observation, list(group.image_references) if group else [])
+            check_selections(case, observation, batches(list(group.image_references)) if group else [])
             assert "bodyStructure" not in observation and "bodySite" not in observation
 
 
@@ -467,3 +524,22 @@ def test_participant_that_is_the_equipment_adds_no_device() -> None:
     [equipment] = [r for r in result.resources if profile(r) == IG + "dicom-general-equipment"]
     devices = {r["device"]["reference"] for r in result.resources if r["resourceType"] == "Observation"}
     assert f"Device/{equipment['id']}" in devices
+
+
+@pytest.mark.parametrize("reader", [Reader.AUTO, Reader.PYDICOM])
+def test_generated_participants_round_trip(reader: Reader) -> None:
+    """random_spec(participants=True) adds a Participant Sequence and changes nothing else of the report; under
+    STU1 its person and device become dicom-participant-person and dicom-participant-device."""
+    for seed in range(0, 40, 8):
+        spec = random_spec(seed, participants=True)
+        assert dataclasses.replace(spec, participants=()) == random_spec(seed)
+        person, device = spec.participants
+        result = map_sr(write_sr(spec), MappingOptions(ig_version="stu1", reader=reader))
+        assert result.mapped, result.record
+        [participant] = [r for r in result.resources if profile(r) == IG + "dicom-participant-device"]
+        assert participant["identifier"][0]["value"] == f"urn:oid:{device.device_uid}"
+        assert (participant["manufacturer"], participant["displayName"]) == (device.manufacturer, device.model_name)
+        [practitioner] = [r for r in result.resources if profile(r) == IG + "dicom-participant-person"]
+        assert practitioner["name"][0]["family"] in (person.person_name or "")
+        for observation in (r for r in result.resources if r["resourceType"] == "Observation"):
+            assert {"reference": f"Practitioner/{practitioner['id']}"} in observation["performer"]

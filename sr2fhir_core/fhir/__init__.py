@@ -21,6 +21,7 @@ from .imaging_selections import (
     build_imaging_selection,
     build_source_image_for_segmentation,
     build_source_sr_content_item,
+    writable,
 )
 from .json import dumps
 from .observations import NO_OWNER, NO_SITE, ObservationBuilder, SelectionOwner, SiteLink
@@ -36,31 +37,58 @@ def build_resources(
     selections: dict[tuple[int, ...], dict | None] = {}
     sites: dict[tuple[int, ...], dict] = {}
     sources: dict[tuple[int, ...], dict] = {}
+    selection_profiles: dict[str, str] = {}
+    """Reference → profile of each ImagingSelection made so far."""
 
     def selections_for(
-        references: tuple[ImageReference, ...] | list[ImageReference], owner: SelectionOwner = NO_OWNER
+        references: tuple[ImageReference, ...] | list[ImageReference],
+        owner: SelectionOwner = NO_OWNER,
+        fresh: list[dict] | None = None,
     ) -> list[dict]:
-        """One ImagingSelection per reference content item, however many observations point at it; the
-        first observation to use it (its group, or the measurement that holds it) is its owner (STU1)."""
-        result = []
-        for reference in references:
-            if reference.position not in selections:
-                focus = owner.focus
-                if owner.source_image is not None and reference.kind in profiles.SEGMENTATION_SELECTIONS:
-                    focus = [owner.source_image, *focus]
-                selection = build_imaging_selection(context, reference, owner.body_site, focus)
-                if selection is None:
-                    context.warnings.append(
-                        MappingWarning(
-                            WarningCode.INVALID_VALUE,
-                            ".".join(map(str, reference.position)),
-                            f"{reference.kind.value} reference cannot be written as an ImagingSelection",
-                        )
+        """One ImagingSelection per reference content item (ballot), or per profile of the items an observation
+        brings (STU1), however many observations point at it; the first observation to use it (its group, or
+        the measurement that holds it) is its owner (STU1). `fresh` collects the selections this call made."""
+        result: list[dict] = []
+        new = list({r.position: r for r in references if r.position not in selections}.values())
+        batches = _batches(new) if facts.one_selection_per_profile else [[r] for r in new]
+        for batch in batches:
+            first = batch[0]
+            focus = owner.focus
+            if owner.source_image is not None and first.kind in profiles.SEGMENTATION_SELECTIONS:
+                focus = [owner.source_image, *focus]
+            selection = build_imaging_selection(context, batch, owner.body_site, focus)
+            if selection is None:
+                context.warnings.append(
+                    MappingWarning(
+                        WarningCode.INVALID_VALUE,
+                        ".".join(map(str, first.position)),
+                        f"{first.kind.value} reference cannot be written as an ImagingSelection",
                     )
+                )
+            for reference in batch:
                 selections[reference.position] = selection
-            if (selection := selections[reference.position]) is not None:
+            if selection is not None:
+                selection_profiles[context.ref(selection)["reference"]] = selection["meta"]["profile"][0]
+                if fresh is not None:
+                    fresh.append(selection)
+        for reference in references:
+            selection = selections[reference.position]
+            if selection is not None and not (facts.one_selection_per_profile and any(s is selection for s in result)):
                 result.append(selection)
         return result
+
+    def _batches(references: list[ImageReference]) -> list[list[ImageReference]]:
+        """STU1: the new references of one observation by profile, first appearance first; a base-profile
+        reference (no slice) and one that cannot be written stay alone, and 3D regions share a selection only
+        within one frame of reference (`frameOfReferenceUid` is 0..1)."""
+        batches: dict[object, list[ImageReference]] = {}
+        for reference in references:
+            if reference.kind is ImageReferenceKind.OTHER or not writable(reference):
+                key: object = reference.position
+            else:
+                key = (reference.kind, reference.frame_of_reference_uid)
+            batches.setdefault(key, []).append(reference)
+        return list(batches.values())
 
     def finding_site_for(
         site: FindingSite | None, position: tuple[int, ...], tracking: MeasurementGroup | None = None
@@ -89,7 +117,9 @@ def build_resources(
             sources[position] = build_source_sr_content_item(context, position, observation_uid)
         return context.ref(sources[position])
 
-    observations = ObservationBuilder(context, devices, selections_for, finding_site_for, source_item_for)
+    observations = ObservationBuilder(
+        context, devices, selections_for, finding_site_for, source_item_for, selection_profiles.get
+    )
 
     def group_observation(group: MeasurementGroup) -> dict:
         if facts.tracking_body_structure:

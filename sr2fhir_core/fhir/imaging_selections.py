@@ -5,7 +5,10 @@ image for segmentation of a group and the SR content item an Observation comes f
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 
+from ..errors import MappingWarning, WarningCode
 from ..options import SopClassSystem
 from ..reading.sop_classes import SOP_CLASS_NAMES
 from ..tid1500.model import ImageReference, ImageReferenceKind, MeasurementGroup, ReferencedInstance
@@ -13,6 +16,9 @@ from . import profiles
 from .context import ReportContext, meta
 from .datatypes import fixed
 from .ids import document_resource_id
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+"""The R5 `id` type (ImagingSelection.seriesUid, studyUid, instance.uid)."""
 
 
 def sop_class_coding(uid: str, system: SopClassSystem) -> dict:
@@ -70,48 +76,62 @@ def _instance(instance: ReferencedInstance, context: ReportContext) -> dict:
     return entry
 
 
+def writable(reference: ImageReference) -> bool:
+    """Whether a reference content item can be an ImagingSelection: it needs a code (its profile's, else its
+    concept) and, for a 2D image region, coordinates R5 can hold."""
+    if profiles.SELECTION_PROFILES[reference.kind].code is None and reference.concept is None:
+        return False
+    return reference.kind is not ImageReferenceKind.IMAGE_REGION_2D or bool(_regions_2d(reference))
+
+
 def build_imaging_selection(
     context: ReportContext,
-    reference: ImageReference,
+    references: Sequence[ImageReference],
     body_site: dict | None = None,
     focus: list[dict] | None = None,
 ) -> dict | None:
-    """The selection of one reference content item; `body_site` and `focus` are STU1's (FHIR-47943,
-    47946, 47949), None under the ballot."""
-    profile = profiles.SELECTION_PROFILES[reference.kind]
+    """The selection of one reference content item (ballot) or of the items of one profile that one
+    observation uses (STU1: its `derivedFrom` slices are 0..1, so they share one selection, an instance entry
+    per referenced image and region); `body_site` and `focus` are STU1's (FHIR-47943, 47946, 47949), None
+    under the ballot. The id is the first item's."""
+    first = references[0]
+    profile = profiles.SELECTION_PROFILES[first.kind]
     resource = _selection(
-        context, document_resource_id("ImagingSelection", context.sop_instance_uid, reference.position), profile.url
+        context, document_resource_id("ImagingSelection", context.sop_instance_uid, first.position), profile.url
     )
     if profile.code is not None:
         resource["code"] = fixed(profile.code)
-    elif reference.concept is not None:
-        resource["code"] = context.codings.concept(reference.concept)
+    elif first.concept is not None:
+        resource["code"] = context.codings.concept(first.concept)
     else:
         return None
-    studies = {i.study_instance_uid for i in reference.instances if i.study_instance_uid}
+    referenced = [i for reference in references for i in reference.instances]
+    studies = {i.study_instance_uid for i in referenced if i.study_instance_uid}
     resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
     resource["derivedFrom"] = [context.ref(context.imaging_study)]
-    series = {i.series_instance_uid for i in reference.instances}
+    series = {i.series_instance_uid for i in referenced}
     if len(series) == 1 and (series_uid := series.pop()):
         resource["seriesUid"] = series_uid
-    if reference.frame_of_reference_uid:
-        resource["frameOfReferenceUid"] = reference.frame_of_reference_uid
+    frames = {reference.frame_of_reference_uid for reference in references}
+    if len(frames) == 1 and (frame_of_reference_uid := frames.pop()):
+        resource["frameOfReferenceUid"] = frame_of_reference_uid
     if body_site is not None:
         resource["bodySite"] = body_site
     if focus:
         resource["focus"] = focus
     instances = []
-    for instance in reference.instances:
-        entry = _instance(instance, context)
-        subset = _subset(reference, instance)
-        if subset:
-            entry["subset"] = subset
-        if reference.kind is ImageReferenceKind.IMAGE_REGION_2D:
-            regions = _regions_2d(reference)
-            if not regions:
-                return None
-            entry["imageRegion2D"] = regions
-        instances.append(entry)
+    for reference in references:
+        for instance in reference.instances:
+            entry = _instance(instance, context)
+            subset = _subset(reference, instance)
+            if subset:
+                entry["subset"] = subset
+            if reference.kind is ImageReferenceKind.IMAGE_REGION_2D:
+                regions = _regions_2d(reference)
+                if not regions:
+                    return None
+                entry["imageRegion2D"] = regions
+            instances.append(entry)
     if instances:
         resource["instance"] = instances
     return context.add(resource)
@@ -140,12 +160,31 @@ def build_source_image_for_segmentation(
             for e in context.report.document.evidence
             if e.series_instance_uid == series_uid
         ]
-    if not instances and not series_uid:
+    position = images[0].position if images else group.position
+    if not instances:
+        # Its profile wants `instance` (1..*): a series without known instances is no selection.
+        if series_uid:
+            context.warnings.append(
+                MappingWarning(
+                    WarningCode.UNRESOLVED_REFERENCE,
+                    ".".join(map(str, position)),
+                    "Source series for segmentation has no instances in the evidence: no source image selection",
+                )
+            )
         return None
     if series_uid is None:
         series = {i.series_instance_uid for i in instances}
         series_uid = series.pop() if len(series) == 1 else None
-    position = images[0].position if images else group.position
+    if series_uid and not FHIR_ID.fullmatch(series_uid):
+        # seriesUid is an R5 `id` (at most 64 characters, like a DICOM UID): a longer value is no UID.
+        context.warnings.append(
+            MappingWarning(
+                WarningCode.INVALID_VALUE,
+                ".".join(map(str, position)),
+                f"series UID of {len(series_uid)} characters is not a valid UID: no seriesUid",
+            )
+        )
+        series_uid = None
     resource = _selection(
         context,
         document_resource_id("ImagingSelection", context.sop_instance_uid, position, "source-image-for-segmentation"),

@@ -44,6 +44,10 @@ class SiteLink(NamedTuple):
 NO_SITE = SiteLink(None, None)
 
 
+def _profile(resource: dict) -> str:
+    return resource["meta"]["profile"][0]
+
+
 class SelectionOwner(NamedTuple):
     """What the ImagingSelections of one observation carry under STU1: its site, the source SR content
     item (and the group's source image for segmentation) in `focus`. Empty under the ballot."""
@@ -99,6 +103,7 @@ class ObservationBuilder:
         selections_for: Callable[..., list[dict]],
         finding_site_for: Callable[[FindingSite | None, tuple[int, ...]], SiteLink],
         source_item_for: Callable[[tuple[int, ...], str | None], dict | None],
+        selection_profile: Callable[[str], str | None],
     ) -> None:
         self.context = context
         self.facts = facts = context.facts
@@ -106,6 +111,7 @@ class ObservationBuilder:
         self.selections_for = selections_for
         self.finding_site_for = finding_site_for
         self.source_item_for = source_item_for
+        self.selection_profile = selection_profile
         self.references_in_focus = facts.image_references == "focus"
         self.sop = context.sop_instance_uid
         self.based_on = [context.ref(context.service_request)] if context.service_request is not None else None
@@ -256,9 +262,22 @@ class ObservationBuilder:
             if measurement.image_references:
                 source = self.source_item_for(measurement.position, measurement.observation_uid)
                 owner = SelectionOwner(site.codeable_reference(self.facts), [source] if source is not None else [])
-                own_selections = self.selections_for(measurement.image_references, owner)
+                fresh: list[dict] = []
+                own_selections = self.selections_for(measurement.image_references, owner, fresh)
+                if self.facts.one_selection_per_profile and fresh:
+                    # A new selection of a profile takes the place of the group's one the measurement names
+                    # by reference (0..1 slices).
+                    fresh_profiles = {_profile(s) for s in fresh} - {profiles.IMAGING_SELECTION_BASE}
+                    own_selections = [
+                        s for s in own_selections if _profile(s) not in fresh_profiles or any(s is f for f in fresh)
+                    ]
         if group is None:
             site = NO_SITE
+        if own_selections and self.facts.one_selection_per_profile:
+            # STU1: one selection per profile (0..1 slices); the measurement's own replaces its group's, which
+            # stays reachable through the group.
+            own_profiles = {_profile(s) for s in own_selections} - {profiles.IMAGING_SELECTION_BASE}
+            references = [r for r in references if self.selection_profile(r["reference"]) not in own_profiles]
         if own_selections:
             references = list(references)
             for selection in own_selections:

@@ -154,6 +154,9 @@ class IgFacts:
     """STU1: "Source image/series for segmentation" give their own selection (FHIR-47949)."""
     selection_body_site: bool
     """STU1: `ImagingSelection.bodySite` = the finding site of the observation it belongs to (FHIR-47943)."""
+    one_selection_per_profile: bool
+    """STU1: the `derivedFrom` slices per ImagingSelection profile are 0..1 ("only one per observation",
+    NOTES §3.7), so the reference items of one profile that an observation brings share one selection."""
     participants: bool
     """STU1: Participant Sequence entries become ParticipantDevice / ParticipantPractitioner (FHIR-47653)."""
 
@@ -170,6 +173,7 @@ IG_FACTS: MappingProxyType = MappingProxyType(
             source_sr_content_item=False,
             source_image_for_segmentation=False,
             selection_body_site=False,
+            one_selection_per_profile=False,
             participants=False,
         ),
         IgVersion.STU1: IgFacts(
@@ -182,6 +186,7 @@ IG_FACTS: MappingProxyType = MappingProxyType(
             source_sr_content_item=True,
             source_image_for_segmentation=True,
             selection_body_site=True,
+            one_selection_per_profile=True,
             participants=True,
         ),
     }
