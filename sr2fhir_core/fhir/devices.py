@@ -40,13 +40,10 @@ def equipment_key(equipment: Equipment) -> tuple[str, ...]:
     )
 
 
-def build_equipment(context: ReportContext) -> dict:
-    equipment = context.report.document.equipment
-    device: dict = {
-        "resourceType": "Device",
-        "id": resource_id("Device", "equipment", *equipment_key(equipment)),
-        "meta": meta(profiles.GENERAL_EQUIPMENT),
-    }
+def _device(resource_id: str, profile: str, equipment: Equipment) -> dict:
+    """A Device of General Equipment attributes (the equipment's, or a participant device's, which has no UDI
+    and no software versions)."""
+    device: dict = {"resourceType": "Device", "id": resource_id, "meta": meta(profile)}
     if equipment.device_uid:
         device["identifier"] = [uid_identifier(equipment.device_uid)]
     # R5 requires deviceIdentifier and issuer: only UDIs whose issuer can be told (GS1) are carried.
@@ -61,7 +58,13 @@ def build_equipment(context: ReportContext) -> dict:
         device["displayName"] = equipment.model_name
     if equipment.software_versions:
         device["version"] = [{"value": v} for v in equipment.software_versions]
-    return context.add(device)
+    return device
+
+
+def build_equipment(context: ReportContext) -> dict:
+    equipment = context.report.document.equipment
+    device_id = resource_id("Device", "equipment", *equipment_key(equipment))
+    return context.add(_device(device_id, profiles.GENERAL_EQUIPMENT, equipment))
 
 
 def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dict) -> dict:
@@ -108,21 +111,9 @@ def _is_general_equipment(participant: Equipment, equipment: Equipment) -> bool:
     return (participant.manufacturer, participant.model_name) == (equipment.manufacturer, equipment.model_name)
 
 
-def build_participant_device(context: ReportContext, participant: Equipment) -> dict:
-    device: dict = {
-        "resourceType": "Device",
-        "id": resource_id("Device", "participant", *equipment_key(participant)),
-        "meta": meta(profiles.PARTICIPANT_DEVICE),
-    }
-    if participant.device_uid:
-        device["identifier"] = [uid_identifier(participant.device_uid)]
-    if participant.manufacturer:
-        device["manufacturer"] = participant.manufacturer
-    if participant.serial_number:
-        device["serialNumber"] = participant.serial_number
-    if participant.model_name:
-        device["displayName"] = participant.model_name
-    return device
+def build_participant_device(participant: Equipment) -> dict:
+    device_id = resource_id("Device", "participant", *equipment_key(participant))
+    return _device(device_id, profiles.PARTICIPANT_DEVICE, participant)
 
 
 def participant_device(context: ReportContext, equipment: dict) -> dict | None:
@@ -137,7 +128,7 @@ def participant_device(context: ReportContext, equipment: dict) -> dict | None:
             continue
         if _is_general_equipment(identity, own):
             return None
-        return context.add(build_participant_device(context, identity))
+        return context.add(build_participant_device(identity))
     return None
 
 

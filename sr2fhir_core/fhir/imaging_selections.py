@@ -69,6 +69,40 @@ def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
     return resource
 
 
+def _place(
+    resource: dict,
+    context: ReportContext,
+    position: tuple[int, ...],
+    instances: Sequence[ReferencedInstance],
+    series_uid: str | None,
+    frame_of_reference_uid: str | None,
+    body_site: dict | None,
+    focus: list[dict] | None,
+) -> None:
+    """Where a selection lies, in R5 element order: its study (the referenced instances' one, else the SR's),
+    the ImagingStudy, series, frame of reference, and STU1's `bodySite` and `focus`."""
+    studies = {i.study_instance_uid for i in instances if i.study_instance_uid}
+    resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
+    resource["derivedFrom"] = [context.ref(context.imaging_study)]
+    if series_uid and not FHIR_ID.fullmatch(series_uid):
+        # seriesUid is an R5 `id` (at most 64 characters, like a DICOM UID): a longer value is no UID.
+        context.warnings.append(
+            MappingWarning(
+                WarningCode.INVALID_VALUE,
+                ".".join(map(str, position)),
+                f"series UID of {len(series_uid)} characters is not a valid UID: no seriesUid",
+            )
+        )
+    elif series_uid:
+        resource["seriesUid"] = series_uid
+    if frame_of_reference_uid:
+        resource["frameOfReferenceUid"] = frame_of_reference_uid
+    if body_site is not None:
+        resource["bodySite"] = body_site
+    if focus:
+        resource["focus"] = focus
+
+
 def _instance(instance: ReferencedInstance, context: ReportContext) -> dict:
     entry: dict = {"uid": instance.sop_instance_uid}
     if instance.sop_class_uid:
@@ -106,19 +140,18 @@ def build_imaging_selection(
     else:
         return None
     referenced = [i for reference in references for i in reference.instances]
-    studies = {i.study_instance_uid for i in referenced if i.study_instance_uid}
-    resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
-    resource["derivedFrom"] = [context.ref(context.imaging_study)]
     series = {i.series_instance_uid for i in referenced}
-    if len(series) == 1 and (series_uid := series.pop()):
-        resource["seriesUid"] = series_uid
     frames = {reference.frame_of_reference_uid for reference in references}
-    if len(frames) == 1 and (frame_of_reference_uid := frames.pop()):
-        resource["frameOfReferenceUid"] = frame_of_reference_uid
-    if body_site is not None:
-        resource["bodySite"] = body_site
-    if focus:
-        resource["focus"] = focus
+    _place(
+        resource,
+        context,
+        first.position,
+        referenced,
+        series.pop() if len(series) == 1 else None,
+        frames.pop() if len(frames) == 1 else None,
+        body_site,
+        focus,
+    )
     instances = []
     for reference in references:
         for instance in reference.instances:
@@ -175,31 +208,13 @@ def build_source_image_for_segmentation(
     if series_uid is None:
         series = {i.series_instance_uid for i in instances}
         series_uid = series.pop() if len(series) == 1 else None
-    if series_uid and not FHIR_ID.fullmatch(series_uid):
-        # seriesUid is an R5 `id` (at most 64 characters, like a DICOM UID): a longer value is no UID.
-        context.warnings.append(
-            MappingWarning(
-                WarningCode.INVALID_VALUE,
-                ".".join(map(str, position)),
-                f"series UID of {len(series_uid)} characters is not a valid UID: no seriesUid",
-            )
-        )
-        series_uid = None
     resource = _selection(
         context,
         document_resource_id("ImagingSelection", context.sop_instance_uid, position, "source-image-for-segmentation"),
         profiles.SOURCE_IMAGE_FOR_SEGMENTATION,
     )
     resource["code"] = fixed(profiles.CODE_SOURCE_IMAGE_FOR_SEGMENTATION)
-    studies = {i.study_instance_uid for i in instances if i.study_instance_uid}
-    resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
-    resource["derivedFrom"] = [context.ref(context.imaging_study)]
-    if series_uid:
-        resource["seriesUid"] = series_uid
-    if body_site is not None:
-        resource["bodySite"] = body_site
-    if focus:
-        resource["focus"] = focus
+    _place(resource, context, position, instances, series_uid, None, body_site, focus)
     entries = []
     for instance in instances:
         entry = _instance(instance, context)
