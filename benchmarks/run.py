@@ -39,6 +39,8 @@ FULL = {
 QUICK = {"repeat": 2, "min_samples": 1, "budget_seconds": 0.5}
 SPARK_FILES = (2_500, 5_000, 10_000)
 QUICK_SPARK_FILES = (200,)
+LIVE_HEAP_EVERY = 3.0
+"""Seconds between the full collections the memory pass forces (each costs the run ~0.1-0.3 s of pause)."""
 
 
 def log(message: str) -> None:
@@ -183,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         "--methods", default=",".join(ALL_METHODS), help="comma-separated subset of " + ", ".join(ALL_METHODS)
     )
     parser.add_argument(
-        "--skip", default="", help="comma-separated: real, radiomics, curve, lake, spark, spark-profile"
+        "--skip",
+        default="",
+        help="comma-separated: real, radiomics, curve, lake, spark, spark-memory, spark-profile",
     )
     parser.add_argument("--curve-files", type=int, help="use only this many curve files (smallest first)")
     parser.add_argument("--spark-files", help="comma-separated Spark run sizes (default 2500,5000,10000; quick 200)")
@@ -300,6 +304,22 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     log(f"spark: {run['files_per_second']} files/s, start-up {run['session_startup_seconds']} s")
                 results["spark"].append(run)
+        results["spark_memory"] = []
+        if "spark" not in skip and "spark-memory" not in skip and len(spark_sizes) >= 2:
+            for count in (spark_sizes[0], spark_sizes[-1]):
+                log(f"spark: live heap over {count:,} files (a full collection forced every {LIVE_HEAP_EVERY:g} s)")
+                run = spark.run_job(
+                    corpora.lake_shards(root, count), scratch / f"spark-memory-{count}", live_heap_every=LIVE_HEAP_EVERY
+                )
+                results["spark_memory"].append(
+                    {
+                        "requested_files": count,
+                        "ok": run["ok"],
+                        "live_heap": run.get("live_heap"),
+                        "jvm_rss_mb": run["memory"]["jvm_rss_mb"],
+                        "elapsed_seconds": run.get("elapsed_seconds"),
+                    }
+                )
         if "spark" not in skip and "spark-profile" not in skip and not args.quick and lake_files >= 5_000:
             log("spark: map step profile (benchmarks.spark_profile) over 5,000 files")
             profile_path = scratch / "spark-profile.json"

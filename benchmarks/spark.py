@@ -4,6 +4,12 @@ process started here), the JVM (its `java` child), and the Python workers (Pytho
 the pyspark daemon and the workers it forks). Forked workers share pages with the daemon, so the sum of
 their RSS over-counts; their summed PSS (proportional set size) is recorded too.
 
+JVM memory retained, as opposed to taken: the JVM's RSS is heap the parallel collector has sized up toward
+`spark.driver.memory` and rarely gives back, so it grows with the allocation rate, not with what the run holds.
+With `live_heap_every`, a probe asks the JVM for a full collection (`jcmd <pid> GC.run`) every so many seconds
+and the JVM's GC log (`-Xlog:gc`) records the heap left after each one: its peak over the run is the most the
+run held at once. The forced collections cost run time, so the throughput runs go without them.
+
 Throughput comes from the run's own summary (`runs/<run-id>.json`): `elapsed_seconds` starts after the
 session is up, so session start-up is excluded; it is reported separately as the time from launching the
 process to the run's `started` timestamp. Spark's event log (enabled for these runs) gives stages and tasks.
@@ -15,6 +21,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,11 +149,71 @@ def _rss(process: psutil.Process) -> float:
         return 0.0
 
 
-def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
-    """One `sr2fhir run` over `inputs` into a fresh output under `work`; returns what was measured."""
+class LiveHeapProbe:
+    """Forces a full collection in the run's JVM every `every` seconds (`jcmd <pid> GC.run`); the JVM's own GC
+    log then says how much heap each one left (`live_heap`)."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        self.root = psutil.Process(pid)
+        self.every = every
+        self.requests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LiveHeapProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                for jvm in (p for p in self.root.children(recursive=True) if _name(p) == "java"):
+                    done = subprocess.run(
+                        ["jcmd", str(jvm.pid), "GC.run"], capture_output=True, timeout=60, check=False
+                    )
+                    self.requests += done.returncode == 0
+
+
+_FORCED_FULL_GC = re.compile(r"Pause Full \(Diagnostic Command\) (\d+)M->(\d+)M\((\d+)M\)")
+"""A full collection `jcmd GC.run` asked for, in the JVM's unified GC log (`-Xlog:gc`): heap before -> after
+(committed). The JVM's own full collections (metadata thresholds) are left out: they come at start-up."""
+
+
+def live_heap(gc_log: Path, requests: int) -> dict:
+    """Heap left after each forced full collection (MB): the run's live objects at that moment."""
+    after = [int(m.group(2)) for m in _FORCED_FULL_GC.finditer(gc_log.read_text())] if gc_log.exists() else []
+    return {
+        "forced_collections": len(after),
+        "requests": requests,
+        "peak_mb": max(after, default=None),
+        "last_mb": after[-1] if after else None,
+        "after_mb": after,
+    }
+
+
+def _java_options() -> str:
+    """The JVM options the job's configuration gives a local session (kept when the GC log is added)."""
+    from jobs.config import load_config
+
+    return str(load_config(inputs=["unused"], output="unused").spark.settings.get("spark.driver.extraJavaOptions", ""))
+
+
+def run_job(inputs: list[Path], work: Path, overrides: list[str] = (), *, live_heap_every: float | None = None) -> dict:
+    """One `sr2fhir run` over `inputs` into a fresh output under `work`; returns what was measured. With
+    `live_heap_every`, the JVM's live heap is probed that often (see LiveHeapProbe)."""
     shutil.rmtree(work, ignore_errors=True)
     output, events = work / "output", work / "events"
     events.mkdir(parents=True)
+    gc_log = work / "gc.log"
+    if live_heap_every:
+        overrides = [
+            *overrides,
+            f"spark.settings.spark.driver.extraJavaOptions={_java_options()} -Xlog:gc:file={gc_log}",
+        ]
     command = [
         sys.executable,
         "-m",
@@ -171,7 +238,11 @@ def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         with TreeSampler(process.pid) as sampler:
-            process.wait()
+            if live_heap_every:
+                with LiveHeapProbe(process.pid, live_heap_every) as probe:
+                    process.wait()
+            else:
+                process.wait()
     wall = time.time() - launched
     memory = sampler.result()
     tree_cpu = sum(memory["cpu_seconds"].values())
@@ -206,6 +277,8 @@ def run_job(inputs: list[Path], work: Path, overrides: list[str] = ()) -> dict:
         "other_load_cores": others,
         "event_log": event_log_profile(events),
     }
+    if live_heap_every:
+        result["live_heap"] = {"every_seconds": live_heap_every, **live_heap(gc_log, probe.requests)}
     shutil.rmtree(output, ignore_errors=True)  # FHIR NDJSON and tables of 10,000 files: not kept
     return result
 
