@@ -30,6 +30,7 @@ class SparkConfig:
     delta_package: str
     s3_package: str
     jar_excludes: tuple[str, ...]
+    class_archive_dir: str | None
     settings: Mapping[str, str]
 
 

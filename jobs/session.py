@@ -9,6 +9,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from .class_archive import ClassArchive
 from .config import SparkConfig
 
 log = logging.getLogger("sr2fhir")
@@ -17,6 +18,10 @@ _DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+
+
+_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+"""The JVM options of a local session: the driver is the executor."""
 
 
 def needs_s3(uris: tuple[str, ...]) -> bool:
@@ -45,8 +50,26 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
     )
     for key, value in {**_DELTA_SETTINGS, **config.settings}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    archive = ClassArchive.for_jvm(config.class_archive_dir, packages) if config.class_archive_dir else None
+    spark = _start(builder, config.settings.get(_JAVA_OPTIONS, ""), archive)
     spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _start(builder: SparkSession.Builder, java_options: str, archive: ClassArchive | None) -> SparkSession:
+    """Start the session's JVM with the class archive, if any; without it when the JVM refuses to start."""
+    sharing = archive.java_options() if archive else None
+    if archive is None or sharing is None or not sharing.options:
+        return builder.config(_JAVA_OPTIONS, java_options).getOrCreate()
+    try:
+        spark = builder.config(_JAVA_OPTIONS, f"{java_options} {sharing.options}".strip()).getOrCreate()
+    except Exception as exc:
+        # The archive is checked when the JVM maps it: a bad one stops the JVM before Spark starts.
+        log.warning("the JVM did not start with its class archive (%s): removed, starting without it", exc)
+        archive.discard()
+        return builder.config(_JAVA_OPTIONS, java_options).getOrCreate()
+    if sharing.dumps:
+        archive.dumping(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
     return spark
 
 
