@@ -294,7 +294,11 @@ def main(argv: list[str] | None = None) -> int:
                 "core_auto", data, {"repeat": 1, "min_samples": 1, "budget_seconds": 0}, warmup, scratch
             )
         results["spark"] = []
-        if "spark" not in skip:
+        if "spark" not in skip and spark_sizes:
+            log("spark: a warm-up run, so that every measured run maps the JVM's class archive")
+            results["spark_warmup"] = spark.prepare_class_archive(
+                corpora.lake_shards(root, min(spark_sizes)), scratch / "spark-warmup"
+            )
             for count in spark_sizes:
                 log(f"spark: sr2fhir run over {count:,} files")
                 run = spark.run_job(corpora.lake_shards(root, count), scratch / f"spark-{count}")
