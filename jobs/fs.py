@@ -20,8 +20,12 @@ class FileStatus:
 
 class HadoopFS:
     def __init__(self, spark: SparkSession) -> None:
-        self._jvm = spark.sparkContext._jvm  # type: ignore[union-attr]
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+        context = spark.sparkContext
+        # Both are None only in a Spark Connect or executor-side context, where there is no JVM to reach.
+        if context._jvm is None or context._jsc is None:
+            raise RuntimeError("HadoopFS needs a classic (JVM) Spark session")
+        self._jvm = context._jvm
+        self._conf = context._jsc.hadoopConfiguration()
 
     def _path(self, uri: str):
         return self._jvm.org.apache.hadoop.fs.Path(uri)
@@ -45,7 +49,7 @@ class HadoopFS:
         path = self._path(uri)
         return bool(self._fs(path).exists(path))
 
-    def list(self, uri: str) -> list[FileStatus]:
+    def list_dir(self, uri: str) -> list[FileStatus]:
         path = self._path(uri)
         fs = self._fs(path)
         if not fs.exists(path):

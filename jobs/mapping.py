@@ -76,7 +76,9 @@ COMMON_FIELDS = [
 ]
 """On every row: what the row is, and the stored file and input bytes it comes from."""
 
-RECORD_TYPE = pa.struct([f for f in INPUT_FIELDS if f.name not in ("source_file", "content_sha256")] + RECORD_FIELDS)
+# The source file and content hash are common columns, so the record struct leaves them out.
+_RECORD_STRUCT_FIELDS = [f for f in INPUT_FIELDS if f.name not in ("source_file", "content_sha256")] + RECORD_FIELDS
+RECORD_TYPE = pa.struct(_RECORD_STRUCT_FIELDS)
 RESOURCE_TYPE = pa.struct(
     [
         pa.field("resource_type", pa.string(), nullable=False),
@@ -151,12 +153,9 @@ class _Output:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The buffered rows as record batches of one kind each, at most FLUSH_ROWS rows per batch."""
-        records = {
-            f.name: pa.array([r[f.name] for r in self.records], f.type)
-            for f in RECORD_TYPE  # type: ignore[attr-defined]
-        }
+        records = {f.name: pa.array([r[f.name] for r in self.records], f.type) for f in _RECORD_STRUCT_FIELDS}
         structs = {
-            RECORD: pa.StructArray.from_arrays(list(records.values()), fields=list(RECORD_TYPE)),
+            RECORD: pa.StructArray.from_arrays(list(records.values()), fields=_RECORD_STRUCT_FIELDS),
             RESOURCE: pa.StructArray.from_arrays(
                 [
                     pa.array(self.resource_types, pa.string()),
@@ -210,13 +209,13 @@ def _members(content: bytes, limit: int) -> Iterator[tuple[str, int, bytes | Non
                     yield info.filename, info.file_size, (archive.read(info) if info.file_size <= limit else None)
         return
     with tarfile.open(fileobj=io.BytesIO(content), mode="r:*") as archive:
-        for info in archive:
-            if info.isfile():
+        for member in archive:
+            if member.isfile():
                 data = None
-                if info.size <= limit:
-                    handle = archive.extractfile(info)
+                if member.size <= limit:
+                    handle = archive.extractfile(member)
                     data = handle.read() if handle is not None else b""
-                yield info.name, info.size, data
+                yield member.name, member.size, data
 
 
 Result = tuple[dict, DocumentRecord, list[dict], dict[str, list[dict]]]

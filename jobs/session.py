@@ -87,7 +87,10 @@ def apply_runtime_settings(spark: SparkSession, config: SparkConfig) -> None:
     settings such as fs.s3a.endpoint) onto its Hadoop configuration."""
     for key, value in config.settings.items():
         if key.startswith("spark.hadoop."):
-            spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)  # type: ignore[union-attr]
+            jsc = spark.sparkContext._jsc
+            if jsc is None:  # only off the driver, where no job is started
+                raise RuntimeError("spark.hadoop.* settings need a classic (JVM) Spark session")
+            jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
         elif key.startswith(("spark.sql.", "spark.databricks.delta.")) and key not in _DELTA_SETTINGS:
             try:
                 spark.conf.set(key, value)

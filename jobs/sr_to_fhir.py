@@ -15,6 +15,7 @@ the tables come out the same, and the killed run's partial export folder is remo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -35,7 +36,8 @@ if not __package__:  # run as a file (spark-submit jobs/sr_to_fhir.py): make `jo
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyspark
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.accumulators import Accumulator
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.config import JobConfig
@@ -103,7 +105,7 @@ class Progress:
 
     def __init__(self, spark: SparkSession, interval: float) -> None:
         self.interval = interval
-        self.accumulator = None
+        self.accumulator: Accumulator[int] | None = None
         if interval > 0:
             try:
                 self.accumulator = spark.sparkContext.accumulator(0)
@@ -124,8 +126,10 @@ class Progress:
         return self
 
     def _run(self) -> None:
+        accumulator = self.accumulator
+        assert accumulator is not None, "__enter__ starts this thread only with an accumulator"
         while not self._stop.wait(self.interval):
-            done = self.accumulator.value  # type: ignore[union-attr]
+            done = accumulator.value
             elapsed = time.monotonic() - self._started
             log.info("mapping: %d inputs done in %.0f s (%.1f/s)", done, elapsed, done / elapsed if elapsed else 0)
 
@@ -151,17 +155,26 @@ def _select_files(inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint
     decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
         files.file_key, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
     )
-    row = decided.agg(
-        F.count(F.lit(1)).alias("found"),
-        F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
-    ).first()
+    row = _single_row(
+        decided.agg(
+            F.count(F.lit(1)).alias("found"),
+            F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
+        )
+    )
     found, todo = int(row["found"]), list(row["todo"])
     return found, (None if len(todo) == found else todo)
 
 
+def _single_row(aggregate: DataFrame) -> Row:
+    """The row of an aggregate without grouping, which Spark always returns exactly one of (even over no rows)."""
+    row = aggregate.first()
+    assert row is not None, "an ungrouped aggregate has one row"
+    return row
+
+
 def _statistics(records: DataFrame) -> dict:
     """What the run mapped, from the staged document records (one small row per input)."""
-    by_reason = {}
+    by_reason: dict[str, int] = {}
     totals = {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
     for row in (
         records.groupBy("status", "reason")
@@ -179,7 +192,7 @@ def _statistics(records: DataFrame) -> dict:
         if row["reason"]:
             key = f"{row['status']}/{row['reason']}"
             by_reason[key] = by_reason.get(key, 0) + row["n"]
-    files = records.select(F.countDistinct("source_file").alias("n")).first()["n"]
+    files = _single_row(records.select(F.countDistinct("source_file").alias("n")))["n"]
     return {"files": int(files), "totals": totals, "by_reason": dict(sorted(by_reason.items()))}
 
 
@@ -223,8 +236,8 @@ def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
     ledger commit (their files are mapped again, so those resources come again too). One run at a time
     per output: a run in progress elsewhere would look killed."""
     fs.delete(f"{layout.root}/_staging")
-    completed = {f.name.removesuffix(".json") for f in fs.list(f"{layout.root}/runs")}
-    unfinished = [f for f in fs.list(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
+    completed = {f.name.removesuffix(".json") for f in fs.list_dir(f"{layout.root}/runs")}
+    unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
     if not unfinished:
         return
     # A run killed between its ledger commit and its summary is complete: keep its export.
@@ -329,7 +342,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             sinks = _side_by_side(
                 spark,
                 f"sr2fhir-{run_id}",
-                {"fhir": write_fhir, **{name: (lambda name=name: write_table(name)) for name in tables.TABLES}},
+                {"fhir": write_fhir, **{name: functools.partial(write_table, name) for name in tables.TABLES}},
             )
         export = typing.cast(ndjson.Export, sinks["fhir"])
         stats["resources_before_dedup"] = export.counts_before_dedup
@@ -419,7 +432,7 @@ def _spark_schema():
     return from_arrow_schema(OUTPUT_SCHEMA)
 
 
-def _versions() -> dict[str, str]:
+def _versions() -> dict[str, str | None]:
     def version(name: str) -> str | None:
         try:
             return metadata.version(name)

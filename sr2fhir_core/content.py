@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, TypedDict
 
 
 class RelationshipType(StrEnum):
@@ -111,6 +111,18 @@ class ContentItem:
     @property
     def position_text(self) -> str:
         return ".".join(str(p) for p in self.position)
+
+
+class CommonFields(TypedDict):
+    """The `ContentItem` fields every Value Type has, as keyword arguments: what readers gather before they know
+    which item class to build."""
+
+    position: tuple[int, ...]
+    relationship: RelationshipType | None
+    concept: Code | None
+    observation_uid: str | None
+    observation_datetime: str | None
+    children: tuple[ContentItem, ...]
 
 
 @dataclass(slots=True, kw_only=True, eq=True)

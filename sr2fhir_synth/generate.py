@@ -479,15 +479,23 @@ class _Generator:
 
     def evaluation(self, algorithm_probability: float = 0.1) -> QualitativeEvaluation:
         rng = self.rng
-        common = {
-            "algorithm": self.algorithm(algorithm_probability),
-            "observation_uid": self.observation_uid(0.4),
-            "observation_datetime": self.observation_datetime(0.2),
-        }
+        # Drawn before the value, in this order, so that a seed keeps giving the same report.
+        algorithm = self.algorithm(algorithm_probability)
+        observation_uid = self.observation_uid(0.4)
+        observation_datetime = self.observation_datetime(0.2)
         if self.chance(0.6):
             concept, values = rng.choice(catalog.CODE_EVALUATIONS)
-            return QualitativeEvaluation(concept=concept, value_code=rng.choice(values), **common)
-        return QualitativeEvaluation(concept=self.code(catalog.TEXT_EVALUATIONS), value_text=self.text(), **common)
+            value_code, value_text = rng.choice(values), None
+        else:
+            concept, value_code, value_text = self.code(catalog.TEXT_EVALUATIONS), None, self.text()
+        return QualitativeEvaluation(
+            concept=concept,
+            value_code=value_code,
+            value_text=value_text,
+            algorithm=algorithm,
+            observation_uid=observation_uid,
+            observation_datetime=observation_datetime,
+        )
 
     def group(self, max_measurements: int = 5) -> MeasurementGroup:
         rng = self.rng
@@ -545,7 +553,7 @@ class _Generator:
     def report(self, target_items: int | None) -> ReportSpec:
         rng = self.rng
         small = target_items is not None and target_items < 60
-        persons = ()
+        persons: tuple[PersonObserver, ...] = ()
         if not small and self.chance(0.75):
             names = rng.sample(catalog.PERSON_NAMES[self.charset], 2 if self.chance(0.2) else 1)
             persons = tuple(
@@ -555,7 +563,7 @@ class _Generator:
                 )
                 for name in names
             )
-        devices = ()
+        devices: tuple[DeviceObserver, ...] = ()
         if not small and self.chance(0.2):
             devices = (DeviceObserver(uid=self.uid("device-observer"), name="SynthCAD" if self.chance(0.5) else None),)
         spec = ReportSpec(

@@ -17,6 +17,7 @@ from enum import StrEnum
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 
 from . import catalog
 from .spec import (
@@ -485,10 +486,10 @@ def _evidence(spec: ReportSpec) -> tuple[list[Dataset], list[Dataset]]:
         study.StudyInstanceUID = study_uid
         series_items = []
         for series_uid, instances in series_map.items():
-            series = Dataset()
-            series.SeriesInstanceUID = series_uid
-            series.ReferencedSOPSequence = Sequence([_sop_reference(_without_subsets(i)) for i in instances])
-            series_items.append(series)
+            series_item = Dataset()
+            series_item.SeriesInstanceUID = series_uid
+            series_item.ReferencedSOPSequence = Sequence([_sop_reference(_without_subsets(i)) for i in instances])
+            series_items.append(series_item)
         study.ReferencedSeriesSequence = Sequence(series_items)
         (current if study_uid == spec.study.study_instance_uid else other).append(study)
     return current, other
@@ -615,8 +616,8 @@ def encode_dataset(ds: Dataset, encoding: Encoding = DEFAULT_ENCODING) -> bytes:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = encoding.transfer_syntax.value
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.TransferSyntaxUID = UID(encoding.transfer_syntax.value)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -144,10 +144,10 @@ def write_ndjson(
     for resource_type, files in plan.files.items():
         per_bucket = written.get(resource_type, {})
         found = sorted((bucket, len(uris)) for bucket, uris in per_bucket.items())
-        expected = sorted(_count_per_bucket(files).items())
+        expected = sorted(Counter(bucket for bucket, _ in files).items())
         if found != expected:
             raise RuntimeError(f"{resource_type}: expected NDJSON parts per bucket {expected}, found {found}")
-        chunk = defaultdict(int)
+        chunk: Counter[int] = Counter()  # parts of each bucket renamed so far
         for number, (bucket, count) in enumerate(files):
             target = f"{directory}/{file_name(resource_type, number)}"
             fs.rename(per_bucket[bucket][chunk[bucket]], target)
@@ -164,13 +164,6 @@ def write_ndjson(
     fs.write_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
     counts = {t: sum(fine.values()) for t, fine in sorted(fine_counts.items())}
     return Export(directory=directory, manifest=manifest, counts=counts, counts_before_dedup=before_dedup)
-
-
-def _count_per_bucket(files: list[tuple[int, int]]) -> dict[int, int]:
-    per_bucket: dict[int, int] = defaultdict(int)
-    for bucket, _ in files:
-        per_bucket[bucket] += 1
-    return per_bucket
 
 
 def _part_files(fs: HadoopFS, parts: str) -> dict[str, dict[int, list[str]]]:

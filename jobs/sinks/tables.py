@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import mapping
@@ -76,7 +76,7 @@ def write_delta(
     old_keys = target.toDF().select(*KEY, SCOPE).join(scope, SCOPE, "left_semi").drop(SCOPE)
     deletions = old_keys.join(new_keys, list(KEY), "left_anti").withColumn("_delete", F.lit(True))
     source = rows.withColumn("_delete", F.lit(False)).unionByName(deletions, allowMissingColumns=True)
-    values = {c: f"s.`{c}`" for c in rows.columns}
+    values: dict[str, str | Column] = {c: f"s.`{c}`" for c in rows.columns}
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEY)
     (
         target.alias("t")
@@ -93,7 +93,7 @@ def _written(fs: HadoopFS, uri: str) -> bool:
     the Delta protocol, and listing them is far cheaper than reading the table's state."""
     return any(
         f.name.endswith(".json") and f.name[:20].isdigit() and int(f.name[:20]) > 0
-        for f in fs.list(f"{uri}/_delta_log")
+        for f in fs.list_dir(f"{uri}/_delta_log")
     )
 
 

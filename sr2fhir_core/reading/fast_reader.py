@@ -9,10 +9,13 @@ for anything else unusual, which `reading.read_document` answers with the refere
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..content import (
     ByReferenceItem,
     Code,
     CodeItem,
+    CommonFields,
     CompositeItem,
     ContainerItem,
     ContentItem,
@@ -442,7 +445,9 @@ def _reference_item(cls: type[ContentItem]):
     return build
 
 
-def _rare_item(build_values):
+def _rare_item(
+    build_values: Callable[[RawDataSet, CommonFields, Encodings], ContentItem],
+) -> Callable[..., ContentItem]:
     """Value Types no TID 1500 report carries in bulk: built from the common attributes as a dict."""
 
     def build(
@@ -455,7 +460,7 @@ def _rare_item(build_values):
         observation_datetime: str | None,
         children: Children,
     ) -> ContentItem:
-        common = {
+        common: CommonFields = {
             "position": position,
             "relationship": relationship,
             "concept": concept,
@@ -469,12 +474,12 @@ def _rare_item(build_values):
 
 
 @_rare_item
-def _pname(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+def _pname(item: RawDataSet, common: CommonFields, encodings: Encodings) -> ContentItem:
     return PNameItem(**common, value=_person_name(item, t.PERSON_NAME, encodings))
 
 
 @_rare_item
-def _scoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+def _scoord(item: RawDataSet, common: CommonFields, encodings: Encodings) -> ContentItem:
     return ScoordItem(
         **common,
         graphic_type=(_text(item, t.GRAPHIC_TYPE, encodings) or "").upper(),
@@ -483,7 +488,7 @@ def _scoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem
 
 
 @_rare_item
-def _scoord3d(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+def _scoord3d(item: RawDataSet, common: CommonFields, encodings: Encodings) -> ContentItem:
     return Scoord3DItem(
         **common,
         graphic_type=(_text(item, t.GRAPHIC_TYPE, encodings) or "").upper(),
@@ -493,7 +498,7 @@ def _scoord3d(item: RawDataSet, common: dict, encodings: Encodings) -> ContentIt
 
 
 @_rare_item
-def _tcoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+def _tcoord(item: RawDataSet, common: CommonFields, encodings: Encodings) -> ContentItem:
     return TcoordItem(
         **common,
         temporal_range_type=(_text(item, t.TEMPORAL_RANGE_TYPE, encodings) or "").upper(),
@@ -504,7 +509,7 @@ def _tcoord(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem
 
 
 @_rare_item
-def _waveform(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+def _waveform(item: RawDataSet, common: CommonFields, encodings: Encodings) -> ContentItem:
     reference_item = _first(item, t.REFERENCED_SOP_SEQUENCE)
     return WaveformItem(
         **common,
@@ -514,7 +519,7 @@ def _waveform(item: RawDataSet, common: dict, encodings: Encodings) -> ContentIt
 
 
 @_rare_item
-def _table(item: RawDataSet, common: dict, encodings: Encodings) -> ContentItem:
+def _table(item: RawDataSet, common: CommonFields, encodings: Encodings) -> ContentItem:
     return TableItem(**common)
 
 

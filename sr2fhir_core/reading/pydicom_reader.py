@@ -29,6 +29,7 @@ from ..content import (
     ByReferenceItem,
     Code,
     CodeItem,
+    CommonFields,
     CompositeItem,
     ContainerItem,
     ContentItem,
@@ -324,7 +325,7 @@ def _content_item(item: Dataset, position: tuple[int, ...]) -> ContentItem:
             referenced_position=_ints(item, REFERENCED_CONTENT_ITEM_IDENTIFIER),
         )
     value_type = (_text(item, VALUE_TYPE) or "").upper()
-    common = {
+    common: CommonFields = {
         "position": position,
         "relationship": relationship,
         "concept": _code(_first(item, CONCEPT_NAME_CODE_SEQUENCE)),

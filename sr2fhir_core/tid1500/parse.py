@@ -7,8 +7,6 @@ not fatal: real producers add context the template does not name. What the mappi
 
 from __future__ import annotations
 
-from functools import cache
-
 from .. import codes
 from ..codes import concept_key, same_concept
 from ..content import (
@@ -524,9 +522,16 @@ _DEVICE_OBSERVER_FIELDS: dict[tuple[str, str], str] = {
 }
 
 
-@cache
+# A plain dict rather than functools.cache: content item classes define __hash__ = None for their instances,
+# which mypy takes for the class object itself not being Hashable.
+_SLOT_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _slot_names(cls: type) -> tuple[str, ...]:
-    return tuple(name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ()))
+    names = _SLOT_NAMES.get(cls)
+    if names is None:
+        names = _SLOT_NAMES[cls] = tuple(name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ()))
+    return names
 
 
 def _with_relationship(item: ContentItem, relationship: RelationshipType | None) -> ContentItem:
