@@ -69,6 +69,23 @@ def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
     return resource
 
 
+def _set_series_uid(resource: dict, context: ReportContext, position: tuple[int, ...], series_uid: str | None) -> None:
+    """`seriesUid`, which is an R5 `id` (at most 64 characters, like a DICOM UID): a longer value is no UID, so
+    it is left out with a warning rather than making the resource invalid."""
+    if not series_uid:
+        return
+    if FHIR_ID.fullmatch(series_uid):
+        resource["seriesUid"] = series_uid
+        return
+    context.warnings.append(
+        MappingWarning(
+            WarningCode.INVALID_VALUE,
+            ".".join(map(str, position)),
+            f"series UID of {len(series_uid)} characters is not a valid UID: no seriesUid",
+        )
+    )
+
+
 def _place(
     resource: dict,
     context: ReportContext,
@@ -84,17 +101,7 @@ def _place(
     studies = {i.study_instance_uid for i in instances if i.study_instance_uid}
     resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
     resource["derivedFrom"] = [context.ref(context.imaging_study)]
-    if series_uid and not FHIR_ID.fullmatch(series_uid):
-        # seriesUid is an R5 `id` (at most 64 characters, like a DICOM UID): a longer value is no UID.
-        context.warnings.append(
-            MappingWarning(
-                WarningCode.INVALID_VALUE,
-                ".".join(map(str, position)),
-                f"series UID of {len(series_uid)} characters is not a valid UID: no seriesUid",
-            )
-        )
-    elif series_uid:
-        resource["seriesUid"] = series_uid
+    _set_series_uid(resource, context, position, series_uid)
     if frame_of_reference_uid:
         resource["frameOfReferenceUid"] = frame_of_reference_uid
     if body_site is not None:
@@ -238,8 +245,7 @@ def build_source_sr_content_item(context: ReportContext, position: tuple[int, ..
     resource["code"] = fixed(profiles.CODE_ORIGINAL_SOURCE)
     resource["studyUid"] = document.study_instance_uid
     resource["derivedFrom"] = [context.ref(context.imaging_study)]
-    if document.series_instance_uid:
-        resource["seriesUid"] = document.series_instance_uid
+    _set_series_uid(resource, context, position, document.series_instance_uid)
     entry: dict = {"uid": context.sop_instance_uid}
     if document.sop_class_uid:
         entry["sopClass"] = sop_class_coding(document.sop_class_uid, context.options.sop_class_system)
