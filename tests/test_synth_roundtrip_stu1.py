@@ -34,6 +34,9 @@ from test_synth_roundtrip import (
 
 from sr2fhir_core import MappingOptions, MappingResult, dumps_json, map_sr
 from sr2fhir_core.options import Reader
+from sr2fhir_core.reading import read_document
+from sr2fhir_core.tid1500.model import ImageReferenceKind, ImageReferencePurpose
+from sr2fhir_core.tid1500.parse import parse_report
 from sr2fhir_synth import build_dataset, random_spec, write_sr
 from sr2fhir_synth.spec import (
     FindingSite,
@@ -515,6 +518,28 @@ def test_udi_participants_and_source_images(reader: Reader) -> None:
     ballot = map_sr(data, MappingOptions(reader=reader))
     assert not any(profile(r) in (SOURCE_IMAGE, IG + "dicom-participant-device") for r in ballot.resources)
     assert any(profile(r) == IG + "observation-imaging-selection" for r in ballot.resources)
+
+
+@pytest.mark.parametrize("reader", [Reader.AUTO, Reader.PYDICOM])
+def test_parser_names_the_source_image_for_segmentation(reader: Reader) -> None:
+    """The TID 1500 model, not the FHIR layer, says which image reference is a "Source image for segmentation"
+    (121233, TID 1411): exactly the IMAGE item added to the first group, whatever other kind-OTHER references the
+    report has; and a report without such an item has none."""
+    spec = next(s for s in map(random_spec, SEEDS) if s.groups and s.equipment.device_uid)
+    purpose = ImageReferencePurpose.SOURCE_IMAGE_FOR_SEGMENTATION
+    report = parse_report(read_document(_with_header(spec), reader))
+    marked = [r for g in report.all_groups for r in g.image_references if r.purpose is not None]
+    assert [(r.purpose, r.kind, r.position[:-1]) for r in marked] == [
+        (purpose, ImageReferenceKind.OTHER, report.groups[0].position)
+    ]
+    assert [i.sop_instance_uid for i in marked[0].instances] == ["1.2.826.0.1.3680043.8.498.77"]
+    plain = parse_report(read_document(write_sr(spec), reader))
+    references = [
+        r
+        for g in plain.all_groups
+        for r in (*g.image_references, *(r for m in g.measurements for r in m.image_references))
+    ]
+    assert references and all(r.purpose is None for r in references)
 
 
 def test_participant_that_is_the_equipment_adds_no_device() -> None:

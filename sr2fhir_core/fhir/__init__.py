@@ -8,11 +8,17 @@ versions differ, `context.facts` (profiles.IgFacts) says which structure to writ
 
 from __future__ import annotations
 
-from .. import codes
-from ..codes import CodeSystems, same_concept
+from ..codes import CodeSystems
 from ..errors import MappingWarning, WarningCode
 from ..options import MappingOptions
-from ..tid1500.model import FindingSite, ImageReference, ImageReferenceKind, MeasurementGroup, MeasurementReport
+from ..tid1500.model import (
+    FindingSite,
+    ImageReference,
+    ImageReferenceKind,
+    ImageReferencePurpose,
+    MeasurementGroup,
+    MeasurementReport,
+)
 from . import profiles
 from .body_structures import build_finding_site, build_tracking, has_tracking
 from .context import build_context
@@ -136,8 +142,9 @@ def build_resources(
         image_references = list(group.image_references)
         extra: list[dict] = []
         if facts.source_image_for_segmentation:
-            images = [r for r in image_references if _is_source_image(r)]
-            image_references = [r for r in image_references if not _is_source_image(r)]
+            purpose = ImageReferencePurpose.SOURCE_IMAGE_FOR_SEGMENTATION
+            images = [r for r in image_references if r.purpose is purpose]
+            image_references = [r for r in image_references if r.purpose is not purpose]
             source_image = build_source_image_for_segmentation(context, group, images, owner.body_site, owner.focus)
             if source_image is not None:
                 image_ref = context.ref(source_image)
@@ -156,12 +163,6 @@ def build_resources(
     for evaluation in report.qualitative_evaluations:
         observations.qualitative_evaluation(evaluation, [], NO_SITE)
     return context.resources, context.warnings + context.codings.warnings()
-
-
-def _is_source_image(reference: ImageReference) -> bool:
-    return reference.kind is ImageReferenceKind.OTHER and same_concept(
-        reference.concept, codes.SOURCE_IMAGE_FOR_SEGMENTATION
-    )
 
 
 __all__ = ["build_resources", "dumps"]

@@ -66,6 +66,14 @@ class ImageReferenceKind(StrEnum):
     """An image reference no IG profile names (e.g. TID 320 "Source of Measurement", TID 1501 "Source")."""
 
 
+class ImageReferencePurpose(StrEnum):
+    """What an image reference of kind OTHER is for, when its concept name says so (PS3.16)."""
+
+    SOURCE_IMAGE_FOR_SEGMENTATION = "source-image-for-segmentation"
+    """(121233, DCM, "Source image for segmentation") of TID 1411: an image the group's segmentation was made
+    from. STU1 gathers them into the group's source-image-for-segmentation selection."""
+
+
 @dataclass(slots=True, kw_only=True)
 class ImageReference:
     """An image region, segment, region in space, value map or image that a group or measurement uses."""
@@ -79,6 +87,7 @@ class ImageReference:
     frame_of_reference_uid: str | None = None
     subset: tuple[str, ...] = ()
     """Region In Space: the ROI numbers named by its descriptor item."""
+    purpose: ImageReferencePurpose | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -34,6 +34,7 @@ from .model import (
     FindingSite,
     ImageReference,
     ImageReferenceKind,
+    ImageReferencePurpose,
     Measurement,
     MeasurementGroup,
     MeasurementReport,
@@ -56,6 +57,10 @@ COMPOSITE_KINDS: dict[tuple[str, str], ImageReferenceKind] = {
     codes.REAL_WORLD_VALUE_MAP.key: ImageReferenceKind.REAL_WORLD_VALUE_MAP,
 }
 """Concept name of an IMAGE / COMPOSITE item → what it references (TID 1410/1411/1501)."""
+IMAGE_PURPOSES: dict[tuple[str, str], ImageReferencePurpose] = {
+    codes.SOURCE_IMAGE_FOR_SEGMENTATION.key: ImageReferencePurpose.SOURCE_IMAGE_FOR_SEGMENTATION,
+}
+"""Concept name of an IMAGE / COMPOSITE item of kind OTHER → what it is for (TID 1411)."""
 
 
 def is_tid1500(document: SRDocument) -> bool:
@@ -474,9 +479,9 @@ class _ReportParser:
             if instance is None:
                 return None
             table = IMAGE_KINDS if isinstance(item, ImageItem) else COMPOSITE_KINDS
-            kind = ImageReferenceKind.OTHER
-            if concept is not None:
-                kind = table.get(codes.canonical(concept).key, ImageReferenceKind.OTHER)
+            key = concept_key(concept)
+            kind = ImageReferenceKind.OTHER if key is None else table.get(key, ImageReferenceKind.OTHER)
+            purpose = IMAGE_PURPOSES.get(key) if key is not None and kind is ImageReferenceKind.OTHER else None
             subset: tuple[str, ...] = ()
             if kind is ImageReferenceKind.REGION_IN_SPACE:
                 subset = tuple(
@@ -485,7 +490,12 @@ class _ReportParser:
                     if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and (text := _text_of(child))
                 )
             return ImageReference(
-                kind=kind, position=item.position, concept=concept, instances=(instance,), subset=subset
+                kind=kind,
+                position=item.position,
+                concept=concept,
+                instances=(instance,),
+                subset=subset,
+                purpose=purpose,
             )
         return None
 
