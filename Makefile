@@ -1,6 +1,6 @@
 # Two entry points that work on a fresh machine (Python >= 3.11 and Java 17 for Spark):
 #   make sample   build .venv, write the built-in sample lake and run the Spark job on it
-#   make test     build .venv, lint, and run every test (what .ci/run runs)
+#   make test     build .venv, lint (ruff, mypy), and run every test (what .ci/run runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,8 +16,11 @@ $(BIN)/sr2fhir: pyproject.toml
 sample: $(BIN)/sr2fhir
 	$(BIN)/sr2fhir sample --output sample-output
 
+# mypy's files and settings are in pyproject.toml ([tool.mypy]).
 lint: $(BIN)/sr2fhir
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The HL7 FHIR validator for the profile tests (tests/profile_validation): pinned jars from Maven Central (mvn)
 # and FHIR packages from npm, cached in ~/.cache/sr2fhir/fhir-validator ($$SR2FHIR_VALIDATOR_CACHE); quick once

@@ -14,6 +14,10 @@ import shutil
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # at run time this module imports sr2fhir_synth only inside the functions that use it
+    from sr2fhir_synth import Encoding
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
@@ -32,7 +36,7 @@ STUDIES_PER_PATIENT = 2
 LAKE_SEED = 1_000_000
 
 
-def _lake_mix():
+def _lake_mix() -> tuple[tuple[str, Encoding, int], ...]:
     from sr2fhir_synth import Encoding, TransferSyntax
 
     explicit = TransferSyntax.EXPLICIT_VR_LITTLE_ENDIAN
@@ -56,7 +60,7 @@ archives, while the fast reader hands it to pydicom (it was 65 % of the core's t
 every encoding of the generator). The generator's `ENCODINGS` still cover all of them in the tests."""
 
 
-def lake_encoding(index: int) -> tuple[str, object]:
+def lake_encoding(index: int) -> tuple[str, Encoding]:
     """(label, Encoding) of lake file `index`: the mix in a fixed cycle, so any prefix of the lake has it."""
     slot = index % sum(weight for _, _, weight in _lake_mix())
     for label, encoding, weight in _lake_mix():
@@ -101,7 +105,8 @@ def count_items(data: bytes) -> int:
 def real_corpus(corpus: Path) -> tuple[list[Entry], list[Entry]]:
     """(the real TID 1500 files but the radiomics one, [the radiomics file]); negatives and dcmqi's inputs
     are not TID 1500 reports and are left out."""
-    real, radiomics = [], []
+    real: list[Entry] = []
+    radiomics: list[Entry] = []
     for path in sorted(corpus.rglob("*.dcm")):
         relative = path.relative_to(corpus)
         if relative.parts[0] in NOT_TID1500_FOLDERS:

@@ -107,10 +107,11 @@ def curve_points(corpus: dict, summary: dict) -> list[dict]:
         by_size[entry["items"]].append(index)
     points = []
     for items, indices in sorted(by_size.items()):
-        point = {"items": items, "files": len(indices), "methods": {}}
+        methods: dict[str, dict] = {}
+        point = {"items": items, "files": len(indices), "methods": methods}
         for method, method_rows in rows.items():
             subset = [method_rows[i] for i in indices]
-            point["methods"][method] = {
+            methods[method] = {
                 "ok": sum(r["ok"] for r in subset),
                 "median_ms": round(_median([r["wall"] for r in subset if r["ok"]]) * 1e3, 3)
                 if any(r["ok"] for r in subset)
@@ -119,8 +120,8 @@ def curve_points(corpus: dict, summary: dict) -> list[dict]:
             }
             if BASELINE in rows:
                 base = [rows[BASELINE][i] for i in indices]
-                point["methods"][method]["ratio_vs_baseline"] = _ratio(base, subset, "wall")
-                point["methods"][method]["ratio_vs_baseline_cpu"] = _ratio(base, subset, "cpu")
+                methods[method]["ratio_vs_baseline"] = _ratio(base, subset, "wall")
+                methods[method]["ratio_vs_baseline_cpu"] = _ratio(base, subset, "cpu")
         points.append(point)
     return points
 

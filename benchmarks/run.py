@@ -200,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.render:
-        results = json.loads(args.render.read_text())
-        results["notes"] = notes(results)
-        report.summarise(results)
-        args.render.write_text(json.dumps(results, indent=1, default=str) + "\n")
-        (args.render.parent / "RESULTS.md").write_text(report.render(results))
+        rendered = json.loads(args.render.read_text())
+        rendered["notes"] = notes(rendered)
+        report.summarise(rendered)
+        args.render.write_text(json.dumps(rendered, indent=1, default=str) + "\n")
+        (args.render.parent / "RESULTS.md").write_text(report.render(rendered))
         log(f"rewrote {args.render.parent / 'RESULTS.md'} from {args.render}")
         return 0
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -231,7 +232,9 @@ def _java_options() -> str:
     return str(load_config(inputs=["unused"], output="unused").spark.settings.get("spark.driver.extraJavaOptions", ""))
 
 
-def run_job(inputs: list[Path], work: Path, overrides: list[str] = (), *, live_heap_every: float | None = None) -> dict:
+def run_job(
+    inputs: list[Path], work: Path, overrides: Sequence[str] = (), *, live_heap_every: float | None = None
+) -> dict:
     """One `sr2fhir run` over `inputs` into a fresh output under `work`; returns what was measured. With
     `live_heap_every`, the JVM's live heap is probed that often (see LiveHeapProbe)."""
     shutil.rmtree(work, ignore_errors=True)

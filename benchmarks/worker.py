@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from .cpu import machine_busy_seconds, other_cores
 from .methods import FACTORIES, dcmqi_binary, dcmqi_peak_rss_mb
@@ -73,6 +74,16 @@ def _scanner() -> str | None:
     return None if scanner is None else str(scanner)
 
 
+class FileResult(TypedDict):
+    """What the worker measured of one file: wall and CPU seconds per sample, and the last outcome."""
+
+    samples: list[float]
+    cpu: list[float]
+    ok: bool | None
+    found: int | None
+    detail: str | None
+
+
 def run_job(job: dict) -> dict:
     rss_start = _rss_mb()
     method = FACTORIES[job["method"]]()
@@ -84,7 +95,7 @@ def run_job(job: dict) -> dict:
     startup = _dcmqi_startup(job.get("startup_samples", 20)) if job["method"] == "dcmqi" else None
 
     files = job["files"]
-    results = [{"samples": [], "cpu": [], "ok": None, "found": None, "detail": None} for _ in files]
+    results: list[FileResult] = [{"samples": [], "cpu": [], "ok": None, "found": None, "detail": None} for _ in files]
     repeat, min_samples, budget = job["repeat"], job["min_samples"], job["budget_seconds"]
     pending = list(range(len(files)))
     busy_before, cpu_before, wall_before = machine_busy_seconds(), _cpu(), time.perf_counter()

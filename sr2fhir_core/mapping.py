@@ -50,7 +50,7 @@ class DocumentRecord:
     warnings: int = 0
 
     def as_dict(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 BUNDLE_BASE_URL = "http://sr2fhir.invalid/fhir"

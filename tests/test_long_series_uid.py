@@ -18,6 +18,7 @@ import pytest
 from fhir.resources import get_fhir_model_class
 
 from sr2fhir_core import MappingOptions, MappingResult, dumps_json, map_sr
+from sr2fhir_core.options import IgVersion
 from sr2fhir_synth import random_spec, write_sr
 from sr2fhir_synth.spec import ReportSpec
 
@@ -68,8 +69,8 @@ def spec() -> ReportSpec:
 
 
 @pytest.mark.filterwarnings("ignore:The value length \\(70\\) exceeds:UserWarning")  # that is the point
-@pytest.mark.parametrize("ig_version", ["ballot", "stu1"])
-def test_series_uid_over_64_characters_is_left_out_with_a_warning(spec: ReportSpec, ig_version: str) -> None:
+@pytest.mark.parametrize("ig_version", list(IgVersion))
+def test_series_uid_over_64_characters_is_left_out_with_a_warning(spec: ReportSpec, ig_version: IgVersion) -> None:
     options = MappingOptions(ig_version=ig_version)
     wellformed = map_sr(write_sr(spec), options)
     long_spec = _lengthen(spec)

@@ -173,7 +173,7 @@ def _floats(dataset: RawDataSet, tag: int) -> tuple[float, ...]:
     vr = _READ_VR[tag]
     if vr == b"DS":
         return v.ds_floats(raw)  # type: ignore[arg-type]
-    return v.binary_numbers(raw, vr)  # type: ignore[arg-type, return-value]
+    return v.binary_numbers(raw, vr)  # type: ignore[arg-type]
 
 
 def _person_name(dataset: RawDataSet, tag: int, encodings: Encodings) -> str:
@@ -264,7 +264,7 @@ def _decode_code(item: RawDataSet, encodings: Encodings) -> Code | None:
 
 def _first_code(item: RawDataSet, tag: int, encodings: Encodings) -> Code | None:
     items = item.get(tag)
-    return _code(items[0], encodings) if items else None  # type: ignore[index, arg-type]
+    return _code(items[0], encodings) if items else None  # type: ignore[arg-type]
 
 
 def _sop_reference(item: RawDataSet, encodings: Encodings) -> SopReference | None:
@@ -352,8 +352,8 @@ def _num(
             children=children,
             numeric_value=None if numeric_raw is None else v.ds_text(numeric_raw),  # type: ignore[arg-type]
             float_value=v.first_float64(float_raw) if float_raw else None,  # type: ignore[arg-type]
-            unit=_code(units[0], measured_encodings) if units else None,  # type: ignore[index, arg-type]
-            qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[index, arg-type]
+            unit=_code(units[0], measured_encodings) if units else None,  # type: ignore[arg-type]
+            qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[arg-type]
         )
     return NumItem(
         position=position,
@@ -362,7 +362,7 @@ def _num(
         observation_uid=observation_uid,
         observation_datetime=observation_datetime,
         children=children,
-        qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[index, arg-type]
+        qualifier=_code(qualifiers[0], encodings) if qualifiers else None,  # type: ignore[arg-type]
     )
 
 
@@ -387,7 +387,7 @@ def _code_item(
         observation_uid=observation_uid,
         observation_datetime=observation_datetime,
         children=children,
-        value=_code(values[0], encodings) if values else None,  # type: ignore[index, arg-type]
+        value=_code(values[0], encodings) if values else None,  # type: ignore[arg-type]
     )
 
 
@@ -593,7 +593,7 @@ def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> Co
     if value_type is None:
         value_type = (v.coded_text(value_type_raw) or "").upper() if value_type_raw is not None else ""  # type: ignore[arg-type]
     concepts = get(_CONCEPT_NAME_CODE_SEQUENCE)
-    concept = _code(concepts[0], encodings) if concepts else None  # type: ignore[index, arg-type]
+    concept = _code(concepts[0], encodings) if concepts else None  # type: ignore[arg-type]
     raw = get(_OBSERVATION_UID)
     observation_uid = None if raw is None else _uid_text(raw)  # type: ignore[arg-type]
     raw = get(_OBSERVATION_DATETIME)
