@@ -78,6 +78,10 @@ def read_document(data: bytes) -> SRDocument:
 
 
 # --- accessors, as in the reference reader ------------------------------------------------------------
+#
+# A parsed value is `bytes`, or `list[RawDataSet]` for a sequence; which one a tag holds follows from its VR,
+# which the type cannot say. The accessors and the content-tree hot path pass values on unchecked (the
+# `type: ignore[arg-type]` and kin below) rather than pay an isinstance() or cast() call per value.
 
 
 def _encodings(dataset: RawDataSet, parent: Encodings) -> Encodings:

@@ -11,6 +11,7 @@ handling (`pydicom.charset`), which knows the ISO 2022 escape sequences and the 
 from __future__ import annotations
 
 import re
+from enum import Enum
 from functools import lru_cache
 from struct import Struct, unpack
 
@@ -30,7 +31,15 @@ _SIMPLE_INTEGER = re.compile(r"[+-]?[0-9]{1,15}", re.ASCII)
 """An IS that int() reads exactly as pydicom's IS does; anything else (floats, '1_0', huge) is left to it."""
 
 _FLOAT64 = Struct("<d")
-_MISSING = object()
+
+
+class _Missing(Enum):
+    """A cache miss: a one-member enum rather than a bare object(), so that `is _MISSING` narrows the type."""
+
+    MISSING = 0
+
+
+_MISSING = _Missing.MISSING
 _BINARY_FORMATS = {b"FD": ("d", 8), b"FL": ("f", 4), b"UL": ("L", 4), b"US": ("H", 2)}
 
 
@@ -81,7 +90,7 @@ def coded_text(raw: bytes) -> str | None:
         if len(_ASCII_CACHE) >= _CACHE_LIMIT:
             _ASCII_CACHE.clear()
         text = _ASCII_CACHE[raw] = raw.decode("latin-1").rstrip(" \x00").strip() or None
-    return text  # type: ignore[return-value]
+    return text
 
 
 def uid_text(raw: bytes) -> str | None:
@@ -94,7 +103,7 @@ def uid_text(raw: bytes) -> str | None:
         if len(_UID_CACHE) >= _CACHE_LIMIT:
             _UID_CACHE.clear()
         text = _UID_CACHE[raw] = value.strip() or None
-    return text  # type: ignore[return-value]
+    return text
 
 
 def url_text(raw: bytes) -> str | None:

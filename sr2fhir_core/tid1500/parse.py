@@ -7,6 +7,8 @@ not fatal: real producers add context the template does not name. What the mappi
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 from .. import codes
 from ..codes import concept_key, same_concept
 from ..content import (
@@ -226,7 +228,7 @@ class _ReportParser:
                     last = persons.pop()
                     persons.append(PersonObserver(name=last.name, organization=item.value, role=last.role))
             elif device is not None:
-                field = _DEVICE_OBSERVER_FIELDS.get(key)  # type: ignore[arg-type]
+                field = _DEVICE_OBSERVER_FIELDS.get(key)
                 value = getattr(item, "value", None)
                 if field and isinstance(value, str) and value:
                     device[field] = value
@@ -238,7 +240,7 @@ class _ReportParser:
 
     def group(self, container: ContainerItem, inherited_algorithm: Algorithm | None) -> MeasurementGroup:
         self._group_count += 1
-        fields: dict[str, object] = {}
+        fields: _GroupContext = {}
         references: list[ImageReference] = []
         numbers: list[NumItem] = []
         evaluation_items: list[ContentItem] = []
@@ -248,13 +250,11 @@ class _ReportParser:
         for item in self.children(container):
             relationship = item.relationship
             key = concept_key(item.concept)
-            field = _GROUP_CONTEXT_FIELDS.get(key)  # type: ignore[arg-type]
-            if field is not None:
-                if field in _CODED_FIELDS:
-                    if isinstance(item, CodeItem):
-                        fields[field] = item.value
-                else:
-                    fields[field] = _text_of(item)
+            if (text_field := _GROUP_TEXT_FIELDS.get(key)) is not None:
+                fields[text_field] = _text_of(item)
+            elif (coded_field := _GROUP_CODED_FIELDS.get(key)) is not None:
+                if isinstance(item, CodeItem):
+                    fields[coded_field] = item.value
             elif key == codes.FINDING_SITE.key and isinstance(item, CodeItem):
                 fields["finding_site"] = self.finding_site(item, container)
             elif isinstance(item, NumItem):
@@ -275,8 +275,8 @@ class _ReportParser:
         measurements = tuple(
             self.measurement(
                 number,
-                inherited_method=method,  # type: ignore[arg-type]
-                inherited_site=site,  # type: ignore[arg-type]
+                inherited_method=method,
+                inherited_site=site,
                 inherited_algorithm=algorithm,
             )
             for number in numbers
@@ -298,7 +298,7 @@ class _ReportParser:
             measurements=measurements,
             qualitative_evaluations=evaluations,
             index=self._group_count,
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
     def finding_site(self, item: CodeItem, parent: ContentItem) -> FindingSite | None:
@@ -320,21 +320,23 @@ class _ReportParser:
 
     def algorithm(self, item: ContentItem) -> Algorithm | None:
         """TID 4019 among the item's children, if it has an Algorithm Name."""
-        values: dict[str, object] = {}
+        name = version = family = None
         parameters: list[str] = []
         for child in self.children(item):
-            field = _ALGORITHM_FIELDS.get(concept_key(child.concept))  # type: ignore[arg-type]
+            field = _ALGORITHM_FIELDS.get(concept_key(child.concept))
             if field == "family":
                 if isinstance(child, CodeItem):
-                    values[field] = child.value
+                    family = child.value
             elif field == "parameters":
                 if text := _text_of(child):
                     parameters.append(text)
-            elif field is not None:
-                values[field] = _text_of(child)
-        if not values.get("name"):
+            elif field == "name":
+                name = _text_of(child)
+            elif field == "version":
+                version = _text_of(child)
+        if not name:
             return None
-        return Algorithm(parameters=tuple(parameters), **values)  # type: ignore[arg-type]
+        return Algorithm(name=name, version=version, family=family, parameters=tuple(parameters))
 
     def measurement(
         self,
@@ -500,20 +502,42 @@ class _ReportParser:
         return None
 
 
-_GROUP_CONTEXT_FIELDS: dict[tuple[str, str], str] = {
+# The tables below are looked up by `concept_key`, which is None for an item without a concept name.
+ConceptKey = tuple[str, str] | None
+
+
+class _GroupContext(TypedDict, total=False):
+    """The `MeasurementGroup` fields its context items give."""
+
+    tracking_identifier: str | None
+    tracking_uid: str | None
+    activity_session: str | None
+    time_point: str | None
+    source_series_uid: str | None
+    finding_category: Code | None
+    finding: Code | None
+    method: Code | None
+    finding_site: FindingSite | None
+
+
+_GROUP_TEXT_FIELDS: dict[
+    ConceptKey, Literal["tracking_identifier", "tracking_uid", "activity_session", "time_point", "source_series_uid"]
+] = {
     codes.TRACKING_IDENTIFIER.key: "tracking_identifier",
     codes.TRACKING_UID.key: "tracking_uid",
     codes.ACTIVITY_SESSION.key: "activity_session",
     codes.TIME_POINT.key: "time_point",
+    codes.SOURCE_SERIES_FOR_SEGMENTATION.key: "source_series_uid",
+}
+_GROUP_CODED_FIELDS: dict[ConceptKey, Literal["finding_category", "finding", "method"]] = {
     codes.FINDING_CATEGORY.key: "finding_category",
     codes.FINDING.key: "finding",
     codes.MEASUREMENT_METHOD.key: "method",
-    codes.SOURCE_SERIES_FOR_SEGMENTATION.key: "source_series_uid",
 }
-"""Children of a measurement group (TID 1410/1411/1501) that are its context, by concept → model field."""
-_CODED_FIELDS = frozenset({"finding_category", "finding", "method"})
+"""Children of a measurement group (TID 1410/1411/1501) that are its context, by concept → model field: the
+value of any item for text fields, of CODE items for coded ones."""
 
-_ALGORITHM_FIELDS: dict[tuple[str, str], str] = {
+_ALGORITHM_FIELDS: dict[ConceptKey, Literal["name", "version", "family", "parameters"]] = {
     codes.ALGORITHM_NAME.key: "name",
     codes.ALGORITHM_VERSION.key: "version",
     codes.ALGORITHM_FAMILY.key: "family",
@@ -523,7 +547,7 @@ _ALGORITHM_FIELDS: dict[tuple[str, str], str] = {
 
 _REFERENCE_ITEMS = (ScoordItem, Scoord3DItem, ImageItem, CompositeItem)
 
-_DEVICE_OBSERVER_FIELDS: dict[tuple[str, str], str] = {
+_DEVICE_OBSERVER_FIELDS: dict[ConceptKey, str] = {
     codes.DEVICE_OBSERVER_UID.key: "uid",
     codes.DEVICE_OBSERVER_NAME.key: "name",
     codes.DEVICE_OBSERVER_MANUFACTURER.key: "manufacturer",
