@@ -69,7 +69,9 @@ def _start(builder: SparkSession.Builder, java_options: str, archive: ClassArchi
         archive.discard()
         return builder.config(_JAVA_OPTIONS, java_options).getOrCreate()
     if sharing.dumps:
-        archive.dumping(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None, "a local session has started its JVM"
+        archive.dumping(jvm.java.lang.ProcessHandle.current().pid())
     return spark
 
 
