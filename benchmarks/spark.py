@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -37,12 +38,40 @@ from .corpora import REPO
 from .cpu import machine_busy_seconds, other_cores
 
 
-class TreeSampler:
+class _Periodic:
+    """Calls `tick` on a daemon thread every `interval` seconds while in a `with` block; a process of the tree
+    ending meanwhile is no error."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                self.tick()
+            if self._stop.wait(self.interval):
+                return
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class TreeSampler(_Periodic):
     """Peak RSS per role over the life of a process tree, sampled every `interval` seconds."""
 
     def __init__(self, pid: int, interval: float = 0.25, pss_every: int = 4) -> None:
+        super().__init__(interval)
         self.root = psutil.Process(pid)
-        self.interval = interval
         self.pss_every = pss_every
         self.peaks = {
             "driver_rss_mb": 0.0,
@@ -58,24 +87,8 @@ class TreeSampler:
         """(time, CPU seconds per role so far) at every sample: CPU spent between two moments of the run."""
         self.max_workers = 0
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                self._sample()
-            self._stop.wait(self.interval)
-
-    def _sample(self) -> None:
+    def tick(self) -> None:
         peaks = self.peaks
         mb = 2**20
         peaks["driver_rss_mb"] = max(peaks["driver_rss_mb"], self.root.memory_info().rss / mb)
@@ -150,33 +163,19 @@ def _rss(process: psutil.Process) -> float:
         return 0.0
 
 
-class LiveHeapProbe:
-    """Forces a full collection in the run's JVM every `every` seconds (`jcmd <pid> GC.run`); the JVM's own GC
+class LiveHeapProbe(_Periodic):
+    """Forces a full collection in the run's JVM every `interval` seconds (`jcmd <pid> GC.run`); the JVM's own GC
     log then says how much heap each one left (`live_heap`)."""
 
-    def __init__(self, pid: int, every: float) -> None:
+    def __init__(self, pid: int, interval: float) -> None:
+        super().__init__(interval)
         self.root = psutil.Process(pid)
-        self.every = every
         self.requests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> LiveHeapProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                for jvm in (p for p in self.root.children(recursive=True) if _name(p) == "java"):
-                    done = subprocess.run(
-                        ["jcmd", str(jvm.pid), "GC.run"], capture_output=True, timeout=60, check=False
-                    )
-                    self.requests += done.returncode == 0
+    def tick(self) -> None:
+        for jvm in (p for p in self.root.children(recursive=True) if _name(p) == "java"):
+            done = subprocess.run(["jcmd", str(jvm.pid), "GC.run"], capture_output=True, timeout=60, check=False)
+            self.requests += done.returncode == 0
 
 
 _FORCED_FULL_GC = re.compile(r"Pause Full \(Diagnostic Command\) (\d+)M->(\d+)M\((\d+)M\)")
