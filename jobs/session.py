@@ -58,8 +58,7 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
 
 def _start(builder: SparkSession.Builder, java_options: str, archive: ClassArchive | None) -> SparkSession:
     """Start the session's JVM with the class archive, if any; without it when the JVM refuses to start."""
-    sharing = archive.java_options() if archive else None
-    if archive is None or sharing is None or not sharing.options:
+    if archive is None or not (sharing := archive.java_options()).options:
         return builder.config(_JAVA_OPTIONS, java_options).getOrCreate()
     try:
         spark = builder.config(_JAVA_OPTIONS, f"{java_options} {sharing.options}".strip()).getOrCreate()
