@@ -66,6 +66,9 @@ class ClassArchive:
 
     def java_options(self) -> JavaOptions:
         """What the next session's JVM does: map the archive, dump one, or neither (a dump is under way)."""
+        if any(c.isspace() for c in str(self.path)):  # Spark splits the JVM's options at white space
+            log.info("no JVM class archive: its folder's path has white space in it (%s)", self.path.parent)
+            return JavaOptions("", dumps=False)
         try:
             if not self.path.is_file() and self.partial.is_file() and not self._dump_running():
                 # The dumping JVM has ended: its archive is complete, or truncated (checked at start-up). Another

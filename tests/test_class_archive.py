@@ -72,6 +72,9 @@ def test_a_dump_that_never_came_is_taken_over(tmp_path: Path) -> None:
 def test_an_unusable_cache_folder_means_no_archive(tmp_path: Path) -> None:
     (tmp_path / "not-a-folder").write_text("")
     assert ClassArchive.for_jvm(tmp_path / "not-a-folder" / "jvm", DELTA).java_options().options == ""
+    # Spark splits spark.driver.extraJavaOptions at white space: such a path would break the JVM's options.
+    spaced = ClassArchive.for_jvm(tmp_path / "my cache", DELTA)
+    assert spaced.java_options().options == "" and not spaced.lock.exists()
 
 
 class _Builder:
