@@ -45,17 +45,28 @@ class Ledger:
 
     def file_states(self) -> DataFrame:
         """Per stored file, what its latest run saw: size, modification time, mapping fingerprint, and
-        whether any of its inputs failed. Run ids sort by time."""
-        ledger = self.read()
-        latest = ledger.groupBy("source_file").agg(F.max("run_id").alias("run_id"))
+        whether any of its inputs failed. Run ids sort by time. One aggregation over the ledger, no join: each
+        value is taken from the row with the largest (run_id, ...) struct, and an archive's members, which share
+        their run, compare by `failed` last, so one failed member makes the file's latest state failed."""
+        latest = F.max(
+            F.struct(
+                "run_id",
+                (F.col("status") == "failed").alias("failed"),
+                "size",
+                "modification_time",
+                "mapping_fingerprint",
+            )
+        )
         return (
-            ledger.join(latest, ["source_file", "run_id"])
+            self.read()
             .groupBy("source_file")
-            .agg(
-                F.first("size").alias("known_size"),
-                F.first("modification_time").alias("known_modification_time"),
-                F.first("mapping_fingerprint").alias("known_fingerprint"),
-                F.max(F.col("status") == "failed").alias("known_failed"),
+            .agg(latest.alias("latest"))
+            .select(
+                "source_file",
+                F.col("latest.size").alias("known_size"),
+                F.col("latest.modification_time").alias("known_modification_time"),
+                F.col("latest.mapping_fingerprint").alias("known_fingerprint"),
+                F.col("latest.failed").alias("known_failed"),
             )
         )
 

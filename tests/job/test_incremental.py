@@ -185,3 +185,33 @@ def test_archives_path_lists_and_oversized_files(spark, sample: Path, tmp_path: 
     # Failed files are retried on the next run; the rest is skipped.
     again = run_job(spark, [], output, input_lists=[path_list], overrides=settings)
     assert again["files"]["processed"] == 1 and again["by_reason"] == {"failed/archive_error": 1}
+
+
+def test_file_states_take_each_files_latest_run_and_any_failed_member(spark, tmp_path: Path) -> None:
+    """What an incremental run compares with: per stored file, its latest run's size, time and fingerprint, and
+    whether any input of that run failed (an archive read half way: mapped members and a failed archive row)."""
+    from datetime import datetime
+
+    from jobs.fs import HadoopFS
+    from jobs.sinks.ledger import Ledger
+
+    then, now = datetime(2026, 1, 1), datetime(2026, 2, 1)  # naive: they come back as they went in
+    first, second = "20260101T000000000000Z-aaaaaa", "20260201T000000000000Z-bbbbbb"
+    rows = [
+        # source_file, run_id, size, modification_time, mapping_fingerprint, status
+        ("a.tar.gz", first, 10, then, "f1", "failed"),
+        ("a.tar.gz", second, 20, now, "f2", "mapped"),  # latest run: a member mapped,
+        ("a.tar.gz", second, 20, now, "f2", "failed"),  # then the archive's read error
+        ("b.dcm", first, 30, then, "f1", "mapped"),
+        ("c.dcm", first, 40, then, "f1", "failed"),
+        ("c.dcm", second, 41, now, "f2", "mapped"),  # retried, and mapped this time
+    ]
+    uri = str(tmp_path / "documents")
+    columns = ["source_file", "run_id", "size", "modification_time", "mapping_fingerprint", "status"]
+    spark.createDataFrame(rows, columns).write.parquet(uri)
+    states = Ledger(spark, HadoopFS(spark), uri, "parquet").file_states().collect()
+    assert {r["source_file"]: tuple(r)[1:] for r in states} == {
+        "a.tar.gz": (20, now, "f2", True),
+        "b.dcm": (30, then, "f1", False),
+        "c.dcm": (41, now, "f2", False),
+    }
