@@ -18,6 +18,7 @@ process to the run's `started` timestamp. Spark's event log (enabled for these r
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -30,12 +31,17 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import psutil
 
 from .corpora import REPO
 from .cpu import machine_busy_seconds, other_cores
+
+if TYPE_CHECKING:
+    from jobs.config import SparkConfig
+
+_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 
 
 class _Periodic:
@@ -199,36 +205,23 @@ def prepare_class_archive(inputs: list[Path], work: Path, timeout: float = 180.0
     """Make the local session's JVM class archive (jobs/class_archive.py) before the measured runs, so that all
     of them start alike: one small run, whose JVM writes the archive after the run's process has ended, then
     wait for that JVM. Returns the warm-up run and the seconds waited."""
+    from jobs.class_archive import dump_under_way
+
     run = run_job(inputs, work)
+    folder = _job_spark_config().class_archive_dir
     started = time.monotonic()
-    while time.monotonic() - started < timeout and any(
-        _alive_pid(lock) for lock in _class_archive_dir().glob("*.dumping")
-    ):
+    while folder and time.monotonic() - started < timeout and dump_under_way(folder):
         time.sleep(0.5)
     waited = time.monotonic() - started
     return {"ok": run["ok"], "elapsed_seconds": run.get("elapsed_seconds"), "waited_seconds": round(waited, 1)}
 
 
-def _class_archive_dir() -> Path:
+@functools.cache
+def _job_spark_config() -> SparkConfig:
+    """The Spark section of the job's default configuration, which the runs use."""
     from jobs.config import load_config
 
-    folder = load_config(inputs=["unused"], output="unused").spark.class_archive_dir
-    return Path(folder).expanduser() if folder else Path("/nonexistent")
-
-
-def _alive_pid(lock: Path) -> bool:
-    try:
-        text = lock.read_text().strip()
-    except FileNotFoundError:
-        return False
-    return text.isdigit() and psutil.pid_exists(int(text))
-
-
-def _java_options() -> str:
-    """The JVM options the job's configuration gives a local session (kept when the GC log is added)."""
-    from jobs.config import load_config
-
-    return str(load_config(inputs=["unused"], output="unused").spark.settings.get("spark.driver.extraJavaOptions", ""))
+    return load_config(inputs=["unused"], output="unused").spark
 
 
 def run_job(
@@ -241,10 +234,8 @@ def run_job(
     events.mkdir(parents=True)
     gc_log = work / "gc.log"
     if live_heap_every:
-        overrides = [
-            *overrides,
-            f"spark.settings.spark.driver.extraJavaOptions={_java_options()} -Xlog:gc:file={gc_log}",
-        ]
+        java_options = _job_spark_config().settings.get(_JAVA_OPTIONS, "")
+        overrides = [*overrides, f"spark.settings.{_JAVA_OPTIONS}={java_options} -Xlog:gc:file={gc_log}"]
     command = [
         sys.executable,
         "-m",

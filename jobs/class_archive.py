@@ -121,6 +121,12 @@ class ClassArchive:
         return True
 
 
+def dump_under_way(directory: str | os.PathLike[str]) -> bool:
+    """Whether a JVM is still to write an archive into `directory` (the benchmarks wait for it)."""
+    locks = Path(directory).expanduser().glob("*.jsa.dumping")
+    return any(ClassArchive(lock.with_name(lock.name.removesuffix(".dumping")))._dump_running() for lock in locks)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

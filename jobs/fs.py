@@ -18,6 +18,12 @@ class FileStatus:
     size: int
 
 
+def _status(status) -> FileStatus:
+    """A Hadoop FileStatus (py4j) as ours."""
+    path = status.getPath()
+    return FileStatus(str(path.toString()), str(path.getName()), bool(status.isDirectory()), int(status.getLen()))
+
+
 class HadoopFS:
     def __init__(self, spark: SparkSession) -> None:
         context = spark.sparkContext
@@ -54,10 +60,7 @@ class HadoopFS:
         fs = self._fs(path)
         if not fs.exists(path):
             return []
-        return [
-            FileStatus(str(s.getPath().toString()), str(s.getPath().getName()), bool(s.isDirectory()), int(s.getLen()))
-            for s in fs.listStatus(path)
-        ]
+        return [_status(s) for s in fs.listStatus(path)]
 
     def list_files(self, uri: str) -> list[FileStatus]:
         """Every file under a folder, recursively: a flat listing on object stores (one request per 1,000)."""
@@ -68,8 +71,7 @@ class HadoopFS:
         found = []
         files = fs.listFiles(path, True)
         while files.hasNext():
-            s = files.next()
-            found.append(FileStatus(str(s.getPath().toString()), str(s.getPath().getName()), False, int(s.getLen())))
+            found.append(_status(files.next()))
         return found
 
     def delete(self, uri: str) -> None:

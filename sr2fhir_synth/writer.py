@@ -495,21 +495,26 @@ def _evidence(spec: ReportSpec) -> tuple[list[Dataset], list[Dataset]]:
     return current, other
 
 
+def _set_given(dataset: Dataset, **values: object) -> None:
+    """Optional attributes by keyword: those given (not None) are set."""
+    for keyword, value in values.items():
+        if value is not None:
+            setattr(dataset, keyword, value)
+
+
 def _participant(participant: Participant) -> Dataset:
     item = Dataset()
     item.ParticipationType = participant.participation_type
     item.ParticipationDateTime = participant.datetime
     item.ObserverType = participant.observer_type
-    if participant.person_name is not None:
-        item.PersonName = participant.person_name
-    if participant.organization is not None:
-        item.InstitutionName = participant.organization
-    if participant.device_uid is not None:
-        item.DeviceUID = participant.device_uid
-    if participant.manufacturer is not None:
-        item.Manufacturer = participant.manufacturer
-    if participant.model_name is not None:
-        item.ManufacturerModelName = participant.model_name
+    _set_given(
+        item,
+        PersonName=participant.person_name,
+        InstitutionName=participant.organization,
+        DeviceUID=participant.device_uid,
+        Manufacturer=participant.manufacturer,
+        ManufacturerModelName=participant.model_name,
+    )
     return item
 
 
@@ -557,16 +562,14 @@ def build_dataset(spec: ReportSpec, encoding: Encoding = DEFAULT_ENCODING) -> Da
     ds.ReferencedPerformedProcedureStepSequence = Sequence()
     # General Equipment
     ds.Manufacturer = equipment.manufacturer
-    if equipment.model_name is not None:
-        ds.ManufacturerModelName = equipment.model_name
-    if equipment.device_uid is not None:
-        ds.DeviceUID = equipment.device_uid
-    if equipment.serial_number is not None:
-        ds.DeviceSerialNumber = equipment.serial_number
-    if equipment.software_versions:
-        ds.SoftwareVersions = list(equipment.software_versions)
-    if equipment.institution_name is not None:
-        ds.InstitutionName = equipment.institution_name
+    _set_given(
+        ds,
+        ManufacturerModelName=equipment.model_name,
+        DeviceUID=equipment.device_uid,
+        DeviceSerialNumber=equipment.serial_number,
+        SoftwareVersions=list(equipment.software_versions) if equipment.software_versions else None,
+        InstitutionName=equipment.institution_name,
+    )
     # SR Document General
     ds.InstanceNumber = instance.instance_number
     ds.ContentDate = instance.content_date

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from jobs import session
-from jobs.class_archive import UNCLAIMED_LOCK_SECONDS, ClassArchive
+from jobs.class_archive import UNCLAIMED_LOCK_SECONDS, ClassArchive, dump_under_way
 
 DELTA = ["io.delta:delta-spark_4.2_2.13:4.4.0"]
 
@@ -40,6 +40,9 @@ def test_first_session_dumps_and_others_wait_for_it(tmp_path: Path) -> None:
     archive.partial.write_bytes(b"half written")
     assert archive.java_options().options == ""
     assert not archive.path.exists()
+    assert dump_under_way(tmp_path / "jvm")  # what the benchmarks wait for
+    archive.dumping(_dead_pid())
+    assert not dump_under_way(tmp_path / "jvm")
 
 
 def test_a_finished_dump_is_published_and_mapped(tmp_path: Path) -> None:

@@ -243,9 +243,7 @@ def build_source_sr_content_item(context: ReportContext, position: tuple[int, ..
         profiles.SOURCE_SR_CONTENT_ITEM,
     )
     resource["code"] = fixed(profiles.CODE_ORIGINAL_SOURCE)
-    resource["studyUid"] = document.study_instance_uid
-    resource["derivedFrom"] = [context.ref(context.imaging_study)]
-    _set_series_uid(resource, context, position, document.series_instance_uid)
+    _place(resource, context, position, (), document.series_instance_uid, None, None, None)  # the SR's own study
     entry: dict = {"uid": context.sop_instance_uid}
     if document.sop_class_uid:
         entry["sopClass"] = sop_class_coding(document.sop_class_uid, context.options.sop_class_system)
