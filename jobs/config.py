@@ -16,6 +16,8 @@ from sr2fhir_core import MappingOptions
 DEFAULT_CONF = Path(__file__).parent / "sr2fhir.yaml"
 """The documented defaults: `conf/sr2fhir.yaml` in a checkout (this path links to it), a copy in a wheel."""
 TABLE_FORMATS = ("delta", "parquet")
+REMOVED_FILES = ("delete", "keep")
+"""`incremental.removed_files`: what a run does with ledger files that are gone from a listed input folder."""
 SECTIONS = ("spark", "input", "incremental", "output", "fhir", "mapping")
 
 
@@ -43,6 +45,7 @@ class InputConfig:
 @dataclass(frozen=True, slots=True)
 class IncrementalConfig:
     retry_failed: bool
+    removed_files: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,11 @@ def load_config(
     fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int)
     if fhir.max_resources_per_file < 1:
         raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
+    incremental = _section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool)
+    if incremental.removed_files not in REMOVED_FILES:
+        raise ConfigError(
+            f"incremental.removed_files must be one of {REMOVED_FILES}, not {incremental.removed_files!r}"
+        )
     inputs = tuple(inputs)
     input_lists = tuple(input_lists)
     if not inputs and not input_lists:
@@ -175,7 +183,7 @@ def load_config(
             settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
         ),
         input=_section(InputConfig, tree["input"], "input", max_file_bytes=int),
-        incremental=_section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool),
+        incremental=incremental,
         out=out,
         fhir=fhir,
         mapping=mapping,

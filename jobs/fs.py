@@ -55,6 +55,11 @@ class HadoopFS:
         path = self._path(uri)
         return bool(self._fs(path).exists(path))
 
+    def is_dir(self, uri: str) -> bool:
+        path = self._path(uri)
+        fs = self._fs(path)
+        return bool(fs.exists(path) and fs.getFileStatus(path).isDirectory())
+
     def list_dir(self, uri: str) -> list[FileStatus]:
         path = self._path(uri)
         fs = self._fs(path)

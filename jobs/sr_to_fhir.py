@@ -40,6 +40,7 @@ from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from jobs import removals
 from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
@@ -139,30 +140,50 @@ class Progress:
             self._thread.join()
 
 
-def _select_files(inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint: str) -> tuple[int, list[str] | None]:
-    """(files found, files to map or None for all). Reads only metadata: size and modification time."""
+@dataclass(frozen=True)
+class Selection:
+    """What a run maps and removes, decided from the listing and the ledger (metadata only)."""
+
+    found: int
+    """Files listed; -1 when everything is mapped (the count then comes from the mapping)."""
+    todo: list[str] | None
+    """`file_key`s of the files to map, or None for all."""
+    removed: DataFrame | None = None
+    """(source_file, known_run_id) of the files gone from the lake, whose rows go (`removals`)."""
+
+
+def _select_files(
+    spark: SparkSession, fs: HadoopFS, inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint: str
+) -> Selection:
     files = inputs.files
     if config.full_refresh or not ledger.exists():
-        return -1, None
-    known = ledger.file_states()
-    unchanged = (
-        (F.col("size") == F.col("known_size"))
-        & (F.col("modification_time") == F.col("known_modification_time"))
-        & (F.col("known_fingerprint") == fingerprint)
-    )
-    if config.incremental.retry_failed:
-        unchanged = unchanged & ~F.col("known_failed")
-    decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
-        files.file_key, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
-    )
-    row = _single_row(
-        decided.agg(
-            F.count(F.lit(1)).alias("found"),
-            F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
+        return Selection(found=-1, todo=None)
+    known = ledger.file_states().persist()
+    try:
+        # A removed file that comes back has null size and time in its latest rows, so it is mapped again.
+        unchanged = (
+            (F.col("size") == F.col("known_size"))
+            & (F.col("modification_time") == F.col("known_modification_time"))
+            & (F.col("known_fingerprint") == fingerprint)
         )
-    )
+        if config.incremental.retry_failed:
+            unchanged = unchanged & ~F.col("known_failed")
+        decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
+            files.file_key, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
+        )
+        row = _single_row(
+            decided.agg(
+                F.count(F.lit(1)).alias("found"),
+                F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
+            )
+        )
+        removed = None
+        if config.incremental.removed_files == "delete":
+            removed = removals.removed_files(spark, fs, config, files, known)
+    finally:
+        known.unpersist()
     found, todo = int(row["found"]), list(row["todo"])
-    return found, (None if len(todo) == found else todo)
+    return Selection(found=found, todo=None if len(todo) == found else todo, removed=removed)
 
 
 def _single_row(aggregate: DataFrame) -> Row:
@@ -279,7 +300,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
     with step("list"):
         inputs = open_inputs(spark, config)
-        found, todo = _select_files(inputs, ledger, config, fingerprint)
+        selection = _select_files(spark, fs, inputs, ledger, config, fingerprint)
+    found, todo = selection.found, selection.todo
     summary: dict = {
         "run_id": run_id,
         "started": started.isoformat(),
@@ -291,7 +313,11 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "mapping_fingerprint": fingerprint,
         "options": {"mapping": config.mapping.as_dict(), "configuration": _redacted(config.raw)},
         "versions": _versions(),
+        "removed": {"files": 0, "inputs": 0},
     }
+    if selection.removed is not None:
+        with step("remove"):
+            summary["removed"] = _remove(spark, fs, layout, ledger, selection.removed, config, run_id, started)
     if todo == []:
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
         return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
@@ -359,6 +385,43 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     finally:
         records.unpersist()
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
+
+
+def _remove(
+    spark: SparkSession,
+    fs: HadoopFS,
+    layout: Layout,
+    ledger: Ledger,
+    removed: DataFrame,
+    config: JobConfig,
+    run_id: str,
+    started: datetime,
+) -> dict[str, int]:
+    """Delete the rows of files gone from the lake, then record them in the ledger. Its own commits, before
+    the mapping: a run killed in between finds the same files gone next time, and deleting again is a no-op."""
+    removed = removed.persist()
+    try:
+        files = removed.count()
+        for name in tables.TABLES:
+            tables.remove_files(
+                spark,
+                fs,
+                layout.table(name),
+                removed,
+                table_format=config.out.table_format,
+                partition_by=config.out.partition_by,
+            )
+        inputs = ledger.write_removed(
+            removed,
+            run_id=run_id,
+            processed_at=started,
+            fingerprint=mapping_fingerprint(config),
+            message="the file is no longer in the lake: its rows were deleted from the tables",
+        )
+    finally:
+        removed.unpersist()
+    log.info("run %s: %d files gone from the lake (%d inputs): their rows deleted", run_id, files, inputs)
+    return {"files": files, "inputs": inputs}
 
 
 def write_staging(mapped: DataFrame, uri: str) -> None:

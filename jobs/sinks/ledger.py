@@ -4,7 +4,8 @@ mapped and the next run maps them again (the tables' MERGE makes that harmless).
 
 It is also the job's memory for incremental runs: a stored file is skipped while its size, modification
 time and the mapping options equal those of its latest ledger rows (and, with retry_failed, none of them
-failed).
+failed). A file gone from the lake gets `removed` rows (`incremental.removed_files: delete`): one per input
+its latest run recorded, with that input's identifiers, so what left the tables can be traced to its report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from pyspark.sql import functions as F
 
 from ..fs import HadoopFS
 from ..mapping import INPUT_FIELDS, RECORD_FIELDS
+
+REMOVED = "removed"
+"""`status` of a ledger row saying that its file is gone from the lake and its rows from the tables."""
+REMOVED_REASON = "source_removed"
+_KEPT_ON_REMOVAL = ("source_file", "source_path", "sop_instance_uid", "sop_class_uid", "study_instance_uid")
+"""Columns a removed row copies from the input's latest row: which report went."""
 
 COLUMNS = [
     "run_id",
@@ -52,6 +59,7 @@ class Ledger:
             F.struct(
                 "run_id",
                 (F.col("status") == "failed").alias("failed"),
+                (F.col("status") == REMOVED).alias("removed"),
                 "size",
                 "modification_time",
                 "mapping_fingerprint",
@@ -67,8 +75,41 @@ class Ledger:
                 F.col("latest.modification_time").alias("known_modification_time"),
                 F.col("latest.mapping_fingerprint").alias("known_fingerprint"),
                 F.col("latest.failed").alias("known_failed"),
+                F.col("latest.removed").alias("known_removed"),
+                F.col("latest.run_id").alias("known_run_id"),
             )
         )
+
+    def write_removed(
+        self, removed: DataFrame, *, run_id: str, processed_at: datetime, fingerprint: str, message: str
+    ) -> int:
+        """Append a `removed` row for each input that the latest run of a removed file recorded; `removed` has
+        `source_file` and `known_run_id` (from `file_states`). Returns the rows written."""
+        latest = self.read().join(
+            F.broadcast(removed.select("source_file", F.col("known_run_id").alias("run_id"))),
+            ["source_file", "run_id"],
+        )
+        columns = []
+        for field in latest.select(*COLUMNS).schema.fields:
+            if field.name in _KEPT_ON_REMOVAL:
+                value = F.col(field.name)
+            else:
+                value = {
+                    "run_id": F.lit(run_id),
+                    "processed_at": F.lit(processed_at),
+                    "mapping_fingerprint": F.lit(fingerprint),
+                    "status": F.lit(REMOVED),
+                    "reason": F.lit(REMOVED_REASON),
+                    "message": F.lit(message),
+                }.get(field.name, F.lit(None))
+            columns.append(value.cast(field.dataType).alias(field.name))
+        rows = latest.select(*columns).dropDuplicates(["source_path"]).persist()
+        try:
+            written = rows.count()
+            rows.write.format(self.format).mode("append").save(self.uri)
+        finally:
+            rows.unpersist()
+        return written
 
     def write(
         self, records: DataFrame, *, run_id: str, processed_at: datetime, fingerprint: str, replace: bool

@@ -12,6 +12,9 @@ are deleted. A run killed before or during the MERGE leaves the table at its pre
 are not in the ledger yet, so the next run maps them again and the MERGE is a no-op for rows already there.
 
 Parquet has no transactions: the table is rewritten as a whole into a sibling folder and swapped in.
+
+Files gone from the lake (`incremental.removed_files: delete`) have all their rows deleted: a Delta MERGE
+that only deletes, or the Parquet rewrite without them.
 """
 
 from __future__ import annotations
@@ -135,12 +138,45 @@ def write_parquet(
     if not replace and fs.exists(uri):
         kept = spark.read.schema(rows.schema).parquet(uri).join(scope, SCOPE, "left_anti")
         rows = kept.unionByName(rows)
+    _swap_in(fs, uri, rows, partition_by)
+
+
+def _swap_in(fs: HadoopFS, uri: str, rows: DataFrame, partition_by: tuple[str, ...]) -> None:
     staging, previous = f"{uri}.next", f"{uri}.previous"
     rows.write.mode("overwrite").partitionBy(*partition_by).parquet(staging)
     if fs.exists(uri):
         fs.rename(uri, previous)
     fs.rename(staging, uri)
     fs.delete(previous)
+
+
+def remove_files(
+    spark: SparkSession,
+    fs: HadoopFS,
+    uri: str,
+    removed: DataFrame,
+    *,
+    table_format: str,
+    partition_by: tuple[str, ...],
+) -> None:
+    """Delete every row of the files in `removed` (its `source_file` column): one commit, or one swap."""
+    if table_format == "delta":
+        from delta.tables import DeltaTable
+
+        if not fs.exists(f"{uri}/_delta_log"):
+            return
+        # A MERGE rather than delete(isin(...)): the list of files can be long, and a join scales where a
+        # predicate of literals does not.
+        target = DeltaTable.forPath(spark, uri)
+        target.alias("t").merge(
+            removed.select(SCOPE).alias("s"), f"t.`{SCOPE}` = s.`{SCOPE}`"
+        ).whenMatchedDelete().execute()
+        return
+    recover_parquet(fs, uri)
+    if not fs.exists(uri):
+        return
+    kept = spark.read.parquet(uri).join(F.broadcast(removed.select(SCOPE)), SCOPE, "left_anti")
+    _swap_in(fs, uri, kept, partition_by)
 
 
 def recover_parquet(fs: HadoopFS, uri: str) -> None:

@@ -211,7 +211,105 @@ def test_file_states_take_each_files_latest_run_and_any_failed_member(spark, tmp
     spark.createDataFrame(rows, columns).write.parquet(uri)
     states = Ledger(spark, HadoopFS(spark), uri, "parquet").file_states().collect()
     assert {r["source_file"]: tuple(r)[1:] for r in states} == {
-        "a.tar.gz": (20, now, "f2", True),
-        "b.dcm": (30, then, "f1", False),
-        "c.dcm": (41, now, "f2", False),
+        "a.tar.gz": (20, now, "f2", True, False, second),
+        "b.dcm": (30, then, "f1", False, False, first),
+        "c.dcm": (41, now, "f2", False, False, second),
     }
+
+
+def _table_files(spark, output: Path, table_format: str = "delta") -> set[str]:
+    return {r["source_file"] for name in TABLES for r in table_rows(spark, output, name, table_format)}
+
+
+def _removed_rows(spark, output: Path, table_format: str = "delta") -> dict[str, dict]:
+    return {r["source_path"]: r for r in ledger(spark, output, table_format) if r["status"] == "removed"}
+
+
+def _with_archive(sample: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The sample lake plus a zip of two of its reports under site-b."""
+    lake = _copy(sample, tmp_path)
+    archive = lake / "site-b" / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name in ("sr-004.dcm", "sr-006.dcm"):
+            zipped.writestr(f"members/{name}", next(lake.rglob(name)).read_bytes())
+    return lake, archive
+
+
+def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gone(
+    spark, sample: Path, tmp_path: Path
+) -> None:
+    lake, archive = _with_archive(sample, tmp_path)
+    output = tmp_path / "out"
+    run_job(spark, [lake], output)
+    before = _snapshot(spark, output)
+    first, second = next(lake.rglob("sr-001.dcm")), next(lake.rglob("sr-002.dcm"))  # under site-a, site-b
+    first_bytes = first.read_bytes()
+    first.unlink()
+    second.unlink()
+    assert {f"file:{first}", f"file:{second}", f"file:{archive}"} <= _table_files(spark, output)
+
+    # A run given another part of the lake removes nothing outside it.
+    partial = run_job(spark, [lake / "site-a"], output)
+    assert partial["removed"] == {"files": 1, "inputs": 1}
+    assert f"file:{first}" not in _table_files(spark, output)
+    assert {f"file:{second}", f"file:{archive}"} <= _table_files(spark, output)
+
+    # A narrower glob filter: files it does not match are not looked at (SR000005 exists, the zip does not).
+    archive.unlink()
+    narrower = run_job(spark, [lake], output, overrides=["input.path_glob_filter='*.dcm'"])
+    assert narrower["removed"] == {"files": 1, "inputs": 1}
+    assert f"file:{second}" not in _table_files(spark, output)
+    assert f"file:{archive}" in _table_files(spark, output)
+
+    kept = run_job(spark, [lake], output, overrides=["incremental.removed_files=keep"])
+    assert kept["removed"] == {"files": 0, "inputs": 0}
+    assert f"file:{archive}" in _table_files(spark, output)
+
+    # The archive goes with both its members; each removed input keeps its report's identifiers.
+    full = run_job(spark, [lake], output)
+    assert full["removed"] == {"files": 1, "inputs": 2}
+    removed = _removed_rows(spark, output)
+    assert set(removed) == {
+        f"file:{first}",
+        f"file:{second}",
+        f"file:{archive}!members/sr-004.dcm",
+        f"file:{archive}!members/sr-006.dcm",
+    }
+    mapped_before = {r["source_path"]: r for r in ledger(spark, output) if r["status"] == "mapped"}
+    for path, row in removed.items():
+        assert row["reason"] == "source_removed" and row["size"] is None
+        assert row["sop_instance_uid"] == mapped_before[path]["sop_instance_uid"] is not None
+    gone = {f"file:{first}", f"file:{second}", f"file:{archive}"}
+    after = _snapshot(spark, output)
+    for name in TABLES:
+        assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
+
+    again = run_job(spark, [lake], output)
+    assert again["removed"] == {"files": 0, "inputs": 0} and again["files"]["processed"] == 0
+
+    # A removed file that comes back is mapped again, to the rows it had.
+    first.write_bytes(first_bytes)
+    back = run_job(spark, [lake], output)
+    assert back["files"]["processed"] == 1
+    restored = _snapshot(spark, output)
+    for name in TABLES:
+        assert [r for r in restored[name] if r["source_file"] == f"file:{first}"] == [
+            r for r in before[name] if r["source_file"] == f"file:{first}"
+        ], name
+
+
+def test_removed_files_in_parquet_tables(spark, sample: Path, tmp_path: Path) -> None:
+    lake, archive = _with_archive(sample, tmp_path)
+    output = tmp_path / "out"
+    run_job(spark, [lake], output, table_format="parquet")
+    before = _snapshot(spark, output, "parquet")
+    report = next(lake.rglob("sr-003.dcm"))
+    report.unlink()
+    archive.unlink()
+    summary = run_job(spark, [lake], output, table_format="parquet")
+    assert summary["removed"] == {"files": 2, "inputs": 3}
+    gone = {f"file:{report}", f"file:{archive}"}
+    after = _snapshot(spark, output, "parquet")
+    for name in TABLES:
+        assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
+    assert len(_removed_rows(spark, output, "parquet")) == 3

@@ -1,0 +1,54 @@
+"""Files gone from the lake (`incremental.removed_files: delete`): which ledger files a run can tell are gone.
+
+A file counts as removed when its latest ledger rows are not `removed` already, and it lies under an input given
+as a folder, matches `input.path_glob_filter`, is not in this run's listing and does not exist. Each condition
+guards a way a present file can be missing from one listing: a run given another part of the lake (other
+folders, a glob or a path list, which name no folder to compare with), a narrower glob filter, a listing that
+an object store served stale. Only the last check touches the file system, once per remaining candidate.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .config import JobConfig
+from .fs import HadoopFS
+
+_GLOB = re.compile(r"[*?\[\]{}\\]")
+"""Hadoop glob syntax: such an input names a pattern, not a place whose files can be missed."""
+
+
+def input_folders(fs: HadoopFS, inputs: tuple[str, ...]) -> list[str]:
+    """The qualified folders among the inputs, each with a trailing slash (a prefix of the files under it)."""
+    return [fs.qualify(uri).rstrip("/") + "/" for uri in inputs if not _GLOB.search(uri) and fs.is_dir(uri)]
+
+
+def removed_files(
+    spark: SparkSession, fs: HadoopFS, config: JobConfig, listed: DataFrame, known: DataFrame
+) -> DataFrame | None:
+    """(source_file, known_run_id) of the removed files, or None when there is none. `listed` is the run's
+    listing (`Inputs.files`), `known` the ledger's file states (`Ledger.file_states`)."""
+    folders = input_folders(fs, config.inputs)
+    if not folders:
+        return None
+    in_scope = functools.reduce(operator.or_, [F.col("source_file").startswith(folder) for folder in folders])
+    if config.input.path_glob_filter:
+        # The filter Spark applied to file names, as the Java regex Hadoop compiles it to.
+        pattern = spark.sparkContext._jvm.org.apache.hadoop.fs.GlobPattern(config.input.path_glob_filter)  # type: ignore[union-attr]
+        name = F.regexp_extract("source_file", r"([^/]*)$", 1)
+        in_scope = in_scope & name.rlike(f"^(?:{pattern.compiled().pattern()})$")
+    candidates = (
+        known.where(~F.col("known_removed") & in_scope)
+        .join(listed.select("source_file"), "source_file", "left_anti")
+        .select("source_file", "known_run_id")
+        .collect()
+    )
+    gone = sorted((row.source_file, row.known_run_id) for row in candidates if not fs.exists(row.source_file))
+    if not gone:
+        return None
+    return spark.createDataFrame(gone, "source_file string, known_run_id string")
