@@ -3,7 +3,8 @@
     spark-submit jobs/sr_to_fhir.py --input URI [URI...] --output URI [options]   (same flags as `sr2fhir run`)
 
 Order of work, chosen for kill safety:
-  1. list inputs; with a ledger, keep only new, changed or failed files (metadata only, no bytes read);
+  1. list inputs; with a ledger, keep only new, changed or failed files (metadata only, no bytes read), and
+     delete the table rows of files gone from the lake, then record them in the ledger (`removals`);
   2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet, one row per document record, resource or
      table row), so every sink reads the mapping output instead of mapping again, and only its own rows;
   3. run statistics from the (cached) document records; 4. tables (one Delta commit each) and FHIR NDJSON +
