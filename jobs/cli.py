@@ -208,6 +208,11 @@ def _print_summary(summary: dict) -> None:
         f"  inputs: {docs['mapped']} mapped, {docs['rejected']} rejected, {docs['failed']} failed",
         "  rows: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()),
     ]
+    if summary["removed"]["files"]:
+        removed = summary["removed"]
+        lines.append(
+            f"  removed: {removed['files']} files gone from the lake ({removed['inputs']} inputs), their rows deleted"
+        )
     if summary["fhir"]:
         lines.append(f"  FHIR NDJSON: {summary['fhir']['directory']} (manifest.json)")
     for name, uri in summary["tables"].items():

@@ -45,12 +45,31 @@ def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
         "output.table_format=orc",
         "output.partition_by=[code]",
         "mapping.default_timezone=nowhere",
+        "incremental.removed_files=forget",
         "nokey",
     ],
 )
 def test_bad_configuration_is_an_error(override: str) -> None:
     with pytest.raises(ConfigError):
         load_config(inputs=["a"], output="o", overrides=[override])
+
+
+def test_input_folders_are_the_inputs_that_name_a_folder(tmp_path: Path) -> None:
+    """Removal is judged only under inputs that name a place: folders, not files, globs or missing paths."""
+    from jobs.removals import input_folders
+
+    class LocalFS:  # the two HadoopFS calls input_folders makes, on the local file system
+        def qualify(self, uri: str) -> str:
+            return "file:" + str(Path(uri).absolute())
+
+        def is_dir(self, uri: str) -> bool:
+            return Path(uri).is_dir()
+
+    (tmp_path / "lake" / "a").mkdir(parents=True)
+    (tmp_path / "lake" / "b.dcm").write_bytes(b"")
+    inputs = [f"{tmp_path}/lake/", f"{tmp_path}/lake/b.dcm", f"{tmp_path}/lake/*/", f"{tmp_path}/gone", "lake/a"]
+    folders = input_folders(LocalFS(), tuple(inputs))  # type: ignore[arg-type]
+    assert folders == [f"file:{tmp_path}/lake/"]
 
 
 def test_output_schema_takes_the_record_columns_from_the_core() -> None:
