@@ -13,7 +13,7 @@ import functools
 import operator
 import re
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .config import JobConfig
@@ -28,27 +28,25 @@ def input_folders(fs: HadoopFS, inputs: tuple[str, ...]) -> list[str]:
     return [fs.qualify(uri).rstrip("/") + "/" for uri in inputs if not _GLOB.search(uri) and fs.is_dir(uri)]
 
 
-def removed_files(
-    spark: SparkSession, fs: HadoopFS, config: JobConfig, listed: DataFrame, known: DataFrame
-) -> DataFrame | None:
-    """(source_file, known_run_id) of the removed files, or None when there is none. `listed` is the run's
-    listing (`Inputs.files`), `known` the ledger's file states (`Ledger.file_states`)."""
+def candidates(spark: SparkSession, fs: HadoopFS, config: JobConfig) -> Column | None:
+    """Over a join of the listing and the ledger's file states (`Ledger.file_states`): true for a known file that
+    the listing lacks and that lies where this run looked. None when the run looked at no folder."""
     folders = input_folders(fs, config.inputs)
     if not folders:
         return None
-    in_scope = functools.reduce(operator.or_, [F.col("source_file").startswith(folder) for folder in folders])
+    where = functools.reduce(operator.or_, [F.col("source_file").startswith(folder) for folder in folders])
     if config.input.path_glob_filter:
         # The filter Spark applied to file names, as the Java regex Hadoop compiles it to.
-        pattern = spark.sparkContext._jvm.org.apache.hadoop.fs.GlobPattern(config.input.path_glob_filter)  # type: ignore[union-attr]
-        name = F.regexp_extract("source_file", r"([^/]*)$", 1)
-        in_scope = in_scope & name.rlike(f"^(?:{pattern.compiled().pattern()})$")
-    candidates = (
-        known.where(~F.col("known_removed") & in_scope)
-        .join(listed.select("source_file"), "source_file", "left_anti")
-        .select("source_file", "known_run_id")
-        .collect()
-    )
-    gone = sorted((row.source_file, row.known_run_id) for row in candidates if not fs.exists(row.source_file))
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None, "a classic session (HadoopFS needs one too)"
+        pattern = jvm.org.apache.hadoop.fs.GlobPattern(config.input.path_glob_filter).compiled().pattern()
+        where = where & F.regexp_extract("source_file", r"([^/]*)$", 1).rlike(f"^(?:{pattern})$")
+    return F.col("file_key").isNull() & ~F.col("known_removed") & where
+
+
+def confirmed(spark: SparkSession, fs: HadoopFS, candidates: list[tuple[str, str]]) -> DataFrame | None:
+    """(source_file, known_run_id) of the candidates that do not exist, or None when every one does."""
+    gone = sorted((file, run_id) for file, run_id in candidates if not fs.exists(file))
     if not gone:
         return None
     return spark.createDataFrame(gone, "source_file string, known_run_id string")

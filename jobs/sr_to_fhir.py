@@ -156,34 +156,36 @@ class Selection:
 def _select_files(
     spark: SparkSession, fs: HadoopFS, inputs: Inputs, ledger: Ledger, config: JobConfig, fingerprint: str
 ) -> Selection:
+    """Which listed files to map and which known files are gone, from sizes, times and the ledger alone."""
     files = inputs.files
     if config.full_refresh or not ledger.exists():
         return Selection(found=-1, todo=None)
-    known = ledger.file_states().persist()
-    try:
-        # A removed file that comes back has null size and time in its latest rows, so it is mapped again.
-        unchanged = (
-            (F.col("size") == F.col("known_size"))
-            & (F.col("modification_time") == F.col("known_modification_time"))
-            & (F.col("known_fingerprint") == fingerprint)
+    known = ledger.file_states()
+    # A removed file that comes back has null size and time in its latest rows, so it is mapped again.
+    unchanged = (
+        (F.col("size") == F.col("known_size"))
+        & (F.col("modification_time") == F.col("known_modification_time"))
+        & (F.col("known_fingerprint") == fingerprint)
+    )
+    if config.incremental.retry_failed:
+        unchanged = unchanged & ~F.col("known_failed")
+    gone = removals.candidates(spark, fs, config) if config.incremental.removed_files == "delete" else None
+    if gone is None:
+        joined = files.join(F.broadcast(known), "source_file", "left")
+        gone = F.lit(False)
+    else:  # known files missing from the listing too: one pass over both decides what to map and what went
+        joined = files.join(known, "source_file", "full_outer")
+    row = _single_row(
+        joined.agg(
+            F.count("file_key").alias("found"),
+            F.collect_list(
+                F.when(F.col("file_key").isNotNull() & ~F.coalesce(unchanged, F.lit(False)), F.col("file_key"))
+            ).alias("todo"),
+            F.collect_list(F.when(gone, F.struct("source_file", "known_run_id"))).alias("gone"),
         )
-        if config.incremental.retry_failed:
-            unchanged = unchanged & ~F.col("known_failed")
-        decided = files.join(F.broadcast(known), files.source_file == known.source_file, "left").select(
-            files.file_key, F.coalesce(unchanged, F.lit(False)).alias("unchanged")
-        )
-        row = _single_row(
-            decided.agg(
-                F.count(F.lit(1)).alias("found"),
-                F.collect_list(F.when(~F.col("unchanged"), F.col("file_key"))).alias("todo"),
-            )
-        )
-        removed = None
-        if config.incremental.removed_files == "delete":
-            removed = removals.removed_files(spark, fs, config, files, known)
-    finally:
-        known.unpersist()
+    )
     found, todo = int(row["found"]), list(row["todo"])
+    removed = removals.confirmed(spark, fs, [(r["source_file"], r["known_run_id"]) for r in row["gone"]])
     return Selection(found=found, todo=None if len(todo) == found else todo, removed=removed)
 
 
