@@ -12,6 +12,7 @@ everything the well-formed report gives that does not depend on the malformed UI
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -86,6 +87,27 @@ def _malform(value: Any, selected: Callable[[object, str, str], bool], malform: 
     return dataclasses.replace(value, **changes)
 
 
+SEEDS = (18, 12)
+"""18: a source series for segmentation, an image-region-3d, Observation UIDs and seven referenced instances
+(a mix of every 2D profile); 12: a volume-surface and an image-region-3d beside 2D references."""
+
+
+def malformed_reports() -> Iterator[tuple[str, bytes]]:
+    """Per seed and malformation, a generated report with every target's UIDs malformed at once (every other
+    referenced instance): the profile conformance run validates their mapping against the IG's profiles."""
+    for seed in SEEDS:
+        spec = random_spec(seed)
+        selects = [select(spec) for name, (select, _) in TARGETS.items() if name != "every-referenced-instance"]
+
+        def selected(owner: object, name: str, uid: str, selects: list = selects) -> bool:
+            return any(select(owner, name, uid) for select in selects)
+
+        for name, (malform, _) in sorted(MALFORMATIONS.items()):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # pydicom's, about the malformed UIDs
+                yield f"{seed:02d}-{name}", write_sr(_malform(spec, selected, malform))
+
+
 def _id_values(node: Any) -> Iterator[tuple[str, str]]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -124,10 +146,8 @@ def _warnings(result: MappingResult) -> list[tuple[str, str, str]]:
     return [(w.code, w.position, w.message) for w in result.warnings]
 
 
-@pytest.fixture(scope="module", params=[18, 12])
+@pytest.fixture(scope="module", params=SEEDS)
 def spec(request: pytest.FixtureRequest) -> ReportSpec:
-    """18: a source series for segmentation, an image-region-3d, Observation UIDs and seven referenced instances
-    (a mix of every 2D profile); 12: a volume-surface and an image-region-3d beside 2D references."""
     candidate = random_spec(request.param)
     kinds = {r.kind.value for r in candidate.image_references()}
     assert any(g.observation_uid for g in candidate.all_groups)
