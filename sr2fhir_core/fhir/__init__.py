@@ -42,7 +42,7 @@ def build_resources(
     devices = DeviceRegistry(context)
     selections: dict[tuple[int, ...], dict | None] = {}
     sites: dict[tuple[int, ...], dict] = {}
-    sources: dict[tuple[int, ...], dict] = {}
+    sources: dict[tuple[int, ...], dict | None] = {}
     selection_profiles: dict[str, str] = {}
     """Reference → profile of each ImagingSelection made so far."""
 
@@ -116,12 +116,14 @@ def build_resources(
         return SiteLink(context.ref(sites[position]), None)
 
     def source_item_for(position: tuple[int, ...], observation_uid: str | None) -> dict | None:
-        """STU1 source-sr-content-item of a content item that has an Observation UID (its subset)."""
+        """STU1 source-sr-content-item of a content item that has an Observation UID (its subset), unless the
+        SR's own SOP Instance UID cannot be its instance's `uid`."""
         if not (facts.source_sr_content_item and observation_uid):
             return None
         if position not in sources:
             sources[position] = build_source_sr_content_item(context, position, observation_uid)
-        return context.ref(sources[position])
+        source = sources[position]
+        return None if source is None else context.ref(source)
 
     observations = ObservationBuilder(
         context, devices, selections_for, finding_site_for, source_item_for, selection_profiles.get

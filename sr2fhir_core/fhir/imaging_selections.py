@@ -18,7 +18,19 @@ from .datatypes import fixed
 from .ids import document_resource_id
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-"""The R5 `id` type (ImagingSelection.seriesUid, studyUid, instance.uid)."""
+"""The R5 `id` type, which every DICOM UID element of ImagingSelection is (UID_ELEMENTS)."""
+FHIR_ID_CHARACTERS = re.compile(r"[A-Za-z0-9\-.]*")
+FHIR_ID_LENGTH = 64
+
+UID_ELEMENTS: dict[str, str] = {
+    "studyUid": "study UID",
+    "seriesUid": "series UID",
+    "frameOfReferenceUid": "frame of reference UID",
+    "instance.uid": "SOP instance UID",
+}
+"""ImagingSelection's elements of R5 type `id` that hold a DICOM UID → the UID's name in warnings. The others
+that hold UIDs (`instance.subset`, `sopClass.code`, identifiers' `value`) are strings or codes, without the
+`id` limits. ImagingStudy's `series.uid` and `series.instance.uid` are `id`s too, but the IG writes no series."""
 
 
 def sop_class_coding(uid: str, system: SopClassSystem) -> dict:
@@ -69,21 +81,28 @@ def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
     return resource
 
 
-def _set_series_uid(resource: dict, context: ReportContext, position: tuple[int, ...], series_uid: str | None) -> None:
-    """`seriesUid`, which is an R5 `id` (at most 64 characters, like a DICOM UID): a longer value is no UID, so
-    it is left out with a warning rather than making the resource invalid."""
-    if not series_uid:
-        return
-    if FHIR_ID.fullmatch(series_uid):
-        resource["seriesUid"] = series_uid
-        return
+def _uid(
+    context: ReportContext, position: tuple[int, ...], element: str, uid: str | None, consequence: str = ""
+) -> str | None:
+    """`uid` when it can be the R5 `id` `element`, else None; one that cannot (a malformed DICOM UID: too long,
+    or characters no UID has) is left out with a warning that says what is wrong, not the value."""
+    if uid is None or FHIR_ID.fullmatch(uid):
+        return uid
+    problems = []
+    if not uid:
+        problems.append("is empty")
+    if len(uid) > FHIR_ID_LENGTH:
+        problems.append(f"has {len(uid)} characters (an R5 id at most {FHIR_ID_LENGTH})")
+    if not FHIR_ID_CHARACTERS.fullmatch(uid):
+        problems.append("has characters an R5 id cannot hold (only letters, digits, '-' and '.')")
     context.warnings.append(
         MappingWarning(
             WarningCode.INVALID_VALUE,
             ".".join(map(str, position)),
-            f"series UID of {len(series_uid)} characters is not a valid UID: no seriesUid",
+            f"{UID_ELEMENTS[element]} {' and '.join(problems)}: {consequence or 'no ' + element}",
         )
     )
+    return None
 
 
 def _place(
@@ -97,11 +116,15 @@ def _place(
     focus: list[dict] | None,
 ) -> None:
     """Where a selection lies, in R5 element order: its study (the referenced instances' one, else the SR's),
-    the ImagingStudy, series, frame of reference, and STU1's `bodySite` and `focus`."""
+    the ImagingStudy, series, frame of reference (the caller has checked it: it can decide whether there is a
+    selection), and STU1's `bodySite` and `focus`. A study or series UID that is no `id` is left out."""
     studies = {i.study_instance_uid for i in instances if i.study_instance_uid}
-    resource["studyUid"] = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
+    study_uid = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
+    if study_uid := _uid(context, position, "studyUid", study_uid):
+        resource["studyUid"] = study_uid
     resource["derivedFrom"] = [context.ref(context.imaging_study)]
-    _set_series_uid(resource, context, position, series_uid)
+    if series_uid := _uid(context, position, "seriesUid", series_uid or None):
+        resource["seriesUid"] = series_uid
     if frame_of_reference_uid:
         resource["frameOfReferenceUid"] = frame_of_reference_uid
     if body_site is not None:
@@ -110,8 +133,13 @@ def _place(
         resource["focus"] = focus
 
 
-def _instance(instance: ReferencedInstance, context: ReportContext) -> dict:
-    entry: dict = {"uid": instance.sop_instance_uid}
+def _instance(instance: ReferencedInstance, context: ReportContext, position: tuple[int, ...]) -> dict | None:
+    """The `instance` entry of a referenced SOP instance; None, with a warning, when its UID is no `id`
+    (`instance.uid` is 1..1, so the entry cannot be written without it)."""
+    uid = _uid(context, position, "instance.uid", instance.sop_instance_uid, "instance left out")
+    if uid is None:
+        return None
+    entry: dict = {"uid": uid}
     if instance.sop_class_uid:
         entry["sopClass"] = sop_class_coding(instance.sop_class_uid, context.options.sop_class_system)
     return entry
@@ -134,7 +162,8 @@ def build_imaging_selection(
     """The selection of one reference content item (ballot) or of the items of one profile that one
     observation uses (STU1: its `derivedFrom` slices are 0..1, so they share one selection, an instance entry
     per referenced image and region); `body_site` and `focus` are STU1's (FHIR-47943, 47946, 47949), None
-    under the ballot. The id is the first item's."""
+    under the ballot. The id is the first item's. None when it cannot be written: no code, a 2D region R5
+    cannot hold, or none of the instances and frame of reference that locate it has a UID an `id` can hold."""
     first = references[0]
     profile = profiles.SELECTION_PROFILES[first.kind]
     resource = _selection(
@@ -146,32 +175,38 @@ def build_imaging_selection(
         resource["code"] = context.codings.concept(first.concept)
     else:
         return None
+    instances = []
+    for reference in references:
+        regions = _regions_2d(reference) if reference.kind is ImageReferenceKind.IMAGE_REGION_2D else None
+        if reference.instances and regions == []:
+            return None
+        for instance in reference.instances:
+            entry = _instance(instance, context, reference.position)
+            if entry is None:
+                continue
+            subset = _subset(reference, instance)
+            if subset:
+                entry["subset"] = subset
+            if regions:
+                entry["imageRegion2D"] = regions
+            instances.append(entry)
     referenced = [i for reference in references for i in reference.instances]
-    series = {i.series_instance_uid for i in referenced}
     frames = {reference.frame_of_reference_uid for reference in references}
+    frame = frames.pop() if len(frames) == 1 else None
+    valid_frame = _uid(context, first.position, "frameOfReferenceUid", frame or None)
+    if (referenced or frame) and not (instances or valid_frame):
+        return None  # it had a place (instances, or a 3D region's frame of reference), and none of it is writable
+    series = {i.series_instance_uid for i in referenced}
     _place(
         resource,
         context,
         first.position,
         referenced,
         series.pop() if len(series) == 1 else None,
-        frames.pop() if len(frames) == 1 else None,
+        valid_frame,
         body_site,
         focus,
     )
-    instances = []
-    for reference in references:
-        for instance in reference.instances:
-            entry = _instance(instance, context)
-            subset = _subset(reference, instance)
-            if subset:
-                entry["subset"] = subset
-            if reference.kind is ImageReferenceKind.IMAGE_REGION_2D:
-                regions = _regions_2d(reference)
-                if not regions:
-                    return None
-                entry["imageRegion2D"] = regions
-            instances.append(entry)
     if instances:
         resource["instance"] = instances
     return context.add(resource)
@@ -186,7 +221,8 @@ def build_source_image_for_segmentation(
 ) -> dict | None:
     """STU1 source-image-for-segmentation of a group: its "Source image for segmentation" IMAGE items
     (121233), and its "Source series for segmentation" (121232) as `seriesUid`. When the SR names only the
-    series, the instances are those of that series in the SR's evidence sequences."""
+    series, the instances are those of that series in the SR's evidence sequences. None when there are no
+    instances, or none with a UID an `id` can hold (its profile wants `instance` 1..*)."""
     instances = [i for image in images for i in image.instances]
     series_uid = group.source_series_uid
     if not instances and series_uid:
@@ -212,6 +248,23 @@ def build_source_image_for_segmentation(
                 )
             )
         return None
+    entries = []
+    for instance in instances:
+        entry = _instance(instance, context, position)
+        if entry is None:
+            continue
+        if instance.frame_numbers:
+            entry["subset"] = [str(n) for n in instance.frame_numbers]
+        entries.append(entry)
+    if not entries:
+        context.warnings.append(
+            MappingWarning(
+                WarningCode.INVALID_VALUE,
+                ".".join(map(str, position)),
+                "Source image for segmentation has no instance with a valid UID: no source image selection",
+            )
+        )
+        return None
     if series_uid is None:
         series = {i.series_instance_uid for i in instances}
         series_uid = series.pop() if len(series) == 1 else None
@@ -222,20 +275,19 @@ def build_source_image_for_segmentation(
     )
     resource["code"] = fixed(profiles.CODE_SOURCE_IMAGE_FOR_SEGMENTATION)
     _place(resource, context, position, instances, series_uid, None, body_site, focus)
-    entries = []
-    for instance in instances:
-        entry = _instance(instance, context)
-        if instance.frame_numbers:
-            entry["subset"] = [str(n) for n in instance.frame_numbers]
-        entries.append(entry)
-    if entries:
-        resource["instance"] = entries
+    resource["instance"] = entries
     return context.add(resource)
 
 
-def build_source_sr_content_item(context: ReportContext, position: tuple[int, ...], observation_uid: str) -> dict:
+def build_source_sr_content_item(
+    context: ReportContext, position: tuple[int, ...], observation_uid: str
+) -> dict | None:
     """STU1 source-sr-content-item: this SR, with the content item's Observation UID as the subset (the R5
-    meaning of `instance.subset` for SR, HL7/fhir PR #3127)."""
+    meaning of `instance.subset` for SR, HL7/fhir PR #3127). None when the SR's SOP Instance UID is no `id`:
+    its one instance (1..1) needs it as `uid`."""
+    sop_instance_uid = _uid(context, position, "instance.uid", context.sop_instance_uid, "no source SR content item")
+    if sop_instance_uid is None:
+        return None
     document = context.report.document
     resource = _selection(
         context,
@@ -244,7 +296,7 @@ def build_source_sr_content_item(context: ReportContext, position: tuple[int, ..
     )
     resource["code"] = fixed(profiles.CODE_ORIGINAL_SOURCE)
     _place(resource, context, position, (), document.series_instance_uid, None, None, None)  # the SR's own study
-    entry: dict = {"uid": context.sop_instance_uid}
+    entry: dict = {"uid": sop_instance_uid}
     if document.sop_class_uid:
         entry["sopClass"] = sop_class_coding(document.sop_class_uid, context.options.sop_class_system)
     entry["subset"] = [observation_uid]

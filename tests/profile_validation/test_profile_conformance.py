@@ -1,11 +1,11 @@
 """Profile conformance: what sr2fhir writes passes the official HL7 FHIR validator against the IG's profiles.
 
 Every mapped corpus file and a set of generated reports (which between them claim every IG profile the core
-emits) are mapped to collection Bundles and validated in one run of the HL7 validator (fhir_validator.py), with
-the IG's StructureDefinitions loaded. A Bundle is validated whole, so references and the slices discriminated
-by resolve() find their targets. Errors must be on the allowlist below, where each entry says why and matches
-as narrowly as it can. Control Bundles with a profile-only violation per claimed profile show that each
-meta.profile is really checked, not skipped.
+emits; some with malformed DICOM UIDs, test_invalid_uids.py) are mapped to collection Bundles and validated in
+one run of the HL7 validator (fhir_validator.py), with the IG's StructureDefinitions loaded. A Bundle is
+validated whole, so references and the slices discriminated by resolve() find their targets. Errors must be on
+the allowlist below, where each entry says why and matches as narrowly as it can. Control Bundles with a
+profile-only violation per claimed profile show that each meta.profile is really checked, not skipped.
 
 Skips with a reason when java, mvn or npm, the downloads or the IG definitions (../shared) are missing; with
 SR2FHIR_REQUIRE_VALIDATOR=1 (set by .ci/run) a missing validator fails instead.
@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_path
 from fhir_validator import Issue, UnavailableError, install, validate
+from test_invalid_uids import malformed_reports
 
 from sr2fhir_core import MappingOptions, dumps_json, map_sr
 from sr2fhir_core.fhir.profiles import IDENTIFIER_TYPE_TRACKING_IDENTIFIER, IG_PROFILE_BASE
@@ -269,6 +270,10 @@ def _output_bundles(options: MappingOptions) -> dict[str, dict]:
         result = map_sr(write_sr(random_spec(seed, participants=seed in PARTICIPANT_SEEDS)), options)
         assert result.mapped, result.record
         bundles[f"synth-{seed:02d}.json"] = result.bundle()
+    for name, data in malformed_reports():
+        result = map_sr(data, options)
+        assert result.mapped, result.record
+        bundles[f"synth-malformed-uids-{name}.json"] = result.bundle()
     return bundles
 
 
