@@ -81,6 +81,10 @@ def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
     return resource
 
 
+def _warn(context: ReportContext, code: WarningCode, position: tuple[int, ...], message: str) -> None:
+    context.warnings.append(MappingWarning(code, ".".join(map(str, position)), message))
+
+
 def _uid(
     context: ReportContext, position: tuple[int, ...], element: str, uid: str | None, consequence: str = ""
 ) -> str | None:
@@ -95,12 +99,11 @@ def _uid(
         problems.append(f"has {len(uid)} characters (an R5 id at most {FHIR_ID_LENGTH})")
     if not FHIR_ID_CHARACTERS.fullmatch(uid):
         problems.append("has characters an R5 id cannot hold (only letters, digits, '-' and '.')")
-    context.warnings.append(
-        MappingWarning(
-            WarningCode.INVALID_VALUE,
-            ".".join(map(str, position)),
-            f"{UID_ELEMENTS[element]} {' and '.join(problems)}: {consequence or 'no ' + element}",
-        )
+    _warn(
+        context,
+        WarningCode.INVALID_VALUE,
+        position,
+        f"{UID_ELEMENTS[element]} {' and '.join(problems)}: {consequence or 'no ' + element}",
     )
     return None
 
@@ -240,12 +243,11 @@ def build_source_image_for_segmentation(
     if not instances:
         # Its profile wants `instance` (1..*): a series without known instances is no selection.
         if series_uid:
-            context.warnings.append(
-                MappingWarning(
-                    WarningCode.UNRESOLVED_REFERENCE,
-                    ".".join(map(str, position)),
-                    "Source series for segmentation has no instances in the evidence: no source image selection",
-                )
+            _warn(
+                context,
+                WarningCode.UNRESOLVED_REFERENCE,
+                position,
+                "Source series for segmentation has no instances in the evidence: no source image selection",
             )
         return None
     entries = []
@@ -257,12 +259,11 @@ def build_source_image_for_segmentation(
             entry["subset"] = [str(n) for n in instance.frame_numbers]
         entries.append(entry)
     if not entries:
-        context.warnings.append(
-            MappingWarning(
-                WarningCode.INVALID_VALUE,
-                ".".join(map(str, position)),
-                "Source image for segmentation has no instance with a valid UID: no source image selection",
-            )
+        _warn(
+            context,
+            WarningCode.INVALID_VALUE,
+            position,
+            "Source image for segmentation has no instance with a valid UID: no source image selection",
         )
         return None
     if series_uid is None:
