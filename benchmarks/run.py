@@ -29,6 +29,7 @@ import psutil
 from . import corpora, report, spark
 from .corpora import DEFAULT_CACHE, DEFAULT_CORPUS, REPO
 from .methods import BASELINE, FACTORIES
+from .rounds import measure as measure_rounds
 
 ALL_METHODS = ("pydicom_walk", "highdicom", "dcmqi", "core_auto", "core_pydicom", "core_reader")
 FULL = {
@@ -37,6 +38,8 @@ FULL = {
     "curve": {"repeat": 5, "min_samples": 2, "budget_seconds": 4.0},
 }
 QUICK = {"repeat": 2, "min_samples": 1, "budget_seconds": 0.5}
+ROUNDS, QUICK_ROUNDS = 3, 1
+"""Rounds per corpus (benchmarks/rounds.py): the samples above are split across them, not multiplied."""
 SPARK_FILES = (2_500, 5_000, 10_000)
 QUICK_SPARK_FILES = (200,)
 LIVE_HEAP_EVERY = 3.0
@@ -105,16 +108,21 @@ def run_worker(method: str, entries: list[dict], settings: dict, warmup: list[st
 
 
 def measure_corpus(
-    name: str, entries: list[corpora.Entry], methods: list[str], settings: dict, warmup: list[str], scratch: Path
+    name: str,
+    entries: list[corpora.Entry],
+    methods: list[str],
+    settings: dict,
+    warmup: list[str],
+    scratch: Path,
+    rounds: int = 1,
 ) -> dict:
+    """Every method over one corpus, in rounds (benchmarks/rounds.py), each round a fresh worker per method."""
     data = [e.as_dict() for e in entries]
-    raw = {}
-    for method in methods:
-        started = time.monotonic()
-        raw[method] = run_worker(method, data, settings, warmup, scratch)
-        ok = sum(bool(r["ok"]) for r in raw[method]["results"])
-        log(f"  {name}: {method} done in {time.monotonic() - started:.0f} s ({ok}/{len(data)} ok)")
-    return {"entries": data, "settings": settings, "raw": raw}
+
+    def runner(method: str, round_settings: dict) -> dict:
+        return run_worker(method, data, round_settings, warmup, scratch)
+
+    return measure_rounds(name, data, methods, settings, rounds, runner, log)
 
 
 def spark_findings(results: dict) -> list[str]:
@@ -189,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated: real, radiomics, curve, lake, spark, spark-memory, spark-profile",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help=f"rounds per corpus, the method order rotated each round (default {ROUNDS}; quick {QUICK_ROUNDS})",
+    )
     parser.add_argument("--curve-files", type=int, help="use only this many curve files (smallest first)")
     parser.add_argument("--spark-files", help="comma-separated Spark run sizes (default 2500,5000,10000; quick 200)")
     parser.add_argument("--lake-files", type=int, help="generated lake size (default 10,000; quick 200)")
@@ -214,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in methods if m not in FACTORIES]
     if unknown:
         parser.error(f"unknown methods {unknown}")
+    rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
+    if rounds < 1:
+        parser.error("--rounds must be at least 1")
     if BASELINE in methods:
         methods.remove(BASELINE)
         methods.insert(0, BASELINE)
@@ -231,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "versions": versions(),
             "methods": methods,
+            "rounds": rounds,
         },
         "corpora": {},
         "notes": [],
@@ -274,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, entries in plans.items():
         settings = QUICK if args.quick else FULL[name]
         log(f"{name}: {len(entries)} files, {sum(e.items for e in entries):,} content items")
-        results["corpora"][name] = measure_corpus(name, entries, methods, settings, warmup, scratch)
+        results["corpora"][name] = measure_corpus(name, entries, methods, settings, warmup, scratch, rounds)
 
     # --- the lake: core single pass and the Spark job -----------------------------------------------------
     lake_files = args.lake_files or (200 if args.quick else max(SPARK_FILES))
@@ -360,6 +377,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def notes(results: dict) -> list[str]:
     found = []
+    rounds = max((c.get("rounds", 1) for c in results["corpora"].values() if c.get("raw")), default=1)
+    if rounds > 1:
+        found.append(
+            f"Each corpus ran in {rounds} rounds: round 1 of every method, then round 2 of every method, and so on, "
+            "the method order rotated by one each round, each round a fresh worker; a file's repeats, its minimum "
+            "of samples and its time budget are split across the rounds (not multiplied), its samples pooled and "
+            "their median taken as in one round. Peak and import RSS are the maximum over the rounds. The 'per "
+            "round' ranges are the min–max of the ratio computed within each round from that round's per-file "
+            "medians: how much the machine's drift moved the ratio while the run was under way."
+        )
     if results["corpora"].get("curve", {}).get("entries"):
         found.append(
             "Curve files use the generator's default encoding (explicit VR little endian, defined lengths); "

@@ -3,7 +3,8 @@
     python -m benchmarks.worker JOB.json OUT.json
 
 The job names the method, the files (path, items, label), how many timings to take per file, and warm-up
-files. Protocol:
+files (and, for dcmqi, how many start-up timings and whether to take the untimed peak-RSS pass: the runner
+splits a corpus into rounds, one worker per method per round, benchmarks/rounds.py). Protocol:
   1. import the method's libraries (RSS is taken before and after);
   2. run the method on the warm-up files (outside every measured set), untimed;
   3. passes over all files in order, one timed call per file per pass, until each file has `repeat` timings,
@@ -27,6 +28,7 @@ from typing import TypedDict
 
 from .cpu import machine_busy_seconds, other_cores
 from .methods import FACTORIES, dcmqi_binary, dcmqi_peak_rss_mb
+from .rounds import STARTUP_SAMPLES
 
 
 def _rss_mb() -> float:
@@ -92,7 +94,7 @@ def run_job(job: dict) -> dict:
     for warm in job.get("warmup", []):
         path = Path(warm)
         method(path, path.read_bytes())
-    startup = _dcmqi_startup(job.get("startup_samples", 20)) if job["method"] == "dcmqi" else None
+    startup = _dcmqi_startup(job.get("startup_samples", STARTUP_SAMPLES)) if job["method"] == "dcmqi" else None
 
     files = job["files"]
     results: list[FileResult] = [{"samples": [], "cpu": [], "ok": None, "found": None, "detail": None} for _ in files]
@@ -120,7 +122,7 @@ def run_job(job: dict) -> dict:
     seconds = time.perf_counter() - started
     others = other_cores(busy_before, machine_busy_seconds(), _cpu() - cpu_before, time.perf_counter() - wall_before)
     child_peak = None
-    if job["method"] == "dcmqi":
+    if job["method"] == "dcmqi" and job.get("child_peak", True):
         peak = dcmqi_peak_rss_mb([Path(f["path"]) for f in files])
         child_peak = None if peak is None else round(peak, 1)
     return {
