@@ -21,16 +21,6 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def _first_calls(result: dict) -> list[float]:
-    """Each worker's first timed call of the file (one per round): first sight, as each round is a fresh process."""
-    firsts, start = [], 0
-    for count in result.get("round_samples") or [len(result["samples"])]:
-        if count:
-            firsts.append(result["samples"][start])
-        start += count
-    return firsts
-
-
 def per_file(raw: dict, entries: list[dict], startup: float = 0.0) -> list[dict]:
     rows = []
     for entry, result in zip(entries, raw["results"], strict=True):
@@ -45,7 +35,7 @@ def per_file(raw: dict, entries: list[dict], startup: float = 0.0) -> list[dict]
                 "samples": len(result["samples"]),
                 "wall": wall,
                 "cpu": _median(result["cpu"]),
-                "first": _median(_first_calls(result)),
+                "first": result["samples"][0] if result["samples"] else math.nan,
                 "wall_no_startup": max(wall - startup, 0.0),
             }
         )
@@ -535,9 +525,11 @@ def _rounds_sentence(results: dict) -> str:
     return (
         f"Each corpus runs in {rounds} rounds, round 1 of every method then round 2 and so on, the method order "
         "rotated by one each round, so that every method's samples spread over the same stretch of time (the "
-        "machine's speed drifts); a file's repeats, minimum and time budget are split across the rounds and its "
-        "samples pooled; peak RSS is the maximum over the rounds. 'Per round' columns give the min–max of the "
-        "ratio computed within each round from that round's per-file medians. "
+        "machine's speed drifts); a method's process lasts over the rounds, idle between its own, so its later "
+        "rounds are its later passes; a file's repeats, minimum and time budget are split across the rounds "
+        "(at least one sample per round) and its samples pooled. 'Per round' columns give the min–max of the "
+        "ratio computed within each round from that round's per-file medians (round 1 without the first-sight "
+        "call when it has another). "
     )
 
 
@@ -560,8 +552,8 @@ def render(results: dict) -> str:
         "",
         "## How it is measured",
         "",
-        "Each method runs in a fresh Python process of its own per corpus and round (`benchmarks/worker.py`), so "
-        "its peak RSS (VmHWM) is its own. "
+        "Each method runs in a fresh Python process of its own per corpus (`benchmarks/worker.py`), so its peak "
+        "RSS (VmHWM) is its own. "
         + _rounds_sentence(results)
         + "For dcmqi the peak RSS is that of its `tid1500reader` processes (GNU time's %M, in a "
         "separate untimed pass, once per corpus). A "
@@ -571,8 +563,7 @@ def render(results: dict) -> str:
         "(one process = one core), µs/item is that sum ÷ content items. Ratios are baseline time ÷ method time "
         "over the files both read successfully, in this run. CPU-time ratios (process + children CPU time) are "
         "shown beside the wall-clock ones: they are less disturbed by other work on a shared machine. File bytes "
-        "are read before each timed call (not timed). 'First sight' uses each worker's first timed call of a file "
-        "only (the median over the rounds): "
+        "are read before each timed call (not timed). 'First sight' uses each file's first timed call only: "
         "the core's fast reader keeps process-wide caches of coded strings and UIDs, so repeats of one file "
         "are kinder to it than a lake of distinct files; the lake numbers below are all first sight.",
         "",

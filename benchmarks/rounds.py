@@ -2,11 +2,14 @@
 
 On a shared machine the speed drifts over minutes; when one method's worker runs while the machine is slow and
 the baseline's ran while it was fast, the ratio between them moves by 10-25 % from run to run. So a corpus runs
-round 1 of every method, then round 2 of every method, ..., with the method order rotated by one each round. Each
-round is a fresh worker taking its share of a file's samples (`round_settings`: the repeats, the minimum and the
-time budget are split, not added); `pool` joins a method's rounds into one raw result of the worker's shape, so a
-file's median is taken over all its samples, and keeps how many samples each round took (`round_samples`), so the
-report can also compute each round's own ratio (`round_results`) and show how steady the pooled one is.
+round 1 of every method, then round 2 of every method, ..., with the method order rotated by one each round.
+Each method keeps one worker process over the rounds (run.Workers), idle between its rounds: a file's later
+rounds meet the process as one worker's later passes did (its caches warm, only round 1 has the file's first
+sight), so a file's pooled samples have the make-up one round gave them and the tables keep their meaning.
+`round_settings` splits the repeats, the minimum and the time budget across the rounds (split, not added);
+`pool` joins a method's round outputs into one raw result of the worker's shape, so a file's median is taken over
+all its samples, and keeps how many samples each round took (`round_samples`), so the report can also compute
+each round's own ratio (`round_results`) and show how steady the pooled one is.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def _max(outputs: list[dict], key: str) -> float | None:
 
 def pool(outputs: list[dict]) -> dict:
     """One method's round outputs (in round order) as one worker output: samples joined per file, peak and
-    import RSS the maximum over the rounds, seconds summed, other load averaged; `rounds` keeps each round's."""
+    import RSS the maximum over the rounds (one process's high-water mark so far, so in practice the last
+    round's), seconds summed, other load averaged; `rounds` keeps each round's."""
     results = []
     for per_round in zip(*(o["results"] for o in outputs), strict=True):
         failed = next((r for r in per_round if r["ok"] is False), None)
@@ -101,11 +105,15 @@ def round_count(raw: dict) -> int:
 
 
 def round_results(raw: dict, index: int) -> dict:
-    """A pooled raw result cut down to round `index`'s samples (a file not timed in that round is not ok in it)."""
+    """A pooled raw result cut down to round `index`'s samples (a file not timed in that round is not ok in it).
+    Round 1's first call of a file is its first sight, which the later rounds do not have: left out of round 1
+    when the round has another sample, so that each round's median is of warm calls alike."""
     results = []
     for result in raw["results"]:
         counts = result.get("round_samples") or [len(result["samples"])]
         start, end = sum(counts[:index]), sum(counts[: index + 1])
+        if index == 0 and end - start > 1:
+            start += 1
         results.append(
             {
                 **result,

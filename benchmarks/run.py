@@ -4,10 +4,10 @@
     PYTHONPATH=. python -m benchmarks.run --quick    # smoke run (a few files, 200-file Spark run), to .cache/quick/
 
 Measures pydicom (read + full walk: the baseline), highdicom, dcmqi's tid1500reader and the sr2fhir core (both
-readers) on the shared real corpus, the 4,602-item radiomics file and a generated size curve; then the core and
-the Spark job (`sr2fhir run`, local[2]) on 2,500 / 5,000 / 10,000 generated files. Writes results.json (every
-measurement) and RESULTS.md (the tables). Measures whatever is installed: re-run it after reader or mapping
-changes. See benchmarks/README.md.
+readers) on the shared real corpus, the 4,602-item radiomics file and a generated size curve, each corpus in
+rounds of every method (benchmarks/rounds.py); then the core and the Spark job (`sr2fhir run`, local[2]) on
+2,500 / 5,000 / 10,000 generated files. Writes results.json (every measurement) and RESULTS.md (the tables).
+Measures whatever is installed: re-run it after reader or mapping changes. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -107,6 +107,57 @@ def run_worker(method: str, entries: list[dict], settings: dict, warmup: list[st
     return json.loads(out_path.read_text())
 
 
+class Workers:
+    """One worker process per method for a corpus (`python -m benchmarks.worker --serve`), started at the method's
+    first round and kept, idle between its rounds, until the corpus is done: its caches and peak RSS last over
+    the rounds as over one worker's passes, and start-up and warm-up are paid once."""
+
+    def __init__(self, data: list[dict], warmup: list[str], scratch: Path) -> None:
+        self.data, self.warmup, self.scratch = data, warmup, scratch
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.rounds: dict[str, int] = {}
+
+    def _start(self, method: str) -> subprocess.Popen:
+        job_path = self.scratch / f"job-{method}.json"
+        job_path.write_text(json.dumps({"method": method, "files": self.data, "warmup": self.warmup}))
+        command = [sys.executable, "-m", "benchmarks.worker", "--serve", str(job_path)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._reply(method, process, "ready")
+        return process
+
+    @staticmethod
+    def _reply(method: str, process: subprocess.Popen, expected: str) -> None:
+        assert process.stdout is not None
+        reply = process.stdout.readline().strip()
+        if reply != expected:
+            raise RuntimeError(f"{method} worker: expected {expected!r}, got {reply!r} (exit {process.poll()})")
+
+    def round(self, method: str, settings: dict) -> dict:
+        if method not in self.processes:
+            self.processes[method] = self._start(method)
+        process = self.processes[method]
+        self.rounds[method] = index = self.rounds.get(method, 0) + 1
+        out_path = self.scratch / f"out-{method}-{index}.json"
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({**settings, "out": str(out_path)}) + "\n")
+        process.stdin.flush()
+        self._reply(method, process, "done")
+        return json.loads(out_path.read_text())
+
+    def close(self) -> None:
+        failed = []
+        for method, process in self.processes.items():
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.close()
+            if process.wait() != 0:
+                failed.append(f"{method} (exit {process.returncode})")
+            process.stdout.close()
+        self.processes.clear()
+        if failed:
+            raise RuntimeError("workers failed: " + ", ".join(failed))
+
+
 def measure_corpus(
     name: str,
     entries: list[corpora.Entry],
@@ -116,13 +167,13 @@ def measure_corpus(
     scratch: Path,
     rounds: int = 1,
 ) -> dict:
-    """Every method over one corpus, in rounds (benchmarks/rounds.py), each round a fresh worker per method."""
+    """Every method over one corpus, in rounds (benchmarks/rounds.py), one lasting worker process per method."""
     data = [e.as_dict() for e in entries]
-
-    def runner(method: str, round_settings: dict) -> dict:
-        return run_worker(method, data, round_settings, warmup, scratch)
-
-    return measure_rounds(name, data, methods, settings, rounds, runner, log)
+    workers = Workers(data, warmup, scratch)
+    try:
+        return measure_rounds(name, data, methods, settings, rounds, workers.round, log)
+    finally:
+        workers.close()
 
 
 def spark_findings(results: dict) -> list[str]:
@@ -381,11 +432,13 @@ def notes(results: dict) -> list[str]:
     if rounds > 1:
         found.append(
             f"Each corpus ran in {rounds} rounds: round 1 of every method, then round 2 of every method, and so on, "
-            "the method order rotated by one each round, each round a fresh worker; a file's repeats, its minimum "
-            "of samples and its time budget are split across the rounds (not multiplied), its samples pooled and "
-            "their median taken as in one round. Peak and import RSS are the maximum over the rounds. The 'per "
-            "round' ranges are the min–max of the ratio computed within each round from that round's per-file "
-            "medians: how much the machine's drift moved the ratio while the run was under way."
+            "the method order rotated by one each round. A method keeps one worker process over a corpus's rounds, "
+            "idle while the others run, so start-up and warm-up are paid once and a file's later rounds meet warm "
+            "caches as one worker's later passes did. A file's repeats, its minimum of samples and its time budget "
+            "are split across the rounds (at least one sample per round; not multiplied), its samples pooled and "
+            "their median taken as in one round. The 'per round' ranges are the min–max of the ratio computed "
+            "within each round from that round's per-file medians (round 1 without its first-sight call when it "
+            "has another): how much the machine's drift moved the ratio while the run was under way."
         )
     if results["corpora"].get("curve", {}).get("entries"):
         found.append(
