@@ -11,7 +11,8 @@ runs each round when asked, so a file's later rounds find the process as its lat
   2. run the method on the warm-up files (outside every measured set), untimed;
   3. per round, passes over all files in order, one timed call per file per pass, until each file has `repeat`
      timings, or at least `min_samples` and `budget_seconds` spent on it (large files), or failed once (a
-     failure is not timed again). Passes go round the whole list, so a file's repeats are not back to back.
+     failure is not timed again, in this round or a later one). Passes go round the whole list, so a file's
+     repeats are not back to back.
 Each call is timed by wall clock (perf_counter) and by CPU time of this process and its children
 (process_time + RUSAGE_CHILDREN: dcmqi runs as a child); CPU time is less disturbed by other load on a
 shared machine. A file's bytes are read before its timed call (the page cache serves them): I/O is not timed.
@@ -103,6 +104,8 @@ class Session:
             path = Path(warm)
             self.method(path, path.read_bytes())
         self.warmup_seconds = time.perf_counter() - started
+        self.failed: dict[int, FileResult] = {}
+        """Files a round failed on: a failure is not timed again in later rounds (nor in later passes)."""
 
     def round(self, settings: dict) -> dict:
         """Passes over the files until each has this round's `repeat` timings (or its minimum and budget, or
@@ -112,10 +115,13 @@ class Session:
         startup = _dcmqi_startup(settings.get("startup_samples", STARTUP_SAMPLES)) if dcmqi else None
         files, method = self.files, self.method
         results: list[FileResult] = [
-            {"samples": [], "cpu": [], "ok": None, "found": None, "detail": None} for _ in files
+            {**self.failed[index], "samples": [], "cpu": []}
+            if index in self.failed
+            else {"samples": [], "cpu": [], "ok": None, "found": None, "detail": None}
+            for index in range(len(files))
         ]
         repeat, min_samples, budget = settings["repeat"], settings["min_samples"], settings["budget_seconds"]
-        pending = list(range(len(files)))
+        pending = [index for index in range(len(files)) if index not in self.failed]
         busy_before, cpu_before, wall_before = machine_busy_seconds(), _cpu(), time.perf_counter()
         while pending:
             again = []
@@ -132,7 +138,9 @@ class Session:
                 result["cpu"].append(cpu)
                 result["ok"], result["found"], result["detail"] = outcome.ok, outcome.found, outcome.detail
                 count, spent = len(result["samples"]), sum(result["samples"])
-                if outcome.ok and count < repeat and not (count >= min_samples and spent >= budget):
+                if not outcome.ok:
+                    self.failed[index] = result
+                elif count < repeat and not (count >= min_samples and spent >= budget):
                     again.append(index)
             pending = again
         seconds = time.perf_counter() - started + self.warmup_seconds

@@ -217,5 +217,8 @@ def test_a_serving_worker_runs_each_round_in_one_process(tmp_path: Path, monkeyp
     assert replies.getvalue() == "ready\ndone\ndone\n"
     assert calls.count("warm.dcm") == 1  # warm-up once for both rounds
     rounds = [json.loads((tmp_path / f"out-{i}.json").read_text()) for i in range(2)]
-    assert [[len(r["samples"]) for r in out["results"]] for out in rounds] == [[2, 2, 1], [1, 1, 1]]
+    # A failure is timed once: round 2 does not try bad.dcm again, and still reports it failed.
+    assert [[len(r["samples"]) for r in out["results"]] for out in rounds] == [[2, 2, 1], [1, 1, 0]]
+    assert rounds[1]["results"][2]["ok"] is False
+    assert calls.count("bad.dcm") == 1
     assert rounds[0]["rss_imported_mb"] == rounds[1]["rss_imported_mb"]  # one process, imported once
