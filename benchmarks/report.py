@@ -7,6 +7,7 @@ import statistics
 from collections import defaultdict
 
 from .methods import BASELINE, CORE, LABELS
+from .rounds import round_count, round_results
 
 CORE_VS_BASELINE_TARGET = 20.0
 SPARK_TARGET = 0.70
@@ -63,15 +64,28 @@ def _ratio(base_rows: list[dict], rows: list[dict], key: str, base_key: str | No
     return round(base / own, 2) if own else None
 
 
+def _round_ratios(
+    round_rows: dict[str, list[list[dict]]], method: str, key: str, indices: list[int] | None = None
+) -> list[float | None]:
+    """The method's ratio to the baseline within each round (each round's own per-file medians)."""
+    base_rounds, own_rounds = round_rows[BASELINE], round_rows[method]
+    pick = (lambda rows: rows) if indices is None else (lambda rows: [rows[i] for i in indices])
+    return [_ratio(pick(b), pick(r), key) for b, r in zip(base_rounds, own_rounds, strict=True)]
+
+
 def summarise_corpus(corpus: dict) -> dict:
-    """Per method: aggregates by wall and CPU time, ratios to the baseline, RSS, failures."""
+    """Per method: aggregates by wall and CPU time, ratios to the baseline (pooled, and per round when there
+    are rounds), RSS, failures."""
     entries = corpus["entries"]
     rows = {}
+    round_rows: dict[str, list[list[dict]]] = {}
     for method, raw in corpus["raw"].items():
         startup = 0.0
         if raw.get("startup"):
             startup = _median(raw["startup"]["binary_version_seconds"])
         rows[method] = per_file(raw, entries, startup)
+        if round_count(raw) > 1:
+            round_rows[method] = [per_file(round_results(raw, i), entries) for i in range(round_count(raw))]
     base = rows.get(BASELINE)
     methods = {}
     for method, method_rows in rows.items():
@@ -90,18 +104,22 @@ def summarise_corpus(corpus: dict) -> dict:
         if base is not None:
             summary["ratio_vs_baseline"] = _ratio(base, method_rows, "wall")
             summary["ratio_vs_baseline_cpu"] = _ratio(base, method_rows, "cpu")
+            if BASELINE in round_rows and method in round_rows:
+                summary["ratio_vs_baseline_rounds"] = _round_ratios(round_rows, method, "wall")
+                summary["ratio_vs_baseline_cpu_rounds"] = _round_ratios(round_rows, method, "cpu")
         if raw.get("startup"):
             summary["startup"] = {k: round(_median(v) * 1e3, 2) for k, v in raw["startup"].items() if k != "binary"}
             summary["wall_no_startup"] = _aggregate(method_rows, "wall_no_startup")
             if base is not None:
                 summary["ratio_vs_baseline_no_startup"] = _ratio(base, method_rows, "wall_no_startup", "wall")
         methods[method] = summary
-    return {"methods": methods, "rows": rows}
+    return {"methods": methods, "rows": rows, "round_rows": round_rows}
 
 
 def curve_points(corpus: dict, summary: dict) -> list[dict]:
-    """Per generated size: each method's median ms per file over the seeds, and ratios to the baseline."""
-    rows = summary["rows"]
+    """Per generated size: each method's median ms per file over the seeds, and ratios to the baseline (pooled,
+    and per round when there are rounds)."""
+    rows, round_rows = summary["rows"], summary.get("round_rows", {})
     by_size: dict[int, list[int]] = defaultdict(list)
     for index, entry in enumerate(corpus["entries"]):
         by_size[entry["items"]].append(index)
@@ -122,6 +140,8 @@ def curve_points(corpus: dict, summary: dict) -> list[dict]:
                 base = [rows[BASELINE][i] for i in indices]
                 methods[method]["ratio_vs_baseline"] = _ratio(base, subset, "wall")
                 methods[method]["ratio_vs_baseline_cpu"] = _ratio(base, subset, "cpu")
+                if BASELINE in round_rows and method in round_rows:
+                    methods[method]["ratio_vs_baseline_rounds"] = _round_ratios(round_rows, method, "wall", indices)
         points.append(point)
     return points
 
@@ -249,7 +269,8 @@ def targets(results: dict) -> list[dict]:
             out.append(
                 {
                     "target": f"core ≥ {CORE_VS_BASELINE_TARGET:.0f}× baseline files/s, {name} corpus",
-                    "measured": f"{core['ratio_vs_baseline']}× (CPU time: {core['ratio_vs_baseline_cpu']}×)",
+                    "measured": f"{core['ratio_vs_baseline']}× (CPU time: {core['ratio_vs_baseline_cpu']}×)"
+                    + _per_round(core),
                     "met": core["ratio_vs_baseline"] >= CORE_VS_BASELINE_TARGET,
                 }
             )
@@ -259,7 +280,8 @@ def targets(results: dict) -> list[dict]:
             out.append(
                 {
                     "target": f"core ≥ {CORE_VS_BASELINE_TARGET:.0f}× baseline files/s, {point['items']} items",
-                    "measured": f"{core['ratio_vs_baseline']}× (CPU time: {core['ratio_vs_baseline_cpu']}×)",
+                    "measured": f"{core['ratio_vs_baseline']}× (CPU time: {core['ratio_vs_baseline_cpu']}×)"
+                    + _per_round(core),
                     "met": core["ratio_vs_baseline"] >= CORE_VS_BASELINE_TARGET,
                 }
             )
@@ -342,6 +364,17 @@ def targets(results: dict) -> list[dict]:
             }
         )
     return out
+
+
+def spread(ratios: list[float | None] | None) -> str | None:
+    """A per-round ratio list as 'min–max×' (None when there is no round or no ratio)."""
+    values = [r for r in ratios or [] if r is not None]
+    return f"{min(values):.2f}–{max(values):.2f}×" if values else None
+
+
+def _per_round(method: dict) -> str:
+    found = spread(method.get("ratio_vs_baseline_rounds"))
+    return f"; per round {found}" if found else ""
 
 
 def slim(results: dict) -> dict:
@@ -428,9 +461,11 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def _method_table(methods: dict) -> list[str]:
+    per_round = any(s.get("ratio_vs_baseline_rounds") for s in methods.values())
     rows = []
     for method, s in methods.items():
         wall = s["wall"]
+        rounds = ["" if method == BASELINE else spread(s.get("ratio_vs_baseline_rounds")) or "–"] if per_round else []
         rows.append(
             [
                 s["label"],
@@ -441,6 +476,7 @@ def _method_table(methods: dict) -> list[str]:
                 s["first_sight"]["files_per_second"],
                 s["peak_rss_mb"] if not s.get("child_peak_rss_mb") else f"{s['child_peak_rss_mb']} (process)",
                 "1 (baseline)" if method == BASELINE else _fmt(s.get("ratio_vs_baseline")) + "×",
+                *rounds,
                 "1 (baseline)" if method == BASELINE else _fmt(s.get("ratio_vs_baseline_cpu")) + "×",
             ]
         )
@@ -461,6 +497,7 @@ def _method_table(methods: dict) -> list[str]:
                     "",
                     "",
                     _fmt(s.get("ratio_vs_baseline_no_startup")) + "×",
+                    *([""] if per_round else []),
                     "",
                 ]
             )
@@ -474,9 +511,25 @@ def _method_table(methods: dict) -> list[str]:
             "files/s, first sight",
             "peak RSS MB",
             "vs baseline (wall)",
+            *(["per round (wall, min–max)"] if per_round else []),
             "vs baseline (CPU)",
         ],
         rows,
+    )
+
+
+def _rounds_sentence(results: dict) -> str:
+    rounds = max((c.get("rounds", 1) for c in results["corpora"].values() if c.get("raw")), default=1)
+    if rounds == 1:
+        return ""
+    return (
+        f"Each corpus runs in {rounds} rounds, round 1 of every method then round 2 and so on, the method order "
+        "rotated by one each round, so that every method's samples spread over the same stretch of time (the "
+        "machine's speed drifts); a method's process lasts over the rounds, idle between its own, so its later "
+        "rounds are its later passes; a file's repeats, minimum and time budget are split across the rounds "
+        "(at least one sample per round) and its samples pooled. 'Per round' columns give the min–max of the "
+        "ratio computed within each round from that round's per-file medians (round 1 without the first-sight "
+        "call when it has another). "
     )
 
 
@@ -499,9 +552,11 @@ def render(results: dict) -> str:
         "",
         "## How it is measured",
         "",
-        "Each method runs in a fresh Python process of its own per corpus (`benchmarks/worker.py`), so its peak RSS "
-        "(VmHWM) is its own; for dcmqi the peak RSS is that of its `tid1500reader` processes (GNU time's %M, in a "
-        "separate untimed pass). A "
+        "Each method runs in a fresh Python process of its own per corpus (`benchmarks/worker.py`), so its peak "
+        "RSS (VmHWM) is its own. "
+        + _rounds_sentence(results)
+        + "For dcmqi the peak RSS is that of its `tid1500reader` processes (GNU time's %M, in a "
+        "separate untimed pass, once per corpus). A "
         "worker imports its libraries, maps a warm-up file that is in no measured set, then makes passes over the "
         "files, one timed call per file per pass, until a file has its repeats (fewer for large files, see "
         "`results.json`). Per file the median is taken; a corpus's files/s is files ÷ the sum of per-file medians "
@@ -581,6 +636,7 @@ def _curve_section(summary: dict) -> list[str]:
     if not points:
         return []
     methods = list(points[0]["methods"])
+    per_round = any(p["methods"].get(CORE, {}).get("ratio_vs_baseline_rounds") for p in points)
     lines = ["Per size (median ms per file over the seeds; ratio = baseline ÷ method on the same files):", ""]
     rows = []
     for p in points:
@@ -589,10 +645,20 @@ def _curve_section(summary: dict) -> list[str]:
             pm = p["methods"][m]
             row.append(pm["median_ms"] if pm["ok"] == p["files"] else f"{_fmt(pm['median_ms'])} ({pm['ok']} ok)")
         core = p["methods"].get(CORE, {})
-        row += [core.get("us_per_item"), core.get("ratio_vs_baseline"), core.get("ratio_vs_baseline_cpu")]
+        row += [core.get("us_per_item"), core.get("ratio_vs_baseline")]
+        row += [spread(core.get("ratio_vs_baseline_rounds")) or "–"] if per_round else []
+        row += [core.get("ratio_vs_baseline_cpu")]
         rows.append(row)
     lines += _table(
-        ["items", "files", *methods, f"{CORE} µs/item", f"{CORE} vs baseline", "(CPU)"],
+        [
+            "items",
+            "files",
+            *methods,
+            f"{CORE} µs/item",
+            f"{CORE} vs baseline",
+            *(["per round (min–max)"] if per_round else []),
+            "(CPU)",
+        ],
         rows,
     )
     lines += ["Cost against size: least squares time = intercept + slope × items over every curve file:", ""]

@@ -4,10 +4,10 @@
     PYTHONPATH=. python -m benchmarks.run --quick    # smoke run (a few files, 200-file Spark run), to .cache/quick/
 
 Measures pydicom (read + full walk: the baseline), highdicom, dcmqi's tid1500reader and the sr2fhir core (both
-readers) on the shared real corpus, the 4,602-item radiomics file and a generated size curve; then the core and
-the Spark job (`sr2fhir run`, local[2]) on 2,500 / 5,000 / 10,000 generated files. Writes results.json (every
-measurement) and RESULTS.md (the tables). Measures whatever is installed: re-run it after reader or mapping
-changes. See benchmarks/README.md.
+readers) on the shared real corpus, the 4,602-item radiomics file and a generated size curve, each corpus in
+rounds of every method (benchmarks/rounds.py); then the core and the Spark job (`sr2fhir run`, local[2]) on
+2,500 / 5,000 / 10,000 generated files. Writes results.json (every measurement) and RESULTS.md (the tables).
+Measures whatever is installed: re-run it after reader or mapping changes. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import psutil
 from . import corpora, report, spark
 from .corpora import DEFAULT_CACHE, DEFAULT_CORPUS, REPO
 from .methods import BASELINE, FACTORIES
+from .rounds import measure as measure_rounds
 
 ALL_METHODS = ("pydicom_walk", "highdicom", "dcmqi", "core_auto", "core_pydicom", "core_reader")
 FULL = {
@@ -37,6 +38,8 @@ FULL = {
     "curve": {"repeat": 5, "min_samples": 2, "budget_seconds": 4.0},
 }
 QUICK = {"repeat": 2, "min_samples": 1, "budget_seconds": 0.5}
+ROUNDS, QUICK_ROUNDS = 3, 1
+"""Rounds per corpus (benchmarks/rounds.py): the samples above are split across them, not multiplied."""
 SPARK_FILES = (2_500, 5_000, 10_000)
 QUICK_SPARK_FILES = (200,)
 LIVE_HEAP_EVERY = 3.0
@@ -104,17 +107,73 @@ def run_worker(method: str, entries: list[dict], settings: dict, warmup: list[st
     return json.loads(out_path.read_text())
 
 
+class Workers:
+    """One worker process per method for a corpus (`python -m benchmarks.worker --serve`), started at the method's
+    first round and kept, idle between its rounds, until the corpus is done: its caches and peak RSS last over
+    the rounds as over one worker's passes, and start-up and warm-up are paid once."""
+
+    def __init__(self, data: list[dict], warmup: list[str], scratch: Path) -> None:
+        self.data, self.warmup, self.scratch = data, warmup, scratch
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.rounds: dict[str, int] = {}
+
+    def _start(self, method: str) -> subprocess.Popen:
+        job_path = self.scratch / f"job-{method}.json"
+        job_path.write_text(json.dumps({"method": method, "files": self.data, "warmup": self.warmup}))
+        command = [sys.executable, "-m", "benchmarks.worker", "--serve", str(job_path)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._reply(method, process, "ready")
+        return process
+
+    @staticmethod
+    def _reply(method: str, process: subprocess.Popen, expected: str) -> None:
+        assert process.stdout is not None
+        reply = process.stdout.readline().strip()
+        if reply != expected:
+            raise RuntimeError(f"{method} worker: expected {expected!r}, got {reply!r} (exit {process.poll()})")
+
+    def round(self, method: str, settings: dict) -> dict:
+        if method not in self.processes:
+            self.processes[method] = self._start(method)
+        process = self.processes[method]
+        self.rounds[method] = index = self.rounds.get(method, 0) + 1
+        out_path = self.scratch / f"out-{method}-{index}.json"
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({**settings, "out": str(out_path)}) + "\n")
+        process.stdin.flush()
+        self._reply(method, process, "done")
+        return json.loads(out_path.read_text())
+
+    def close(self) -> None:
+        failed = []
+        for method, process in self.processes.items():
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.close()
+            if process.wait() != 0:
+                failed.append(f"{method} (exit {process.returncode})")
+            process.stdout.close()
+        self.processes.clear()
+        if failed:
+            raise RuntimeError("workers failed: " + ", ".join(failed))
+
+
 def measure_corpus(
-    name: str, entries: list[corpora.Entry], methods: list[str], settings: dict, warmup: list[str], scratch: Path
+    name: str,
+    entries: list[corpora.Entry],
+    methods: list[str],
+    settings: dict,
+    warmup: list[str],
+    scratch: Path,
+    rounds: int = 1,
 ) -> dict:
+    """Every method over one corpus, in rounds (benchmarks/rounds.py), one lasting worker process per method."""
     data = [e.as_dict() for e in entries]
-    raw = {}
-    for method in methods:
-        started = time.monotonic()
-        raw[method] = run_worker(method, data, settings, warmup, scratch)
-        ok = sum(bool(r["ok"]) for r in raw[method]["results"])
-        log(f"  {name}: {method} done in {time.monotonic() - started:.0f} s ({ok}/{len(data)} ok)")
-    return {"entries": data, "settings": settings, "raw": raw}
+    workers = Workers(data, warmup, scratch)
+    try:
+        return measure_rounds(name, data, methods, settings, rounds, workers.round, log)
+    finally:
+        workers.close()
 
 
 def spark_findings(results: dict) -> list[str]:
@@ -189,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated: real, radiomics, curve, lake, spark, spark-memory, spark-profile",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help=f"rounds per corpus, the method order rotated each round (default {ROUNDS}; quick {QUICK_ROUNDS})",
+    )
     parser.add_argument("--curve-files", type=int, help="use only this many curve files (smallest first)")
     parser.add_argument("--spark-files", help="comma-separated Spark run sizes (default 2500,5000,10000; quick 200)")
     parser.add_argument("--lake-files", type=int, help="generated lake size (default 10,000; quick 200)")
@@ -214,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in methods if m not in FACTORIES]
     if unknown:
         parser.error(f"unknown methods {unknown}")
+    rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
+    if rounds < 1:
+        parser.error("--rounds must be at least 1")
     if BASELINE in methods:
         methods.remove(BASELINE)
         methods.insert(0, BASELINE)
@@ -231,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "versions": versions(),
             "methods": methods,
+            "rounds": rounds,
         },
         "corpora": {},
         "notes": [],
@@ -274,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, entries in plans.items():
         settings = QUICK if args.quick else FULL[name]
         log(f"{name}: {len(entries)} files, {sum(e.items for e in entries):,} content items")
-        results["corpora"][name] = measure_corpus(name, entries, methods, settings, warmup, scratch)
+        results["corpora"][name] = measure_corpus(name, entries, methods, settings, warmup, scratch, rounds)
 
     # --- the lake: core single pass and the Spark job -----------------------------------------------------
     lake_files = args.lake_files or (200 if args.quick else max(SPARK_FILES))
@@ -360,6 +428,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def notes(results: dict) -> list[str]:
     found = []
+    rounds = max((c.get("rounds", 1) for c in results["corpora"].values() if c.get("raw")), default=1)
+    if rounds > 1:
+        found.append(
+            f"Each corpus ran in {rounds} rounds: round 1 of every method, then round 2 of every method, and so on, "
+            "the method order rotated by one each round. A method keeps one worker process over a corpus's rounds, "
+            "idle while the others run, so start-up and warm-up are paid once and a file's later rounds meet warm "
+            "caches as one worker's later passes did. A file's repeats, its minimum of samples and its time budget "
+            "are split across the rounds (at least one sample per round; not multiplied), its samples pooled and "
+            "their median taken as in one round. The 'per round' ranges are the min–max of the ratio computed "
+            "within each round from that round's per-file medians (round 1 without its first-sight call when it "
+            "has another): how much the machine's drift moved the ratio while the run was under way."
+        )
     if results["corpora"].get("curve", {}).get("entries"):
         found.append(
             "Curve files use the generator's default encoding (explicit VR little endian, defined lengths); "
