@@ -298,7 +298,11 @@ def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gon
         ], name
 
 
-def test_removed_files_in_parquet_tables(spark, sample: Path, tmp_path: Path) -> None:
+def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_ledger(
+    spark, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.sinks.ledger import Ledger
+
     lake, archive = _with_archive(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output, table_format="parquet")
@@ -306,9 +310,20 @@ def test_removed_files_in_parquet_tables(spark, sample: Path, tmp_path: Path) ->
     report = next(lake.rglob("sr-003.dcm"))
     report.unlink()
     archive.unlink()
-    summary = run_job(spark, [lake], output, table_format="parquet")
-    assert summary["removed"] == {"files": 2, "inputs": 3}
     gone = {f"file:{report}", f"file:{archive}"}
+
+    def killed(*args: object, **kwargs: object) -> int:
+        raise Killed("simulated kill after the removal's table commits, before its ledger rows")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Ledger, "write_removed", killed)
+        with pytest.raises(Killed):
+            run_job(spark, [lake], output, table_format="parquet")
+    assert _removed_rows(spark, output, "parquet") == {}
+    assert not _table_files(spark, output, "parquet") & gone  # the rows went before the kill
+
+    summary = run_job(spark, [lake], output, table_format="parquet")  # the same files are found gone again
+    assert summary["removed"] == {"files": 2, "inputs": 3}
     after = _snapshot(spark, output, "parquet")
     for name in TABLES:
         assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
