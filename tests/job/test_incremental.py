@@ -328,3 +328,17 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
     for name in TABLES:
         assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
     assert len(_removed_rows(spark, output, "parquet")) == 3
+
+    # A run that removes a file, maps a changed one and is killed before its ledger commit: its removed rows
+    # are committed, its export is not, and the next start removes that export.
+    next(lake.rglob("sr-004.dcm")).unlink()
+    changed = next(lake.rglob("sr-006.dcm"))
+    os.utime(changed, (2_000_000_000, 2_000_000_000))
+    with pytest.raises(Killed):
+        run_job(spark, [lake], output, table_format="parquet", before_ledger=_kill)
+    killed = {d.name for d in (output / "fhir").iterdir()} - {summary["run_id"]}
+    assert len(killed) == 2  # the first run's export and the killed one's
+    retry = run_job(spark, [lake], output, table_format="parquet")
+    assert retry["removed"] == {"files": 0, "inputs": 0} and retry["files"]["processed"] == 1
+    exports = {d.name for d in (output / "fhir").iterdir()}
+    assert retry["run_id"] in exports and not exports & (killed - {p.stem for p in (output / "runs").iterdir()})
