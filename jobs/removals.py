@@ -10,6 +10,7 @@ an object store served stale. Only the last check touches the file system, once 
 from __future__ import annotations
 
 import functools
+import logging
 import operator
 import re
 
@@ -18,6 +19,8 @@ from pyspark.sql import functions as F
 
 from .config import JobConfig
 from .fs import HadoopFS
+
+log = logging.getLogger("sr2fhir")
 
 _GLOB = re.compile(r"[*?\[\]{}\\]")
 """Hadoop glob syntax: such an input names a pattern, not a place whose files can be missed."""
@@ -33,6 +36,7 @@ def candidates(spark: SparkSession, fs: HadoopFS, config: JobConfig) -> Column |
     the listing lacks and that lies where this run looked. None when the run looked at no folder."""
     folders = input_folders(fs, config.inputs)
     if not folders:
+        log.info("removed files: no input names a folder (only files, globs or path lists), so none are judged gone")
         return None
     where = functools.reduce(operator.or_, [F.col("source_file").startswith(folder) for folder in folders])
     if config.input.path_glob_filter:
