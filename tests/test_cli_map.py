@@ -23,7 +23,12 @@ def test_map_writes_a_valid_bundle_per_file(corpus_dir: Path, tmp_path: Path):
         data = orjson.loads((tmp_path / f"{path.name}.json").read_bytes())
         bundle = Bundle.model_validate(data)
         assert bundle.type == "collection"
-        assert {e.resource.get_resource_type() for e in bundle.entry} >= {"Patient", "Observation", "Device"}
+        assert bundle.entry is not None
+        types = set()
+        for e in bundle.entry:
+            assert e.resource is not None
+            types.add(e.resource.get_resource_type())
+        assert types >= {"Patient", "Observation", "Device"}
 
 
 def test_map_prints_one_bundle_and_reports_rejections(corpus_dir: Path, capsysbinary):

@@ -65,7 +65,7 @@ def test_numbers_without_values_are_kept_and_explained(manifest, results):
 
 
 def test_every_resource_validates_against_the_r5_models(manifest, results):
-    checked = Counter()
+    checked: Counter[str] = Counter()
     for entry in _real(manifest):
         for resource in results[entry.file].resources:
             data = orjson.loads(dumps_json(resource))

@@ -10,6 +10,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -58,7 +59,9 @@ def _report(**values: object) -> Dataset:
     num = Dataset()
     num.RelationshipType = "CONTAINS"
     num.ValueType = "NUM"
-    num.ConceptNameCodeSequence = Sequence([_code("410668003", "SCT", values.pop("Meaning", "Length"))])
+    meaning = values.pop("Meaning", "Length")
+    assert isinstance(meaning, str)
+    num.ConceptNameCodeSequence = Sequence([_code("410668003", "SCT", meaning)])
     num.MeasuredValueSequence = Sequence([measured])
     text = Dataset()
     text.RelationshipType = "HAS OBS CONTEXT"
@@ -89,7 +92,7 @@ def _report(**values: object) -> Dataset:
     return ds
 
 
-def _encode(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
+def _encode(ds: Dataset, syntax: UID = ExplicitVRLittleEndian) -> bytes:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -110,7 +113,7 @@ def test_tag_table_matches_the_data_dictionary() -> None:
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian])
-def test_small_report_in_each_transfer_syntax(syntax: str) -> None:
+def test_small_report_in_each_transfer_syntax(syntax: UID) -> None:
     data = _encode(_report(), syntax)
     _assert_same(data)
     root = read_fast(data).root

@@ -37,8 +37,14 @@ def _items(dataset: dict) -> list[dict]:
     return dataset.get("0040A730", {}).get("Value", [])
 
 
+def _text(element: dict) -> str:
+    value = _value(element)
+    assert isinstance(value, str)
+    return value
+
+
 def _concept(item: dict) -> str:
-    return _value(item["0040A043"]["Value"][0]["00080100"])
+    return _text(item["0040A043"]["Value"][0]["00080100"])
 
 
 def _by_profile(graph: dict[str, dict], profile: str) -> list[dict]:
@@ -123,7 +129,7 @@ def test_devices_algorithm_with_equipment_parent(graph, ig_json):
     assert equipment["meta"]["profile"] == [IG + "dicom-general-equipment"]
     assert equipment["manufacturer"] == _value(ig_json["00080070"])
     assert equipment["displayName"] == _value(ig_json["00081090"])
-    assert equipment["identifier"][0]["value"] == "urn:oid:" + _value(ig_json["00181002"])
+    assert equipment["identifier"][0]["value"] == "urn:oid:" + _text(ig_json["00181002"])
     (group,) = _by_profile(graph, "imaging-measurement-group")
     assert group["device"]["reference"] == f"Device/{equipment['id']}", "the group has no algorithm of its own"
 
@@ -133,7 +139,7 @@ def test_study_order_patient_and_performer(graph, ig_json):
     study = graph[observations[0]["partOf"][0]["reference"]]
     assert study["identifier"][0] == {
         "system": "urn:dicom:uid",
-        "value": "urn:oid:" + _value(ig_json["0020000D"]),
+        "value": "urn:oid:" + _text(ig_json["0020000D"]),
     }
     order = graph[observations[0]["basedOn"][0]["reference"]]
     assert order["identifier"][0]["value"] == _value(ig_json["00080050"])

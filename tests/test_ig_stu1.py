@@ -27,7 +27,8 @@ pytestmark = pytest.mark.corpus
 
 IG = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 FHIR_CORE = "http://hl7.org/fhir/StructureDefinition/"
-STU1 = MappingOptions(ig_version="stu1")
+# The configuration's string on purpose: test_option_values_and_fingerprint checks it becomes the enum.
+STU1 = MappingOptions(ig_version="stu1")  # type: ignore[arg-type]
 REFERENCE_ELEMENTS = ("focus", "derivedFrom", "hasMember", "partOf", "basedOn")
 SINGLE_REFERENCES = ("bodyStructure", "device", "parent", "subject", "patient")
 SOURCE_PROFILES = {IG + "source-sr-content-item", IG + "source-image-for-segmentation"}
@@ -85,7 +86,7 @@ def test_option_values_and_fingerprint():
     assert "ig_version" not in MappingOptions().as_dict()
     assert STU1.as_dict()["ig_version"] == "stu1"
     with pytest.raises(ValueError):
-        MappingOptions(ig_version="r6")
+        MappingOptions(ig_version="r6")  # type: ignore[arg-type]  # an unknown version is the point
 
 
 def test_job_configuration_sets_the_version(tmp_path: Path):
@@ -225,7 +226,7 @@ def test_tracking_identifiers_live_on_the_finding_site(both):
 
 def test_bare_finding_sites_are_body_site_codes(both):
     """Finding Site without laterality / topographical modifier (and no tracking id to hold): `bodySite`."""
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for file, (ballot, stu1) in both.items():
         old_graph = _by_ref(ballot)
         stu1_graph = _by_ref(stu1)
@@ -295,7 +296,7 @@ def test_source_image_for_segmentation_is_in_the_segments_focus(both):
 def test_both_readers_give_the_same_stu1_output(corpus_dir: Path, manifest):
     for entry in manifest:
         fast = map_sr(corpus_dir / entry.file, STU1)
-        reference = map_sr(corpus_dir / entry.file, MappingOptions(ig_version="stu1", reader=Reader.PYDICOM))
+        reference = map_sr(corpus_dir / entry.file, MappingOptions(ig_version=IgVersion.STU1, reader=Reader.PYDICOM))
         assert dumps_json(fast.resources) == dumps_json(reference.resources), entry.file
         assert fast.rows == reference.rows
 

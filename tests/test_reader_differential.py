@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from sr2fhir_core import MappingOptions, dumps_json, map_sr
 from sr2fhir_core.document import SRDocument
@@ -247,7 +247,7 @@ def sr_files(corpus_dir: Path) -> list[Path]:
     return files
 
 
-def _write(dataset: pydicom.Dataset, transfer_syntax: str) -> bytes:
+def _write(dataset: pydicom.Dataset, transfer_syntax: UID) -> bytes:
     dataset.file_meta.TransferSyntaxUID = transfer_syntax
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)

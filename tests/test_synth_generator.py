@@ -11,6 +11,7 @@ import sys
 import warnings
 import zlib
 from pathlib import Path
+from typing import cast
 
 import pydicom
 import pytest
@@ -60,7 +61,9 @@ def catalog_codes() -> list[Code]:
 def test_catalog_codes_are_in_the_dicom_dictionary() -> None:
     """Every DCM and SCT code the generator writes exists in DICOM PS3.16 (pydicom's copy), and so does
     every UCUM unit but two that PS3.16 lists only in context groups pydicom does not carry."""
-    known = {scheme: {code for entry in concepts[scheme].values() for code in entry} for scheme in concepts}
+    # pydicom's generated table is {scheme: {keyword: {code: (meaning, cids)}}}; its type is inferred loosely.
+    table = cast("dict[str, dict[str, dict[str, tuple[str, list[int]]]]]", concepts)
+    known = {scheme: {code for entry in table[scheme].values() for code in entry} for scheme in table}
     written = catalog_codes()
     checked = [c for c in written if c.scheme in ("DCM", "SCT", "UCUM")]
     missing = {c.value for c in checked if c.value not in known[c.scheme]}

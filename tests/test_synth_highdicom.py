@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from highdicom.sr import Comprehensive3DSR, ComprehensiveSR, EnhancedSR, MeasurementReport
 
 hd = pytest.importorskip("highdicom")
 np = pytest.importorskip("numpy")
@@ -220,14 +224,20 @@ class Built:
     name: str
     data: bytes
     result: MappingResult
-    read: object
+    read: EnhancedSR | ComprehensiveSR | Comprehensive3DSR
     """What highdicom reads back from the same bytes (`highdicom.sr.srread`)."""
 
     def resource(self, reference: str) -> dict:
         return next(r for r in self.result.resources if f"{r['resourceType']}/{r['id']}" == reference)
 
-    def groups(self) -> list:
+    def report(self) -> MeasurementReport:
+        """The content as highdicom parses a TID 1500 document (typed as a plain content sequence)."""
         content = self.read.content
+        assert isinstance(content, hd.sr.MeasurementReport)
+        return content
+
+    def groups(self) -> list:
+        content = self.report()
         return (
             content.get_planar_roi_measurement_groups()
             + content.get_volumetric_roi_measurement_groups()
@@ -364,6 +374,6 @@ def _check_references(group, selections: list[dict], evidence: dict[str, Dataset
 def test_observer_becomes_the_performer(built: list[Built]) -> None:
     for report in built:
         practitioners = [r for r in report.result.resources if r["resourceType"] == "Practitioner"]
-        observers = report.read.content.get_observer_contexts(observer_type=codes.DCM.Person)
+        observers = report.report().get_observer_contexts(observer_type=codes.DCM.Person)
         names = [o.observer_identifying_attributes.name for o in observers]
         assert [p["name"][0]["family"] for p in practitioners] == [str(n).split("^")[0] for n in names]

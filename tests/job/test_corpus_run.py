@@ -100,7 +100,7 @@ def test_every_ndjson_line_is_valid_fhir_r5_and_the_manifest_counts_them(runs) -
     assert manifest["error"] == [] and manifest["requiresAccessToken"] is False
     lines = export_lines(summary)
     files = export_files(summary)
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for entry in manifest["output"]:
         name = Path(entry["url"]).name
         assert name.startswith(f"{entry['type']}.") and name.endswith(".ndjson")

@@ -69,7 +69,7 @@ def test_reports_of_5000_items_map_with_a_1g_driver(tmp_path: Path) -> None:
     assert deltalake.DeltaTable(str(output / "tables" / "documents")).to_pyarrow_table().num_rows == files
     # Copies of one report share their resource ids: the export holds each once.
     manifest = json.loads(Path(summary["fhir"]["manifest"].removeprefix("file://")).read_text())
-    ids = Counter()
+    ids: Counter[tuple[str, str]] = Counter()
     for entry in manifest["output"]:
         for line in Path(entry["url"].removeprefix("file://")).read_text().splitlines():
             resource = json.loads(line)

@@ -29,7 +29,7 @@ from conftest import shared_path
 from fhir_validator import Issue, UnavailableError, install, validate
 from test_invalid_uids import malformed_reports
 
-from sr2fhir_core import MappingOptions, dumps_json, map_sr
+from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
 from sr2fhir_core.fhir.profiles import IDENTIFIER_TYPE_TRACKING_IDENTIFIER, IG_PROFILE_BASE
 from sr2fhir_synth import catalog as synth_catalog
 from sr2fhir_synth import random_spec, write_sr
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.profiles
 
 RELEASES = {
     "ballot": MappingOptions(),
-    "post-ballot": MappingOptions(ig_version="stu1"),
+    "post-ballot": MappingOptions(ig_version=IgVersion.STU1),
 }
 """IG definitions folder (ig/examples/definitions/<name>) → the options whose output must conform to it."""
 
@@ -109,8 +109,10 @@ def _correct_rt_structure_set_uid(resource: dict, issue: Issue) -> bool:
     return any(i.get("sopClass", {}).get("code") == RT_STRUCTURE_SET_STORAGE for i in resource.get("instance", []))
 
 
+SYNTHETIC_SCORES_URL = synth_catalog.SYNTHETIC_SCORES.url
+assert SYNTHETIC_SCORES_URL is not None  # the synthetic scheme is identified by URL in the SR
 SYNTHETIC_EXAMPLE_URLS = (
-    synth_catalog.SYNTHETIC_SCORES.url,
+    SYNTHETIC_SCORES_URL,
     "https://synthetic.example.org/",
 )
 
