@@ -4,6 +4,7 @@ the reader option, and the tag table against the data dictionary."""
 from __future__ import annotations
 
 import io
+from typing import NoReturn
 
 import pydicom
 import pytest
@@ -181,13 +182,13 @@ def test_reader_option_selects_the_reader(monkeypatch: pytest.MonkeyPatch) -> No
     assert dumps_json(auto.resources) == dumps_json(reference.resources)
     assert auto.rows == reference.rows and auto.record == reference.record
 
-    def refuse(data: bytes):
+    def refuse(data: bytes) -> NoReturn:
         raise AssertionError("the fast reader ran with Reader.PYDICOM")
 
     monkeypatch.setattr("sr2fhir_core.reading.read_fast", refuse)
     assert map_sr(data, MappingOptions(reader=Reader.PYDICOM)).record == reference.record
 
-    def decline(data: bytes):
+    def decline(data: bytes) -> NoReturn:
         raise FastReaderUnsupported("test")
 
     monkeypatch.setattr("sr2fhir_core.reading.read_fast", decline)

@@ -15,6 +15,7 @@ from typing import cast
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.sr._concepts_dict import concepts
 from pydicom.sr._snomed_dict import mapping as snomed_mapping
 
@@ -125,7 +126,7 @@ def test_encodings_write_what_they_say(encoding: Encoding) -> None:
     assert (content_tag + b"SQ" in body) is not implicit
 
 
-def _nums(ds) -> list:
+def _nums(ds: Dataset) -> list:
     found = []
     for item in ds.get("ContentSequence", []):
         if item.get("ValueType") == "NUM":
@@ -169,7 +170,7 @@ def test_evidence_lists_every_referenced_instance_with_study_and_series() -> Non
         assert listed == expected
 
 
-def _value_types(ds) -> set[str]:
+def _value_types(ds: Dataset) -> set[str]:
     found = set()
     for item in ds.get("ContentSequence", []):
         found.add("REF" if "ReferencedContentItemIdentifier" in item else item.ValueType)
