@@ -4,9 +4,14 @@ real-world corpus; tests that need it skip with a reason when it is absent."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +34,7 @@ def corpus_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark() -> Iterator[SparkSession]:
     """One local[2] session for every Spark test (Delta, and hadoop-aws for the loopback S3 tests).
     Run Spark tests in one process (`pytest -m spark`): each xdist worker would start its own JVM."""
     pytest.importorskip("pyspark")

@@ -156,7 +156,7 @@ def test_one_round_and_older_results_have_no_per_round_ratios() -> None:
 
 def test_rendered_tables_show_the_per_round_range() -> None:
     corpus, _ = _fake_runs(3)
-    results = {
+    results: dict = {
         "meta": {
             "date": "today",
             "quick": False,

@@ -13,7 +13,7 @@ from jobs.cli import main
 pytestmark = pytest.mark.corpus
 
 
-def test_map_writes_a_valid_bundle_per_file(corpus_dir: Path, tmp_path: Path):
+def test_map_writes_a_valid_bundle_per_file(corpus_dir: Path, tmp_path: Path) -> None:
     files = [
         corpus_dir / "hl7-dicom-sr-ig" / "Example-MeasurementReport.dcm",
         corpus_dir / "dcmqi-generated" / "sr-tid1500-ct-liver-example.dcm",
@@ -23,10 +23,17 @@ def test_map_writes_a_valid_bundle_per_file(corpus_dir: Path, tmp_path: Path):
         data = orjson.loads((tmp_path / f"{path.name}.json").read_bytes())
         bundle = Bundle.model_validate(data)
         assert bundle.type == "collection"
-        assert {e.resource.get_resource_type() for e in bundle.entry} >= {"Patient", "Observation", "Device"}
+        assert bundle.entry is not None
+        types = set()
+        for e in bundle.entry:
+            assert e.resource is not None
+            types.add(e.resource.get_resource_type())
+        assert types >= {"Patient", "Observation", "Device"}
 
 
-def test_map_prints_one_bundle_and_reports_rejections(corpus_dir: Path, capsysbinary):
+def test_map_prints_one_bundle_and_reports_rejections(
+    corpus_dir: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
     assert main(["map", str(corpus_dir / "dcmjs" / "sample-sr_48498508.dcm")]) == 0
     out = capsysbinary.readouterr().out
     assert orjson.loads(out)["resourceType"] == "Bundle"

@@ -31,7 +31,9 @@ def _real(manifest: list[ManifestEntry]) -> list[ManifestEntry]:
     return [e for e in manifest if e.section == "real"]
 
 
-def test_every_real_file_maps_with_the_manifests_counts(manifest, results):
+def test_every_real_file_maps_with_the_manifests_counts(
+    manifest: list[ManifestEntry], results: dict[str, MappingResult]
+) -> None:
     for entry in _real(manifest):
         result = results[entry.file]
         record = result.record
@@ -45,7 +47,9 @@ def test_every_real_file_maps_with_the_manifests_counts(manifest, results):
         assert len(result.rows["measurements"]) == record.measurements
 
 
-def test_numbers_without_values_are_kept_and_explained(manifest, results):
+def test_numbers_without_values_are_kept_and_explained(
+    manifest: list[ManifestEntry], results: dict[str, MappingResult]
+) -> None:
     """dcmjs writes NUMs without a Measured Value Sequence; peers drop or crash on them."""
     files = [e for e in _real(manifest) if "Measured Value Sequence" in e.notes or "invalid document tree" in e.notes]
     assert files, "the manifest names dcmjs files whose NUMs lack values"
@@ -64,8 +68,10 @@ def test_numbers_without_values_are_kept_and_explained(manifest, results):
             assert row["content_position"] in warned_positions
 
 
-def test_every_resource_validates_against_the_r5_models(manifest, results):
-    checked = Counter()
+def test_every_resource_validates_against_the_r5_models(
+    manifest: list[ManifestEntry], results: dict[str, MappingResult]
+) -> None:
+    checked: Counter[str] = Counter()
     for entry in _real(manifest):
         for resource in results[entry.file].resources:
             data = orjson.loads(dumps_json(resource))
@@ -74,7 +80,9 @@ def test_every_resource_validates_against_the_r5_models(manifest, results):
     assert {"Patient", "ImagingStudy", "Device", "Observation", "BodyStructure", "ImagingSelection"} <= set(checked)
 
 
-def test_references_resolve_within_each_result(manifest, results):
+def test_references_resolve_within_each_result(
+    manifest: list[ManifestEntry], results: dict[str, MappingResult]
+) -> None:
     for entry in _real(manifest):
         resources = results[entry.file].resources
         ids = {f"{r['resourceType']}/{r['id']}" for r in resources}
@@ -83,7 +91,7 @@ def test_references_resolve_within_each_result(manifest, results):
             assert reference in ids, (entry.file, reference)
 
 
-def _references(value) -> list[str]:
+def _references(value: object) -> list[str]:
     found = []
     if isinstance(value, dict):
         if isinstance(value.get("reference"), str):
@@ -96,7 +104,9 @@ def _references(value) -> list[str]:
     return found
 
 
-def test_negatives_are_rejected_with_a_specific_reason(manifest, results):
+def test_negatives_are_rejected_with_a_specific_reason(
+    manifest: list[ManifestEntry], results: dict[str, MappingResult]
+) -> None:
     for entry in manifest:
         if entry.section != "negative":
             continue
@@ -107,7 +117,7 @@ def test_negatives_are_rejected_with_a_specific_reason(manifest, results):
         assert record.message
 
 
-def test_non_dicom_files_are_rejected_as_not_dicom(corpus_dir: Path):
+def test_non_dicom_files_are_rejected_as_not_dicom(corpus_dir: Path) -> None:
     files = [p for p in corpus_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".md", ".txt")]
     assert files
     for path in files:
@@ -116,7 +126,7 @@ def test_non_dicom_files_are_rejected_as_not_dicom(corpus_dir: Path):
         assert record.reason == RejectionReason.NOT_DICOM.value, path
 
 
-def test_inputs_that_are_not_srs_are_rejected_as_not_sr(corpus_dir: Path):
+def test_inputs_that_are_not_srs_are_rejected_as_not_sr(corpus_dir: Path) -> None:
     images = sorted((corpus_dir / "inputs-dcmqi").rglob("*.dcm"))
     srs = [p for p in images if p.name == "sr.dcm"]
     for path in images:
@@ -127,14 +137,14 @@ def test_inputs_that_are_not_srs_are_rejected_as_not_sr(corpus_dir: Path):
             assert record.reason == RejectionReason.NOT_SR.value, path
 
 
-def test_mapping_is_deterministic(corpus_dir: Path, manifest):
+def test_mapping_is_deterministic(corpus_dir: Path, manifest: list[ManifestEntry]) -> None:
     for entry in _real(manifest)[:8]:
         first, second = map_sr(corpus_dir / entry.file), map_sr(corpus_dir / entry.file)
         assert [dumps_json(r) for r in first.resources] == [dumps_json(r) for r in second.resources]
         assert first.rows == second.rows
 
 
-def test_shared_resources_get_the_same_id_from_different_srs(corpus_dir: Path):
+def test_shared_resources_get_the_same_id_from_different_srs(corpus_dir: Path) -> None:
     """dcmqi-repo/sr-example_sr.dcm and inputs-dcmqi/sr-example/sr.dcm are the same bytes; the three dcmqi
     tid1500writer outputs share the composite context (same patient and study) but are different SRs."""
     generated = sorted((corpus_dir / "dcmqi-generated").glob("sr-tid1500-example*.dcm"))
@@ -152,7 +162,7 @@ def test_shared_resources_get_the_same_id_from_different_srs(corpus_dir: Path):
     assert not observation_ids[0] & observation_ids[1], "per-document resources must not collide across SRs"
 
 
-def test_legacy_snomed_rt_codes_become_snomed_ct(corpus_dir: Path):
+def test_legacy_snomed_rt_codes_become_snomed_ct(corpus_dir: Path) -> None:
     """PixelMed (2017) writes SRT codes: Finding Site G-C0E3 with value T-71000 Kidney, Length G-D7FE."""
     result = map_sr(corpus_dir / "tid1500-fhir" / "rsna2018_dataset4__1.dcm")
     row = result.rows["measurements"][0]
@@ -160,7 +170,9 @@ def test_legacy_snomed_rt_codes_become_snomed_ct(corpus_dir: Path):
     assert (row["finding_site_code"], row["finding_site_system"]) == ("64033007", "http://snomed.info/sct")
 
 
-def test_messages_and_warnings_carry_no_patient_identity(corpus_dir: Path, manifest, results):
+def test_messages_and_warnings_carry_no_patient_identity(
+    corpus_dir: Path, manifest: list[ManifestEntry], results: dict[str, MappingResult]
+) -> None:
     import pydicom
 
     for entry in manifest:

@@ -4,12 +4,14 @@ the reader option, and the tag table against the data dictionary."""
 from __future__ import annotations
 
 import io
+from typing import NoReturn
 
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -58,7 +60,9 @@ def _report(**values: object) -> Dataset:
     num = Dataset()
     num.RelationshipType = "CONTAINS"
     num.ValueType = "NUM"
-    num.ConceptNameCodeSequence = Sequence([_code("410668003", "SCT", values.pop("Meaning", "Length"))])
+    meaning = values.pop("Meaning", "Length")
+    assert isinstance(meaning, str)
+    num.ConceptNameCodeSequence = Sequence([_code("410668003", "SCT", meaning)])
     num.MeasuredValueSequence = Sequence([measured])
     text = Dataset()
     text.RelationshipType = "HAS OBS CONTEXT"
@@ -89,7 +93,7 @@ def _report(**values: object) -> Dataset:
     return ds
 
 
-def _encode(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
+def _encode(ds: Dataset, syntax: UID = ExplicitVRLittleEndian) -> bytes:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -110,7 +114,7 @@ def test_tag_table_matches_the_data_dictionary() -> None:
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian])
-def test_small_report_in_each_transfer_syntax(syntax: str) -> None:
+def test_small_report_in_each_transfer_syntax(syntax: UID) -> None:
     data = _encode(_report(), syntax)
     _assert_same(data)
     root = read_fast(data).root
@@ -178,13 +182,13 @@ def test_reader_option_selects_the_reader(monkeypatch: pytest.MonkeyPatch) -> No
     assert dumps_json(auto.resources) == dumps_json(reference.resources)
     assert auto.rows == reference.rows and auto.record == reference.record
 
-    def refuse(data: bytes):
+    def refuse(data: bytes) -> NoReturn:
         raise AssertionError("the fast reader ran with Reader.PYDICOM")
 
     monkeypatch.setattr("sr2fhir_core.reading.read_fast", refuse)
     assert map_sr(data, MappingOptions(reader=Reader.PYDICOM)).record == reference.record
 
-    def decline(data: bytes):
+    def decline(data: bytes) -> NoReturn:
         raise FastReaderUnsupported("test")
 
     monkeypatch.setattr("sr2fhir_core.reading.read_fast", decline)

@@ -37,22 +37,28 @@ def _items(dataset: dict) -> list[dict]:
     return dataset.get("0040A730", {}).get("Value", [])
 
 
+def _text(element: dict) -> str:
+    value = _value(element)
+    assert isinstance(value, str)
+    return value
+
+
 def _concept(item: dict) -> str:
-    return _value(item["0040A043"]["Value"][0]["00080100"])
+    return _text(item["0040A043"]["Value"][0]["00080100"])
 
 
 def _by_profile(graph: dict[str, dict], profile: str) -> list[dict]:
     return [r for r in graph.values() if IG + profile in r.get("meta", {}).get("profile", [])]
 
 
-def test_group_has_three_measurements_and_two_evaluations(graph):
+def test_group_has_three_measurements_and_two_evaluations(graph: dict[str, dict]) -> None:
     (group,) = _by_profile(graph, "imaging-measurement-group")
     members = [graph[m["reference"]] for m in group["hasMember"]]
     profiles = sorted(m["meta"]["profile"][0].removeprefix(IG) for m in members)
     assert profiles == ["imaging-measurement"] * 3 + ["imaging-qualitative-evaluation"] * 2
 
 
-def test_values_units_and_codes_come_from_the_dicom(graph, ig_json):
+def test_values_units_and_codes_come_from_the_dicom(graph: dict[str, dict], ig_json: dict) -> None:
     group_item = _items(_items(ig_json)[3])[0]
     expected = {}
     for item in _items(group_item):
@@ -75,7 +81,7 @@ def test_values_units_and_codes_come_from_the_dicom(graph, ig_json):
         }
 
 
-def test_group_code_value_and_finding_site(graph):
+def test_group_code_value_and_finding_site(graph: dict[str, dict]) -> None:
     (group,) = _by_profile(graph, "imaging-measurement-group")
     assert group["code"]["coding"][0]["code"] == "241053004"
     assert group["valueCodeableConcept"]["coding"][0]["code"] == "427359005"
@@ -88,7 +94,7 @@ def test_group_code_value_and_finding_site(graph):
     }
 
 
-def test_focus_holds_tracking_body_structure_and_referenced_segment(graph):
+def test_focus_holds_tracking_body_structure_and_referenced_segment(graph: dict[str, dict]) -> None:
     (group,) = _by_profile(graph, "imaging-measurement-group")
     focus = [graph[f["reference"]] for f in group["focus"]]
     (tracking,) = [f for f in focus if f["resourceType"] == "BodyStructure"]
@@ -112,7 +118,7 @@ def test_focus_holds_tracking_body_structure_and_referenced_segment(graph):
         assert observation["bodyStructure"] == group["bodyStructure"]
 
 
-def test_devices_algorithm_with_equipment_parent(graph, ig_json):
+def test_devices_algorithm_with_equipment_parent(graph: dict[str, dict], ig_json: dict) -> None:
     measurements = _by_profile(graph, "imaging-measurement")
     devices = {m["device"]["reference"] for m in measurements}
     assert len(devices) == 1, "one Device for the identical pylidc 0.2.0 algorithm"
@@ -123,17 +129,17 @@ def test_devices_algorithm_with_equipment_parent(graph, ig_json):
     assert equipment["meta"]["profile"] == [IG + "dicom-general-equipment"]
     assert equipment["manufacturer"] == _value(ig_json["00080070"])
     assert equipment["displayName"] == _value(ig_json["00081090"])
-    assert equipment["identifier"][0]["value"] == "urn:oid:" + _value(ig_json["00181002"])
+    assert equipment["identifier"][0]["value"] == "urn:oid:" + _text(ig_json["00181002"])
     (group,) = _by_profile(graph, "imaging-measurement-group")
     assert group["device"]["reference"] == f"Device/{equipment['id']}", "the group has no algorithm of its own"
 
 
-def test_study_order_patient_and_performer(graph, ig_json):
+def test_study_order_patient_and_performer(graph: dict[str, dict], ig_json: dict) -> None:
     observations = [r for r in graph.values() if r["resourceType"] == "Observation"]
     study = graph[observations[0]["partOf"][0]["reference"]]
     assert study["identifier"][0] == {
         "system": "urn:dicom:uid",
-        "value": "urn:oid:" + _value(ig_json["0020000D"]),
+        "value": "urn:oid:" + _text(ig_json["0020000D"]),
     }
     order = graph[observations[0]["basedOn"][0]["reference"]]
     assert order["identifier"][0]["value"] == _value(ig_json["00080050"])
@@ -149,7 +155,7 @@ def test_study_order_patient_and_performer(graph, ig_json):
         assert observation["issued"] == "2019-03-23T08:24:28+00:00"
 
 
-def test_qualitative_evaluations(graph):
+def test_qualitative_evaluations(graph: dict[str, dict]) -> None:
     evaluations = _by_profile(graph, "imaging-qualitative-evaluation")
     found = {e["code"]["coding"][0]["code"]: e["valueCodeableConcept"]["coding"][0] for e in evaluations}
     assert set(found) == {"C45992", "RID36042"}

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.corpus
 
 IG = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 FHIR_CORE = "http://hl7.org/fhir/StructureDefinition/"
-STU1 = MappingOptions(ig_version="stu1")
+# The configuration's string on purpose: test_option_values_and_fingerprint checks it becomes the enum.
+STU1 = MappingOptions(ig_version="stu1")  # type: ignore[arg-type]
 REFERENCE_ELEMENTS = ("focus", "derivedFrom", "hasMember", "partOf", "basedOn")
 SINGLE_REFERENCES = ("bodyStructure", "device", "parent", "subject", "patient")
 SOURCE_PROFILES = {IG + "source-sr-content-item", IG + "source-image-for-segmentation"}
@@ -78,17 +79,17 @@ def _short(graph: dict[str, dict], reference: str) -> str:
 # --- Options reach every entry point -----------------------------------------------------------------------
 
 
-def test_option_values_and_fingerprint():
+def test_option_values_and_fingerprint() -> None:
     assert MappingOptions().ig_version is IgVersion.BALLOT
     assert STU1.ig_version is IgVersion.STU1
     # The default's dict (the job's mapping fingerprint) is what it was before the option existed.
     assert "ig_version" not in MappingOptions().as_dict()
     assert STU1.as_dict()["ig_version"] == "stu1"
     with pytest.raises(ValueError):
-        MappingOptions(ig_version="r6")
+        MappingOptions(ig_version="r6")  # type: ignore[arg-type]  # an unknown version is the point
 
 
-def test_job_configuration_sets_the_version(tmp_path: Path):
+def test_job_configuration_sets_the_version(tmp_path: Path) -> None:
     assert load_config(inputs=["a"], output="o").mapping.ig_version is IgVersion.BALLOT
     config = load_config(inputs=["a"], output="o", overrides=["mapping.ig_version=stu1"])
     assert config.mapping == STU1
@@ -97,7 +98,7 @@ def test_job_configuration_sets_the_version(tmp_path: Path):
     assert load_config(inputs=["a"], output="o", conf_files=[user]).mapping.ig_version is IgVersion.STU1
 
 
-def test_job_worker_maps_with_the_configured_version(corpus_dir: Path):
+def test_job_worker_maps_with_the_configured_version(corpus_dir: Path) -> None:
     """The Spark job's mapInArrow worker gets the options from the configuration and passes them on."""
     from datetime import datetime
 
@@ -117,7 +118,7 @@ def test_job_worker_maps_with_the_configured_version(corpus_dir: Path):
     assert any(IG + "referenced-segment" in r and '"bodySite"' in r for r in resources)  # STU1's (FHIR-47943)
 
 
-def test_cli_map_writes_the_stu1_structure(corpus_dir: Path, tmp_path: Path):
+def test_cli_map_writes_the_stu1_structure(corpus_dir: Path, tmp_path: Path) -> None:
     path = corpus_dir / "hl7-dicom-sr-ig" / "Example-MeasurementReport.dcm"
     assert main(["map", str(path), "-o", str(tmp_path), "--ig-version", "stu1"]) == 0
     bundle = orjson.loads((tmp_path / f"{path.name}.json").read_bytes())
@@ -128,7 +129,7 @@ def test_cli_map_writes_the_stu1_structure(corpus_dir: Path, tmp_path: Path):
 # --- Every corpus file -------------------------------------------------------------------------------------
 
 
-def test_every_resource_validates_as_fhir_r5(both):
+def test_every_resource_validates_as_fhir_r5(both: dict[str, tuple[MappingResult, MappingResult]]) -> None:
     for file, (_, stu1) in both.items():
         assert stu1.mapped, (file, stu1.record)
         for resource in stu1.resources:
@@ -136,7 +137,9 @@ def test_every_resource_validates_as_fhir_r5(both):
             model.model_validate(orjson.loads(dumps_json(resource)))
 
 
-def test_rows_are_those_of_the_ballot_and_name_stu1_observations(both):
+def test_rows_are_those_of_the_ballot_and_name_stu1_observations(
+    both: dict[str, tuple[MappingResult, MappingResult]],
+) -> None:
     for file, (ballot, stu1) in both.items():
         assert stu1.rows == ballot.rows, file
         graph = _by_ref(stu1)
@@ -147,7 +150,7 @@ def test_rows_are_those_of_the_ballot_and_name_stu1_observations(both):
                     assert f"Observation/{row['group_observation_id']}" in graph
 
 
-def test_references_resolve_and_repeat_nothing(both):
+def test_references_resolve_and_repeat_nothing(both: dict[str, tuple[MappingResult, MappingResult]]) -> None:
     for file, (_, stu1) in both.items():
         graph = _by_ref(stu1)
         assert len(graph) == len(stu1.resources), file
@@ -161,7 +164,9 @@ def test_references_resolve_and_repeat_nothing(both):
                     assert resource[element]["reference"] in graph, (file, element)
 
 
-def test_structure_differs_from_the_ballot_only_where_stu1_says(both):
+def test_structure_differs_from_the_ballot_only_where_stu1_says(
+    both: dict[str, tuple[MappingResult, MappingResult]],
+) -> None:
     for file, (ballot, stu1) in both.items():
         graph = _by_ref(stu1)
         profiles = Counter(_profile(r) for r in stu1.resources)
@@ -201,7 +206,7 @@ def test_structure_differs_from_the_ballot_only_where_stu1_says(both):
             assert [r for r in old_selections if r["reference"] not in source_images] == new_selections, (file, key)
 
 
-def test_tracking_identifiers_live_on_the_finding_site(both):
+def test_tracking_identifiers_live_on_the_finding_site(both: dict[str, tuple[MappingResult, MappingResult]]) -> None:
     checked = 0
     for file, (ballot, stu1) in both.items():
         old_graph, graph = _by_ref(ballot), _by_ref(stu1)
@@ -223,9 +228,9 @@ def test_tracking_identifiers_live_on_the_finding_site(both):
     assert checked >= 10
 
 
-def test_bare_finding_sites_are_body_site_codes(both):
+def test_bare_finding_sites_are_body_site_codes(both: dict[str, tuple[MappingResult, MappingResult]]) -> None:
     """Finding Site without laterality / topographical modifier (and no tracking id to hold): `bodySite`."""
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for file, (ballot, stu1) in both.items():
         old_graph = _by_ref(ballot)
         stu1_graph = _by_ref(stu1)
@@ -251,7 +256,9 @@ def test_bare_finding_sites_are_body_site_codes(both):
     assert seen["bodyStructure"] > 100, seen
 
 
-def test_source_sr_content_items_carry_the_observation_uid(both):
+def test_source_sr_content_items_carry_the_observation_uid(
+    both: dict[str, tuple[MappingResult, MappingResult]],
+) -> None:
     """One per Observation UID (none of the corpus producers writes one; generated SRs cover the rest)."""
     for file, (_, stu1) in both.items():
         graph = _by_ref(stu1)
@@ -276,7 +283,9 @@ def test_source_sr_content_items_carry_the_observation_uid(both):
                 ]
 
 
-def test_source_image_for_segmentation_is_in_the_segments_focus(both):
+def test_source_image_for_segmentation_is_in_the_segments_focus(
+    both: dict[str, tuple[MappingResult, MappingResult]],
+) -> None:
     checked = 0
     for file, (_, stu1) in both.items():
         graph = _by_ref(stu1)
@@ -292,15 +301,17 @@ def test_source_image_for_segmentation_is_in_the_segments_focus(both):
     assert checked >= 5
 
 
-def test_both_readers_give_the_same_stu1_output(corpus_dir: Path, manifest):
+def test_both_readers_give_the_same_stu1_output(corpus_dir: Path, manifest: list[ManifestEntry]) -> None:
     for entry in manifest:
         fast = map_sr(corpus_dir / entry.file, STU1)
-        reference = map_sr(corpus_dir / entry.file, MappingOptions(ig_version="stu1", reader=Reader.PYDICOM))
+        reference = map_sr(corpus_dir / entry.file, MappingOptions(ig_version=IgVersion.STU1, reader=Reader.PYDICOM))
         assert dumps_json(fast.resources) == dumps_json(reference.resources), entry.file
         assert fast.rows == reference.rows
 
 
-def test_meta_profiles_exist_in_the_post_ballot_definitions(shared_dir: Path, both):
+def test_meta_profiles_exist_in_the_post_ballot_definitions(
+    shared_dir: Path, both: dict[str, tuple[MappingResult, MappingResult]]
+) -> None:
     definitions = shared_dir / "ig" / "examples" / "definitions" / "post-ballot"
     if not definitions.is_dir():
         pytest.skip(f"post-ballot StructureDefinitions not found at {definitions}")
@@ -364,7 +375,9 @@ NOT_IN_THE_DICOM = {
         ("Device/measurement-report-general-equipment", "dicom-general-equipment", 0),
     ],
 )
-def test_example_graph_has_the_post_ballot_shape(examples, example_graph, example, profile, index):
+def test_example_graph_has_the_post_ballot_shape(
+    examples: dict[str, dict], example_graph: dict[str, dict], example: str, profile: str, index: int
+) -> None:
     expected = _shape(examples[example], examples)
     expected = Counter({k: v for k, v in expected.items() if k not in NOT_IN_THE_DICOM})
     if example.startswith("ImagingSelection/"):
@@ -382,14 +395,16 @@ def test_example_graph_has_the_post_ballot_shape(examples, example_graph, exampl
     assert ("category" in ours[index]) == ("category" in examples[example])
 
 
-def test_example_measurement_003_uses_its_own_algorithm(example_graph):
+def test_example_measurement_003_uses_its_own_algorithm(example_graph: dict[str, dict]) -> None:
     [group] = _only(example_graph, "imaging-measurement-group")
     third = example_graph[group["hasMember"][2]["reference"]]
     assert third["code"]["coding"][0]["code"] == "301898006"
     assert _profile(example_graph[third["device"]["reference"]]) == IG + "algorithm-identification"
 
 
-def test_example_finding_site_holds_the_tracking_ids_and_dicom_site(example_graph, corpus_dir: Path):
+def test_example_finding_site_holds_the_tracking_ids_and_dicom_site(
+    example_graph: dict[str, dict], corpus_dir: Path
+) -> None:
     dicom = json.loads((corpus_dir / "hl7-dicom-sr-ig" / "Example-MeasurementReport.json").read_text())
     text = json.dumps(dicom)
     [site] = _only(example_graph, "dicom-sr-finding-site")
@@ -402,7 +417,9 @@ def test_example_finding_site_holds_the_tracking_ids_and_dicom_site(example_grap
     assert '"0040A171"' not in text
 
 
-def test_example_source_series_without_instances_gives_no_selection(example_graph, corpus_dir: Path):
+def test_example_source_series_without_instances_gives_no_selection(
+    example_graph: dict[str, dict], corpus_dir: Path
+) -> None:
     """The DICOM names its source series only by a 121232 UIDREF of 66 characters (no DICOM UID) and its
     evidence lists no instance of it: source-image-for-segmentation needs `instance` (1..*), so there is none,
     and a warning says why (docs/mapping-decisions.md §14)."""
@@ -423,7 +440,7 @@ def test_example_source_series_without_instances_gives_no_selection(example_grap
 
 
 @pytest.mark.filterwarnings("ignore:The value length \\(66\\) exceeds:UserWarning")  # that is the point
-def test_source_series_uid_over_64_characters_is_left_out(corpus_dir: Path):
+def test_source_series_uid_over_64_characters_is_left_out(corpus_dir: Path) -> None:
     """With an instance of the example's 66-character source series in the evidence, the selection lists it,
     but no seriesUid (an R5 `id`, at most 64 characters), and a warning says so."""
     import pydicom

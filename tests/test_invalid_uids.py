@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from typing import Any
 
 import orjson
@@ -138,7 +138,7 @@ def _selections(result: MappingResult) -> dict[str, dict]:
     return {r["id"]: r for r in result.resources if r["resourceType"] == "ImagingSelection"}
 
 
-def _keys(result: MappingResult, leave_out: set[str] = frozenset()) -> list[tuple[str, str]]:
+def _keys(result: MappingResult, leave_out: Set[str] = frozenset()) -> list[tuple[str, str]]:
     return [(r["resourceType"], r["id"]) for r in result.resources if r["resourceType"] not in leave_out]
 
 
@@ -210,9 +210,9 @@ def test_malformed_uid_is_left_out_with_a_warning(
         assert _keys(result, leave_out) == _keys(wellformed, leave_out)
     elif target == "frame-of-reference":
         # 3D regions are located by their frame of reference alone: without it they are left out as a whole.
-        had = {i: s for i, s in before.items() if "frameOfReferenceUid" in s}
-        assert had and len(lost) == len(had)
-        gone = {i for i, s in had.items() if not s.get("instance")}
+        located = {i: s for i, s in before.items() if "frameOfReferenceUid" in s}
+        assert located and len(lost) == len(located)
+        gone = {i for i, s in located.items() if not s.get("instance")}
         assert gone and set(after) == set(before) - gone and len(unwritable) == len(gone)
         assert not any("frameOfReferenceUid" in s for s in after.values())
         leave_out = {"ImagingSelection", "Observation"}

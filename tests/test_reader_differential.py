@@ -30,12 +30,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 import pydicom
 import pytest
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from sr2fhir_core import MappingOptions, dumps_json, map_sr
+from sr2fhir_core import MappingOptions, MappingResult, dumps_json, map_sr
 from sr2fhir_core.document import SRDocument
 from sr2fhir_core.errors import SRRejected
 from sr2fhir_core.options import Reader
@@ -81,7 +83,7 @@ class _Timeout(BaseException):
     """BaseException: `map_sr` turns every Exception into a record, and must not swallow this one."""
 
 
-def _on_alarm(signum, frame):
+def _on_alarm(signum: int, frame: FrameType | None) -> NoReturn:
     raise _Timeout
 
 
@@ -105,7 +107,7 @@ def _same(a: object, b: object) -> bool:
     return a == b or repr(a) == repr(b)
 
 
-def _mapping(result) -> tuple:
+def _mapping(result: MappingResult) -> tuple:
     record = result.record.as_dict()
     if result.record.status.value != "mapped":
         record.pop("message")  # free text; the reason is what must agree
@@ -247,7 +249,7 @@ def sr_files(corpus_dir: Path) -> list[Path]:
     return files
 
 
-def _write(dataset: pydicom.Dataset, transfer_syntax: str) -> bytes:
+def _write(dataset: pydicom.Dataset, transfer_syntax: UID) -> bytes:
     dataset.file_meta.TransferSyntaxUID = transfer_syntax
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)

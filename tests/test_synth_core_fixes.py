@@ -4,17 +4,18 @@ shows the defect, so the failure names it directly."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
-from sr2fhir_core import map_sr
+from sr2fhir_core import MappingResult, map_sr
 from sr2fhir_synth import random_spec, write_sr
 from sr2fhir_synth.spec import Algorithm, ReportSpec, SRStorage
 
 
-def _first_spec(predicate) -> ReportSpec:
+def _first_spec(predicate: Callable[[ReportSpec], bool]) -> ReportSpec:
     return next(spec for seed in range(500) if predicate(spec := random_spec(seed)))
 
 
-def _observation(result, observation_id: str) -> dict:
+def _observation(result: MappingResult, observation_id: str) -> dict:
     return next(r for r in result.resources if r["resourceType"] == "Observation" and r["id"] == observation_id)
 
 

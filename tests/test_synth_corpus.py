@@ -23,7 +23,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 
 
 @pytest.fixture(scope="module")
-def mapped_lake(lake) -> list[MappingResult]:
+def mapped_lake(lake: tuple[Path, list[Path]]) -> list[MappingResult]:
     return [map_sr(p) for p in lake[1]]
 
 
@@ -36,14 +36,14 @@ def _resources(results: list, resource_type: str) -> list[dict]:
     return [res for r in results for res in r.resources if res["resourceType"] == resource_type]
 
 
-def test_same_seed_gives_identical_bytes(lake, tmp_path: Path) -> None:
+def test_same_seed_gives_identical_bytes(lake: tuple[Path, list[Path]], tmp_path: Path) -> None:
     directory, paths = lake
     again = write_sample_corpus(tmp_path)
     assert [p.relative_to(tmp_path) for p in again] == [p.relative_to(directory) for p in paths]
     assert _tree(tmp_path) == _tree(directory)
 
 
-def test_bytes_do_not_depend_on_the_process(lake, tmp_path: Path) -> None:
+def test_bytes_do_not_depend_on_the_process(lake: tuple[Path, list[Path]], tmp_path: Path) -> None:
     """Spark workers are separate processes with their own string-hash seeds: same bytes there too."""
     directory, _ = lake
     root = str(Path(sr2fhir_synth.__file__).resolve().parent.parent)
@@ -53,14 +53,16 @@ def test_bytes_do_not_depend_on_the_process(lake, tmp_path: Path) -> None:
     assert _tree(tmp_path) == _tree(directory)
 
 
-def test_other_seed_gives_other_reports(lake, tmp_path: Path) -> None:
+def test_other_seed_gives_other_reports(lake: tuple[Path, list[Path]], tmp_path: Path) -> None:
     directory, _ = lake
     write_sample_corpus(tmp_path, count=6, seed=1)
     theirs, ours = _tree(tmp_path), _tree(directory)
     assert all(theirs[name] != ours[name] for name in theirs if name.endswith(".dcm") and name in ours)
 
 
-def test_every_input_is_mapped_or_rejected_for_the_right_reason(lake, mapped_lake) -> None:
+def test_every_input_is_mapped_or_rejected_for_the_right_reason(
+    lake: tuple[Path, list[Path]], mapped_lake: list[MappingResult]
+) -> None:
     _, paths = lake
     results = mapped_lake
     outcomes = Counter((r.record.status.value, r.record.reason) for r in results)
@@ -74,7 +76,7 @@ def test_every_input_is_mapped_or_rejected_for_the_right_reason(lake, mapped_lak
     assert len({p.parent for p in paths}) >= 6
 
 
-def test_reports_share_patients_and_studies(mapped_lake) -> None:
+def test_reports_share_patients_and_studies(mapped_lake: list[MappingResult]) -> None:
     mapped = [r for r in mapped_lake if r.mapped]
     patients = Counter(res["id"] for res in _resources(mapped, "Patient"))
     studies = Counter(res["id"] for res in _resources(mapped, "ImagingStudy"))
@@ -83,7 +85,9 @@ def test_reports_share_patients_and_studies(mapped_lake) -> None:
     assert len({r.record.sop_instance_uid for r in mapped}) == 24
 
 
-def test_names_in_the_lake_carry_no_patient_data(lake, mapped_lake) -> None:
+def test_names_in_the_lake_carry_no_patient_data(
+    lake: tuple[Path, list[Path]], mapped_lake: list[MappingResult]
+) -> None:
     directory, paths = lake
     mapped = [r for r in mapped_lake if r.mapped]
     patient_ids = {i["value"] for res in _resources(mapped, "Patient") for i in res["identifier"]}

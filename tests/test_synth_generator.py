@@ -11,9 +11,11 @@ import sys
 import warnings
 import zlib
 from pathlib import Path
+from typing import cast
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.sr._concepts_dict import concepts
 from pydicom.sr._snomed_dict import mapping as snomed_mapping
 
@@ -60,7 +62,9 @@ def catalog_codes() -> list[Code]:
 def test_catalog_codes_are_in_the_dicom_dictionary() -> None:
     """Every DCM and SCT code the generator writes exists in DICOM PS3.16 (pydicom's copy), and so does
     every UCUM unit but two that PS3.16 lists only in context groups pydicom does not carry."""
-    known = {scheme: {code for entry in concepts[scheme].values() for code in entry} for scheme in concepts}
+    # pydicom's generated table is {scheme: {keyword: {code: (meaning, cids)}}}; its type is inferred loosely.
+    table = cast("dict[str, dict[str, dict[str, tuple[str, list[int]]]]]", concepts)
+    known = {scheme: {code for entry in table[scheme].values() for code in entry} for scheme in table}
     written = catalog_codes()
     checked = [c for c in written if c.scheme in ("DCM", "SCT", "UCUM")]
     missing = {c.value for c in checked if c.value not in known[c.scheme]}
@@ -122,7 +126,7 @@ def test_encodings_write_what_they_say(encoding: Encoding) -> None:
     assert (content_tag + b"SQ" in body) is not implicit
 
 
-def _nums(ds) -> list:
+def _nums(ds: Dataset) -> list:
     found = []
     for item in ds.get("ContentSequence", []):
         if item.get("ValueType") == "NUM":
@@ -166,7 +170,7 @@ def test_evidence_lists_every_referenced_instance_with_study_and_series() -> Non
         assert listed == expected
 
 
-def _value_types(ds) -> set[str]:
+def _value_types(ds: Dataset) -> set[str]:
     found = set()
     for item in ds.get("ContentSequence", []):
         found.add("REF" if "ReferencedContentItemIdentifier" in item else item.ValueType)

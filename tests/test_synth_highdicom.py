@@ -9,8 +9,33 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from highdicom.sr import (
+        CodedConcept,
+        Comprehensive3DSR,
+        ComprehensiveSR,
+        EnhancedSR,
+        FindingSite,
+        ImageRegion,
+        Measurement,
+        MeasurementReport,
+        MeasurementsAndQualitativeEvaluations,
+        ObservationContext,
+        PlanarROIMeasurementsAndQualitativeEvaluations,
+        TrackingIdentifier,
+        VolumetricROIMeasurementsAndQualitativeEvaluations,
+    )
+
+    Group = (
+        PlanarROIMeasurementsAndQualitativeEvaluations
+        | VolumetricROIMeasurementsAndQualitativeEvaluations
+        | MeasurementsAndQualitativeEvaluations
+    )
+    """A TID 1500 measurement group as highdicom reads it back (TID 1410, 1411, 1501)."""
 
 hd = pytest.importorskip("highdicom")
 np = pytest.importorskip("numpy")
@@ -53,7 +78,7 @@ SEG = _instance(SEGMENTATION, "2.25.1002", 1, "SEG")
 FRAME_OF_REFERENCE = "2.25.1003"
 
 
-def _observer(name: str):
+def _observer(name: str) -> ObservationContext:
     person = hd.sr.PersonObserverIdentifyingAttributes(name=name)
     return hd.sr.ObservationContext(
         observer_person_context=hd.sr.ObserverContext(
@@ -62,11 +87,11 @@ def _observer(name: str):
     )
 
 
-def _tracking(identifier: str, uid: str):
+def _tracking(identifier: str, uid: str) -> TrackingIdentifier:
     return hd.sr.TrackingIdentifier(identifier=identifier, uid=uid)
 
 
-def _region(image: Dataset, graphic_type: str, points: list[list[float]]):
+def _region(image: Dataset, graphic_type: str, points: list[list[float]]) -> ImageRegion:
     return hd.sr.ImageRegion(
         graphic_type=graphic_type,
         graphic_data=np.array(points),
@@ -74,7 +99,7 @@ def _region(image: Dataset, graphic_type: str, points: list[list[float]]):
     )
 
 
-def _report_planar_volumetric_and_generic():
+def _report_planar_volumetric_and_generic() -> Comprehensive3DSR:
     algorithm = hd.sr.AlgorithmIdentification(name="hd-cross-check", version="1.2")
     planar = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=_tracking("Nodule 1", "2.25.555001"),
@@ -133,7 +158,7 @@ def _report_planar_volumetric_and_generic():
     )
 
 
-def _report_segmentation_frames_and_pet():
+def _report_segmentation_frames_and_pet() -> ComprehensiveSR:
     groups = [
         hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=_tracking(f"Lesion {n}", f"2.25.666{n:03d}"),
@@ -173,7 +198,7 @@ def _report_segmentation_frames_and_pet():
     )
 
 
-def _report_three_dimensional():
+def _report_three_dimensional() -> Comprehensive3DSR:
     region = hd.sr.ImageRegion3D(
         graphic_type="POLYGON",
         graphic_data=np.array([[1.0, 2.0, 3.0], [4.5, 2.0, 3.0], [4.5, 6.5, 3.0], [1.0, 2.0, 3.0]]),
@@ -220,14 +245,20 @@ class Built:
     name: str
     data: bytes
     result: MappingResult
-    read: object
+    read: EnhancedSR | ComprehensiveSR | Comprehensive3DSR
     """What highdicom reads back from the same bytes (`highdicom.sr.srread`)."""
 
     def resource(self, reference: str) -> dict:
         return next(r for r in self.result.resources if f"{r['resourceType']}/{r['id']}" == reference)
 
-    def groups(self) -> list:
+    def report(self) -> MeasurementReport:
+        """The content as highdicom parses a TID 1500 document (typed as a plain content sequence)."""
         content = self.read.content
+        assert isinstance(content, hd.sr.MeasurementReport)
+        return content
+
+    def groups(self) -> list[Group]:
+        content = self.report()
         return (
             content.get_planar_roi_measurement_groups()
             + content.get_volumetric_roi_measurement_groups()
@@ -250,11 +281,11 @@ def built() -> list[Built]:
     return out
 
 
-def _system(code) -> str:
+def _system(code: CodedConcept) -> str:
     return SCHEME_SYSTEMS.get(code.scheme_designator, "")
 
 
-def _site(measurement, group):
+def _site(measurement: Measurement, group: Group) -> FindingSite | None:
     sites = measurement.finding_sites or group.finding_sites
     return sites[0] if sites else None
 
@@ -308,7 +339,8 @@ def test_qualitative_evaluations_equal_what_highdicom_reads(built: list[Built]) 
         rows = report.result.rows["qualitative_evaluations"]
         for group in report.groups():
             mine = [(r["evaluation_code"], r["value_code"]) for r in rows if r["tracking_uid"] == group.tracking_uid]
-            theirs = [(q.name.value, q.value.value) for q in group.get_qualitative_evaluations()]
+            # highdicom annotates QualitativeEvaluation.value as int | float; it is the CODE item's CodedConcept.
+            theirs = [(q.name.value, q.value.value) for q in group.get_qualitative_evaluations()]  # type: ignore[union-attr]
             assert mine == theirs
 
 
@@ -331,7 +363,7 @@ def test_group_observations_and_image_references(built: list[Built]) -> None:
             _check_references(group, selections, evidence)
 
 
-def _check_references(group, selections: list[dict], evidence: dict[str, Dataset]) -> None:
+def _check_references(group: Group, selections: list[dict], evidence: dict[str, Dataset]) -> None:
     """highdicom's view of the group's ROI against the ImagingSelection the mapping made of it."""
     roi = getattr(group, "roi", None)  # TID 1501 groups have no ROI
     if isinstance(roi, list):  # a volumetric ROI as a set of planar regions
@@ -364,6 +396,6 @@ def _check_references(group, selections: list[dict], evidence: dict[str, Dataset
 def test_observer_becomes_the_performer(built: list[Built]) -> None:
     for report in built:
         practitioners = [r for r in report.result.resources if r["resourceType"] == "Practitioner"]
-        observers = report.read.content.get_observer_contexts(observer_type=codes.DCM.Person)
+        observers = report.report().get_observer_contexts(observer_type=codes.DCM.Person)
         names = [o.observer_identifying_attributes.name for o in observers]
         assert [p["name"][0]["family"] for p in practitioners] == [str(n).split("^")[0] for n in names]

@@ -11,7 +11,8 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, DecimalTuple
+from typing import Protocol
 
 import orjson
 import pytest
@@ -81,6 +82,15 @@ class Case:
         return self.by_ref[reference["reference"]]
 
 
+class MappedCase(Protocol):
+    """What the shared checks below need of a case (the STU1 round trip passes its own cases)."""
+
+    @property
+    def spec(self) -> ReportSpec: ...
+
+    def resolve(self, reference: dict) -> dict: ...
+
+
 @pytest.fixture(scope="session")
 def cases() -> list[Case]:
     out = []
@@ -118,7 +128,7 @@ def instant(spec: ReportSpec, dt: str | None) -> str:
     return text + offset(own or spec.instance.timezone_offset)
 
 
-def decimal_tuple(text: str) -> Decimal.as_tuple:
+def decimal_tuple(text: str) -> DecimalTuple:
     return Decimal(text.strip()).as_tuple()
 
 
@@ -232,7 +242,7 @@ def exact_value(observation: dict) -> Decimal:
 # --- Checks -------------------------------------------------------------------------------------------------
 
 
-def check_common(case: Case, observation: dict, observation_uid: str | None, dt: str | None) -> None:
+def check_common(case: MappedCase, observation: dict, observation_uid: str | None, dt: str | None) -> None:
     spec = case.spec
     assert observation["status"] == ("preliminary" if spec.instance.preliminary_flag == "PRELIMINARY" else "final")
     patient = case.resolve(observation["subject"])
@@ -258,7 +268,7 @@ def check_common(case: Case, observation: dict, observation_uid: str | None, dt:
     assert [name.get("family") for name in performers] == expected_families
 
 
-def check_device(case: Case, observation: dict, algorithm: Algorithm | None) -> None:
+def check_device(case: MappedCase, observation: dict, algorithm: Algorithm | None) -> None:
     device = case.resolve(observation["device"])
     equipment = case.spec.equipment
     if algorithm is None:
@@ -290,7 +300,7 @@ def check_site(case: Case, observation: dict, site: FindingSite | None) -> None:
         assert structure["qualifier"][0]["coding"] == [coding(case.spec, site.topographical_modifier)]
 
 
-def check_selection(case: Case, selection: dict, reference: ImageReference) -> None:
+def check_selection(case: MappedCase, selection: dict, reference: ImageReference) -> None:
     spec = case.spec
     kind = reference.kind
     assert selection["meta"]["profile"] == [SELECTION_PROFILE[kind]]
@@ -304,6 +314,7 @@ def check_selection(case: Case, selection: dict, reference: ImageReference) -> N
         assert selection["studyUid"] == spec.study.study_instance_uid
         assert "instance" not in selection
         return
+    subset: tuple[int, ...] | tuple[str, ...]
     assert selection["studyUid"] == instance.study_instance_uid
     assert selection["seriesUid"] == instance.series_instance_uid
     [entry] = selection["instance"]
@@ -324,6 +335,7 @@ def check_selection(case: Case, selection: dict, reference: ImageReference) -> N
         if reference.graphic_type == "MULTIPOINT":  # R5 has no multipoint: one point region per point
             expected = [{"regionType": "point", "coordinate": data[i : i + 2]} for i in range(0, len(data), 2)]
         else:
+            assert reference.graphic_type is not None  # a 2D image region always has one
             expected = [{"regionType": REGION_TYPE[reference.graphic_type], "coordinate": data}]
         assert entry["imageRegion2D"] == expected
 
@@ -419,6 +431,7 @@ def test_measurement_rows_and_observations(cases: list[Case]) -> None:
             assert observation["meta"]["profile"] == [IG + profile]
             assert observation["code"]["coding"] == [coding(spec, m.concept)]
             if m.value is not None:
+                assert m.unit is not None  # a NUM with a value has units
                 quantity = observation["valueQuantity"]
                 assert decimal_tuple(str(exact_value(observation))) == decimal_tuple(m.value)
                 assert float(quantity["value"]) == float(m.value)
@@ -459,6 +472,7 @@ def test_measurement_rows_and_observations(cases: list[Case]) -> None:
                 assert {"reference": f"Observation/{row['observation_id']}"} in group_observation["hasMember"]
                 check_selections(case, observation, item.references)
                 tracking = identifiers_of(case, observation)
+                assert group is not None  # only derived measurements have no group
                 assert tracking.get("112039") == group.tracking_identifier
 
 
@@ -662,8 +676,8 @@ def features(spec: ReportSpec) -> set[str]:
             "num:datetime_offset": m.observation_datetime is not None and m.observation_datetime[-5] in "+-",
         }
         found |= {name for name, present in flags.items() if present}
-    for item in expected.evaluations:
-        e = item.evaluation
+    for evaluation in expected.evaluations:
+        e = evaluation.evaluation
         found.add("evaluation:code" if e.value_code else "evaluation:text")
         if e.algorithm is not None:
             found.add("evaluation:own_algorithm")

@@ -32,7 +32,7 @@ from test_synth_roundtrip import (
     references_in,
 )
 
-from sr2fhir_core import MappingOptions, MappingResult, dumps_json, map_sr
+from sr2fhir_core import IgVersion, MappingOptions, MappingResult, dumps_json, map_sr
 from sr2fhir_core.options import Reader
 from sr2fhir_core.reading import read_document
 from sr2fhir_core.tid1500.model import ImageReferenceKind, ImageReferencePurpose
@@ -43,12 +43,13 @@ from sr2fhir_synth.spec import (
     ImageReference,
     Measurement,
     MeasurementGroup,
+    ReferencedInstance,
     ReferenceKind,
     ReportSpec,
 )
 from sr2fhir_synth.writer import encode_dataset
 
-STU1 = MappingOptions(ig_version="stu1")
+STU1 = MappingOptions(ig_version=IgVersion.STU1)
 SOURCE_SR = IG + "source-sr-content-item"
 SOURCE_IMAGE = IG + "source-image-for-segmentation"
 SEGMENTATION_KINDS = {
@@ -158,6 +159,7 @@ def check_site(case: Case, observation: dict, site: FindingSite | None, group: M
         assert "bodySite" not in observation and "bodyStructure" not in observation
         return
     if not needs_structure(site, group):
+        assert site is not None  # a missing site with no tracking id returned above
         assert observation["bodySite"] == {"coding": [coding(case.spec, site.site)]}
         assert "bodyStructure" not in observation
         return
@@ -172,6 +174,7 @@ def check_site(case: Case, observation: dict, site: FindingSite | None, group: M
         if site.topographical_modifier is not None:
             assert structure["qualifier"] == [{"coding": [coding(case.spec, site.topographical_modifier)]}]
     else:
+        assert group is not None  # no site: the structure is there for the group's tracking ids
         assert structure["structure"] == {"text": group.tracking_identifier or group.tracking_uid}
     tracking = {i["type"]["coding"][0]["code"]: i["value"] for i in body.get("identifier", [])}
     expected = {}
@@ -211,6 +214,12 @@ def measurement_batches(group: MeasurementGroup, measurement: Measurement) -> li
     return result
 
 
+def instance_of(reference: ImageReference) -> ReferencedInstance:
+    """The instance of a reference in a batch whose first item names one (a batch is one kind)."""
+    assert reference.instance is not None
+    return reference.instance
+
+
 def _signature(selection: dict) -> tuple:
     uids = tuple(i["uid"] for i in selection.get("instance", []))
     return profile(selection), uids, selection.get("frameOfReferenceUid")
@@ -229,10 +238,10 @@ def check_selections(case: Case, observation: dict, expected: list[list[ImageRef
             if reference.instance is not None:
                 view["instance"] = [selection["instance"][index]]
                 # A shared selection names a series (and study) only when its items agree.
-                if len({r.instance.series_instance_uid for r in batch}) > 1:
+                if len({instance_of(r).series_instance_uid for r in batch}) > 1:
                     assert "seriesUid" not in selection
                     view["seriesUid"] = reference.instance.series_instance_uid
-                if len({r.instance.study_instance_uid for r in batch}) > 1:
+                if len({instance_of(r).study_instance_uid for r in batch}) > 1:
                     view["studyUid"] = reference.instance.study_instance_uid
             check_selection(case, view, reference)
     return selections
@@ -330,6 +339,7 @@ def test_measurements(cases: list[Case]) -> None:
             assert observation["code"]["coding"] == [coding(spec, m.concept)]
             if m.value is not None:
                 assert decimal_tuple(str(exact_value(observation))) == decimal_tuple(m.value)
+                assert m.unit is not None  # a NUM with a value has units
                 assert observation["valueQuantity"]["code"] == m.unit.value
             else:
                 assert "valueQuantity" not in observation and "dataAbsentReason" in observation
@@ -350,6 +360,7 @@ def test_measurements(cases: list[Case]) -> None:
                 assert len(observation["derivedFrom"]) == len(groups) + len(sources)
             else:
                 assert "category" not in observation  # STU1 removed the fixed "Measurement Group" category
+                assert group is not None  # only derived measurements have no group
                 own_site = m.finding_site is not None and m.finding_site != group.finding_site
                 check_site(case, observation, item.site, None if own_site else group)
                 check_selections(case, observation, measurement_batches(group, m))
@@ -490,7 +501,7 @@ def _first_group(ds: Dataset) -> Dataset | None:
 def test_udi_participants_and_source_images(reader: Reader) -> None:
     spec = next(s for s in map(random_spec, SEEDS) if s.groups and s.equipment.device_uid)
     data = _with_header(spec)
-    result = map_sr(data, MappingOptions(ig_version="stu1", reader=reader))
+    result = map_sr(data, MappingOptions(ig_version=IgVersion.STU1, reader=reader))
     assert result.mapped, result.record
     by_ref = {f"{r['resourceType']}/{r['id']}": r for r in result.resources}
     [equipment] = [r for r in result.resources if profile(r) == IG + "dicom-general-equipment"]
@@ -559,7 +570,7 @@ def test_generated_participants_round_trip(reader: Reader) -> None:
         spec = random_spec(seed, participants=True)
         assert dataclasses.replace(spec, participants=()) == random_spec(seed)
         person, device = spec.participants
-        result = map_sr(write_sr(spec), MappingOptions(ig_version="stu1", reader=reader))
+        result = map_sr(write_sr(spec), MappingOptions(ig_version=IgVersion.STU1, reader=reader))
         assert result.mapped, result.record
         [participant] = [r for r in result.resources if profile(r) == IG + "dicom-participant-device"]
         assert participant["identifier"][0]["value"] == f"urn:oid:{device.device_uid}"

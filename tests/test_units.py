@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from sr2fhir_core import MappingOptions, map_sr
@@ -27,11 +29,11 @@ from sr2fhir_synth import random_spec, write_sr
         ("2019.03.23", "08:24:28", True, "2019-03-23T08:24:28+00:00"),
     ],
 )
-def test_date_and_time(da, tm, instant, expected):
+def test_date_and_time(da: str, tm: str | None, instant: bool, expected: str | None) -> None:
     assert from_date_time(da, tm, "+00:00", instant=instant) == expected
 
 
-def test_datetime_offset_wins_over_default():
+def test_datetime_offset_wins_over_default() -> None:
     assert from_dicom_datetime("20190323082428+0100", "+00:00", instant=True) == "2019-03-23T08:24:28+01:00"
     assert from_dicom_datetime("20190323082428", "-05:00", instant=True) == "2019-03-23T08:24:28-05:00"
     assert from_dicom_datetime("2019", "+00:00", instant=False) == "2019"
@@ -40,7 +42,7 @@ def test_datetime_offset_wins_over_default():
     assert dicom_date("19861311") is None
 
 
-def test_legacy_snomed_rt_is_mapped_to_snomed_ct():
+def test_legacy_snomed_rt_is_mapped_to_snomed_ct() -> None:
     finding_site = Code(value="G-C0E3", scheme="SRT", meaning="Finding Site")
     assert canonical(finding_site).key == ("SCT", "363698007")
     assert same_concept(finding_site, Code(value="363698007", scheme="SCT"))
@@ -48,7 +50,7 @@ def test_legacy_snomed_rt_is_mapped_to_snomed_ct():
     assert canonical(unknown) == unknown
 
 
-def test_coding_scheme_systems():
+def test_coding_scheme_systems() -> None:
     assert system_for("SCT") == ("http://snomed.info/sct", True)
     assert system_for("RadLex") == ("http://radlex.org", True)
     assert system_for("99PYRADIOMICS") == ("urn:dicom:coding-scheme:99PYRADIOMICS", False)
@@ -66,19 +68,19 @@ def test_coding_scheme_systems():
     assert declared.unregistered == {"IBSI"}
 
 
-def test_ids_are_stable_and_distinct():
+def test_ids_are_stable_and_distinct() -> None:
     assert resource_id("Patient", "a", "1") == resource_id("Patient", "a", "1")
     assert resource_id("Patient", "a", "1") != resource_id("Patient", "a1", "")
     assert document_resource_id("Observation", "1.2", (1, 4)) != document_resource_id("Observation", "1.2", (1, 4), "x")
 
 
-def test_options_validate_timezone():
+def test_options_validate_timezone() -> None:
     assert MappingOptions(default_timezone="+0130").default_timezone == "+01:30"
     with pytest.raises(ValueError):
         MappingOptions(default_timezone="CET")
 
 
-def test_ids_are_rfc4122_name_based_uuids():
+def test_ids_are_rfc4122_name_based_uuids() -> None:
     import uuid
 
     from sr2fhir_core.fhir.ids import NAMESPACE
@@ -101,11 +103,11 @@ def test_ids_are_rfc4122_name_based_uuids():
         ("urn:uuid:6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11", None, "urn:uuid:6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11"),
     ],
 )
-def test_issuer_system_is_an_absolute_uri_or_absent(universal_id, kind, expected):
+def test_issuer_system_is_an_absolute_uri_or_absent(universal_id: str, kind: str | None, expected: str | None) -> None:
     assert _issuer_system(Issuer(universal_id=universal_id, universal_id_type=kind)) == expected
 
 
-def test_bundle_full_urls_resolve_every_relative_reference():
+def test_bundle_full_urls_resolve_every_relative_reference() -> None:
     """FHIR resolves "Type/id" inside a Bundle against the base of a RESTful fullUrl (not a urn:uuid)."""
     result = map_sr(write_sr(random_spec(3)))
     for base in ("http://sr2fhir.invalid/fhir", "https://fhir.example.net/r5/"):
@@ -118,7 +120,7 @@ def test_bundle_full_urls_resolve_every_relative_reference():
             assert f"{base.rstrip('/')}/{reference}" in full_urls
 
 
-def _references(value: object):
+def _references(value: object) -> Iterator[str]:
     if isinstance(value, dict):
         if isinstance(value.get("reference"), str):
             yield value["reference"]

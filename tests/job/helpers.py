@@ -3,31 +3,48 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs import sr_to_fhir
 from jobs.config import load_config
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_job(spark, inputs, output: Path | str, *, before_ledger=None, input_lists=(), **kwargs) -> dict:
-    overrides = kwargs.pop("overrides", [])
+def run_job(
+    spark: SparkSession,
+    inputs: Iterable[Path | str],
+    output: Path | str,
+    *,
+    before_ledger: Callable[[], None] | None = None,
+    input_lists: Iterable[Path | str] = (),
+    overrides: Iterable[str] = (),
+    table_format: str | None = None,
+    full_refresh: bool = False,
+) -> dict:
     config = load_config(
         inputs=[str(i) for i in inputs],
         input_lists=[str(i) for i in input_lists],
         output=str(output),
         overrides=["output.progress_interval_seconds=0", *overrides],
-        **kwargs,
+        table_format=table_format,
+        full_refresh=full_refresh,
     )
     return sr_to_fhir.run(spark, config, before_ledger=before_ledger)
 
 
-def table(spark, output: Path, name: str, table_format: str = "delta"):
+def table(spark: SparkSession, output: Path, name: str, table_format: str = "delta") -> DataFrame:
     return spark.read.format(table_format).load(str(output / "tables" / name))
 
 
-def table_rows(spark, output: Path, name: str, table_format: str = "delta", drop=("run_id",)) -> list[dict]:
+def table_rows(
+    spark: SparkSession, output: Path, name: str, table_format: str = "delta", drop: tuple[str, ...] = ("run_id",)
+) -> list[dict]:
     """All rows as dicts, sorted, without the columns that name the run."""
     df = table(spark, output, name, table_format).drop(*drop)
     return sorted(
@@ -35,7 +52,7 @@ def table_rows(spark, output: Path, name: str, table_format: str = "delta", drop
     )
 
 
-def ledger(spark, output: Path, table_format: str = "delta") -> list[dict]:
+def ledger(spark: SparkSession, output: Path, table_format: str = "delta") -> list[dict]:
     return [r.asDict() for r in table(spark, output, "documents", table_format).collect()]
 
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sr2fhir_core import map_sr
 
 from .helpers import export_files, export_lines, ledger, run_job, table_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark, pytest.mark.corpus]
 
@@ -21,7 +25,7 @@ MAX_RESOURCES_PER_FILE = 100_000
 
 
 @pytest.fixture(scope="module")
-def runs(spark, corpus_dir: Path, tmp_path_factory):
+def runs(spark: SparkSession, corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     output = tmp_path_factory.mktemp("corpus-out")
     first = run_job(spark, [corpus_dir], output)
     snapshot = {name: table_rows(spark, output, name) for name in ("measurements", "qualitative_evaluations")}
@@ -48,7 +52,7 @@ def _corpus_files(corpus_dir: Path) -> list[Path]:
     return sorted(p for p in corpus_dir.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
 
 
-def test_ledger_has_one_row_per_file_with_the_cores_status(runs, corpus_dir: Path) -> None:
+def test_ledger_has_one_row_per_file_with_the_cores_status(runs: dict, corpus_dir: Path) -> None:
     rows = {Path(r["source_path"].removeprefix("file:")): r for r in runs["ledger_first"]}
     files = _corpus_files(corpus_dir)
     assert len(runs["ledger_first"]) == len(files)
@@ -67,7 +71,7 @@ def test_ledger_has_one_row_per_file_with_the_cores_status(runs, corpus_dir: Pat
     assert runs["first"]["documents"]["mapped"] == sum(r["status"] == "mapped" for r in rows.values())
 
 
-def test_measurements_match_the_core_per_file(runs, corpus_dir: Path) -> None:
+def test_measurements_match_the_core_per_file(runs: dict, corpus_dir: Path) -> None:
     by_path: dict[str, list[dict]] = {}
     for row in runs["snapshot"]["measurements"]:
         by_path.setdefault(row["source_path"], []).append(row)
@@ -82,7 +86,7 @@ def test_measurements_match_the_core_per_file(runs, corpus_dir: Path) -> None:
             assert row["study_year"] == (row["study_date"].year if row["study_date"] else None)
 
 
-def test_tables_read_back_with_deltalake(runs) -> None:
+def test_tables_read_back_with_deltalake(runs: dict) -> None:
     deltalake = pytest.importorskip("deltalake")
     for name in ("measurements", "qualitative_evaluations", "documents"):
         arrow = deltalake.DeltaTable(str(runs["output"] / "tables" / name)).to_pyarrow_table()
@@ -92,7 +96,7 @@ def test_tables_read_back_with_deltalake(runs) -> None:
     assert str(documents.schema.field("modification_time").type).startswith("timestamp[us")
 
 
-def test_every_ndjson_line_is_valid_fhir_r5_and_the_manifest_counts_them(runs) -> None:
+def test_every_ndjson_line_is_valid_fhir_r5_and_the_manifest_counts_them(runs: dict) -> None:
     fhir = pytest.importorskip("fhir.resources")
     summary = runs["first"]
     manifest = json.loads(Path(summary["fhir"]["manifest"].removeprefix("file://")).read_text())
@@ -100,7 +104,7 @@ def test_every_ndjson_line_is_valid_fhir_r5_and_the_manifest_counts_them(runs) -
     assert manifest["error"] == [] and manifest["requiresAccessToken"] is False
     lines = export_lines(summary)
     files = export_files(summary)
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for entry in manifest["output"]:
         name = Path(entry["url"]).name
         assert name.startswith(f"{entry['type']}.") and name.endswith(".ndjson")
@@ -118,7 +122,7 @@ def test_every_ndjson_line_is_valid_fhir_r5_and_the_manifest_counts_them(runs) -
             assert resource.get_resource_type() == resource_type
 
 
-def test_second_run_maps_nothing_and_changes_nothing(runs) -> None:
+def test_second_run_maps_nothing_and_changes_nothing(runs: dict) -> None:
     second = runs["second"]
     assert second["files"]["processed"] == 0
     assert second["files"]["unchanged"] == second["files"]["found"] == runs["first"]["files"]["found"]
@@ -127,7 +131,7 @@ def test_second_run_maps_nothing_and_changes_nothing(runs) -> None:
     assert len(runs["ledger_second"]) == len(runs["ledger_first"])
 
 
-def test_full_refresh_gives_identical_tables_and_export(runs) -> None:
+def test_full_refresh_gives_identical_tables_and_export(runs: dict) -> None:
     assert runs["refresh"]["files"]["processed"] == runs["first"]["files"]["found"]
     assert runs["after_refresh"] == runs["snapshot"]
     assert export_lines(runs["refresh"]) == export_lines(runs["first"])

@@ -10,6 +10,7 @@ import tarfile
 import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,9 @@ from sr2fhir_core import map_sr
 from sr2fhir_synth import write_sample_corpus
 
 from .helpers import export_lines, ledger, run_job, table_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark]
 
@@ -32,7 +36,7 @@ def _kill() -> None:
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lake = tmp_path_factory.mktemp("sample") / "lake"
     write_sample_corpus(lake, count=8)
     return lake
@@ -44,7 +48,7 @@ def _copy(lake: Path, tmp_path: Path) -> Path:
     return target
 
 
-def _snapshot(spark, output: Path, table_format: str = "delta") -> dict[str, list[dict]]:
+def _snapshot(spark: SparkSession, output: Path, table_format: str = "delta") -> dict[str, list[dict]]:
     return {name: table_rows(spark, output, name, table_format, drop=("run_id",)) for name in TABLES}
 
 
@@ -55,7 +59,9 @@ def _no_duplicate_keys(snapshot: dict[str, list[dict]]) -> None:
 
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
-def test_changed_file_rows_are_replaced_not_kept(spark, sample: Path, tmp_path: Path, table_format: str) -> None:
+def test_changed_file_rows_are_replaced_not_kept(
+    spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
+) -> None:
     lake = _copy(sample, tmp_path)
     output = tmp_path / "out"
     first = run_job(spark, [lake], output, table_format=table_format)
@@ -99,7 +105,7 @@ def test_changed_file_rows_are_replaced_not_kept(spark, sample: Path, tmp_path: 
     assert export_lines(second)["Observation"]
 
 
-def ledger_status(spark, output: Path, path: Path, table_format: str) -> str | None:
+def ledger_status(spark: SparkSession, output: Path, path: Path, table_format: str) -> str | None:
     for row in ledger(spark, output, table_format):
         if row["source_path"] == f"file:{path}":
             return row["status"]
@@ -108,7 +114,7 @@ def ledger_status(spark, output: Path, path: Path, table_format: str) -> str | N
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
 def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(
-    spark, sample: Path, tmp_path: Path, table_format: str
+    spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
 ) -> None:
     lake = _copy(sample, tmp_path)
     output = tmp_path / "out"
@@ -139,7 +145,7 @@ def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(
     assert {r["source_path"] for r in rows} == {r["source_path"] for r in ledger(spark, clean, table_format)}
 
 
-def test_archives_path_lists_and_oversized_files(spark, sample: Path, tmp_path: Path) -> None:
+def test_archives_path_lists_and_oversized_files(spark: SparkSession, sample: Path, tmp_path: Path) -> None:
     reports = [p for p in sorted(sample.rglob("*.dcm")) if map_sr(p).mapped][:3]
     lake = tmp_path / "lake"
     lake.mkdir()
@@ -187,7 +193,7 @@ def test_archives_path_lists_and_oversized_files(spark, sample: Path, tmp_path: 
     assert again["files"]["processed"] == 1 and again["by_reason"] == {"failed/archive_error": 1}
 
 
-def test_file_states_take_each_files_latest_run_and_any_failed_member(spark, tmp_path: Path) -> None:
+def test_file_states_take_each_files_latest_run_and_any_failed_member(spark: SparkSession, tmp_path: Path) -> None:
     """What an incremental run compares with: per stored file, its latest run's size, time and fingerprint, and
     whether any input of that run failed (an archive read half way: mapped members and a failed archive row)."""
     from datetime import datetime
@@ -217,11 +223,11 @@ def test_file_states_take_each_files_latest_run_and_any_failed_member(spark, tmp
     }
 
 
-def _table_files(spark, output: Path, table_format: str = "delta") -> set[str]:
+def _table_files(spark: SparkSession, output: Path, table_format: str = "delta") -> set[str]:
     return {r["source_file"] for name in TABLES for r in table_rows(spark, output, name, table_format)}
 
 
-def _removed_rows(spark, output: Path, table_format: str = "delta") -> dict[str, dict]:
+def _removed_rows(spark: SparkSession, output: Path, table_format: str = "delta") -> dict[str, dict]:
     return {r["source_path"]: r for r in ledger(spark, output, table_format) if r["status"] == "removed"}
 
 
@@ -236,7 +242,7 @@ def _with_archive(sample: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gone(
-    spark, sample: Path, tmp_path: Path
+    spark: SparkSession, sample: Path, tmp_path: Path
 ) -> None:
     lake, archive = _with_archive(sample, tmp_path)
     output = tmp_path / "out"
@@ -299,7 +305,7 @@ def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gon
 
 
 def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_ledger(
-    spark, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from jobs.sinks.ledger import Ledger
 
@@ -312,11 +318,11 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
     archive.unlink()
     gone = {f"file:{report}", f"file:{archive}"}
 
-    def killed(*args: object, **kwargs: object) -> int:
+    def kill_removal(*args: object, **kwargs: object) -> int:
         raise Killed("simulated kill after the removal's table commits, before its ledger rows")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Ledger, "write_removed", killed)
+        patch.setattr(Ledger, "write_removed", kill_removal)
         with pytest.raises(Killed):
             run_job(spark, [lake], output, table_format="parquet")
     assert _removed_rows(spark, output, "parquet") == {}
@@ -336,9 +342,9 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
     os.utime(changed, (2_000_000_000, 2_000_000_000))
     with pytest.raises(Killed):
         run_job(spark, [lake], output, table_format="parquet", before_ledger=_kill)
-    killed = {d.name for d in (output / "fhir").iterdir()} - {summary["run_id"]}
-    assert len(killed) == 2  # the first run's export and the killed one's
+    unfinished = {d.name for d in (output / "fhir").iterdir()} - {summary["run_id"]}
+    assert len(unfinished) == 2  # the first run's export and the killed one's
     retry = run_job(spark, [lake], output, table_format="parquet")
     assert retry["removed"] == {"files": 0, "inputs": 0} and retry["files"]["processed"] == 1
     exports = {d.name for d in (output / "fhir").iterdir()}
-    assert retry["run_id"] in exports and not exports & (killed - {p.stem for p in (output / "runs").iterdir()})
+    assert retry["run_id"] in exports and not exports & (unfinished - {p.stem for p in (output / "runs").iterdir()})

@@ -184,7 +184,7 @@ def test_a_large_archive_comes_out_in_bounded_batches() -> None:
     with zipfile.ZipFile(zipped, "w") as archive:
         for i in range(FLUSH_INPUTS + 10):
             archive.writestr(f"note-{i}.txt", b"not dicom")
-    done = []
+    done: list[int] = []
     mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=1000), progress=done.append)
     batches = list(mapper(iter([_batch([("file:/many.zip", zipped.getvalue())])])))
     assert [b.num_rows for b in batches] == [FLUSH_INPUTS, 10] == done

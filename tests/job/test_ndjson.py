@@ -8,12 +8,16 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sr2fhir_synth import write_sample_corpus
 
 from .helpers import export_files, export_lines, run_job
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark]
 
@@ -22,7 +26,7 @@ NAME = re.compile(r"^([A-Za-z]+)\.(\d{5})\.ndjson$")
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory) -> Path:
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample lake plus a copy of it: every resource comes at least twice, from two files."""
     root = tmp_path_factory.mktemp("ndjson") / "lake"
     write_sample_corpus(root / "a", count=6)
@@ -36,7 +40,9 @@ def _directory_files(summary: dict) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".")}
 
 
-def test_a_small_bound_splits_types_into_files_deduplicated_and_deterministic(spark, lake: Path, tmp_path) -> None:
+def test_a_small_bound_splits_types_into_files_deduplicated_and_deterministic(
+    spark: SparkSession, lake: Path, tmp_path: Path
+) -> None:
     fhir = pytest.importorskip("fhir.resources")
     bounded = [f"fhir.max_resources_per_file={BOUND}"]
     split = run_job(spark, [lake], tmp_path / "split", overrides=bounded)

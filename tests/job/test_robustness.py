@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,13 +19,18 @@ from sr2fhir_synth import random_spec, write_sr
 
 from .helpers import REPO_ROOT
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 pytestmark = [pytest.mark.spark]
 
 LARGE_REPORTS = 3
 COPIES = 8
 
 
-def _run(inputs: list[Path], output: Path, *settings: str, env: dict[str, str] | None = None):
+def _run(
+    inputs: list[Path], output: Path, *settings: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "jobs.cli", "run", "--input", *map(str, inputs), "--output", str(output)]
     for setting in ["output.progress_interval_seconds=0", *settings]:
@@ -69,7 +75,7 @@ def test_reports_of_5000_items_map_with_a_1g_driver(tmp_path: Path) -> None:
     assert deltalake.DeltaTable(str(output / "tables" / "documents")).to_pyarrow_table().num_rows == files
     # Copies of one report share their resource ids: the export holds each once.
     manifest = json.loads(Path(summary["fhir"]["manifest"].removeprefix("file://")).read_text())
-    ids = Counter()
+    ids: Counter[tuple[str, str]] = Counter()
     for entry in manifest["output"]:
         for line in Path(entry["url"].removeprefix("file://")).read_text().splitlines():
             resource = json.loads(line)
@@ -94,7 +100,7 @@ def test_a_failed_stage_ends_the_run_with_an_error_and_a_nonzero_exit(tmp_path: 
     assert not (output / "tables" / "documents").exists()
 
 
-def test_a_failed_sink_cancels_the_others_and_raises(spark) -> None:
+def test_a_failed_sink_cancels_the_others_and_raises(spark: SparkSession) -> None:
     """Sinks run side by side; the first failure cancels the other sinks' Spark jobs instead of waiting for
     them, then is raised."""
     import time
@@ -104,7 +110,9 @@ def test_a_failed_sink_cancels_the_others_and_raises(spark) -> None:
     from jobs.sr_to_fhir import _side_by_side
 
     def slow() -> float:  # many minutes of work on two cores unless cancelled
-        return spark.range(0, 10**12, numPartitions=4).select(F.sum(F.sqrt("id"))).first()[0]
+        row = spark.range(0, 10**12, numPartitions=4).select(F.sum(F.sqrt("id"))).first()
+        assert row is not None  # one aggregate row
+        return row[0]
 
     def broken() -> None:
         time.sleep(2)  # the slow job is running by then

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .helpers import export_lines, ledger, run_job, table, table_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark, pytest.mark.corpus]
 
@@ -24,7 +29,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
+def s3_endpoint() -> Iterator[tuple[str, Any]]:
     server_module = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
     port = _free_port()
@@ -64,7 +69,7 @@ def _relative(rows: list[dict], prefix: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def uploaded(s3_endpoint, corpus_dir: Path, tmp_path_factory) -> Path:
+def uploaded(s3_endpoint: tuple[str, Any], corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Part of the corpus in the bucket under corpus/, and the same files on local disk."""
     _, client = s3_endpoint
     local = tmp_path_factory.mktemp("local-lake")
@@ -78,7 +83,7 @@ def uploaded(s3_endpoint, corpus_dir: Path, tmp_path_factory) -> Path:
 
 
 def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(
-    spark, s3_endpoint, uploaded: Path, tmp_path: Path
+    spark: SparkSession, s3_endpoint: tuple[str, Any], uploaded: Path, tmp_path: Path
 ) -> None:
     endpoint, _ = s3_endpoint
     local = uploaded
@@ -104,7 +109,9 @@ def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(
     assert settings["spark.hadoop.fs.s3a.secret.key"] == settings["spark.hadoop.fs.s3a.access.key"] == "***"
 
 
-def test_writing_the_output_to_s3(spark, s3_endpoint, uploaded: Path, tmp_path: Path) -> None:
+def test_writing_the_output_to_s3(
+    spark: SparkSession, s3_endpoint: tuple[str, Any], uploaded: Path, tmp_path: Path
+) -> None:
     """Delta tables, NDJSON (renamed part files), manifest and run summary on the object store too."""
     endpoint, client = s3_endpoint
     output = f"s3a://{BUCKET}/out"

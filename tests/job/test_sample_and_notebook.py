@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
-def sample_output(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def sample_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     output = tmp_path_factory.mktemp("sample-output")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
@@ -44,7 +44,9 @@ def sample_output(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return output, done
 
 
-def test_sample_command_writes_the_lake_and_runs_the_job(sample_output) -> None:
+def test_sample_command_writes_the_lake_and_runs_the_job(
+    sample_output: tuple[Path, subprocess.CompletedProcess],
+) -> None:
     output, done = sample_output
     assert "FHIR NDJSON: file://" in done.stdout
     summary_files = list((output / "runs").glob("*.json"))
@@ -60,7 +62,9 @@ def test_sample_command_writes_the_lake_and_runs_the_job(sample_output) -> None:
         assert (output / "tables" / name / "_delta_log").is_dir()
 
 
-def test_notebook_runs_on_the_sample_tables(sample_output, monkeypatch) -> None:
+def test_notebook_runs_on_the_sample_tables(
+    sample_output: tuple[Path, subprocess.CompletedProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     output, _ = sample_output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,10 +13,13 @@ from sr2fhir_synth import write_sample_corpus
 
 from .helpers import run_job
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 pytestmark = [pytest.mark.spark]
 
 
-def test_delta_file_statistics_cover_the_selection_columns_only(spark, tmp_path: Path) -> None:
+def test_delta_file_statistics_cover_the_selection_columns_only(spark: SparkSession, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     write_sample_corpus(lake, count=4)
     run_job(spark, [lake], tmp_path / "out")

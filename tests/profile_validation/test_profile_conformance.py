@@ -29,7 +29,7 @@ from conftest import shared_path
 from fhir_validator import Issue, UnavailableError, install, validate
 from test_invalid_uids import malformed_reports
 
-from sr2fhir_core import MappingOptions, dumps_json, map_sr
+from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
 from sr2fhir_core.fhir.profiles import IDENTIFIER_TYPE_TRACKING_IDENTIFIER, IG_PROFILE_BASE
 from sr2fhir_synth import catalog as synth_catalog
 from sr2fhir_synth import random_spec, write_sr
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.profiles
 
 RELEASES = {
     "ballot": MappingOptions(),
-    "post-ballot": MappingOptions(ig_version="stu1"),
+    "post-ballot": MappingOptions(ig_version=IgVersion.STU1),
 }
 """IG definitions folder (ig/examples/definitions/<name>) → the options whose output must conform to it."""
 
@@ -109,8 +109,10 @@ def _correct_rt_structure_set_uid(resource: dict, issue: Issue) -> bool:
     return any(i.get("sopClass", {}).get("code") == RT_STRUCTURE_SET_STORAGE for i in resource.get("instance", []))
 
 
+SYNTHETIC_SCORES_URL = synth_catalog.SYNTHETIC_SCORES.url
+assert SYNTHETIC_SCORES_URL is not None  # the synthetic scheme is identified by URL in the SR
 SYNTHETIC_EXAMPLE_URLS = (
-    synth_catalog.SYNTHETIC_SCORES.url,
+    SYNTHETIC_SCORES_URL,
     "https://synthetic.example.org/",
 )
 
@@ -344,7 +346,7 @@ def _bundles(release: str) -> tuple[dict[str, dict], dict[str, str]]:
 
 
 @pytest.fixture(scope="session", params=sorted(RELEASES))
-def run(request, tmp_path_factory, worker_id) -> Run:
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Run:
     release = request.param
     definitions = _definitions(release)
     if not definitions.is_dir():
@@ -388,7 +390,7 @@ def _output_issues(run: Run) -> list[Issue]:
 # --- the tests --------------------------------------------------------------------------------------------
 
 
-def test_no_errors_beyond_the_allowlist(run: Run):
+def test_no_errors_beyond_the_allowlist(run: Run) -> None:
     unexplained = [
         issue
         for issue in _output_issues(run)
@@ -398,7 +400,7 @@ def test_no_errors_beyond_the_allowlist(run: Run):
     assert not unexplained, f"{len(unexplained)} validator errors are not on the allowlist:\n{listing}"
 
 
-def test_every_allowlist_entry_is_needed(run: Run):
+def test_every_allowlist_entry_is_needed(run: Run) -> None:
     used = Counter(
         allowed.key()
         for issue in _output_issues(run)
@@ -409,7 +411,7 @@ def test_every_allowlist_entry_is_needed(run: Run):
     assert not unused, f"allowlist entries that match nothing (remove them): {unused}"
 
 
-def test_every_ig_profile_is_exercised(run: Run):
+def test_every_ig_profile_is_exercised(run: Run) -> None:
     definitions = {
         p.stem.removeprefix("StructureDefinition-") for p in run.definitions.glob("StructureDefinition-*.json")
     }
@@ -422,7 +424,7 @@ def test_every_ig_profile_is_exercised(run: Run):
     assert definitions - ABSTRACT_BASES <= claimed
 
 
-def test_no_claimed_profile_is_unknown(run: Run):
+def test_no_claimed_profile_is_unknown(run: Run) -> None:
     """The validator reports a profile it cannot find (learnt from the unknown-profile control); no output
     resource may claim one, or its profile would go unchecked."""
     unknown = [
@@ -448,7 +450,7 @@ CONTROL_EVIDENCE: dict[str, Callable[[Issue, str], bool]] = {
 """How the validator reports a profile's control violation when the message does not name the profile."""
 
 
-def test_each_claimed_profile_is_checked(run: Run):
+def test_each_claimed_profile_is_checked(run: Run) -> None:
     """A violation of each constrained profile's rules is reported as an error from that profile."""
     claimed = {
         profile.removeprefix(IG_PROFILE_BASE)
