@@ -694,6 +694,37 @@ def _curve_section(summary: dict) -> list[str]:
     return lines
 
 
+INCREMENTAL_STEPS = ("list", "remove", "map", "statistics", "sinks", "ledger")
+
+
+def _incremental_table(runs: list[dict]) -> list[str]:
+    """The incremental pass (benchmarks.spark.incremental_runs): scheduled runs after the first."""
+    done = [r for r in runs if r["ok"]]
+    if not done:
+        return []
+    lines = [
+        f"Incremental runs: a copy of the lake's first {done[0]['files_found']:,} files mapped once, then "
+        "`sr2fhir run` again into the same output with nothing changed, then after 1 % of the files got a new "
+        "modification time and another 1 % were deleted (their rows leave the tables); session start-up excluded:",
+        "",
+    ]
+    lines += _table(
+        ["run", "files found", "files mapped", "files removed", "run s", *(f"{s} s" for s in INCREMENTAL_STEPS)],
+        [
+            [
+                r["scenario"],
+                r["files_found"],
+                r["files"],
+                (r.get("removed") or {}).get("files", 0),
+                r["elapsed_seconds"],
+                *(r["step_seconds"].get(s, "–") for s in INCREMENTAL_STEPS),
+            ]
+            for r in done
+        ],
+    )
+    return lines
+
+
 def _lake_section(results: dict, summary: dict) -> list[str]:
     lake = results.get("lake")
     lines = ["## Spark job over generated files", ""]
@@ -881,6 +912,7 @@ def _lake_section(results: dict, summary: dict) -> list[str]:
                     for m in live
                 ],
             )
+        lines += _incremental_table(results.get("spark_incremental", []))
         largest = max((r for r in runs if r["ok"]), key=lambda r: r["requested_files"], default=None)
         if largest and largest["event_log"].get("stages"):
             stages = sorted(largest["event_log"]["stages"], key=lambda s: -s["seconds"])[:12]

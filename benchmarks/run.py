@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: real, radiomics, curve, lake, spark, spark-memory, spark-profile",
+        help="comma-separated: real, radiomics, curve, lake, spark, spark-memory, spark-incremental, spark-profile",
     )
     parser.add_argument(
         "--rounds",
@@ -392,6 +392,15 @@ def main(argv: list[str] | None = None) -> int:
                         "elapsed_seconds": run.get("elapsed_seconds"),
                     }
                 )
+        if "spark" not in skip and "spark-incremental" not in skip and spark_sizes:
+            count = spark_sizes[0]
+            log(f"spark: incremental runs over a copy of {count:,} files (first, unchanged, 1 % changed + 1 % deleted)")
+            results["spark_incremental"] = spark.incremental_runs(
+                corpora.lake_shards(root, count), scratch / "spark-incremental"
+            )
+            for run in results["spark_incremental"]:
+                if not run["ok"]:
+                    log(f"spark: incremental run failed (exit {run['returncode']}):\n{run['log_tail']}")
         if "spark" not in skip and "spark-profile" not in skip and not args.quick and lake_files >= 5_000:
             log("spark: map step profile (benchmarks.spark_profile) over 5,000 files")
             profile_path = scratch / "spark-profile.json"

@@ -225,12 +225,19 @@ def _job_spark_config() -> SparkConfig:
 
 
 def run_job(
-    inputs: list[Path], work: Path, overrides: Sequence[str] = (), *, live_heap_every: float | None = None
+    inputs: list[Path],
+    work: Path,
+    overrides: Sequence[str] = (),
+    *,
+    live_heap_every: float | None = None,
+    output: Path | None = None,
 ) -> dict:
-    """One `sr2fhir run` over `inputs` into a fresh output under `work`; returns what was measured. With
-    `live_heap_every`, the JVM's live heap is probed that often (see LiveHeapProbe)."""
+    """One `sr2fhir run` over `inputs` into a fresh output under `work`, or into `output`, which is kept (an
+    incremental run); returns what was measured. With `live_heap_every`, the JVM's live heap is probed that
+    often (see LiveHeapProbe)."""
     shutil.rmtree(work, ignore_errors=True)
-    output, events = work / "output", work / "events"
+    keep = output is not None
+    output, events = output or work / "output", work / "events"
     events.mkdir(parents=True)
     gc_log = work / "gc.log"
     if live_heap_every:
@@ -269,7 +276,7 @@ def run_job(
     memory = sampler.result()
     tree_cpu = sum(memory["cpu_seconds"].values())
     others = other_cores(busy_before, machine_busy_seconds(), tree_cpu, wall)
-    summaries = sorted(glob.glob(str(output / "runs" / "*.json")))
+    summaries = sorted(glob.glob(str(output / "runs" / "*.json")))  # run ids sort by time: the last is this one
     if process.returncode != 0 or not summaries:
         tail = log_path.read_text(errors="replace")[-3000:]
         return {"ok": False, "returncode": process.returncode, "log_tail": tail, "memory": memory}
@@ -283,12 +290,14 @@ def run_job(
         "ok": True,
         "command": " ".join(command[1:]),
         "files": processed,
+        "files_found": summary["files"]["found"],
+        "removed": summary.get("removed"),
         "documents": summary["documents"],
         "wall_seconds": round(wall, 2),
         "session_startup_seconds": round(started - launched, 2),
         "shutdown_seconds": round(wall - (started - launched) - elapsed, 2),
         "elapsed_seconds": elapsed,
-        "files_per_second": round(processed / elapsed, 2),
+        "files_per_second": round(processed / elapsed, 2) if elapsed else None,
         "map_step_files_per_second": round(processed / map_seconds, 2) if map_seconds else None,
         "step_seconds": summary["step_seconds"],
         "memory": memory,
@@ -301,8 +310,39 @@ def run_job(
     }
     if live_heap_every:
         result["live_heap"] = {"every_seconds": live_heap_every, **live_heap(gc_log, probe.requests)}
-    shutil.rmtree(output, ignore_errors=True)  # FHIR NDJSON and tables of 10,000 files: not kept
+    if not keep:
+        shutil.rmtree(output, ignore_errors=True)  # FHIR NDJSON and tables of 10,000 files: not kept
     return result
+
+
+INCREMENTAL_CHANGE_EVERY = 100
+"""The incremental pass changes (a new modification time) and deletes one file in this many each."""
+
+
+def incremental_runs(shards: list[Path], work: Path) -> list[dict]:
+    """What scheduled runs cost after the first: a copy of the lake mapped once, then a run with nothing to do,
+    then one after 1 % of the files changed and another 1 % were deleted (removed files leave the tables).
+    Each entry is `run_job`'s result with the scenario's name."""
+    shutil.rmtree(work, ignore_errors=True)
+    lake = work / "lake"
+    for shard in shards:
+        shutil.copytree(shard, lake / shard.name)
+    output = work / "output"
+    runs: list[dict] = []
+    for name in ("first", "nothing changed", "1 % changed, 1 % deleted"):
+        if name.startswith("1 %"):
+            files = sorted(p for p in lake.rglob("*") if p.is_file())
+            for index, path in enumerate(files):
+                if index % INCREMENTAL_CHANGE_EVERY == 0:
+                    os.utime(path, (2_000_000_000, 2_000_000_000))
+                elif index % INCREMENTAL_CHANGE_EVERY == 1:
+                    path.unlink()
+        run = run_job([lake], work / f"run-{len(runs) + 1}", output=output)
+        runs.append({"scenario": name, **run})
+        if not run["ok"]:
+            break
+    shutil.rmtree(work, ignore_errors=True)
+    return runs
 
 
 JVM_METRICS = {
