@@ -4,7 +4,8 @@
 
 Order of work, chosen for kill safety:
   1. list inputs; with a ledger, keep only new, changed or failed files (metadata only, no bytes read), and
-     delete the table rows of files gone from the lake, then record them in the ledger (`removals`);
+     find the files gone from the lake (`removals`): their rows leave the tables in step 4's MERGEs and they
+     are recorded in step 5 (a run with nothing to map does both at once);
   2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet, one row per document record, resource or
      table row), so every sink reads the mapping output instead of mapping again, and only its own rows;
   3. run statistics from the (cached) document records; 4. tables (one Delta commit each) and FHIR NDJSON +
@@ -264,8 +265,9 @@ def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
     if not unfinished:
         return
-    # A run killed between its ledger commit and its summary is complete: keep its export. Its removed rows are
-    # committed before it maps anything, so they do not say that it got that far.
+    # A run killed between its ledger commit and its summary is complete: keep its export. Removed rows alone do
+    # not say that a run got that far (a run that maps commits them after its records; one that only removes
+    # writes no export).
     committed = (
         {r.run_id for r in ledger.read().where(F.col("status") != REMOVED).select("run_id").distinct().collect()}
         if ledger.exists()
@@ -323,10 +325,11 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "versions": _versions(),
         "removed": {"files": 0, "inputs": 0},
     }
-    if selection.removed is not None:
-        with step("remove"):
-            summary["removed"] = _remove(spark, fs, layout, ledger, selection.removed, config, run_id, started)
+    removed = selection.removed
     if todo == []:
+        if removed is not None:
+            with step("remove"):
+                summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, run_id, started)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
         return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
 
@@ -349,6 +352,11 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         if todo is not None and stats["files"] != len(todo):
             raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
         scope = records.select(tables.SCOPE).distinct()
+        if removed is not None:
+            # Files gone from the lake leave the tables in the same MERGE (or rewrite) as the re-mapped files'
+            # old rows: their scope has no new rows.
+            removed = removed.persist()
+            scope = scope.unionByName(removed.select(tables.SCOPE)).distinct()
 
         def write_table(name: str) -> None:
             rows = tables.table_rows(staged, name, run_id)
@@ -390,8 +398,12 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             before_ledger()
         with step("ledger"):
             ledger.write(records, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
+            if removed is not None:  # after the records: a run killed in between finds the same files gone again
+                summary["removed"] = _record_removed(ledger, removed, config, run_id, started)
     finally:
         records.unpersist()
+        if removed is not None:
+            removed.unpersist()
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
 
 
@@ -405,11 +417,11 @@ def _remove(
     run_id: str,
     started: datetime,
 ) -> dict[str, int]:
-    """Delete the rows of files gone from the lake, then record them in the ledger. Its own commits, before
-    the mapping: a run killed in between finds the same files gone next time, and deleting again is a no-op."""
+    """A run that maps nothing: delete the rows of files gone from the lake, then record them in the ledger (a
+    run that maps does both in its table MERGEs and its ledger commit). A run killed in between finds the same
+    files gone next time, and deleting again is a no-op."""
     removed = removed.persist()
     try:
-        files = removed.count()
         for name in tables.TABLES:
             tables.remove_files(
                 spark,
@@ -419,15 +431,22 @@ def _remove(
                 table_format=config.out.table_format,
                 partition_by=config.out.partition_by,
             )
-        inputs = ledger.write_removed(
-            removed,
-            run_id=run_id,
-            processed_at=started,
-            fingerprint=mapping_fingerprint(config),
-            message="the file is no longer in the lake: its rows were deleted from the tables",
-        )
+        return _record_removed(ledger, removed, config, run_id, started)
     finally:
         removed.unpersist()
+
+
+def _record_removed(
+    ledger: Ledger, removed: DataFrame, config: JobConfig, run_id: str, started: datetime
+) -> dict[str, int]:
+    files = removed.count()
+    inputs = ledger.write_removed(
+        removed,
+        run_id=run_id,
+        processed_at=started,
+        fingerprint=mapping_fingerprint(config),
+        message="the file is no longer in the lake: its rows were deleted from the tables",
+    )
     log.info("run %s: %d files gone from the lake (%d inputs): their rows deleted", run_id, files, inputs)
     return {"files": files, "inputs": inputs}
 

@@ -293,15 +293,19 @@ def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gon
     again = run_job(spark, [lake], output)
     assert again["removed"] == {"files": 0, "inputs": 0} and again["files"]["processed"] == 0
 
-    # A removed file that comes back is mapped again, to the rows it had.
+    # A removed file that comes back is mapped again, to the rows it had; another goes in the same run (its rows
+    # leave in the MERGE that writes the mapped file's rows).
     first.write_bytes(first_bytes)
+    third = next(lake.rglob("sr-003.dcm"))
+    third.unlink()
     back = run_job(spark, [lake], output)
-    assert back["files"]["processed"] == 1
+    assert back["files"]["processed"] == 1 and back["removed"] == {"files": 1, "inputs": 1}
     restored = _snapshot(spark, output)
+    now_gone = (gone - {f"file:{first}"}) | {f"file:{third}"}
     for name in TABLES:
-        assert [r for r in restored[name] if r["source_file"] == f"file:{first}"] == [
-            r for r in before[name] if r["source_file"] == f"file:{first}"
-        ], name
+        assert restored[name] == [r for r in before[name] if r["source_file"] not in now_gone], name
+    assert any(r["source_file"] == f"file:{third}" for r in before["measurements"])  # it had rows to lose
+    assert f"file:{third}" in _removed_rows(spark, output)
 
 
 def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_ledger(
@@ -335,8 +339,8 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
         assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
     assert len(_removed_rows(spark, output, "parquet")) == 3
 
-    # A run that removes a file, maps a changed one and is killed before its ledger commit: its removed rows
-    # are committed, its export is not, and the next start removes that export.
+    # A run that removes a file, maps a changed one and is killed before its ledger commit: the next start
+    # removes its export, and the next run records the removal.
     next(lake.rglob("sr-004.dcm")).unlink()
     changed = next(lake.rglob("sr-006.dcm"))
     os.utime(changed, (2_000_000_000, 2_000_000_000))
@@ -344,7 +348,7 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
         run_job(spark, [lake], output, table_format="parquet", before_ledger=_kill)
     unfinished = {d.name for d in (output / "fhir").iterdir()} - {summary["run_id"]}
     assert len(unfinished) == 2  # the first run's export and the killed one's
-    retry = run_job(spark, [lake], output, table_format="parquet")
-    assert retry["removed"] == {"files": 0, "inputs": 0} and retry["files"]["processed"] == 1
+    retry = run_job(spark, [lake], output, table_format="parquet")  # finds sr-004 gone again: nothing recorded it
+    assert retry["removed"] == {"files": 1, "inputs": 1} and retry["files"]["processed"] == 1
     exports = {d.name for d in (output / "fhir").iterdir()}
     assert retry["run_id"] in exports and not exports & (unfinished - {p.stem for p in (output / "runs").iterdir()})
