@@ -13,8 +13,8 @@ are not in the ledger yet, so the next run maps them again and the MERGE is a no
 
 Parquet has no transactions: the table is rewritten as a whole into a sibling folder and swapped in.
 
-Files gone from the lake (`incremental.removed_files: delete`) have all their rows deleted: a Delta MERGE
-that only deletes, or the Parquet rewrite without them.
+Files gone from the lake (`incremental.removed_files: delete`) are in the MERGE's scope with no new rows, so
+their rows go in the same commit; a run that maps nothing deletes them with `remove_files`.
 """
 
 from __future__ import annotations
