@@ -48,7 +48,7 @@ from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
 from jobs.session import apply_runtime_settings
 from jobs.sinks import ndjson, tables
-from jobs.sinks.ledger import REMOVED, Ledger
+from jobs.sinks.ledger import Ledger
 from jobs.sources import Inputs, open_inputs
 
 log = logging.getLogger("sr2fhir")
@@ -265,14 +265,9 @@ def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
     if not unfinished:
         return
-    # A run killed between its ledger commit and its summary is complete: keep its export. Removed rows alone do
-    # not say that a run got that far (a run that maps commits them after its records; one that only removes
-    # writes no export).
-    committed = (
-        {r.run_id for r in ledger.read().where(F.col("status") != REMOVED).select("run_id").distinct().collect()}
-        if ledger.exists()
-        else set()
-    )
+    # A run killed between its ledger commit and its summary is complete: keep its export. (A run that maps
+    # commits its removed rows after its records; one that only removes writes no export.)
+    committed = {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
     for folder in unfinished:
         if folder.name not in committed:
             log.warning("removing the export of an interrupted run: %s", folder.name)

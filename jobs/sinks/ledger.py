@@ -89,20 +89,19 @@ class Ledger:
             F.broadcast(removed.select("source_file", F.col("known_run_id").alias("run_id"))),
             ["source_file", "run_id"],
         )
-        columns = []
-        for field in latest.select(*COLUMNS).schema.fields:
-            if field.name in _KEPT_ON_REMOVAL:
-                value = F.col(field.name)
-            else:
-                value = {
-                    "run_id": F.lit(run_id),
-                    "processed_at": F.lit(processed_at),
-                    "mapping_fingerprint": F.lit(fingerprint),
-                    "status": F.lit(REMOVED),
-                    "reason": F.lit(REMOVED_REASON),
-                    "message": F.lit(message),
-                }.get(field.name, F.lit(None))
-            columns.append(value.cast(field.dataType).alias(field.name))
+        values = {
+            **{name: F.col(name) for name in _KEPT_ON_REMOVAL},
+            "run_id": F.lit(run_id),
+            "processed_at": F.lit(processed_at),
+            "mapping_fingerprint": F.lit(fingerprint),
+            "status": F.lit(REMOVED),
+            "reason": F.lit(REMOVED_REASON),
+            "message": F.lit(message),
+        }
+        columns = [
+            values.get(field.name, F.lit(None)).cast(field.dataType).alias(field.name)
+            for field in latest.select(*COLUMNS).schema.fields
+        ]
         rows = latest.select(*columns).dropDuplicates(["source_path"]).persist()
         try:
             written = rows.count()

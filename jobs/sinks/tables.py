@@ -172,8 +172,7 @@ def remove_files(
             removed.select(SCOPE).alias("s"), f"t.`{SCOPE}` = s.`{SCOPE}`"
         ).whenMatchedDelete().execute()
         return
-    recover_parquet(fs, uri)
-    if not fs.exists(uri):
+    if not fs.exists(uri):  # (an interrupted swap was recovered when the run started)
         return
     kept = spark.read.parquet(uri).join(F.broadcast(removed.select(SCOPE)), SCOPE, "left_anti")
     _swap_in(fs, uri, kept, partition_by)

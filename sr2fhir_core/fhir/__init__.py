@@ -64,12 +64,10 @@ def build_resources(
                 focus = [owner.source_image, *focus]
             selection = build_imaging_selection(context, batch, owner.body_site, focus)
             if selection is None:
-                context.warnings.append(
-                    MappingWarning(
-                        WarningCode.INVALID_VALUE,
-                        ".".join(map(str, first.position)),
-                        f"{first.kind.value} reference cannot be written as an ImagingSelection",
-                    )
+                context.warn(
+                    WarningCode.INVALID_VALUE,
+                    first.position,
+                    f"{first.kind.value} reference cannot be written as an ImagingSelection",
                 )
             for reference in batch:
                 selections[reference.position] = selection

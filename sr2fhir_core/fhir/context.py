@@ -56,6 +56,10 @@ class ReportContext:
         self.resources.append(resource)
         return resource
 
+    def warn(self, code: WarningCode, position: tuple[int, ...], message: str) -> None:
+        """A mapping warning about the content item at `position` (the report as a whole when empty)."""
+        self.warnings.append(MappingWarning(code, ".".join(map(str, position)), message))
+
     def ref(self, resource: dict) -> dict:
         """A literal Reference to a resource of this report, made once per resource."""
         key = resource["id"]
@@ -254,7 +258,5 @@ def build_context(report: MeasurementReport, options: MappingOptions, systems: C
                 context.add(practitioner)
                 context.performers.append(ref)
     if issued is None:
-        context.warnings.append(
-            MappingWarning(WarningCode.INVALID_VALUE, "", "no usable Content Date/Time for Observation.issued")
-        )
+        context.warn(WarningCode.INVALID_VALUE, (), "no usable Content Date/Time for Observation.issued")
     return context

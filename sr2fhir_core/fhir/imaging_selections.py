@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ..errors import MappingWarning, WarningCode
+from ..errors import WarningCode
 from ..options import SopClassSystem
 from ..reading.sop_classes import SOP_CLASS_NAMES
 from ..tid1500.model import ImageReference, ImageReferenceKind, MeasurementGroup, ReferencedInstance
@@ -17,10 +17,11 @@ from .context import ReportContext, meta
 from .datatypes import fixed
 from .ids import document_resource_id
 
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-"""The R5 `id` type, which every DICOM UID element of ImagingSelection is (UID_ELEMENTS)."""
-FHIR_ID_CHARACTERS = re.compile(r"[A-Za-z0-9\-.]*")
 FHIR_ID_LENGTH = 64
+_FHIR_ID_CHARACTER = r"[A-Za-z0-9\-.]"
+FHIR_ID = re.compile(rf"{_FHIR_ID_CHARACTER}{{1,{FHIR_ID_LENGTH}}}")
+"""The R5 `id` type, which every DICOM UID element of ImagingSelection is (UID_ELEMENTS)."""
+FHIR_ID_CHARACTERS = re.compile(rf"{_FHIR_ID_CHARACTER}*")
 
 UID_ELEMENTS: dict[str, str] = {
     "studyUid": "study UID",
@@ -81,10 +82,6 @@ def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
     return resource
 
 
-def _warn(context: ReportContext, code: WarningCode, position: tuple[int, ...], message: str) -> None:
-    context.warnings.append(MappingWarning(code, ".".join(map(str, position)), message))
-
-
 def _uid(
     context: ReportContext, position: tuple[int, ...], element: str, uid: str | None, consequence: str = ""
 ) -> str | None:
@@ -99,8 +96,7 @@ def _uid(
         problems.append(f"has {len(uid)} characters (an R5 id at most {FHIR_ID_LENGTH})")
     if not FHIR_ID_CHARACTERS.fullmatch(uid):
         problems.append("has characters an R5 id cannot hold (only letters, digits, '-' and '.')")
-    _warn(
-        context,
+    context.warn(
         WarningCode.INVALID_VALUE,
         position,
         f"{UID_ELEMENTS[element]} {' and '.join(problems)}: {consequence or 'no ' + element}",
@@ -243,8 +239,7 @@ def build_source_image_for_segmentation(
     if not instances:
         # Its profile wants `instance` (1..*): a series without known instances is no selection.
         if series_uid:
-            _warn(
-                context,
+            context.warn(
                 WarningCode.UNRESOLVED_REFERENCE,
                 position,
                 "Source series for segmentation has no instances in the evidence: no source image selection",
@@ -259,8 +254,7 @@ def build_source_image_for_segmentation(
             entry["subset"] = [str(n) for n in instance.frame_numbers]
         entries.append(entry)
     if not entries:
-        _warn(
-            context,
+        context.warn(
             WarningCode.INVALID_VALUE,
             position,
             "Source image for segmentation has no instance with a valid UID: no source image selection",

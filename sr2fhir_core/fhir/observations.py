@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .. import codes
 from ..datetimes import from_dicom_datetime
-from ..errors import MappingWarning, WarningCode
+from ..errors import WarningCode
 from ..tid1500.model import FindingSite, Measurement, MeasurementGroup, QualitativeEvaluation
 from . import profiles
 from .context import ReportContext, meta
@@ -133,12 +133,10 @@ class ObservationBuilder:
             context = self.context
             own = from_dicom_datetime(observation_datetime, context.timezone, instant=True)
             if own is None:
-                context.warnings.append(
-                    MappingWarning(
-                        WarningCode.INVALID_VALUE,
-                        ".".join(map(str, position)),
-                        f"Observation DateTime {observation_datetime!r} is not a complete date and time",
-                    )
+                context.warn(
+                    WarningCode.INVALID_VALUE,
+                    position,
+                    f"Observation DateTime {observation_datetime!r} is not a complete date and time",
                 )
                 return self._times[None]
             cached = self._times[observation_datetime] = (own, own)
@@ -352,12 +350,10 @@ class ObservationBuilder:
 
     def derived(self, measurement: Measurement, groups: list[dict]) -> dict:
         if not groups:
-            self.context.warnings.append(
-                MappingWarning(
-                    WarningCode.UNRESOLVED_REFERENCE,
-                    ".".join(map(str, measurement.position)),
-                    "derived measurement without measurement groups to derive from",
-                )
+            self.context.warn(
+                WarningCode.UNRESOLVED_REFERENCE,
+                measurement.position,
+                "derived measurement without measurement groups to derive from",
             )
         return self.measurement(
             measurement, None, [], NO_SITE, derived_from=[self.context.ref(g) for g in groups] or None
