@@ -703,9 +703,11 @@ def _incremental_table(runs: list[dict]) -> list[str]:
     if not done:
         return []
     lines = [
-        f"Incremental runs: a copy of the lake's first {done[0]['files_found']:,} files mapped once, then "
-        "`sr2fhir run` again into the same output with nothing changed, then after 1 % of the files got a new "
-        "modification time and another 1 % were deleted (their rows leave the tables); session start-up excluded:",
+        f"Incremental runs over a copy of the lake's first files: {done[0]['files_found']:,} of them (1 % held "
+        "back) mapped once, then `sr2fhir run` again into the same output with nothing changed, then after the "
+        "held-back 1 % arrived (new files only: the tables get an append), then after 1 % of the files got a new "
+        "modification time and another 1 % were deleted (a MERGE; their rows leave the tables); session start-up "
+        "excluded:",
         "",
     ]
     lines += _table(

@@ -394,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if "spark" not in skip and "spark-incremental" not in skip and spark_sizes:
             count = spark_sizes[0]
-            log(f"spark: incremental runs over a copy of {count:,} files (first, unchanged, 1 % changed + 1 % deleted)")
+            log(
+                f"spark: incremental runs over a copy of {count:,} files "
+                "(first, unchanged, 1 % new, 1 % changed + 1 % deleted)"
+            )
             results["spark_incremental"] = spark.incremental_runs(
                 corpora.lake_shards(root, count), scratch / "spark-incremental"
             )

@@ -316,21 +316,33 @@ def run_job(
 
 
 INCREMENTAL_CHANGE_EVERY = 100
-"""The incremental pass changes (a new modification time) and deletes one file in this many each."""
+"""The incremental pass holds back, changes (a new modification time) and deletes one file in this many each."""
+INCREMENTAL_SCENARIOS = ("first", "nothing changed", "1 % new", "1 % changed, 1 % deleted")
 
 
 def incremental_runs(shards: list[Path], work: Path) -> list[dict]:
-    """What scheduled runs cost after the first: a copy of the lake mapped once, then a run with nothing to do,
-    then one after 1 % of the files changed and another 1 % were deleted (removed files leave the tables).
-    Each entry is `run_job`'s result with the scenario's name."""
+    """What scheduled runs cost after the first: a copy of the lake less 1 % of its files mapped once, then a run
+    with nothing to do, then one after the held-back 1 % arrived (new files: appended), then one after 1 % of the
+    files changed and another 1 % were deleted (a MERGE; removed files leave the tables). Each entry is
+    `run_job`'s result with the scenario's name."""
     shutil.rmtree(work, ignore_errors=True)
-    lake = work / "lake"
+    lake, held = work / "lake", work / "held"
     for shard in shards:
         shutil.copytree(shard, lake / shard.name)
+    for index, path in enumerate(sorted(p for p in lake.rglob("*") if p.is_file())):
+        if index % INCREMENTAL_CHANGE_EVERY == 2:
+            target = held / path.relative_to(lake)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
     output = work / "output"
     runs: list[dict] = []
-    for name in ("first", "nothing changed", "1 % changed, 1 % deleted"):
-        if name.startswith("1 %"):
+    for name in INCREMENTAL_SCENARIOS:
+        if name == "1 % new":
+            for path in sorted(p for p in held.rglob("*") if p.is_file()):
+                target = lake / path.relative_to(held)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.rename(target)
+        elif name.startswith("1 % changed"):
             files = sorted(p for p in lake.rglob("*") if p.is_file())
             for index, path in enumerate(files):
                 if index % INCREMENTAL_CHANGE_EVERY == 0:

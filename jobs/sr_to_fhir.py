@@ -77,6 +77,10 @@ class Layout:
         return f"{self.root}/_staging/{run_id}"
 
 
+APPEND_MARKER = "_appends"
+"""File in a run's staging folder: the run appends its table rows (`_cleanup` deletes them if it is killed)."""
+
+
 def new_run_id(now: datetime) -> str:
     """Sortable by start time (the ledger's 'latest run' relies on it), unique by a random suffix."""
     return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
@@ -152,6 +156,9 @@ class Selection:
     """`file_key`s of the files to map, or None for all."""
     removed: DataFrame | None = None
     """(source_file, known_run_id) of the files gone from the lake, whose rows go (`removals`)."""
+    new_files_only: bool = False
+    """Whether every file to map is new to the ledger: the tables then have no rows of theirs to replace, and a
+    run that also removes nothing appends instead of merging (`tables.write_delta`)."""
 
 
 def _select_files(
@@ -176,18 +183,23 @@ def _select_files(
         gone = F.lit(False)
     else:  # known files missing from the listing too: one pass over both decides what to map and what went
         joined = files.join(known, "source_file", "full_outer")
+    to_map = F.col("file_key").isNotNull() & ~F.coalesce(unchanged, F.lit(False))
     row = _single_row(
         joined.agg(
             F.count("file_key").alias("found"),
-            F.collect_list(
-                F.when(F.col("file_key").isNotNull() & ~F.coalesce(unchanged, F.lit(False)), F.col("file_key"))
-            ).alias("todo"),
+            F.collect_list(F.when(to_map, F.col("file_key"))).alias("todo"),
             F.collect_list(F.when(gone, F.struct("source_file", "known_run_id"))).alias("gone"),
+            F.count(F.when(to_map & F.col("known_run_id").isNotNull(), 1)).alias("known_to_map"),
         )
     )
     found, todo = int(row["found"]), list(row["todo"])
     removed = removals.confirmed(spark, fs, [(r["source_file"], r["known_run_id"]) for r in row["gone"]])
-    return Selection(found=found, todo=None if len(todo) == found else todo, removed=removed)
+    return Selection(
+        found=found,
+        todo=None if len(todo) == found else todo,
+        removed=removed,
+        new_files_only=row["known_to_map"] == 0,
+    )
 
 
 def _single_row(aggregate: DataFrame) -> Row:
@@ -256,22 +268,32 @@ def _side_by_side(spark: SparkSession, tag: str, calls: dict[str, Callable[[], o
     return results
 
 
-def _cleanup(fs: HadoopFS, layout: Layout, ledger: Ledger) -> None:
-    """Remove what killed runs left: staging folders, and export folders of runs that never reached their
-    ledger commit (their files are mapped again, so those resources come again too). One run at a time
-    per output: a run in progress elsewhere would look killed."""
-    fs.delete(f"{layout.root}/_staging")
+def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, table_format: str) -> None:
+    """Remove what killed runs left: staging folders, and the appended table rows and export folders of runs that
+    never reached their ledger commit (their files are mapped again, so those rows and resources come again
+    too). One run at a time per output: a run in progress elsewhere would look killed."""
+    staged = [f.name for f in fs.list_dir(f"{layout.root}/_staging") if f.is_dir]
     completed = {f.name.removesuffix(".json") for f in fs.list_dir(f"{layout.root}/runs")}
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
-    if not unfinished:
-        return
-    # A run killed between its ledger commit and its summary is complete: keep its export. (A run that maps
-    # commits its removed rows after its records; one that only removes writes no export.)
-    committed = {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
-    for folder in unfinished:
-        if folder.name not in committed:
-            log.warning("removing the export of an interrupted run: %s", folder.name)
-            fs.delete(folder.uri)
+    if staged or unfinished:
+        # A run killed between its ledger commit and its summary is complete: keep its rows and export. (A run
+        # that maps commits its removed rows after its records; one that only removes writes no export.)
+        committed = (
+            {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
+        )
+        # A run whose files were all new appended its rows rather than merging them, so they must go before those
+        # files are mapped again. Its staging folder, marked before any table commit and deleted only here or
+        # after its summary, says so. (A killed MERGE needs nothing: merging again is a no-op.)
+        appended = sorted(
+            name for name in staged if name not in committed and fs.exists(f"{layout.staging(name)}/{APPEND_MARKER}")
+        )
+        for name in tables.TABLES if appended else ():
+            tables.delete_runs(spark, fs, layout.table(name), appended)
+        for folder in unfinished:
+            if folder.name not in committed:
+                log.warning("removing the export of an interrupted run: %s", folder.name)
+                fs.delete(folder.uri)
+    fs.delete(f"{layout.root}/_staging")
 
 
 def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], None] | None = None) -> dict:
@@ -298,7 +320,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     )
 
     with step("recover"):
-        _cleanup(fs, layout, ledger)
+        _cleanup(spark, fs, layout, ledger, table_format)
         if table_format == "parquet":
             for name in tables.TABLES:
                 tables.recover_parquet(fs, layout.table(name))
@@ -353,12 +375,20 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             removed = removed.persist()
             scope = scope.unionByName(removed.select(tables.SCOPE)).distinct()
 
+        # Rows of new files replace nothing: append them, a commit that costs the same whatever the table's size,
+        # where a MERGE reads the whole table's keys. A killed append is undone by the next run's `_cleanup`.
+        merge = not selection.new_files_only or removed is not None or table_format != "delta"
+        if not merge:
+            fs.write_bytes(f"{staging}/{APPEND_MARKER}", b"")
+
         def write_table(name: str) -> None:
             rows = tables.table_rows(staged, name, run_id)
             uri, partition_by = layout.table(name), config.out.partition_by
             with step(f"table {name}"):
                 if table_format == "delta":
-                    tables.write_delta(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
+                    tables.write_delta(
+                        spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace, merge=merge
+                    )
                 else:
                     tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
 

@@ -21,26 +21,27 @@ def _lake(root: Path, shards: int, per_shard: int) -> list[Path]:
     return folders
 
 
-def test_incremental_runs_share_one_output_and_change_then_delete_one_file_in_a_hundred(
+def test_incremental_runs_share_one_output_then_add_change_and_delete_one_file_in_a_hundred(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shards = _lake(tmp_path / "cache", shards=2, per_shard=150)
     seen: list[dict] = []
 
     def recorder(inputs: list[Path], work: Path, overrides: object = (), *, output: Path | None = None) -> dict:
-        files = {p: p.stat().st_mtime for p in inputs[0].rglob("*") if p.is_file()}
+        files = {p.relative_to(inputs[0]): p.stat().st_mtime for p in inputs[0].rglob("*") if p.is_file()}
         seen.append({"inputs": inputs, "output": output, "files": files})
         return {"ok": True, "files_found": len(files)}
 
     monkeypatch.setattr(spark, "run_job", recorder)
     runs = spark.incremental_runs(shards, tmp_path / "work")
 
-    assert [r["scenario"] for r in runs] == ["first", "nothing changed", "1 % changed, 1 % deleted"]
+    assert [r["scenario"] for r in runs] == ["first", "nothing changed", "1 % new", "1 % changed, 1 % deleted"]
     assert len({str(s["output"]) for s in seen}) == 1 and seen[0]["output"] is not None
-    first, unchanged, last = (s["files"] for s in seen)
-    assert len(first) == 300 and unchanged == first
-    deleted = set(first) - set(last)
-    changed = {p for p in last if last[p] != first[p]}
+    first, unchanged, grown, last = (s["files"] for s in seen)
+    assert len(first) == 297 and unchanged == first
+    assert len(grown) == 300 and grown.items() >= first.items()  # the held-back files arrive, nothing else moves
+    deleted = set(grown) - set(last)
+    changed = {p for p in last if last[p] != grown[p]}
     assert len(deleted) == 3 and len(changed) == 3 and not deleted & changed
     assert {last[p] for p in changed} == {2_000_000_000}
     assert all(s.is_dir() for s in shards)  # the cached lake itself is untouched
@@ -57,7 +58,7 @@ def test_incremental_table_shows_each_scenario_and_its_steps() -> None:
         {"scenario": "broken", "ok": False},
     ]  # fmt: skip
     lines = report._incremental_table(runs)
-    assert "2,500 files" in lines[0]
+    assert "2,500 of them" in lines[0]
     rows = [line for line in lines if line.startswith("| ") and "run s" not in line]
     assert [row.split(" | ")[0] for row in rows] == ["| first", "| 1 % changed, 1 % deleted"]
     assert rows[0].split(" | ")[6] == "–"  # no remove step in a first run

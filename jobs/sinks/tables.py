@@ -10,6 +10,8 @@ measurements, or be rejected now). Delta does this in one atomic MERGE keyed on 
 observation_id): new rows update or insert, and the old rows of the re-mapped files that have no new row
 are deleted. A run killed before or during the MERGE leaves the table at its previous version; the files
 are not in the ledger yet, so the next run maps them again and the MERGE is a no-op for rows already there.
+A run whose files are all new to the ledger has nothing to replace and appends instead (a MERGE reads the whole
+table's keys); if it is killed before its ledger commit, the next run deletes its rows first (`delete_runs`).
 
 Parquet has no transactions: the table is rewritten as a whole into a sibling folder and swapped in.
 
@@ -40,12 +42,13 @@ STATS_COLUMNS = (
     "study_instance_uid",
     "sop_instance_uid",
     "source_path",
+    "run_id",
     "finding_code",
     "measurement_code",
     "evaluation_code",
 )
 """Columns with Delta file statistics (data skipping): cohort, patient, study and report selection, the MERGE
-key's file, and the codes a table is queried by."""
+key's file, the run (deleting a killed run's rows) and the codes a table is queried by."""
 
 
 def table_rows(staged: DataFrame, table: str, run_id: str) -> DataFrame:
@@ -63,15 +66,17 @@ def write_delta(
     *,
     partition_by: tuple[str, ...],
     replace: bool,
+    merge: bool = True,
 ) -> None:
-    """One commit: overwrite (full refresh), append (a table never written to) or MERGE (incremental)."""
+    """One commit: overwrite (full refresh), append (a table never written to, or `merge` false: no file in
+    `scope` has rows in the table) or MERGE (incremental)."""
     from delta.tables import DeltaTable
 
     created = _create_delta(spark, fs, uri, rows, partition_by)
     if replace:
         rows.write.format("delta").mode("overwrite").save(uri)
         return
-    if created or not _written(fs, uri):
+    if created or not merge or not _written(fs, uri):
         rows.write.format("delta").mode("append").save(uri)
         return
     target = DeltaTable.forPath(spark, uri)
@@ -176,6 +181,17 @@ def remove_files(
         return
     kept = spark.read.parquet(uri).join(F.broadcast(removed.select(SCOPE)), SCOPE, "left_anti")
     _swap_in(fs, uri, kept, partition_by)
+
+
+def delete_runs(spark: SparkSession, fs: HadoopFS, uri: str, run_ids: list[str]) -> None:
+    """Delete the rows a Delta table holds of these runs (killed before their ledger commit): `run_id` has file
+    statistics, so only the files those runs wrote are read."""
+    from delta.tables import DeltaTable
+
+    if not fs.exists(f"{uri}/_delta_log"):
+        return
+    log.warning("deleting the rows of interrupted runs from %s: %s", uri, ", ".join(run_ids))
+    DeltaTable.forPath(spark, uri).delete(F.col("run_id").isin(run_ids))
 
 
 def recover_parquet(fs: HadoopFS, uri: str) -> None:

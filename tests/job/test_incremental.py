@@ -112,6 +112,53 @@ def ledger_status(spark: SparkSession, output: Path, path: Path, table_format: s
     return None
 
 
+def _operations(spark: SparkSession, output: Path, name: str) -> list[str]:
+    from delta.tables import DeltaTable
+
+    history = DeltaTable.forPath(spark, str(output / "tables" / name)).history().orderBy("version")
+    return [r.operation for r in history.select("operation").collect()]
+
+
+def test_new_files_are_appended_and_a_killed_append_is_undone(
+    spark: SparkSession, sample: Path, tmp_path: Path
+) -> None:
+    lake = _copy(sample, tmp_path)
+    output = tmp_path / "out"
+    run_job(spark, [lake], output)
+    reports = sorted(p for p in lake.rglob("*.dcm") if ledger_status(spark, output, p, "delta") == "mapped")
+    commits = {name: len(_operations(spark, output, name)) for name in TABLES}
+    added = [lake / "arrived later" / f"{index}.dcm" for index in range(2)]
+    added[0].parent.mkdir()
+    for path, report in zip(added, reports, strict=False):
+        path.write_bytes(report.read_bytes())
+
+    # Only new files: the tables get an append, which a kill before the ledger commit leaves in place...
+    with pytest.raises(Killed):
+        run_job(spark, [lake], output, before_ledger=_kill)
+    for name in TABLES:
+        assert _operations(spark, output, name)[commits[name] :] == ["WRITE"], name
+    new_paths = {f"file:{p}" for p in added}
+    assert {r["source_path"] for r in table_rows(spark, output, "measurements")} >= new_paths
+    # ...and the next run deletes before appending again: no duplicates, nothing lost.
+    retry = run_job(spark, [lake], output)
+    assert retry["files"]["processed"] == 2
+    for name in TABLES:
+        assert _operations(spark, output, name)[commits[name] + 1 :] == ["DELETE", "WRITE"], name
+    snapshot = _snapshot(spark, output)
+    _no_duplicate_keys(snapshot)
+    clean = tmp_path / "clean"
+    run_job(spark, [lake], clean)
+    assert snapshot == _snapshot(spark, clean)
+
+    # A changed file has rows to replace: a MERGE, even with a new file beside it.
+    os.utime(reports[0], (2_000_000_000, 2_000_000_000))
+    (lake / "arrived later" / "2.dcm").write_bytes(reports[1].read_bytes())
+    run_job(spark, [lake], output)
+    for name in TABLES:
+        assert _operations(spark, output, name)[-1] == "MERGE", name
+    _no_duplicate_keys(_snapshot(spark, output))
+
+
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
 def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(
     spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
