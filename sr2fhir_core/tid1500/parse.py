@@ -97,6 +97,9 @@ class _ReportParser:
         self.document = document
         self.warnings: list[MappingWarning] = []
         self._by_position: dict[tuple[int, ...], ContentItem] | None = None
+        self._resolved_children: dict[int, tuple[ContentItem, ...]] = {}
+        """Resolved children of items with by-reference children, by id(item): the document keeps the items
+        alive, and a NUM's children are read up to three times (its own context, its algorithm, its site)."""
         self._evidence = {e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence}
         self._group_count = 0
 
@@ -111,10 +114,14 @@ class _ReportParser:
         kids = item.children
         for child in kids:
             if child.__class__ is ByReferenceItem:
-                return self._resolved(kids)
+                resolved = self._resolved_children.get(id(item))
+                if resolved is None:
+                    resolved = self._resolved_children[id(item)] = self._resolved(kids)
+                return resolved
         return kids
 
     def _resolved(self, kids: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
+        """Made once per parent item, so an unresolvable reference is reported once."""
         resolved = []
         for child in kids:
             if not isinstance(child, ByReferenceItem):
@@ -134,11 +141,24 @@ class _ReportParser:
         return tuple(resolved)
 
     def _resolve(self, item: ByReferenceItem) -> ContentItem | None:
+        """The item at Referenced Content Item Identifier (0040,DB73): a 1-based path from the root, followed
+        child by child rather than by indexing the whole tree. A tree whose positions are not those paths (one
+        built by hand) falls back to the index."""
+        root = self.document.root
+        assert root is not None
+        path = item.referenced_position
+        node: ContentItem = root
+        for index in path[1:]:
+            kids = node.children
+            if not 0 < index <= len(kids):
+                break
+            node = kids[index - 1]
+        else:
+            if node.position == path:
+                return node
         if self._by_position is None:
-            root = self.document.root
-            assert root is not None
             self._by_position = {node.position: node for node in iter_tree(root)}
-        return self._by_position.get(item.referenced_position)
+        return self._by_position.get(path)
 
     # --- report -----------------------------------------------------------------------------------------
 
