@@ -7,6 +7,7 @@ not fatal: real producers add context the template does not name. What the mappi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, TypedDict
 
 from .. import codes
@@ -189,20 +190,20 @@ class _ReportParser:
                 continue
             elif key == codes.IMAGING_MEASUREMENTS.key:
                 found_container = True
-                container_algorithm = self.algorithm(item)
+                container_algorithm = self.algorithm(self.children(item))
                 for child in self.children(item):
                     if isinstance(child, ContainerItem) and concept_key(child.concept) == codes.MEASUREMENT_GROUP.key:
                         groups.append(self.group(child, container_algorithm))
             elif key == codes.DERIVED_IMAGING_MEASUREMENTS.key:
                 found_container = True
                 # Context reaches descendants only: the Imaging Measurements container is a sibling.
-                derived_algorithm = self.algorithm(item)
+                derived_algorithm = self.algorithm(self.children(item))
                 for child in self.children(item):
                     if isinstance(child, NumItem) and child.concept is not None:
                         derived.append(self.derived_measurement(child, derived_algorithm))
             elif key == codes.QUALITATIVE_EVALUATIONS.key:
                 found_container = True
-                qe_algorithm = self.algorithm(item)
+                qe_algorithm = self.algorithm(self.children(item))
                 for child in self.children(item):
                     if child.relationship is RelationshipType.CONTAINS:
                         evaluation = self.qualitative_evaluation(child, qe_algorithm)
@@ -264,19 +265,20 @@ class _ReportParser:
         references: list[ImageReference] = []
         numbers: list[NumItem] = []
         evaluation_items: list[ContentItem] = []
-        own_algorithm = self.algorithm(container)
-        algorithm = own_algorithm or inherited_algorithm
-
-        for item in self.children(container):
+        algorithm_items: list[ContentItem] = []
+        kids = self.children(container)
+        for item in kids:
             relationship = item.relationship
             key = concept_key(item.concept)
+            if key in _ALGORITHM_FIELDS:
+                algorithm_items.append(item)
             if (text_field := _GROUP_TEXT_FIELDS.get(key)) is not None:
                 fields[text_field] = _text_of(item)
             elif (coded_field := _GROUP_CODED_FIELDS.get(key)) is not None:
                 if isinstance(item, CodeItem):
                     fields[coded_field] = item.value
             elif key == codes.FINDING_SITE.key and isinstance(item, CodeItem):
-                fields["finding_site"] = self.finding_site(item, container)
+                fields["finding_site"] = self.finding_site(item, kids)
             elif isinstance(item, NumItem):
                 numbers.append(item)
             elif isinstance(item, _REFERENCE_ITEMS):
@@ -290,6 +292,8 @@ class _ReportParser:
             ):
                 evaluation_items.append(item)
 
+        own_algorithm = self.algorithm(algorithm_items)
+        algorithm = own_algorithm or inherited_algorithm
         site = fields.get("finding_site")
         method = fields.get("method")
         measurements = tuple(
@@ -321,28 +325,29 @@ class _ReportParser:
             **fields,
         )
 
-    def finding_site(self, item: CodeItem, parent: ContentItem) -> FindingSite | None:
+    def finding_site(self, item: CodeItem, siblings: tuple[ContentItem, ...]) -> FindingSite | None:
+        """The site of a Finding Site item, given its parent's (resolved) children."""
         if item.value is None:
             return None
         laterality = modifier = None
         # TID 300/1419 put Laterality and Topographical modifier under the Finding Site; some producers put
         # them beside it, so both places are read.
-        for source in (item, parent):
-            for child in self.children(source):
+        for source in (self.children(item), siblings):
+            for child in source:
                 if not isinstance(child, CodeItem):
                     continue
-                key = concept_key(child.concept)
-                if key == codes.LATERALITY.key:
+                field = _SITE_MODIFIER_FIELDS.get(concept_key(child.concept))
+                if field == "laterality":
                     laterality = laterality or child.value
-                elif key == codes.TOPOGRAPHICAL_MODIFIER.key:
+                elif field == "topographical_modifier":
                     modifier = modifier or child.value
         return FindingSite(site=item.value, laterality=laterality, topographical_modifier=modifier)
 
-    def algorithm(self, item: ContentItem) -> Algorithm | None:
-        """TID 4019 among the item's children, if it has an Algorithm Name."""
+    def algorithm(self, children: Sequence[ContentItem]) -> Algorithm | None:
+        """TID 4019 among an item's (resolved) children, if it has an Algorithm Name."""
         name = version = family = None
         parameters: list[str] = []
-        for child in self.children(item):
+        for child in children:
             field = _ALGORITHM_FIELDS.get(concept_key(child.concept))
             if field == "family":
                 if isinstance(child, CodeItem):
@@ -369,21 +374,25 @@ class _ReportParser:
         assert item.concept is not None
         derivation = method = site = None
         references: list[ImageReference] = []
-        for child in self.children(item):
-            relationship = child.relationship
+        algorithm_items: list[ContentItem] = []
+        kids = self.children(item)
+        for child in kids:
             key = concept_key(child.concept)
+            if key in _ALGORITHM_FIELDS:
+                algorithm_items.append(child)
             if isinstance(child, CodeItem):
-                if key == codes.DERIVATION.key:
+                field = _MEASUREMENT_CODED_FIELDS.get(key)
+                if field == "derivation":
                     derivation = child.value
-                elif key == codes.MEASUREMENT_METHOD.key:
+                elif field == "method":
                     method = child.value
-                elif key == codes.FINDING_SITE.key:
-                    site = self.finding_site(child, item)
-            elif relationship is RelationshipType.INFERRED_FROM and isinstance(child, _REFERENCE_ITEMS):
+                elif field == "finding_site":
+                    site = self.finding_site(child, kids)
+            elif child.relationship is RelationshipType.INFERRED_FROM and isinstance(child, _REFERENCE_ITEMS):
                 reference = self.image_reference(child)
                 if reference is not None:
                     references.append(reference)
-        own_algorithm = self.algorithm(item)
+        own_algorithm = self.algorithm(algorithm_items)
         if item.numeric_value is None or item.qualifier is not None:
             why = f"qualifier {item.qualifier}" if item.qualifier is not None else "no Measured Value Sequence"
             self.warn(WarningCode.VALUE_ABSENT, item, f"NUM {item.concept} has no usable value ({why})")
@@ -417,7 +426,7 @@ class _ReportParser:
             return None
         if value_code is None and not value_text:
             self.warn(WarningCode.VALUE_ABSENT, item, f"qualitative evaluation {item.concept} has no value")
-        own_algorithm = self.algorithm(item)
+        own_algorithm = self.algorithm(self.children(item))
         return QualitativeEvaluation(
             position=item.position,
             concept=item.concept,
@@ -564,6 +573,19 @@ _ALGORITHM_FIELDS: dict[ConceptKey, Literal["name", "version", "family", "parame
     codes.ALGORITHM_PARAMETERS.key: "parameters",
 }
 """TID 4019 Algorithm Identification rows."""
+
+_MEASUREMENT_CODED_FIELDS: dict[ConceptKey, Literal["derivation", "method", "finding_site"]] = {
+    codes.DERIVATION.key: "derivation",
+    codes.MEASUREMENT_METHOD.key: "method",
+    codes.FINDING_SITE.key: "finding_site",
+}
+"""CODE children of a measurement (TID 300) that are its context."""
+
+_SITE_MODIFIER_FIELDS: dict[ConceptKey, Literal["laterality", "topographical_modifier"]] = {
+    codes.LATERALITY.key: "laterality",
+    codes.TOPOGRAPHICAL_MODIFIER.key: "topographical_modifier",
+}
+"""CODE items that qualify a Finding Site (TID 300/1419)."""
 
 _REFERENCE_ITEMS = (ScoordItem, Scoord3DItem, ImageItem, CompositeItem)
 
