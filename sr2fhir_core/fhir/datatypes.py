@@ -22,9 +22,19 @@ class CodingContext:
 
     def __init__(self, systems: codes.CodeSystems) -> None:
         self.systems = systems
+        self._codings: dict[Code, dict] = {}
         self._concepts: dict[Code, dict] = {}
+        self._quantities: dict[Code, dict] = {}
 
     def coding(self, code: Code) -> dict:
+        """The Coding of a code; per document by the code itself, which spares the canonical form and the
+        system lookup for every repeat (a unit or concept recurs in every measurement)."""
+        coding = self._codings.get(code)
+        if coding is None:
+            coding = self._codings[code] = self._coding(code)
+        return coding
+
+    def _coding(self, code: Code) -> dict:
         canonical = codes.canonical(code)
         key = (canonical, self.systems.system(canonical.scheme))
         coding = _CODINGS.get(key)
@@ -44,6 +54,18 @@ class CodingContext:
         if concept is None:
             concept = self._concepts[code] = {"coding": [self.coding(code)]}
         return concept
+
+    def unit(self, unit: Code) -> dict:
+        """The unit elements of a Quantity (`unit`, `system`, `code`), made once per unit and document."""
+        fields = self._quantities.get(unit)
+        if fields is None:
+            coding = self.coding(unit)
+            fields = self._quantities[unit] = {
+                "unit": unit.meaning or unit.value,
+                "system": coding["system"],
+                "code": coding["code"],
+            }
+        return fields
 
     def warnings(self) -> list[MappingWarning]:
         return [
@@ -80,13 +102,9 @@ def decimal_value(text: str | None) -> Decimal | None:
 
 
 def quantity(value: Decimal, unit: Code | None, context: CodingContext) -> dict:
-    result: dict = {"value": value}
-    if unit is not None:
-        coding = context.coding(unit)
-        result["unit"] = unit.meaning or unit.value
-        result["system"] = coding["system"]
-        result["code"] = coding["code"]
-    return result
+    if unit is None:
+        return {"value": value}
+    return {"value": value} | context.unit(unit)
 
 
 def reference(resource_type: str, resource_id: str) -> dict:

@@ -139,6 +139,11 @@ class DeviceRegistry:
         self.context = context
         self.equipment = build_equipment(context)
         self._algorithms: dict[Algorithm, dict] = {}
+        self._references: dict[int, tuple[Algorithm, dict]] = {}
+        """Reference per algorithm object, by id(): hashing a frozen Algorithm (parameters and all) for
+        every Observation cost more than the rest of the lookup. The entry holds the object, so the id
+        stays its own."""
+        self._use_inherited = context.options.device_fallback == "inherit"
         equipment = context.ref(self.equipment)
         participant = participant_device(context, self.equipment) if context.facts.participants else None
         self._fallback = (equipment, context.ref(participant) if participant is not None else equipment)
@@ -147,11 +152,15 @@ class DeviceRegistry:
         """`Observation.device`: the item's algorithm (own, or inherited when the options say so), else the
         participant device (STU1; not for derived measurements, whose profile does not allow it), else the
         equipment."""
-        use_inherited = self.context.options.device_fallback == "inherit"
-        if algorithm is None or not (own or use_inherited):
+        if algorithm is None or not (own or self._use_inherited):
             return self._fallback[0 if derived else 1]
+        known = self._references.get(id(algorithm))
+        if known is not None and known[0] is algorithm:
+            return known[1]
         device = self._algorithms.get(algorithm)
         if device is None:
             device = self.context.add(build_algorithm(self.context, algorithm, self.equipment))
             self._algorithms[algorithm] = device
-        return self.context.ref(device)
+        reference = self.context.ref(device)
+        self._references[id(algorithm)] = (algorithm, reference)
+        return reference

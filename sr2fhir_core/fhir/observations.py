@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from .. import codes
+from ..codes import DICOM_UID
 from ..datetimes import from_dicom_datetime
 from ..errors import WarningCode
 from ..tid1500.model import FindingSite, Measurement, MeasurementGroup, QualitativeEvaluation
 from . import profiles
 from .context import ReportContext, meta
-from .datatypes import decimal_value, fixed, quantity, uid_identifier
+from .datatypes import decimal_value, fixed, quantity
 from .devices import DeviceRegistry
 from .ids import document_resource_id
 
@@ -123,6 +124,8 @@ class ObservationBuilder:
         self.derived_kind = _Kind(profiles.DERIVED_MEASUREMENT, profiles.CATEGORY_DERIVED_MEASUREMENTS)
         self.evaluation_kind = _Kind(profiles.QUALITATIVE_EVALUATION, profiles.CATEGORY_QUALITATIVE_EVALUATIONS)
         self.group_code = fixed(profiles.CATEGORY_MEASUREMENT_GROUP)
+        self.observation_uid_type = fixed(profiles.IDENTIFIER_TYPE_OBSERVATION_UID)
+        self.status = context.status
         self._times: dict[str | None, tuple[str | None, str | None]] = {None: (context.effective, context.issued)}
 
     def times(self, observation_datetime: str | None, position: tuple[int, ...]) -> tuple[str | None, str | None]:
@@ -166,11 +169,14 @@ class ObservationBuilder:
             "meta": kind.meta,
         }
         if observation_uid:
-            resource["identifier"] = [uid_identifier(observation_uid, profiles.IDENTIFIER_TYPE_OBSERVATION_UID)]
+            # uid_identifier's result, spelt out: one per Observation.
+            resource["identifier"] = [
+                {"type": self.observation_uid_type, "system": DICOM_UID, "value": "urn:oid:" + observation_uid}
+            ]
         if self.based_on is not None:
             resource["basedOn"] = self.based_on
         resource["partOf"] = self.part_of
-        resource["status"] = self.context.status
+        resource["status"] = self.status
         if kind.category is not None:
             resource["category"] = kind.category
         resource["code"] = code
@@ -247,7 +253,12 @@ class ObservationBuilder:
     ) -> dict:
         context = self.context
         codings = context.codings
-        own_site = group is not None and measurement.finding_site != group.finding_site
+        # Usually the very object the group has (inherited): `is` spares the dataclass comparison.
+        own_site = (
+            group is not None
+            and measurement.finding_site is not group.finding_site
+            and measurement.finding_site != group.finding_site
+        )
         if self.references_in_focus:
             own_selections = self.selections_for(measurement.image_references) if measurement.image_references else ()
             if own_site:
