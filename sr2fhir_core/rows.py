@@ -175,8 +175,10 @@ class _RowBuilder:
 
     def measurement(self, measurement: Measurement, group: MeasurementGroup | None, derived: bool) -> dict:
         row = dict(self.context(group))
-        if group is None or measurement.finding_site != group.finding_site:
-            row.update(self.site_fields(measurement.finding_site))
+        site = measurement.finding_site
+        # Usually the very object the group has (inherited): `is` spares the dataclass comparison.
+        if group is None or (site is not group.finding_site and site != group.finding_site):
+            row.update(self.site_fields(site))
         concept_code, concept_display, concept_system = self.code(measurement.concept)
         derivation_code, derivation_display, _ = self.code(measurement.derivation)
         method_code, method_display, _ = self.code(measurement.method)

@@ -37,7 +37,7 @@ def build_finding_site(
     if tracking is not None:
         resource["identifier"] = tracking_identifiers(tracking)
     resource["includedStructure"] = [structure]
-    resource["patient"] = context.ref(context.patient)
+    resource["patient"] = context.subject
     return context.add(resource)
 
 
@@ -69,6 +69,6 @@ def build_tracking(context: ReportContext, group: MeasurementGroup) -> dict | No
             "meta": meta(profiles.TRACKING_IDENTIFIERS),
             "identifier": identifiers,
             "includedStructure": [{"structure": {"text": label}}],
-            "patient": context.ref(context.patient),
+            "patient": context.subject,
         }
     )

@@ -45,6 +45,17 @@ class ReportContext:
     resources: list[dict] = field(default_factory=list)
     warnings: list[MappingWarning] = field(default_factory=list)
     _refs: dict[str, dict] = field(default_factory=dict)
+    subject: dict = field(init=False)
+    """Reference to the Patient; this and the two below are shared by every resource that names them."""
+    based_on: list[dict] | None = field(init=False)
+    """`basedOn`: the ServiceRequest, when the SR has an accession number."""
+    study: list[dict] = field(init=False)
+    """The ImagingStudy, as the one-element list Observation.partOf and ImagingSelection.derivedFrom hold."""
+
+    def __post_init__(self) -> None:
+        self.subject = self.ref(self.patient)
+        self.based_on = [self.ref(self.service_request)] if self.service_request is not None else None
+        self.study = [self.ref(self.imaging_study)]
 
     @property
     def sop_instance_uid(self) -> str:

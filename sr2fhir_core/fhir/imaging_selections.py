@@ -34,7 +34,22 @@ that hold UIDs (`instance.subset`, `sopClass.code`, identifiers' `value`) are st
 `id` limits. ImagingStudy's `series.uid` and `series.instance.uid` are `id`s too, but the IG writes no series."""
 
 
+_SOP_CLASS_CODINGS: dict[tuple[str, SopClassSystem], dict] = {}
+_SOP_CLASS_CODINGS_LIMIT = 4096
+
+
 def sop_class_coding(uid: str, system: SopClassSystem) -> dict:
+    """The `sopClass` Coding of a SOP Class UID, made once per process and shared by every instance entry
+    (resources treat what they share as read-only); a report references the same few classes throughout."""
+    coding = _SOP_CLASS_CODINGS.get((uid, system))
+    if coding is None:
+        if len(_SOP_CLASS_CODINGS) >= _SOP_CLASS_CODINGS_LIMIT:
+            _SOP_CLASS_CODINGS.clear()
+        coding = _SOP_CLASS_CODINGS[uid, system] = _sop_class_coding(uid, system)
+    return coding
+
+
+def _sop_class_coding(uid: str, system: SopClassSystem) -> dict:
     if system is SopClassSystem.RFC3986:
         coding = {"system": profiles.SOP_CLASS_SYSTEM_RFC3986, "code": f"urn:oid:{uid}"}
     else:
@@ -75,10 +90,10 @@ def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
         "id": resource_id,
         "meta": meta(profile),
         "status": "available",
-        "subject": context.ref(context.patient),
+        "subject": context.subject,
     }
-    if context.service_request is not None:
-        resource["basedOn"] = [context.ref(context.service_request)]
+    if context.based_on is not None:
+        resource["basedOn"] = context.based_on
     return resource
 
 
@@ -121,7 +136,7 @@ def _place(
     study_uid = studies.pop() if len(studies) == 1 else context.report.document.study_instance_uid
     if study_uid := _uid(context, position, "studyUid", study_uid):
         resource["studyUid"] = study_uid
-    resource["derivedFrom"] = [context.ref(context.imaging_study)]
+    resource["derivedFrom"] = context.study
     if series_uid := _uid(context, position, "seriesUid", series_uid or None):
         resource["seriesUid"] = series_uid
     if frame_of_reference_uid:

@@ -115,9 +115,9 @@ class ObservationBuilder:
         self.selection_profile = selection_profile
         self.references_in_focus = facts.image_references == "focus"
         self.sop = context.sop_instance_uid
-        self.based_on = [context.ref(context.service_request)] if context.service_request is not None else None
-        self.part_of = [context.ref(context.imaging_study)]
-        self.subject = context.ref(context.patient)
+        self.based_on = context.based_on
+        self.part_of = context.study
+        self.subject = context.subject
         self.performer = list(context.performers) or None
         self.group_kind = _Kind(profiles.MEASUREMENT_GROUP, profiles.CATEGORY_MEASUREMENT_GROUP)
         self.measurement_kind = _Kind(profiles.MEASUREMENT, facts.measurement_category)
