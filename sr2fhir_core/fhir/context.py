@@ -80,8 +80,16 @@ class ReportContext:
         return cached
 
 
+_META: dict[str, dict] = {}
+
+
 def meta(profile: str) -> dict:
-    return {"profile": [profile]}
+    """`meta` naming one profile, made once per profile and shared by the resources that claim it (they treat
+    what they share as read-only); the profiles are the IG's few constants."""
+    shared = _META.get(profile)
+    if shared is None:
+        shared = _META[profile] = {"profile": [profile]}
+    return shared
 
 
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
