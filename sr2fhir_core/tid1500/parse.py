@@ -101,6 +101,9 @@ class _ReportParser:
         self._resolved_children: dict[int, tuple[ContentItem, ...]] = {}
         """Resolved children of items with by-reference children, by id(item): the document keeps the items
         alive, and a NUM's children are read up to three times (its own context, its algorithm, its site)."""
+        self._image_references: dict[tuple[int, ...], tuple[ImageReference | None, list[MappingWarning]]] = {}
+        """Each reference item's reading, by position, with the warnings it gave: measurements name their
+        group's regions by reference, and each such name would read the same item again."""
         self._evidence = {e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence}
         self._group_count = 0
 
@@ -471,6 +474,18 @@ class _ReportParser:
         )
 
     def image_reference(self, item: ContentItem) -> ImageReference | None:
+        """The reference an item makes (a by-reference target read as often as it is named, with the same
+        warnings each time, but built once)."""
+        known = self._image_references.get(item.position)
+        if known is None:
+            before = len(self.warnings)
+            reference = self._image_reference(item)
+            known = self._image_references[item.position] = (reference, self.warnings[before:])
+        else:
+            self.warnings.extend(known[1])
+        return known[0]
+
+    def _image_reference(self, item: ContentItem) -> ImageReference | None:
         concept = item.concept
         if isinstance(item, ScoordItem):
             instances = tuple(
