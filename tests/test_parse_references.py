@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from sr2fhir_core.content import ByReferenceItem, ContentItem, iter_tree
+from sr2fhir_core.content import ByReferenceItem, ContainerItem, ContentItem, iter_tree
 from sr2fhir_core.document import SRDocument
 from sr2fhir_core.errors import WarningCode
 from sr2fhir_core.reading import read_document
@@ -97,7 +97,9 @@ def test_a_tree_whose_positions_are_not_paths_still_resolves() -> None:
     document = _document_with_references()
     expected = parse_report(document)
     assert document.root is not None
-    moved = dataclasses.replace(document, root=_renumbered(document.root, 41))
+    root = _renumbered(document.root, 41)
+    assert isinstance(root, ContainerItem)
+    moved = dataclasses.replace(document, root=root)
     report = parse_report(moved)
     assert _unresolved(report) == []
     shifted = [
