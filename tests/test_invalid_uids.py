@@ -259,3 +259,43 @@ def test_over_long_and_bad_characters_are_both_said() -> None:
         " (only letters, digits, '-' and '.'): no studyUid"
         for w in lost
     )
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom's, about the malformed UIDs
+@pytest.mark.parametrize("whitespace", ["\t", "\n", "  "])
+@pytest.mark.parametrize("ig_version", list(IgVersion))
+def test_sop_class_uid_no_code_can_hold_is_left_out_with_a_warning(ig_version: IgVersion, whitespace: str) -> None:
+    """`sopClass.code` is an R5 `code`: whitespace inside a SOP Class UID leaves the entry without it."""
+    spec = random_spec(18)
+    chosen = {i.sop_instance_uid for i in spec.referenced_instances()[::2]}
+    malformed: set[str] = set()
+
+    def malform(uid: str) -> str:
+        malformed.add(uid.replace(".", whitespace, 1))
+        return uid.replace(".", whitespace, 1)
+
+    def selected(owner: object, name: str, _: str) -> bool:
+        return isinstance(owner, ReferencedInstance) and name == "sop_class_uid" and owner.sop_instance_uid in chosen
+
+    options = MappingOptions(ig_version=ig_version)
+    wellformed = map_sr(write_sr(spec), options)
+    result = map_sr(write_sr(_malform(spec, selected, malform)), options)
+    assert result.mapped and malformed
+
+    before, after = _selections(wellformed), _selections(result)
+    assert set(after) == set(before)
+    bare = 0
+    for selection_id, selection in after.items():
+        get_fhir_model_class("ImagingSelection").model_validate(orjson.loads(dumps_json(selection)))
+        for entry, old in zip(selection.get("instance", []), before[selection_id].get("instance", []), strict=True):
+            assert entry["uid"] == old["uid"]  # every entry stays
+            if entry["uid"] in chosen:
+                assert "sopClass" not in entry
+                bare += 1
+            else:
+                assert entry == old
+    lost = [w for w in result.warnings if w.message.startswith("SOP Class UID ")]
+    assert bare and len(lost) == bare
+    assert all(w.code == "invalid_value" and w.message.endswith(": no sopClass") for w in lost)
+    others = Counter(_warnings(result)) - Counter((w.code, w.position, w.message) for w in lost)
+    assert others == Counter(_warnings(wellformed))

@@ -38,11 +38,25 @@ _SOP_CLASS_CODINGS: dict[tuple[str, SopClassSystem], dict] = {}
 _SOP_CLASS_CODINGS_LIMIT = 4096
 
 
-def sop_class_coding(uid: str, system: SopClassSystem) -> dict:
-    """The `sopClass` Coding of a SOP Class UID, made once per process and shared by every instance entry
-    (resources treat what they share as read-only); a report references the same few classes throughout."""
-    coding = _SOP_CLASS_CODINGS.get((uid, system))
+FHIR_CODE = re.compile(r"[^\s]+( [^\s]+)*")
+"""The R5 `code` type: no whitespace but single spaces between other characters."""
+
+
+def _sop_class(context: ReportContext, position: tuple[int, ...], uid: str | None) -> dict | None:
+    """The `sopClass` Coding of an instance entry, made once per process and shared by every entry (resources
+    treat what they share as read-only; a report references the same few classes throughout). None, with a
+    warning that does not quote it, for a SOP Class UID no `code` can hold (a tab, a line break or two spaces
+    inside: never a UID, but a file can carry it)."""
+    if not uid:
+        return None
+    system = context.options.sop_class_system
+    coding = _SOP_CLASS_CODINGS.get((uid, system))  # only UIDs that passed the check below are kept
     if coding is None:
+        if not FHIR_CODE.fullmatch(uid):
+            context.warn(
+                WarningCode.INVALID_VALUE, position, "SOP Class UID has whitespace a FHIR code cannot hold: no sopClass"
+            )
+            return None
         if len(_SOP_CLASS_CODINGS) >= _SOP_CLASS_CODINGS_LIMIT:
             _SOP_CLASS_CODINGS.clear()
         coding = _SOP_CLASS_CODINGS[uid, system] = _sop_class_coding(uid, system)
@@ -165,8 +179,8 @@ def _instance(instance: ReferencedInstance, context: ReportContext, position: tu
     if uid is None:
         return None
     entry: dict = {"uid": uid}
-    if instance.sop_class_uid:
-        entry["sopClass"] = sop_class_coding(instance.sop_class_uid, context.options.sop_class_system)
+    if (sop_class := _sop_class(context, position, instance.sop_class_uid)) is not None:
+        entry["sopClass"] = sop_class
     return entry
 
 
@@ -318,8 +332,8 @@ def build_source_sr_content_item(
     resource["code"] = fixed(profiles.CODE_ORIGINAL_SOURCE)
     _place(resource, context, position, (), document.series_instance_uid, None, None, None)  # the SR's own study
     entry: dict = {"uid": sop_instance_uid}
-    if document.sop_class_uid:
-        entry["sopClass"] = sop_class_coding(document.sop_class_uid, context.options.sop_class_system)
+    if (sop_class := _sop_class(context, position, document.sop_class_uid)) is not None:
+        entry["sopClass"] = sop_class
     entry["subset"] = [observation_uid]
     resource["instance"] = [entry]
     return context.add(resource)
