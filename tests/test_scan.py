@@ -15,7 +15,7 @@ import struct
 import sys
 import tracemalloc
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
@@ -145,6 +145,13 @@ def same(data: bytes, explicit: bool, pos: int = 0) -> object:
     return c
 
 
+def same_dataset(data: bytes, explicit: bool, pos: int = 0) -> RawDataSet:
+    """`same`, for data both scanners read: the data set."""
+    result = same(data, explicit, pos)
+    assert isinstance(result, dict), result
+    return result
+
+
 def unsupported(why: str) -> tuple[str, str]:
     return ("FastReaderUnsupported", why)
 
@@ -219,26 +226,32 @@ def test_short_values_shared_within_a_scan() -> None:
     assert first_code[t.CODE_MEANING] is items_of(second[t.CONCEPT_NAME_CODE_SEQUENCE])[0][t.CODE_MEANING]
     long_text = b"x" * 66
     items = [item(element(t.TEXT_VALUE, b"UT", long_text)) for _ in range(2)]
-    result = same(sequence(t.CONTENT_SEQUENCE, items, True), True)
-    first, second = result[t.CONTENT_SEQUENCE]  # type: ignore[index]
+    result = same_dataset(sequence(t.CONTENT_SEQUENCE, items, True), True)
+    first, second = items_of(result[t.CONTENT_SEQUENCE])
     assert first[t.TEXT_VALUE] == second[t.TEXT_VALUE] and first[t.TEXT_VALUE] is not second[t.TEXT_VALUE]
     distinct = [item(element(t.TEXT_VALUE, b"UT", b"%d" % number)) for number in range(5_000)]
     distinct += [item(element(t.TEXT_VALUE, b"UT", b"%d" % number)) for number in range(0, 5_000, 7)]
-    result = same(sequence(t.CONTENT_SEQUENCE, distinct, True), True)
-    assert [value[t.TEXT_VALUE] for value in result[t.CONTENT_SEQUENCE]][4_999:5_001] == [b"4999", b"0"]  # type: ignore[index]
+    result = same_dataset(sequence(t.CONTENT_SEQUENCE, distinct, True), True)
+    assert [value[t.TEXT_VALUE] for value in items_of(result[t.CONTENT_SEQUENCE])][4_999:5_001] == [b"4999", b"0"]
 
 
 @pytest.mark.parametrize(("explicit", "defined"), ENCODINGS)
 def test_equal_code_items_shared_within_a_scan(explicit: bool, defined: bool) -> None:
     """Equal items of code sequences are one dict (equal to the Python walker's separate dicts); items that
     differ in any byte, and items of other sequences, are not."""
-    result = same(small_dataset(explicit, defined), explicit)
-    first, second = result[t.CONTENT_SEQUENCE]  # type: ignore[index]
+    result = same_dataset(small_dataset(explicit, defined), explicit)
+    first, second = items_of(result[t.CONTENT_SEQUENCE])
     assert first is not second  # Content Sequence items are never shared
-    assert first[t.CONCEPT_NAME_CODE_SEQUENCE][0] is second[t.CONCEPT_NAME_CODE_SEQUENCE][0]
-    first_unit = first[t.MEASURED_VALUE_SEQUENCE][0][t.MEASUREMENT_UNITS_CODE_SEQUENCE][0]
-    assert first_unit is second[t.MEASURED_VALUE_SEQUENCE][0][t.MEASUREMENT_UNITS_CODE_SEQUENCE][0]
-    assert first_unit is not first[t.CONCEPT_NAME_CODE_SEQUENCE][0]
+
+    def concept(content: RawDataSet) -> RawDataSet:
+        return items_of(content[t.CONCEPT_NAME_CODE_SEQUENCE])[0]
+
+    def unit(content: RawDataSet) -> RawDataSet:
+        return items_of(items_of(content[t.MEASURED_VALUE_SEQUENCE])[0][t.MEASUREMENT_UNITS_CODE_SEQUENCE])[0]
+
+    assert concept(first) is concept(second)
+    assert unit(first) is unit(second)
+    assert unit(first) is not concept(first)
     enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
     code_body = enc(t.CODE_VALUE, b"SH", b"11") + enc(t.CODING_SCHEME_DESIGNATOR, b"SH", b"DCM ")
     bodies = [code_body, code_body.replace(b"11", b"12"), code_body, code_body]
@@ -247,8 +260,8 @@ def test_equal_code_items_shared_within_a_scan(explicit: bool, defined: bool) ->
         item(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [item(body, defined)], explicit, defined), defined)
         for body in bodies
     ]
-    result = same(sequence(t.CONTENT_SEQUENCE, items, explicit, defined), explicit)
-    concepts = [content[t.CONCEPT_NAME_CODE_SEQUENCE][0] for content in result[t.CONTENT_SEQUENCE]]  # type: ignore[index]
+    result = same_dataset(sequence(t.CONTENT_SEQUENCE, items, explicit, defined), explicit)
+    concepts = [concept(content) for content in items_of(result[t.CONTENT_SEQUENCE])]
     assert [concept is concepts[0] for concept in concepts] == [True, False, True, True, False]
 
 
@@ -506,7 +519,13 @@ def test_random_mutations(explicit: bool, defined: bool) -> None:
 # --- the Scanner's tables come from Python -------------------------------------------------------------
 
 
-def _scanner(**overrides: object) -> object:
+class Scanner(Protocol):
+    """What `_scan.Scanner` offers (the extension has no stubs)."""
+
+    def scan(self, data: bytes, pos: int, explicit: bool, /) -> RawDataSet: ...
+
+
+def _scanner(**overrides: object) -> Scanner:
     from sr2fhir_core.reading import _scan  # type: ignore[attr-defined]
 
     arguments: dict[str, object] = {
@@ -520,7 +539,8 @@ def _scanner(**overrides: object) -> object:
         "max_depth": fast_parser.MAX_DEPTH,
     }
     arguments.update(overrides)
-    return _scan.Scanner(**arguments)
+    scanner: Scanner = _scan.Scanner(**arguments)
+    return scanner
 
 
 def test_scanner_keeps_the_tags_it_is_given() -> None:
@@ -529,10 +549,10 @@ def test_scanner_keeps_the_tags_it_is_given() -> None:
         read_vr={t.PATIENT_NAME: b"PN", t.CONTENT_SEQUENCE: b"SQ", t.NUMERIC_VALUE: b"DS"}, shared_item_sequences=()
     )
     # Measured values and their numbers sit in a sequence this table does not keep.
-    assert scanner.scan(data, 0, True) == {t.PATIENT_NAME: b"Doe^J ", t.CONTENT_SEQUENCE: [{}, {}]}  # type: ignore[attr-defined]
+    assert scanner.scan(data, 0, True) == {t.PATIENT_NAME: b"Doe^J ", t.CONTENT_SEQUENCE: [{}, {}]}
     deep = _scanner(max_depth=3)
-    assert isinstance(deep.scan(nested(3, t.CONTENT_SEQUENCE, True, True), 0, True), dict)  # type: ignore[attr-defined]
-    too_deep = outcome(deep.scan, nested(4, t.CONTENT_SEQUENCE, True, True), 0, True)  # type: ignore[attr-defined]
+    assert isinstance(deep.scan(nested(3, t.CONTENT_SEQUENCE, True, True), 0, True), dict)
+    too_deep = outcome(deep.scan, nested(4, t.CONTENT_SEQUENCE, True, True), 0, True)
     assert too_deep == unsupported("nested too deeply")
 
 
@@ -580,11 +600,11 @@ def test_callback_errors_propagate() -> None:
 
     data = implicit(t.SOP_CLASS_UID, b"1.2\0") + implicit(0x00091010, b"", UNDEFINED)
     with pytest.raises(KeyError):
-        _scanner(is_sequence_tag=broken).scan(data, 0, False)  # type: ignore[attr-defined]
+        _scanner(is_sequence_tag=broken).scan(data, 0, False)
     with pytest.raises(TypeError):
-        _scanner(corrupt=lambda: "not an exception").scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)  # type: ignore[attr-defined]
+        _scanner(corrupt=lambda: "not an exception").scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)
     with pytest.raises(ZeroDivisionError):
-        _scanner(corrupt=lambda: 1 / 0).scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)  # type: ignore[attr-defined]
+        _scanner(corrupt=lambda: 1 / 0).scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)
 
 
 def test_no_reinitialisation_during_a_scan() -> None:
@@ -607,8 +627,8 @@ def test_no_reinitialisation_during_a_scan() -> None:
     scanner = _scanner(is_sequence_tag=reinitialise)
     data = implicit(t.SOP_CLASS_UID, b"1.2\0") + implicit(0x00091010, b"", UNDEFINED)
     with pytest.raises(RuntimeError, match="during a scan"):
-        scanner.scan(data, 0, False)  # type: ignore[attr-defined]
-    assert scanner.scan(implicit(t.SOP_CLASS_UID, b"1.2\0"), 0, False) == {t.SOP_CLASS_UID: b"1.2\0"}  # type: ignore[attr-defined]
+        scanner.scan(data, 0, False)
+    assert scanner.scan(implicit(t.SOP_CLASS_UID, b"1.2\0"), 0, False) == {t.SOP_CLASS_UID: b"1.2\0"}
 
 
 # --- references --------------------------------------------------------------------------------------------
