@@ -9,6 +9,7 @@ for anything else unusual, which `reading.read_document` answers with the refere
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -710,8 +711,28 @@ def _load_c_tree() -> Callable[[list[RawDataSet], Position, Encodings], Children
         by_reference=ByReferenceItem,
         unknown=UnknownItem,
         sop_reference=SopReference,
+        layouts={cls: _layout(cls) for cls in (*_C_TREE_CLASSES, *(spec[1] for spec in kinds.values() if spec[1]))},
+        required=dataclasses.MISSING,
     )
     return builder.children
+
+
+_C_TREE_CLASSES = (ByReferenceItem, UnknownItem, SopReference)
+
+
+def _layout(cls: type) -> tuple[tuple[str, object], ...]:
+    """A class's fields in order with their defaults, for the C builder to set its slots as `__init__` would.
+    Only plain slotted dataclasses qualify: every slot a field with a plain default (or none), nothing run
+    after the fields are set."""
+    fields = dataclasses.fields(cls)
+    slots = {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
+    if (
+        hasattr(cls, "__post_init__")
+        or slots != {field.name for field in fields}
+        or any(not field.init or field.default_factory is not dataclasses.MISSING for field in fields)
+    ):
+        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass: the C builder cannot set its fields")
+    return tuple((field.name, field.default) for field in fields)
 
 
 _C_TREE_CODED_TAGS = (t.CONTINUITY_OF_CONTENT, t.TEMPLATE_IDENTIFIER, t.MAPPING_RESOURCE)
