@@ -62,7 +62,12 @@
     X(REFERENCED_SEGMENT_NUMBER)                                                                            \
     X(CODE_VALUE)                                                                                           \
     X(CODING_SCHEME_DESIGNATOR)                                                                             \
-    X(CODE_MEANING)
+    X(CODE_MEANING)                                                                                         \
+    X(CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE)                                                        \
+    X(PERTINENT_OTHER_EVIDENCE_SEQUENCE)                                                                    \
+    X(STUDY_INSTANCE_UID)                                                                                   \
+    X(REFERENCED_SERIES_SEQUENCE)                                                                           \
+    X(SERIES_INSTANCE_UID)
 
 /* Python functions the Builder calls for what it does not do itself (see fast_reader._load_c_tree). */
 #define FALLBACK_NAMES(X)                                                                                   \
@@ -76,7 +81,8 @@
     X(ascii_text)     /* (raw) -> str | None */                                                             \
     X(ds_text)        /* (raw) -> str | None, for what the plain-number check here does not accept */      \
     X(first_float64)  /* (raw) -> float | None, for a length that is not a multiple of 8 */                \
-    X(ints)           /* (item, tag) -> tuple[int, ...], for a non-empty value */
+    X(ints)           /* (item, tag) -> tuple[int, ...], for a non-empty value */                         \
+    X(evidence)       /* (dataset, encodings) -> tuple[EvidenceInstance, ...]: the whole Python walk */
 
 #define AS_ENUM(name) TAG_##name,
 enum { TAG_NAMES(AS_ENUM) TAG_COUNT };
@@ -137,6 +143,7 @@ typedef struct {
     Constructor by_reference;            /* ByReferenceItem */
     Constructor unknown;                 /* UnknownItem */
     Constructor sop_reference;           /* SopReference */
+    Constructor evidence_instance;       /* EvidenceInstance */
     PyObject *empty_text;                /* "" */
     Kind kinds[MAX_KINDS];
     Py_ssize_t kind_count;
@@ -273,6 +280,8 @@ static const char *const by_reference_names[] = {"position", "relationship", "re
 static const char *const unknown_names[] = {ITEM_FIELDS, "raw_value_type", NULL};
 static const char *const sop_reference_names[] = {"sop_class_uid", "sop_instance_uid", "frame_numbers",
                                                   "segment_numbers", NULL};
+static const char *const evidence_instance_names[] = {"study_instance_uid", "series_instance_uid", "sop_class_uid",
+                                                      "sop_instance_uid", NULL};
 
 /* `kinds`: Value Type text -> (kind, class | None, tag | None, function | None). Fills `text_kinds` and,
  * through `value_types` (raw Value Type -> text), `raw_kinds`. */
@@ -377,7 +386,7 @@ Builder_traverse(Builder *self, visitproc visit, void *arg)
     Py_VISIT(self->raw_kinds);
     Py_VISIT(self->text_kinds);
     Py_VISIT(self->empty_text);
-    for (Constructor *c = &self->by_reference; c <= &self->sop_reference; c++) {
+    for (Constructor *c = &self->by_reference; c <= &self->evidence_instance; c++) {
         if (visit_constructor(c, visit, arg) < 0) {
             return -1;
         }
@@ -412,6 +421,7 @@ Builder_clear(Builder *self)
     clear_constructor(&self->by_reference);
     clear_constructor(&self->unknown);
     clear_constructor(&self->sop_reference);
+    clear_constructor(&self->evidence_instance);
     Py_CLEAR(self->empty_text);
     for (Py_ssize_t i = 0; i < self->kind_count; i++) {
         clear_constructor(&self->kinds[i].make);
@@ -436,14 +446,15 @@ Builder_init(Builder *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {
         "tags", "fallbacks", "code_tags", "code_cache", "uid_cache", "ascii_cache", "relationships",
-        "value_types", "kinds", "by_reference", "unknown", "sop_reference", "layouts", "required", NULL,
+        "value_types", "kinds", "by_reference", "unknown", "sop_reference", "evidence_instance", "layouts",
+        "required", NULL,
     };
     PyObject *tags, *fallbacks, *code_tags, *code_cache, *uid_cache, *ascii_cache, *relationships, *value_types,
-        *kinds, *by_reference, *unknown, *sop_reference, *layouts, *required;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOOOOOO!O:Builder", keywords, &tags, &fallbacks,
+        *kinds, *by_reference, *unknown, *sop_reference, *evidence_instance, *layouts, *required;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOOOOOOO!O:Builder", keywords, &tags, &fallbacks,
                                      &code_tags, &code_cache, &uid_cache, &ascii_cache, &relationships,
-                                     &value_types, &kinds, &by_reference, &unknown, &sop_reference, &PyDict_Type,
-                                     &layouts, &required)) {
+                                     &value_types, &kinds, &by_reference, &unknown, &sop_reference,
+                                     &evidence_instance, &PyDict_Type, &layouts, &required)) {
         return -1;
     }
     if (self->builds > 0) {
@@ -462,6 +473,8 @@ Builder_init(Builder *self, PyObject *args, PyObject *kwargs)
         load_constructor(by_reference, layouts, required, by_reference_names, &self->by_reference) < 0 ||
         load_constructor(unknown, layouts, required, unknown_names, &self->unknown) < 0 ||
         load_constructor(sop_reference, layouts, required, sop_reference_names, &self->sop_reference) < 0 ||
+        load_constructor(evidence_instance, layouts, required, evidence_instance_names, &self->evidence_instance) <
+            0 ||
         (self->empty_text = PyUnicode_FromStringAndSize("", 0)) == NULL) {
         Builder_clear(self);
         return -1;
@@ -1139,20 +1152,163 @@ Builder_children(Builder *self, PyObject *const *args, Py_ssize_t nargs)
     return children;
 }
 
+/* --- Builder.evidence ------------------------------------------------------------------------------- */
+
+/* `dataset.get(tag) or []` of a sequence: 0 with a borrowed list (NULL when there is none), or TO_PYTHON. */
+static int
+items_of(const Builder *b, PyObject *dataset, int tag, PyObject **items)
+{
+    *items = get(b, dataset, tag);
+    if (*items == NULL) {
+        return PyErr_Occurred() ? FAILED : 0;
+    }
+    if (PyList_CheckExact(*items)) {
+        return 0;
+    }
+    int truth = PyObject_IsTrue(*items);
+    *items = NULL;
+    return truth < 0 ? FAILED : truth ? TO_PYTHON : 0;
+}
+
+/* `_encodings(dataset, ...)` where only its failure matters: the evidence reads UIDs, whatever the encoding. */
+static int
+check_encodings(const Builder *b, PyObject *dataset)
+{
+    PyObject *encodings = encodings_of(b, dataset, Py_None);
+    Py_XDECREF(encodings);
+    return encodings == NULL ? FAILED : 0;
+}
+
+/* The instances of one study (a dict) into `instances`: 0, FAILED or TO_PYTHON. */
+static int
+study_evidence(const Builder *b, PyObject *study, PyObject *instances)
+{
+    PyObject *values[4] = {NULL, NULL, NULL, NULL}; /* study, series, SOP class, SOP instance UIDs */
+    PyObject *series_items;
+    int status = check_encodings(b, study);
+    if (status == 0 && (values[0] = optional_text(b, study, TAG_STUDY_INSTANCE_UID, b->uid_cache,
+                                                  FALLBACK_uid_text)) == NULL) {
+        status = FAILED;
+    }
+    if (status == 0) {
+        status = items_of(b, study, TAG_REFERENCED_SERIES_SEQUENCE, &series_items);
+    }
+    for (Py_ssize_t i = 0; status == 0 && series_items != NULL && i < PyList_GET_SIZE(series_items); i++) {
+        PyObject *series = PyList_GET_ITEM(series_items, i), *instance_items;
+        if (!PyDict_CheckExact(series)) {
+            status = TO_PYTHON;
+            break;
+        }
+        Py_CLEAR(values[1]);
+        if ((status = check_encodings(b, series)) != 0 ||
+            (values[1] = optional_text(b, series, TAG_SERIES_INSTANCE_UID, b->uid_cache, FALLBACK_uid_text)) ==
+                NULL ||
+            (status = items_of(b, series, TAG_REFERENCED_SOP_SEQUENCE, &instance_items)) != 0) {
+            status = status ? status : FAILED;
+            break;
+        }
+        for (Py_ssize_t j = 0; instance_items != NULL && j < PyList_GET_SIZE(instance_items); j++) {
+            PyObject *instance = PyList_GET_ITEM(instance_items, j);
+            if (!PyDict_CheckExact(instance)) {
+                status = TO_PYTHON;
+                break;
+            }
+            if ((status = check_encodings(b, instance)) != 0) {
+                break;
+            }
+            values[3] = optional_text(b, instance, TAG_REFERENCED_SOP_INSTANCE_UID, b->uid_cache, FALLBACK_uid_text);
+            if (values[3] == NULL) {
+                status = FAILED;
+                break;
+            }
+            if (values[3] == Py_None) {
+                Py_CLEAR(values[3]);
+                continue;
+            }
+            values[2] = or_empty(
+                b, optional_text(b, instance, TAG_REFERENCED_SOP_CLASS_UID, b->uid_cache, FALLBACK_uid_text));
+            PyObject *evidence = values[2] ? construct(&b->evidence_instance, values) : NULL;
+            Py_CLEAR(values[2]);
+            Py_CLEAR(values[3]);
+            if (evidence == NULL || PyList_Append(instances, evidence) < 0) {
+                Py_XDECREF(evidence);
+                status = FAILED;
+                break;
+            }
+            Py_DECREF(evidence);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return status;
+}
+
+PyDoc_STRVAR(Builder_evidence_doc,
+             "evidence($self, dataset, encodings, /)\n--\n\n"
+             "The referenced instances of the Current Requested Procedure and Pertinent Other Evidence\n"
+             "Sequences of `dataset`: a tuple equal to fast_reader._evidence's.");
+
+static PyObject *
+Builder_evidence(Builder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "evidence() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->code_cache == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Builder was not initialised");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "evidence() takes a dict");
+        return NULL;
+    }
+    PyObject *instances = PyList_New(0);
+    if (instances == NULL) {
+        return NULL;
+    }
+    self->builds++;
+    int status = 0;
+    static const int sequences[] = {TAG_CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+                                    TAG_PERTINENT_OTHER_EVIDENCE_SEQUENCE};
+    for (int s = 0; status == 0 && s < 2; s++) {
+        PyObject *studies;
+        status = items_of(self, args[0], sequences[s], &studies);
+        for (Py_ssize_t i = 0; status == 0 && studies != NULL && i < PyList_GET_SIZE(studies); i++) {
+            PyObject *study = PyList_GET_ITEM(studies, i);
+            status = PyDict_CheckExact(study) ? study_evidence(self, study, instances) : TO_PYTHON;
+        }
+    }
+    PyObject *result = NULL;
+    if (status == 0) {
+        result = PyList_AsTuple(instances);
+    }
+    else if (status == TO_PYTHON) {
+        /* A value of a type the scanner does not produce: the Python walk decides, from the start. */
+        result = PyObject_Vectorcall(self->fallbacks[FALLBACK_evidence], args, 2, NULL);
+    }
+    self->builds--;
+    Py_DECREF(instances);
+    return result;
+}
+
 static PyMethodDef Builder_methods[] = {
     {"children", (PyCFunction)(void (*)(void))Builder_children, METH_FASTCALL, Builder_children_doc},
+    {"evidence", (PyCFunction)(void (*)(void))Builder_evidence, METH_FASTCALL, Builder_evidence_doc},
     {NULL, NULL, 0, NULL},
 };
 
 PyDoc_STRVAR(Builder_doc,
              "Builder(*, tags, fallbacks, code_tags, code_cache, uid_cache, ascii_cache, relationships, "
-             "value_types, kinds, by_reference, unknown, sop_reference, layouts, required)\n--\n\n"
+             "value_types, kinds, by_reference, unknown, sop_reference, evidence_instance, layouts, required)\n"
+             "--\n\n"
              "Builds SR content items from fast_parser's raw data sets as fast_reader's Python builder does.\n"
              "`tags`: TAG_NAMES -> int tag; `fallbacks`: FALLBACK_NAMES -> the Python functions used for what\n"
              "is not done in C; `code_tags`: the tags of a Code Sequence item's full cache key; the caches:\n"
              "the process-wide dicts of fast_reader and fast_values; `relationships`: raw Relationship Type ->\n"
              "RelationshipType; `value_types`: raw Value Type -> text; `kinds`: Value Type text -> (KIND_*,\n"
-             "class, tag, function); `by_reference`, `unknown`, `sop_reference`: those classes; `layouts`:\n"
+             "class, tag, function); `by_reference`, ..., `evidence_instance`: those classes; `layouts`:\n"
              "class -> its fields in order, ((name, default), ...), `required` as the default of a field without.");
 
 static PyTypeObject BuilderType = {

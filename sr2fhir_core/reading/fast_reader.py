@@ -14,7 +14,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from ..content import (
     ByReferenceItem,
@@ -628,147 +628,6 @@ def _children(content: list[RawDataSet], position: Position, encodings: Encoding
     return tuple([build(child, (*position, index), encodings) for index, child in enumerate(content, start=1)])
 
 
-# --- which content-tree builder runs ------------------------------------------------------------------
-#
-# `_children` above, with `_content_item` and the builders, is the specification; `_tree.c` builds the same
-# items from the same raw data sets in C. It is configured from the tables and caches here and in
-# `fast_values`, and calls the Python functions for everything it does not do itself, so each value's
-# semantics stay in one place.
-
-TreeBuilderName: TypeAlias = Literal["c", "python"]
-_C_TREE_VERSION = 1
-"""The `_tree.VERSION` this module is written against: a stale in-place build is not used."""
-
-
-def _relationship_fallback(raw: bytes) -> RelationshipType | None:
-    return RelationshipType.parse(_ascii_text(raw))
-
-
-def _value_type_fallback(raw: bytes | None) -> str:
-    return (v.coded_text(raw) or "").upper() if raw is not None else ""
-
-
-def _load_c_tree() -> Callable[[list[RawDataSet], Position, Encodings], Children] | None:
-    try:
-        from . import _tree  # type: ignore[attr-defined]
-    except ImportError:
-        return None  # not built (no compiler at install time): `_children` does the same work
-    if getattr(_tree, "VERSION", None) != _C_TREE_VERSION:
-        warnings.warn(
-            "sr2fhir_core.reading._tree is a stale build; using the Python content-tree builder "
-            "(reinstall to rebuild it)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    # The C builder reads these values as the Python builders do, with the cached functions below.
-    assert all(_TEXT_BY_TAG[tag] is _text_coded for tag in _C_TREE_CODED_TAGS)
-    assert all(_TEXT_BY_TAG[tag] is _text_uid for tag in _C_TREE_UID_TAGS)
-    kinds = {
-        "CONTAINER": (_tree.KIND_CONTAINER, ContainerItem, None, None),
-        "NUM": (_tree.KIND_NUM, NumItem, None, None),
-        "CODE": (_tree.KIND_CODE, CodeItem, None, None),
-        "UIDREF": (_tree.KIND_UID_VALUE, UidRefItem, t.UID, None),
-        **{
-            value_type: (_tree.KIND_TEXT_VALUE, cls, tag, _TEXT_BY_TAG[tag])
-            for value_type, cls, tag in (
-                ("TEXT", TextItem, t.TEXT_VALUE),
-                ("DATE", DateItem, t.DATE),
-                ("TIME", TimeItem, t.TIME),
-                ("DATETIME", DateTimeItem, t.DATETIME),
-            )
-        },
-        "IMAGE": (_tree.KIND_REFERENCE, ImageItem, None, None),
-        "COMPOSITE": (_tree.KIND_REFERENCE, CompositeItem, None, None),
-    }
-    kinds.update(
-        (value_type, (_tree.KIND_PYTHON, None, None, builder))
-        for value_type, builder in _BUILDERS.items()
-        if value_type not in kinds
-    )
-    builder = _tree.Builder(
-        tags={name: getattr(t, name) for name in _tree.TAG_NAMES},
-        fallbacks={
-            "content_item": _content_item,
-            "encodings_for": v.encodings_for,
-            "relationship": _relationship_fallback,
-            "value_type": _value_type_fallback,
-            "code": _code,
-            "uid_text": v.uid_text,
-            "coded_text": v.coded_text,
-            "ascii_text": v.ascii_text,
-            "ds_text": v.ds_text,
-            "first_float64": v.first_float64,
-            "ints": _ints,
-        },
-        code_tags=_CODE_TAGS,
-        code_cache=_CODE_CACHE,
-        uid_cache=v._UID_CACHE,
-        ascii_cache=v._ASCII_CACHE,
-        relationships=_RELATIONSHIPS,
-        value_types=_VALUE_TYPES,
-        kinds=kinds,
-        by_reference=ByReferenceItem,
-        unknown=UnknownItem,
-        sop_reference=SopReference,
-        layouts={cls: _layout(cls) for cls in (*_C_TREE_CLASSES, *(spec[1] for spec in kinds.values() if spec[1]))},
-        required=dataclasses.MISSING,
-    )
-    return builder.children
-
-
-_C_TREE_CLASSES = (ByReferenceItem, UnknownItem, SopReference)
-
-
-def _layout(cls: type) -> tuple[tuple[str, object], ...]:
-    """A class's fields in order with their defaults, for the C builder to set its slots as `__init__` would.
-    Only plain slotted dataclasses qualify: every slot a field with a plain default (or none), nothing run
-    after the fields are set."""
-    fields = dataclasses.fields(cls)
-    slots = {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
-    if (
-        hasattr(cls, "__post_init__")
-        or slots != {field.name for field in fields}
-        or any(not field.init or field.default_factory is not dataclasses.MISSING for field in fields)
-    ):
-        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass: the C builder cannot set its fields")
-    return tuple((field.name, field.default) for field in fields)
-
-
-_C_TREE_CODED_TAGS = (t.CONTINUITY_OF_CONTENT, t.TEMPLATE_IDENTIFIER, t.MAPPING_RESOURCE)
-_C_TREE_UID_TAGS = (t.OBSERVATION_UID, t.UID, t.REFERENCED_SOP_CLASS_UID, t.REFERENCED_SOP_INSTANCE_UID)
-_C_CHILDREN = _load_c_tree()
-C_TREE_BUILDER_AVAILABLE = _C_CHILDREN is not None
-"""Whether the C content-tree builder is built and loadable (even when the environment asks for Python)."""
-_PURE_PYTHON = os.environ.get("SR2FHIR_PURE_PYTHON", "") not in ("", "0")
-TREE_BUILDER: TreeBuilderName = "c" if _C_CHILDREN is not None and not _PURE_PYTHON else "python"
-"""The content-tree builder `read_document` uses: "c" when the extension is built, unless SR2FHIR_PURE_PYTHON
-is set (not to 0)."""
-_build_children: Callable[[list[RawDataSet], Position, Encodings], Children] = (
-    _C_CHILDREN if _C_CHILDREN is not None and not _PURE_PYTHON else _children
-)
-
-
-@contextmanager
-def using_tree_builder(name: TreeBuilderName) -> Iterator[None]:
-    """Build content trees with the named builder inside the block (for tests and benchmarks; not thread
-    safe)."""
-    global _build_children
-    if name == "c":
-        if _C_CHILDREN is None:
-            raise RuntimeError("the C content-tree builder is not built")
-        chosen = _C_CHILDREN
-    elif name == "python":
-        chosen = _children
-    else:
-        raise ValueError(f"unknown tree builder {name!r}")
-    previous, _build_children = _build_children, chosen
-    try:
-        yield
-    finally:
-        _build_children = previous
-
-
 # --- header -------------------------------------------------------------------------------------------
 
 
@@ -932,7 +791,160 @@ def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> 
         completion_flag=_text(dataset, t.COMPLETION_FLAG, encodings),
         verification_flag=_text(dataset, t.VERIFICATION_FLAG, encodings),
         participants=_participants(dataset, encodings),
-        evidence=_evidence(dataset, encodings),
+        evidence=_build_evidence(dataset, encodings),
         coding_schemes=_coding_schemes(dataset, encodings),
         root=root,
     )
+
+
+# --- which content-tree builder runs ------------------------------------------------------------------
+#
+# `_children` above, with `_content_item` and the builders, is the specification; `_tree.c` builds the same
+# items from the same raw data sets in C. It is configured from the tables and caches here and in
+# `fast_values`, and calls the Python functions for everything it does not do itself, so each value's
+# semantics stay in one place.
+
+TreeBuilderName: TypeAlias = Literal["c", "python"]
+_C_TREE_VERSION = 1
+"""The `_tree.VERSION` this module is written against: a stale in-place build is not used."""
+
+
+def _relationship_fallback(raw: bytes) -> RelationshipType | None:
+    return RelationshipType.parse(_ascii_text(raw))
+
+
+def _value_type_fallback(raw: bytes | None) -> str:
+    return (v.coded_text(raw) or "").upper() if raw is not None else ""
+
+
+class _TreeBuilder(Protocol):
+    """What `_tree.Builder` offers: `_children` and `_evidence`, in C."""
+
+    def children(self, content: list[RawDataSet], position: Position, encodings: Encodings, /) -> Children: ...
+
+    def evidence(self, dataset: RawDataSet, encodings: Encodings, /) -> tuple[EvidenceInstance, ...]: ...
+
+
+def _load_c_tree() -> _TreeBuilder | None:
+    try:
+        from . import _tree  # type: ignore[attr-defined]
+    except ImportError:
+        return None  # not built (no compiler at install time): `_children` does the same work
+    if getattr(_tree, "VERSION", None) != _C_TREE_VERSION:
+        warnings.warn(
+            "sr2fhir_core.reading._tree is a stale build; using the Python content-tree builder "
+            "(reinstall to rebuild it)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    # The C builder reads these values as the Python builders do, with the cached functions below.
+    assert all(_TEXT_BY_TAG[tag] is _text_coded for tag in _C_TREE_CODED_TAGS)
+    assert all(_TEXT_BY_TAG[tag] is _text_uid for tag in _C_TREE_UID_TAGS)
+    kinds = {
+        "CONTAINER": (_tree.KIND_CONTAINER, ContainerItem, None, None),
+        "NUM": (_tree.KIND_NUM, NumItem, None, None),
+        "CODE": (_tree.KIND_CODE, CodeItem, None, None),
+        "UIDREF": (_tree.KIND_UID_VALUE, UidRefItem, t.UID, None),
+        **{
+            value_type: (_tree.KIND_TEXT_VALUE, cls, tag, _TEXT_BY_TAG[tag])
+            for value_type, cls, tag in (
+                ("TEXT", TextItem, t.TEXT_VALUE),
+                ("DATE", DateItem, t.DATE),
+                ("TIME", TimeItem, t.TIME),
+                ("DATETIME", DateTimeItem, t.DATETIME),
+            )
+        },
+        "IMAGE": (_tree.KIND_REFERENCE, ImageItem, None, None),
+        "COMPOSITE": (_tree.KIND_REFERENCE, CompositeItem, None, None),
+    }
+    kinds.update(
+        (value_type, (_tree.KIND_PYTHON, None, None, builder))
+        for value_type, builder in _BUILDERS.items()
+        if value_type not in kinds
+    )
+    builder = _tree.Builder(
+        tags={name: getattr(t, name) for name in _tree.TAG_NAMES},
+        fallbacks={
+            "content_item": _content_item,
+            "encodings_for": v.encodings_for,
+            "relationship": _relationship_fallback,
+            "value_type": _value_type_fallback,
+            "code": _code,
+            "uid_text": v.uid_text,
+            "coded_text": v.coded_text,
+            "ascii_text": v.ascii_text,
+            "ds_text": v.ds_text,
+            "first_float64": v.first_float64,
+            "ints": _ints,
+            "evidence": _evidence,
+        },
+        code_tags=_CODE_TAGS,
+        code_cache=_CODE_CACHE,
+        uid_cache=v._UID_CACHE,
+        ascii_cache=v._ASCII_CACHE,
+        relationships=_RELATIONSHIPS,
+        value_types=_VALUE_TYPES,
+        kinds=kinds,
+        by_reference=ByReferenceItem,
+        unknown=UnknownItem,
+        sop_reference=SopReference,
+        evidence_instance=EvidenceInstance,
+        layouts={cls: _layout(cls) for cls in (*_C_TREE_CLASSES, *(spec[1] for spec in kinds.values() if spec[1]))},
+        required=dataclasses.MISSING,
+    )
+    return builder  # type: ignore[no-any-return]
+
+
+_C_TREE_CLASSES = (ByReferenceItem, UnknownItem, SopReference, EvidenceInstance)
+
+
+def _layout(cls: type) -> tuple[tuple[str, object], ...]:
+    """A class's fields in order with their defaults, for the C builder to set its slots as `__init__` would.
+    Only plain slotted dataclasses qualify: every slot a field with a plain default (or none), nothing run
+    after the fields are set."""
+    fields = dataclasses.fields(cls)
+    slots = {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
+    if (
+        hasattr(cls, "__post_init__")
+        or slots != {field.name for field in fields}
+        or any(not field.init or field.default_factory is not dataclasses.MISSING for field in fields)
+    ):
+        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass: the C builder cannot set its fields")
+    return tuple((field.name, field.default) for field in fields)
+
+
+_C_TREE_CODED_TAGS = (t.CONTINUITY_OF_CONTENT, t.TEMPLATE_IDENTIFIER, t.MAPPING_RESOURCE)
+_C_TREE_UID_TAGS = (t.OBSERVATION_UID, t.UID, t.REFERENCED_SOP_CLASS_UID, t.REFERENCED_SOP_INSTANCE_UID)
+_C_TREE = _load_c_tree()
+C_TREE_BUILDER_AVAILABLE = _C_TREE is not None
+"""Whether the C content-tree builder is built and loadable (even when the environment asks for Python)."""
+_PURE_PYTHON = os.environ.get("SR2FHIR_PURE_PYTHON", "") not in ("", "0")
+TREE_BUILDER: TreeBuilderName = "c" if _C_TREE is not None and not _PURE_PYTHON else "python"
+"""The content-tree builder `read_document` uses (content items and the evidence list): "c" when the extension
+is built, unless SR2FHIR_PURE_PYTHON is set (not to 0)."""
+_build_children: Callable[[list[RawDataSet], Position, Encodings], Children] = _children
+_build_evidence: Callable[[RawDataSet, Encodings], tuple[EvidenceInstance, ...]] = _evidence
+if TREE_BUILDER == "c" and _C_TREE is not None:
+    _build_children, _build_evidence = _C_TREE.children, _C_TREE.evidence
+
+
+@contextmanager
+def using_tree_builder(name: TreeBuilderName) -> Iterator[None]:
+    """Build content trees with the named builder inside the block (for tests and benchmarks; not thread
+    safe)."""
+    global _build_children, _build_evidence
+    if name == "c":
+        if _C_TREE is None:
+            raise RuntimeError("the C content-tree builder is not built")
+        chosen = (_C_TREE.children, _C_TREE.evidence)
+    elif name == "python":
+        chosen = (_children, _evidence)
+    else:
+        raise ValueError(f"unknown tree builder {name!r}")
+    previous = (_build_children, _build_evidence)
+    _build_children, _build_evidence = chosen
+    try:
+        yield
+    finally:
+        _build_children, _build_evidence = previous
