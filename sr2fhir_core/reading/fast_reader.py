@@ -14,6 +14,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Literal, Protocol, TypeAlias
 
 from ..content import (
@@ -838,10 +839,16 @@ def _load_c_tree() -> _TreeBuilder | None:
             stacklevel=2,
         )
         return None
+    builder: _TreeBuilder = _tree.Builder(**_c_tree_tables(_tree))
+    return builder
+
+
+def _c_tree_tables(_tree: ModuleType) -> dict[str, object]:
+    """What `_tree.Builder` is configured with: this module's tables, caches, classes and Python fallbacks."""
     # The C builder reads these values as the Python builders do, with the cached functions below.
     assert all(_TEXT_BY_TAG[tag] is _text_coded for tag in _C_TREE_CODED_TAGS)
     assert all(_TEXT_BY_TAG[tag] is _text_uid for tag in _C_TREE_UID_TAGS)
-    kinds = {
+    kinds: dict[str, tuple[int, type | None, int | None, Callable[..., object] | None]] = {
         "CONTAINER": (_tree.KIND_CONTAINER, ContainerItem, None, None),
         "NUM": (_tree.KIND_NUM, NumItem, None, None),
         "CODE": (_tree.KIND_CODE, CodeItem, None, None),
@@ -863,7 +870,7 @@ def _load_c_tree() -> _TreeBuilder | None:
         for value_type, builder in _BUILDERS.items()
         if value_type not in kinds
     )
-    builder = _tree.Builder(
+    return dict(
         tags={name: getattr(t, name) for name in _tree.TAG_NAMES},
         fallbacks={
             "content_item": _content_item,
@@ -893,7 +900,6 @@ def _load_c_tree() -> _TreeBuilder | None:
         layouts={cls: _layout(cls) for cls in (*_C_TREE_CLASSES, *(spec[1] for spec in kinds.values() if spec[1]))},
         required=dataclasses.MISSING,
     )
-    return builder  # type: ignore[no-any-return]
 
 
 _C_TREE_CLASSES = (ByReferenceItem, UnknownItem, SopReference, EvidenceInstance)
@@ -915,7 +921,14 @@ def _layout(cls: type) -> tuple[tuple[str, object], ...]:
 
 
 _C_TREE_CODED_TAGS = (t.CONTINUITY_OF_CONTENT, t.TEMPLATE_IDENTIFIER, t.MAPPING_RESOURCE)
-_C_TREE_UID_TAGS = (t.OBSERVATION_UID, t.UID, t.REFERENCED_SOP_CLASS_UID, t.REFERENCED_SOP_INSTANCE_UID)
+_C_TREE_UID_TAGS = (
+    t.OBSERVATION_UID,
+    t.UID,
+    t.REFERENCED_SOP_CLASS_UID,
+    t.REFERENCED_SOP_INSTANCE_UID,
+    t.STUDY_INSTANCE_UID,
+    t.SERIES_INSTANCE_UID,
+)
 _C_TREE = _load_c_tree()
 C_TREE_BUILDER_AVAILABLE = _C_TREE is not None
 """Whether the C content-tree builder is built and loadable (even when the environment asks for Python)."""
