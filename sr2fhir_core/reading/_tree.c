@@ -386,9 +386,12 @@ Builder_traverse(Builder *self, visitproc visit, void *arg)
     Py_VISIT(self->raw_kinds);
     Py_VISIT(self->text_kinds);
     Py_VISIT(self->empty_text);
-    for (Constructor *c = &self->by_reference; c <= &self->evidence_instance; c++) {
-        if (visit_constructor(c, visit, arg) < 0) {
-            return -1;
+    Constructor *constructors[] = {&self->by_reference, &self->unknown, &self->sop_reference,
+                                   &self->evidence_instance};
+    for (size_t i = 0; i < sizeof constructors / sizeof constructors[0]; i++) {
+        int failed = visit_constructor(constructors[i], visit, arg);
+        if (failed) {
+            return failed;
         }
     }
     for (Py_ssize_t i = 0; i < self->kind_count; i++) {
