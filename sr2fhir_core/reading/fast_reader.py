@@ -5,6 +5,13 @@ same `SRDocument` the reference reader (`pydicom_reader`) builds, accessor for a
 semantics of `fast_values`. It raises `SRRejected` only for what the reference reader is known to reject
 the same way (truncation where pydicom reads eagerly, not an SR document), and `FastReaderUnsupported`
 for anything else unusual, which `reading.read_document` answers with the reference reader.
+
+The content tree (`_children` and the builders) and the evidence list (`_evidence`) exist twice: here in
+Python, which is their specification, and in C (`_tree.c`, built when a compiler is there), configured from
+this module's tables and caches and calling its Python functions for everything but the traversal, the
+cache hits and the construction of the items. `TREE_BUILDER` says which one runs; `SR2FHIR_PURE_PYTHON=1`
+makes it the Python one. Both give equal documents and the same exceptions
+(`tests/test_reader_differential.py`, `tests/test_tree.py`).
 """
 
 from __future__ import annotations
