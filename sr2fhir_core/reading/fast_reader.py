@@ -589,6 +589,16 @@ _ascii_text = v.ascii_text
 _encodings_for = v.encodings_for
 
 
+def _relationship_fallback(raw: bytes) -> RelationshipType | None:
+    """A Relationship Type not written as one of `_RELATIONSHIPS`' keys."""
+    return RelationshipType.parse(_ascii_text(raw))
+
+
+def _value_type_fallback(raw: bytes | None) -> str:
+    """The Value Type text the reference reader compares, for a value not written as one of `_VALUE_TYPES`'."""
+    return (v.coded_text(raw) or "").upper() if raw is not None else ""
+
+
 def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> ContentItem:
     get = item.get
     charset = get(_SPECIFIC_CHARACTER_SET)
@@ -597,7 +607,7 @@ def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> Co
     relationship_raw = get(_RELATIONSHIP_TYPE)
     relationship = _RELATIONSHIPS.get(relationship_raw)  # type: ignore[arg-type]
     if relationship is None and relationship_raw is not None:
-        relationship = RelationshipType.parse(_ascii_text(relationship_raw))  # type: ignore[arg-type]
+        relationship = _relationship_fallback(relationship_raw)  # type: ignore[arg-type]
     value_type_raw = get(_VALUE_TYPE)
     # The reference reader tests the raw values: an empty UL has no value, an empty CS has "".
     if value_type_raw is None and get(_REFERENCED_CONTENT_ITEM_IDENTIFIER):
@@ -608,7 +618,7 @@ def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> Co
         )
     value_type = _VALUE_TYPES.get(value_type_raw)  # type: ignore[arg-type]
     if value_type is None:
-        value_type = (v.coded_text(value_type_raw) or "").upper() if value_type_raw is not None else ""  # type: ignore[arg-type]
+        value_type = _value_type_fallback(value_type_raw)  # type: ignore[arg-type]
     concepts = get(_CONCEPT_NAME_CODE_SEQUENCE)
     concept = _code(concepts[0], encodings) if concepts else None  # type: ignore[arg-type]
     raw = get(_OBSERVATION_UID)
@@ -815,14 +825,6 @@ def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> 
 TreeBuilderName: TypeAlias = Literal["c", "python"]
 _C_TREE_VERSION = 1
 """The `_tree.VERSION` this module is written against: a stale in-place build is not used."""
-
-
-def _relationship_fallback(raw: bytes) -> RelationshipType | None:
-    return RelationshipType.parse(_ascii_text(raw))
-
-
-def _value_type_fallback(raw: bytes | None) -> str:
-    return (v.coded_text(raw) or "").upper() if raw is not None else ""
 
 
 class _TreeBuilder(Protocol):
