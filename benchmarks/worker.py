@@ -73,10 +73,14 @@ def _dcmqi_startup(samples: int) -> dict:
 
 
 def _scanner() -> str | None:
-    """What the core says it scans with, when it says (`sr2fhir_core.reading.SCANNER`)."""
+    """What the core says it reads with, when it says: the element scanner (`sr2fhir_core.reading.SCANNER`)
+    and, when there is one, the content-tree builder (`TREE_BUILDER`)."""
     reading = sys.modules.get("sr2fhir_core.reading")
     scanner = getattr(reading, "SCANNER", None) if reading else None
-    return None if scanner is None else str(scanner)
+    tree_builder = getattr(reading, "TREE_BUILDER", None) if reading else None
+    if scanner is None:
+        return None
+    return str(scanner) if tree_builder is None else f"{scanner} (content tree builder: {tree_builder})"
 
 
 class FileResult(TypedDict):

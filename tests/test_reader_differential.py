@@ -6,7 +6,9 @@ Where it declines (`FastReaderUnsupported`), `read_document` falls back to the r
 outcome is the reference by construction; such inputs are counted so a regression that makes the fast
 reader decline everything would show. The fast reader runs once with each element scanner (the C extension,
 when built, and the pure-Python walker), and the two scanners' parse results must be identical: the same
-raw data set, or the same exception with the same message. `map_sr` output with `Reader.AUTO` and
+raw data set, or the same exception with the same message. With each scanner it runs once with each
+content-tree builder (`_tree.c`, when built, and the Python builder), which must give identical documents
+or the same exception with the same message. `map_sr` output with `Reader.AUTO` and
 `Reader.PYDICOM` must be the same too (resources as JSON, rows, the record except the free-text rejection
 message).
 
@@ -41,7 +43,7 @@ from sr2fhir_core import MappingOptions, MappingResult, dumps_json, map_sr
 from sr2fhir_core.document import SRDocument
 from sr2fhir_core.errors import SRRejected
 from sr2fhir_core.options import Reader
-from sr2fhir_core.reading import FastReaderUnsupported, fast_parser, read_fast, read_with_pydicom
+from sr2fhir_core.reading import FastReaderUnsupported, fast_parser, fast_reader, read_fast, read_with_pydicom
 
 Input = tuple[str, bytes]
 
@@ -74,6 +76,16 @@ SOURCES = [
 
 SCANNERS: list[fast_parser.ScannerName] = ["c", "python"] if fast_parser.C_SCANNER_AVAILABLE else ["python"]
 """Element scanners the fast reader runs with; without a C compiler at install time only the Python one."""
+TREE_BUILDERS: list[fast_reader.TreeBuilderName] = (
+    ["c", "python"] if fast_reader.C_TREE_BUILDER_AVAILABLE else ["python"]
+)
+"""Content-tree builders the fast reader runs with, with each scanner."""
+RUNS = [(scanner, builder) for scanner in SCANNERS for builder in TREE_BUILDERS]
+"""(scanner, tree builder) pairs, each a separate run of the fast reader."""
+
+
+def _run_label(scanner: str, builder: str) -> str:
+    return f"{scanner} scanner, {builder} tree"
 
 
 # --- the comparison -----------------------------------------------------------------------------------
@@ -90,7 +102,7 @@ def _on_alarm(signum: int, frame: FrameType | None) -> NoReturn:
 @dataclass
 class Tally:
     decided: Counter[str] = field(default_factory=Counter)
-    """Per scanner: inputs the fast reader decided (a document or a rejection)."""
+    """Per run (`_run_label`): inputs the fast reader decided (a document or a rejection)."""
     declined: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
@@ -129,26 +141,43 @@ def _parse_outcome(data: bytes) -> object:
         return ("FastReaderUnsupported", str(unsupported))
 
 
-def _fast_outcome(name: str, data: bytes, expected: SRDocument | str, tally: Tally, scanner: str) -> bool:
-    """The fast reader with the current scanner against the reference; False after a failure."""
-    tracemalloc.start()
+def _read_outcome(data: bytes, traced: bool) -> tuple[object, int]:
+    """`read_fast` as a comparable value (the document, or the exception's type and text, and reason) and,
+    when `traced`, its peak allocation."""
+    if traced:
+        tracemalloc.start()
     try:
-        fast = _outcome(read_fast, data)
-    except FastReaderUnsupported:
-        fast = None
+        return read_fast(data), _peak(traced)
+    except SRRejected as rejection:
+        return ("SRRejected", rejection.reason.value, str(rejection)), _peak(traced)
+    except Exception as error:  # the builders must agree on any exception, not only the reader's own
+        return (type(error).__name__, str(error)), _peak(traced)
     finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        if traced:
+            tracemalloc.stop()
+
+
+def _peak(traced: bool) -> int:
+    return tracemalloc.get_traced_memory()[1] if traced else 0
+
+
+def _fast_outcome(
+    name: str, data: bytes, expected: SRDocument | str, tally: Tally, label: str, traced: bool
+) -> tuple[bool, object]:
+    """The fast reader with the current scanner and tree builder against the reference: False after a failure,
+    and the outcome. The peak allocation is checked when `traced` (tracemalloc is slow: once per scanner)."""
+    outcome, peak = _read_outcome(data, traced)
     if peak > MEMORY_FACTOR * len(data) + MEMORY_SLACK:
-        tally.failures.append(f"{name} [{scanner}]: fast reader allocated {peak} bytes for {len(data)}")
-    if fast is None:
-        tally.declined[scanner] += 1
-        return True
-    tally.decided[scanner] += 1
+        tally.failures.append(f"{name} [{label}]: fast reader allocated {peak} bytes for {len(data)}")
+    if isinstance(outcome, tuple) and outcome[0] == "FastReaderUnsupported":
+        tally.declined[label] += 1
+        return True, outcome
+    tally.decided[label] += 1
+    fast = f"rejected:{outcome[1]}" if isinstance(outcome, tuple) and outcome[0] == "SRRejected" else outcome
     if not _same(fast, expected):
-        tally.failures.append(f"{name} [{scanner}]: fast {_describe(fast)} != reference {_describe(expected)}")
-        return False
-    return True
+        tally.failures.append(f"{name} [{label}]: fast {_describe_read(fast)} != reference {_describe_read(expected)}")
+        return False, outcome
+    return True, outcome
 
 
 def compare(name: str, data: bytes, tally: Tally) -> None:
@@ -162,7 +191,20 @@ def compare(name: str, data: bytes, tally: Tally) -> None:
         for scanner in SCANNERS:
             with fast_parser.using_scanner(scanner):
                 parsed[scanner] = _parse_outcome(data)
-                agreed = _fast_outcome(name, data, expected, tally, scanner) and agreed
+                trees = {}
+                for builder in TREE_BUILDERS:
+                    with fast_reader.using_tree_builder(builder):
+                        label = _run_label(scanner, builder)
+                        ok, trees[builder] = _fast_outcome(
+                            name, data, expected, tally, label, traced=builder == TREE_BUILDERS[0]
+                        )
+                        agreed = ok and agreed
+            if len(trees) == 2 and not _same(trees["c"], trees["python"]):
+                tally.failures.append(
+                    f"{name} [{scanner} scanner]: C tree builder {_describe_read(trees['c'])} != Python tree "
+                    f"builder {_describe_read(trees['python'])}"
+                )
+                agreed = False
         if len(parsed) == 2 and not _same(parsed["c"], parsed["python"]):
             tally.failures.append(
                 f"{name}: C scanner {_describe_parse(parsed['c'])} != Python scanner "
@@ -188,8 +230,8 @@ def _describe_parse(outcome: object) -> str:
     return "a parsed file" if isinstance(outcome, fast_parser.ParsedFile) else repr(outcome)
 
 
-def _describe(outcome: SRDocument | str) -> str:
-    return outcome if isinstance(outcome, str) else "a document"
+def _describe_read(outcome: object) -> str:
+    return "a document" if isinstance(outcome, SRDocument) else outcome if isinstance(outcome, str) else repr(outcome)
 
 
 @pytest.mark.corpus
@@ -200,18 +242,19 @@ def test_readers_agree(source: str, request: pytest.FixtureRequest) -> None:
     tally = Tally()
     for name, data in inputs:
         compare(name, data, tally)
-    for scanner in SCANNERS:
+    for scanner, builder in RUNS:
+        label = _run_label(scanner, builder)
         print(
-            f"{source} [{scanner} scanner]: {len(inputs)} inputs, fast reader decided {tally.decided[scanner]}, "
-            f"declined {tally.declined[scanner]}"
+            f"{source} [{label}]: {len(inputs)} inputs, fast reader decided {tally.decided[label]}, "
+            f"declined {tally.declined[label]}"
         )
     assert not tally.failures, "\n".join(tally.failures[:30])
     if source in ("corpus_inputs", "encoding_variants", "charset_variants"):
-        # Well-formed files: the fast reader must decide every DICOM one itself, with either scanner.
-        for scanner in SCANNERS:
-            with fast_parser.using_scanner(scanner):
+        # Well-formed files: the fast reader must decide every DICOM one itself, with either scanner and builder.
+        for scanner, builder in RUNS:
+            with fast_parser.using_scanner(scanner), fast_reader.using_tree_builder(builder):
                 declined = [name for name, data in inputs if _declines(data)]
-            assert not declined, f"fast reader [{scanner}] declined well-formed files: {declined}"
+            assert not declined, f"fast reader [{_run_label(scanner, builder)}] declined well-formed files: {declined}"
 
 
 def _declines(data: bytes) -> bool:

@@ -7,7 +7,9 @@ reference reader; `Reader.PYDICOM` uses the reference reader alone. Both give th
 the same rejections: `tests/test_reader_differential.py` holds them to it.
 
 `SCANNER` says which element walker the fast reader uses: "c" (the `_scan` extension, built at install
-time when a C compiler is there) or "python" (no compiler, or `SR2FHIR_PURE_PYTHON=1`). Results are the same.
+time when a C compiler is there) or "python" (no compiler, or `SR2FHIR_PURE_PYTHON=1`); `TREE_BUILDER` says
+the same of what builds the content tree from the walker's output (the `_tree` extension or Python). Results
+are the same.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from ..document import SRDocument
 from ..options import Reader
 from .fast_parser import SCANNER, FastReaderUnsupported
+from .fast_reader import TREE_BUILDER
 from .fast_reader import read_document as read_fast
 from .pydicom_reader import read_document as read_with_pydicom
 
@@ -28,4 +31,4 @@ def read_document(data: bytes, reader: Reader = Reader.AUTO) -> SRDocument:
         return read_with_pydicom(data)
 
 
-__all__ = ["SCANNER", "FastReaderUnsupported", "read_document", "read_fast", "read_with_pydicom"]
+__all__ = ["SCANNER", "TREE_BUILDER", "FastReaderUnsupported", "read_document", "read_fast", "read_with_pydicom"]

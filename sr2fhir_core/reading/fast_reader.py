@@ -5,11 +5,24 @@ same `SRDocument` the reference reader (`pydicom_reader`) builds, accessor for a
 semantics of `fast_values`. It raises `SRRejected` only for what the reference reader is known to reject
 the same way (truncation where pydicom reads eagerly, not an SR document), and `FastReaderUnsupported`
 for anything else unusual, which `reading.read_document` answers with the reference reader.
+
+The content tree (`_children` and the builders) and the evidence list (`_evidence`) exist twice: here in
+Python, which is their specification, and in C (`_tree.c`, built when a compiler is there), configured from
+this module's tables and caches and calling its Python functions for everything but the traversal, the
+cache hits and the construction of the items. `TREE_BUILDER` says which one runs; `SR2FHIR_PURE_PYTHON=1`
+makes it the Python one. Both give equal documents and the same exceptions
+(`tests/test_reader_differential.py`, `tests/test_tree.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Literal, Protocol, TypeAlias
 
 from ..content import (
     ByReferenceItem,
@@ -53,7 +66,7 @@ from .fast_parser import FastReaderUnsupported, RawDataSet, parse
 from .sop_classes import is_sr_storage
 from .transfer_syntaxes import check_transfer_syntax
 
-__all__ = ["FastReaderUnsupported", "read_document"]
+__all__ = ["TREE_BUILDER", "FastReaderUnsupported", "read_document", "using_tree_builder"]
 
 Encodings = v.Encodings
 _READ_VR = t.READ_VR
@@ -576,6 +589,16 @@ _ascii_text = v.ascii_text
 _encodings_for = v.encodings_for
 
 
+def _relationship_fallback(raw: bytes) -> RelationshipType | None:
+    """A Relationship Type not written as one of `_RELATIONSHIPS`' keys."""
+    return RelationshipType.parse(_ascii_text(raw))
+
+
+def _value_type_fallback(raw: bytes | None) -> str:
+    """The Value Type text the reference reader compares, for a value not written as one of `_VALUE_TYPES`'."""
+    return (v.coded_text(raw) or "").upper() if raw is not None else ""
+
+
 def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> ContentItem:
     get = item.get
     charset = get(_SPECIFIC_CHARACTER_SET)
@@ -584,7 +607,7 @@ def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> Co
     relationship_raw = get(_RELATIONSHIP_TYPE)
     relationship = _RELATIONSHIPS.get(relationship_raw)  # type: ignore[arg-type]
     if relationship is None and relationship_raw is not None:
-        relationship = RelationshipType.parse(_ascii_text(relationship_raw))  # type: ignore[arg-type]
+        relationship = _relationship_fallback(relationship_raw)  # type: ignore[arg-type]
     value_type_raw = get(_VALUE_TYPE)
     # The reference reader tests the raw values: an empty UL has no value, an empty CS has "".
     if value_type_raw is None and get(_REFERENCED_CONTENT_ITEM_IDENTIFIER):
@@ -595,7 +618,7 @@ def _content_item(item: RawDataSet, position: Position, parent: Encodings) -> Co
         )
     value_type = _VALUE_TYPES.get(value_type_raw)  # type: ignore[arg-type]
     if value_type is None:
-        value_type = (v.coded_text(value_type_raw) or "").upper() if value_type_raw is not None else ""  # type: ignore[arg-type]
+        value_type = _value_type_fallback(value_type_raw)  # type: ignore[arg-type]
     concepts = get(_CONCEPT_NAME_CODE_SEQUENCE)
     concept = _code(concepts[0], encodings) if concepts else None  # type: ignore[arg-type]
     raw = get(_OBSERVATION_UID)
@@ -741,7 +764,11 @@ def _coding_schemes(dataset: RawDataSet, encodings: Encodings) -> tuple[CodingSc
 
 def _root_children(dataset: RawDataSet, encodings: Encodings) -> Children:
     content = dataset.get(t.CONTENT_SEQUENCE)
-    return _children(content, (1,), encodings) if content else ()  # type: ignore[arg-type]
+    if not content:
+        return ()
+    # The C builder takes the list the scanner makes; anything else (never seen) is the Python one's to fail on.
+    build = _build_children if type(content) is list else _children
+    return build(content, (1,), encodings)  # type: ignore[arg-type]
 
 
 def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> SRDocument:
@@ -782,7 +809,164 @@ def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> 
         completion_flag=_text(dataset, t.COMPLETION_FLAG, encodings),
         verification_flag=_text(dataset, t.VERIFICATION_FLAG, encodings),
         participants=_participants(dataset, encodings),
-        evidence=_evidence(dataset, encodings),
+        evidence=_build_evidence(dataset, encodings),
         coding_schemes=_coding_schemes(dataset, encodings),
         root=root,
     )
+
+
+# --- which content-tree builder runs ------------------------------------------------------------------
+#
+# `_children` above, with `_content_item` and the builders, is the specification; `_tree.c` builds the same
+# items from the same raw data sets in C. It is configured from the tables and caches here and in
+# `fast_values`, and calls the Python functions for everything it does not do itself, so each value's
+# semantics stay in one place.
+
+TreeBuilderName: TypeAlias = Literal["c", "python"]
+_C_TREE_VERSION = 1
+"""The `_tree.VERSION` this module is written against: a stale in-place build is not used."""
+
+
+class _TreeBuilder(Protocol):
+    """What `_tree.Builder` offers: `_children` and `_evidence`, in C."""
+
+    def children(self, content: list[RawDataSet], position: Position, encodings: Encodings, /) -> Children: ...
+
+    def evidence(self, dataset: RawDataSet, encodings: Encodings, /) -> tuple[EvidenceInstance, ...]: ...
+
+
+def _load_c_tree() -> _TreeBuilder | None:
+    try:
+        from . import _tree  # type: ignore[attr-defined]
+    except ImportError:
+        return None  # not built (no compiler at install time): `_children` does the same work
+    if getattr(_tree, "VERSION", None) != _C_TREE_VERSION:
+        warnings.warn(
+            "sr2fhir_core.reading._tree is a stale build; using the Python content-tree builder "
+            "(reinstall to rebuild it)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    builder: _TreeBuilder = _tree.Builder(**_c_tree_tables(_tree))
+    return builder
+
+
+def _c_tree_tables(_tree: ModuleType) -> dict[str, object]:
+    """What `_tree.Builder` is configured with: this module's tables, caches, classes and Python fallbacks."""
+    # The C builder reads these values as the Python builders do, with the cached functions below.
+    assert all(_TEXT_BY_TAG[tag] is _text_coded for tag in _C_TREE_CODED_TAGS)
+    assert all(_TEXT_BY_TAG[tag] is _text_uid for tag in _C_TREE_UID_TAGS)
+    kinds: dict[str, tuple[int, type | None, int | None, Callable[..., object] | None]] = {
+        "CONTAINER": (_tree.KIND_CONTAINER, ContainerItem, None, None),
+        "NUM": (_tree.KIND_NUM, NumItem, None, None),
+        "CODE": (_tree.KIND_CODE, CodeItem, None, None),
+        "UIDREF": (_tree.KIND_UID_VALUE, UidRefItem, t.UID, None),
+        **{
+            value_type: (_tree.KIND_TEXT_VALUE, cls, tag, _TEXT_BY_TAG[tag])
+            for value_type, cls, tag in (
+                ("TEXT", TextItem, t.TEXT_VALUE),
+                ("DATE", DateItem, t.DATE),
+                ("TIME", TimeItem, t.TIME),
+                ("DATETIME", DateTimeItem, t.DATETIME),
+            )
+        },
+        "IMAGE": (_tree.KIND_REFERENCE, ImageItem, None, None),
+        "COMPOSITE": (_tree.KIND_REFERENCE, CompositeItem, None, None),
+    }
+    kinds.update(
+        (value_type, (_tree.KIND_PYTHON, None, None, builder))
+        for value_type, builder in _BUILDERS.items()
+        if value_type not in kinds
+    )
+    return dict(
+        tags={name: getattr(t, name) for name in _tree.TAG_NAMES},
+        fallbacks={
+            "content_item": _content_item,
+            "encodings_for": v.encodings_for,
+            "relationship": _relationship_fallback,
+            "value_type": _value_type_fallback,
+            "code": _code,
+            "uid_text": v.uid_text,
+            "coded_text": v.coded_text,
+            "ascii_text": v.ascii_text,
+            "ds_text": v.ds_text,
+            "first_float64": v.first_float64,
+            "ints": _ints,
+            "evidence": _evidence,
+        },
+        code_tags=_CODE_TAGS,
+        code_cache=_CODE_CACHE,
+        uid_cache=v._UID_CACHE,
+        ascii_cache=v._ASCII_CACHE,
+        relationships=_RELATIONSHIPS,
+        value_types=_VALUE_TYPES,
+        kinds=kinds,
+        by_reference=ByReferenceItem,
+        unknown=UnknownItem,
+        sop_reference=SopReference,
+        evidence_instance=EvidenceInstance,
+        layouts={cls: _layout(cls) for cls in (*_C_TREE_CLASSES, *(spec[1] for spec in kinds.values() if spec[1]))},
+        required=dataclasses.MISSING,
+    )
+
+
+_C_TREE_CLASSES = (ByReferenceItem, UnknownItem, SopReference, EvidenceInstance)
+
+
+def _layout(cls: type) -> tuple[tuple[str, object], ...]:
+    """A class's fields in order with their defaults, for the C builder to set its slots as `__init__` would.
+    Only plain slotted dataclasses qualify: every slot a field with a plain default (or none), nothing run
+    after the fields are set."""
+    fields = dataclasses.fields(cls)
+    slots = {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
+    if (
+        hasattr(cls, "__post_init__")
+        or slots != {field.name for field in fields}
+        or any(not field.init or field.default_factory is not dataclasses.MISSING for field in fields)
+    ):
+        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass: the C builder cannot set its fields")
+    return tuple((field.name, field.default) for field in fields)
+
+
+_C_TREE_CODED_TAGS = (t.CONTINUITY_OF_CONTENT, t.TEMPLATE_IDENTIFIER, t.MAPPING_RESOURCE)
+_C_TREE_UID_TAGS = (
+    t.OBSERVATION_UID,
+    t.UID,
+    t.REFERENCED_SOP_CLASS_UID,
+    t.REFERENCED_SOP_INSTANCE_UID,
+    t.STUDY_INSTANCE_UID,
+    t.SERIES_INSTANCE_UID,
+)
+_C_TREE = _load_c_tree()
+C_TREE_BUILDER_AVAILABLE = _C_TREE is not None
+"""Whether the C content-tree builder is built and loadable (even when the environment asks for Python)."""
+_PURE_PYTHON = os.environ.get("SR2FHIR_PURE_PYTHON", "") not in ("", "0")
+TREE_BUILDER: TreeBuilderName = "c" if _C_TREE is not None and not _PURE_PYTHON else "python"
+"""The content-tree builder `read_document` uses (content items and the evidence list): "c" when the extension
+is built, unless SR2FHIR_PURE_PYTHON is set (not to 0)."""
+_build_children: Callable[[list[RawDataSet], Position, Encodings], Children] = _children
+_build_evidence: Callable[[RawDataSet, Encodings], tuple[EvidenceInstance, ...]] = _evidence
+if TREE_BUILDER == "c" and _C_TREE is not None:
+    _build_children, _build_evidence = _C_TREE.children, _C_TREE.evidence
+
+
+@contextmanager
+def using_tree_builder(name: TreeBuilderName) -> Iterator[None]:
+    """Build content trees with the named builder inside the block (for tests and benchmarks; not thread
+    safe)."""
+    global _build_children, _build_evidence
+    if name == "c":
+        if _C_TREE is None:
+            raise RuntimeError("the C content-tree builder is not built")
+        chosen = (_C_TREE.children, _C_TREE.evidence)
+    elif name == "python":
+        chosen = (_children, _evidence)
+    else:
+        raise ValueError(f"unknown tree builder {name!r}")
+    previous = (_build_children, _build_evidence)
+    _build_children, _build_evidence = chosen
+    try:
+        yield
+    finally:
+        _build_children, _build_evidence = previous
