@@ -51,8 +51,10 @@ class Inputs:
         raw = self.raw
         if only is not None:
             raw = raw.where(F.col("_metadata.file_path").isin(only))
-        # binaryFile evaluates filters on length before it opens a file: oversized files are never read.
-        small = F.col("length") <= self.max_file_bytes
+        # Two scans, each of the files it needs: filters on `_metadata` fields prune files from the listing when the
+        # scan is planned, so neither scan visits the other's files (binaryFile asks the file system for each
+        # file it visits, a HEAD request on an object store, before any filter on `length` could skip it).
+        small = F.col("_metadata.file_size") <= self.max_file_bytes
         readable = raw.where(small).select(*_file_columns(), "content")
         oversized = raw.where(~small).select(*_file_columns(), F.lit(None).cast("binary").alias("content"))
         return readable.unionByName(oversized)
