@@ -13,11 +13,11 @@ import gc
 import random
 import struct
 import sys
-import tracemalloc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
+from leak_check import LEAK_LIMIT, memory_growth
 
 from sr2fhir_core.errors import RejectionReason, SRRejected
 from sr2fhir_core.reading import fast_parser
@@ -653,15 +653,6 @@ def test_no_leaks_on_success_or_failure() -> None:
     run(20)
     gc.collect()
     references = sys.getrefcount(key)
-    tracemalloc.start()
-    try:
-        run(20)
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        run(300)
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 64 * 1024, f"memory grew by {after - before} bytes"
+    growth = memory_growth(run)
+    assert growth < LEAK_LIMIT, f"memory grew by {growth} bytes"
     assert sys.getrefcount(key) == references

@@ -15,13 +15,13 @@ import gc
 import io
 import struct
 import sys
-import tracemalloc
 import warnings
 from collections.abc import Callable, Iterator
 from functools import partial
 
 import pydicom
 import pytest
+from leak_check import LEAK_LIMIT, memory_growth
 
 from sr2fhir_core.content import ContentItem, NumItem, RelationshipType
 from sr2fhir_core.reading import fast_reader, fast_values, read_fast, read_with_pydicom
@@ -683,17 +683,8 @@ def test_no_leaks_on_success_or_failure() -> None:
     run(20)
     gc.collect()
     references = (sys.getrefcount(key), sys.getrefcount(fast_reader._CODE_CACHE[concept_key]))
-    tracemalloc.start()
-    try:
-        run(20)
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        run(300)
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 64 * 1024, f"memory grew by {after - before} bytes"
+    growth = memory_growth(run)
+    assert growth < LEAK_LIMIT, f"memory grew by {growth} bytes"
     assert (sys.getrefcount(key), sys.getrefcount(fast_reader._CODE_CACHE[concept_key])) == references
 
 
