@@ -79,6 +79,9 @@ class Layout:
 
 APPEND_MARKER = "_appends"
 """File in a run's staging folder: the run appends its table rows (`_cleanup` deletes them if it is killed)."""
+MERGE_MARKER = "_merge_next"
+"""File under --output: a run that merged was killed after its table commits may have left rows of files still new
+to the ledger, so runs merge (which replaces them) instead of appending until one that merged has committed."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -268,10 +271,11 @@ def _side_by_side(spark: SparkSession, tag: str, calls: dict[str, Callable[[], o
     return results
 
 
-def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, table_format: str) -> None:
+def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, table_format: str) -> bool:
     """Remove what killed runs left: staging folders, and the appended table rows and export folders of runs that
     never reached their ledger commit (their files are mapped again, so those rows and resources come again
-    too). One run at a time per output: a run in progress elsewhere would look killed."""
+    too). Returns whether this run must merge rather than append (`MERGE_MARKER`). One run at a time per output:
+    a run in progress elsewhere would look killed."""
     staged = [f.name for f in fs.list_dir(f"{layout.root}/_staging") if f.is_dir]
     completed = {f.name.removesuffix(".json") for f in fs.list_dir(f"{layout.root}/runs")}
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
@@ -289,11 +293,14 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, 
         )
         for name in tables.TABLES if appended else ():
             tables.delete_runs(spark, fs, layout.table(name), appended)
+        if any(name not in committed and name not in appended for name in staged):
+            fs.write_bytes(f"{layout.root}/{MERGE_MARKER}", b"")
         for folder in unfinished:
             if folder.name not in committed:
                 log.warning("removing the export of an interrupted run: %s", folder.name)
                 fs.delete(folder.uri)
     fs.delete(f"{layout.root}/_staging")
+    return fs.exists(f"{layout.root}/{MERGE_MARKER}")
 
 
 def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], None] | None = None) -> dict:
@@ -320,7 +327,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     )
 
     with step("recover"):
-        _cleanup(spark, fs, layout, ledger, table_format)
+        must_merge = _cleanup(spark, fs, layout, ledger, table_format)
         if table_format == "parquet":
             for name in tables.TABLES:
                 tables.recover_parquet(fs, layout.table(name))
@@ -377,7 +384,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
         # Rows of new files replace nothing: append them, a commit that costs the same whatever the table's size,
         # where a MERGE reads the whole table's keys. A killed append is undone by the next run's `_cleanup`.
-        merge = not selection.new_files_only or removed is not None or table_format != "delta"
+        merge = must_merge or not selection.new_files_only or removed is not None or table_format != "delta"
         if not merge:
             fs.write_bytes(f"{staging}/{APPEND_MARKER}", b"")
 
@@ -425,6 +432,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             ledger.write(records, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
             if removed is not None:  # after the records: a run killed in between finds the same files gone again
                 summary["removed"] = _record_removed(ledger, removed, config, run_id, started)
+        if merge or replace:  # its tables now hold no row of a file the ledger does not know
+            fs.delete(f"{layout.root}/{MERGE_MARKER}")
     finally:
         records.unpersist()
         if removed is not None:

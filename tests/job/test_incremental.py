@@ -151,12 +151,30 @@ def test_new_files_are_appended_and_a_killed_append_is_undone(
     assert snapshot == _snapshot(spark, clean)
 
     # A changed file has rows to replace: a MERGE, even with a new file beside it.
+    changed_time = reports[0].stat().st_mtime
     os.utime(reports[0], (2_000_000_000, 2_000_000_000))
     (lake / "arrived later" / "2.dcm").write_bytes(reports[1].read_bytes())
-    run_job(spark, [lake], output)
+    # Killed after its MERGE: the new file's rows are in the tables, unknown to the ledger. The changed file
+    # gets its old time back, so the next run maps the new file alone, and must merge it all the same.
+    with pytest.raises(Killed):
+        run_job(spark, [lake], output, before_ledger=_kill)
+    for name in TABLES:
+        assert _operations(spark, output, name)[-1] == "MERGE", name
+    os.utime(reports[0], (changed_time, changed_time))
+    assert run_job(spark, [lake], output)["files"]["processed"] == 1
     for name in TABLES:
         assert _operations(spark, output, name)[-1] == "MERGE", name
     _no_duplicate_keys(_snapshot(spark, output))
+    # Once a MERGE has committed, new files are appended again.
+    (lake / "arrived later" / "3.dcm").write_bytes(reports[2].read_bytes())
+    run_job(spark, [lake], output)
+    for name in TABLES:
+        assert _operations(spark, output, name)[-1] == "WRITE", name
+    snapshot = _snapshot(spark, output)
+    _no_duplicate_keys(snapshot)
+    fresh = tmp_path / "fresh"
+    run_job(spark, [lake], fresh)
+    assert snapshot == _snapshot(spark, fresh)
 
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
