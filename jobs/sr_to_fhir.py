@@ -353,7 +353,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     if todo == []:
         if removed is not None:
             with step("remove"):
-                summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, run_id, started)
+                summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, fingerprint, run_id, started)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
         return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
 
@@ -384,8 +384,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
         # Rows of new files replace nothing: append them, a commit that costs the same whatever the table's size,
         # where a MERGE reads the whole table's keys. A killed append is undone by the next run's `_cleanup`.
-        merge = must_merge or not selection.new_files_only or removed is not None or table_format != "delta"
-        if not merge:
+        append = table_format == "delta" and selection.new_files_only and removed is None and not must_merge
+        if append:
             fs.write_bytes(f"{staging}/{APPEND_MARKER}", b"")
 
         def write_table(name: str) -> None:
@@ -394,7 +394,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             with step(f"table {name}"):
                 if table_format == "delta":
                     tables.write_delta(
-                        spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace, merge=merge
+                        spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace, merge=not append
                     )
                 else:
                     tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
@@ -431,8 +431,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         with step("ledger"):
             ledger.write(records, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
             if removed is not None:  # after the records: a run killed in between finds the same files gone again
-                summary["removed"] = _record_removed(ledger, removed, config, run_id, started)
-        if merge or replace:  # its tables now hold no row of a file the ledger does not know
+                summary["removed"] = _record_removed(ledger, removed, fingerprint, run_id, started)
+        if not append:  # it merged (or replaced): its tables hold no row of a file the ledger does not know
             fs.delete(f"{layout.root}/{MERGE_MARKER}")
     finally:
         records.unpersist()
@@ -448,6 +448,7 @@ def _remove(
     ledger: Ledger,
     removed: DataFrame,
     config: JobConfig,
+    fingerprint: str,
     run_id: str,
     started: datetime,
 ) -> dict[str, int]:
@@ -465,20 +466,20 @@ def _remove(
                 table_format=config.out.table_format,
                 partition_by=config.out.partition_by,
             )
-        return _record_removed(ledger, removed, config, run_id, started)
+        return _record_removed(ledger, removed, fingerprint, run_id, started)
     finally:
         removed.unpersist()
 
 
 def _record_removed(
-    ledger: Ledger, removed: DataFrame, config: JobConfig, run_id: str, started: datetime
+    ledger: Ledger, removed: DataFrame, fingerprint: str, run_id: str, started: datetime
 ) -> dict[str, int]:
     files = removed.count()
     inputs = ledger.write_removed(
         removed,
         run_id=run_id,
         processed_at=started,
-        fingerprint=mapping_fingerprint(config),
+        fingerprint=fingerprint,
         message="the file is no longer in the lake: its rows were deleted from the tables",
     )
     log.info("run %s: %d files gone from the lake (%d inputs): their rows deleted", run_id, files, inputs)

@@ -13,13 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from .. import codes
-from ..codes import DICOM_UID
 from ..datetimes import from_dicom_datetime
 from ..errors import WarningCode
 from ..tid1500.model import FindingSite, Measurement, MeasurementGroup, QualitativeEvaluation
 from . import profiles
 from .context import ReportContext, meta
-from .datatypes import decimal_value, fixed, quantity
+from .datatypes import decimal_value, fixed, quantity, uid_identifier
 from .devices import DeviceRegistry
 from .ids import document_resource_id
 
@@ -124,7 +123,6 @@ class ObservationBuilder:
         self.derived_kind = _Kind(profiles.DERIVED_MEASUREMENT, profiles.CATEGORY_DERIVED_MEASUREMENTS)
         self.evaluation_kind = _Kind(profiles.QUALITATIVE_EVALUATION, profiles.CATEGORY_QUALITATIVE_EVALUATIONS)
         self.group_code = fixed(profiles.CATEGORY_MEASUREMENT_GROUP)
-        self.observation_uid_type = fixed(profiles.IDENTIFIER_TYPE_OBSERVATION_UID)
         self.status = context.status
         self._times: dict[str | None, tuple[str | None, str | None]] = {None: (context.effective, context.issued)}
 
@@ -169,10 +167,7 @@ class ObservationBuilder:
             "meta": kind.meta,
         }
         if observation_uid:
-            # uid_identifier's result, spelt out: one per Observation.
-            resource["identifier"] = [
-                {"type": self.observation_uid_type, "system": DICOM_UID, "value": "urn:oid:" + observation_uid}
-            ]
+            resource["identifier"] = [uid_identifier(observation_uid, profiles.IDENTIFIER_TYPE_OBSERVATION_UID)]
         if self.based_on is not None:
             resource["basedOn"] = self.based_on
         resource["partOf"] = self.part_of
