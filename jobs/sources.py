@@ -2,8 +2,9 @@
 DataFrame of stored files (`source_file`, `size`, `modification_time`, and `content` on demand).
 
 The listing comes from the folders' listings alone where it can (jobs/listing.py); Spark's `binaryFile`
-source reads each file's bytes only in the tasks that need them (and lists the inputs itself when made). Nothing is decided by file name: DICOM with or without `.dcm`, archives
-and everything else go to the mapping step, which recognises them by content.
+source reads each file's bytes only in the tasks that need them (and lists the inputs itself when made).
+Nothing is decided by file name: DICOM with or without `.dcm`, archives and everything else go to the mapping
+step, which recognises them by content.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def test_the_keys_select_the_files_for_the_content_scan(spark: SparkSession, tre
 
 def test_missing_inputs_are_input_errors(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
     for uri in (f"{tree}/no-such-folder", f"{tree}/no-such-*", f"{tree}/2024/*/none.dcm"):
-        with pytest.raises(InputError, match="cannot list the inputs: .*does not exist"):
+        with pytest.raises(InputError, match=r"cannot list the inputs: .*does not exist"):
             _inputs(spark, [str(tree), uri], tmp_path)
 
 
