@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from jobs.config import load_config
+from jobs.session import apply_runtime_settings
 from jobs.sources import InputError, Inputs, open_inputs
+
+from .helpers import BUCKET, run_job, s3_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -133,3 +136,53 @@ def test_path_lists_keep_the_binary_file_listing(spark: SparkSession, tree: Path
     inputs = open_inputs(spark, config)
     assert inputs._listing is None
     assert sorted(Path(r.source_file).name for r in inputs.files.collect()) == ["a.dcm", "b.dcm", "c"]
+
+
+def _s3_requests(spark: SparkSession, uri: str) -> dict[str, int]:
+    """hadoop-aws's request counters of the file system serving `uri` (local mode: the tasks' too)."""
+    jvm = spark.sparkContext._jvm
+    jsc = spark.sparkContext._jsc
+    assert jvm is not None and jsc is not None
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    statistics = path.getFileSystem(jsc.hadoopConfiguration()).getStorageStatistics().getLongStatistics()
+    counts: dict[str, int] = {}
+    while statistics.hasNext():
+        statistic = statistics.next()
+        counts[str(statistic.getName())] = int(statistic.getValue())
+    return counts
+
+
+def test_an_unchanged_lake_on_s3_costs_no_request_per_file(
+    spark: SparkSession, s3_endpoint: tuple[str, Any], tmp_path: Path
+) -> None:
+    """A run that finds nothing new lists the folders (LIST requests) and asks for no file's status (HEAD)."""
+    endpoint, client = s3_endpoint
+    names = [f"{number % 4}/file {number}.bin" for number in range(56)]
+    names += ["odd/sp ace %20 ç\u00a0.bin", "odd/q#x?[b]{c}.bin", "odd/_a=1/z", "_hidden/x", "odd/.dot", "empty"]
+    for number, name in enumerate(names):
+        client.put_object(Bucket=BUCKET, Key=f"count/{name}", Body=b"" if name == "empty" else b"x" * (number + 1))
+    files = len(names) - 3
+    uri, settings = f"s3a://{BUCKET}/count/", s3_settings(endpoint)
+    config = load_config(inputs=[uri], output=str(tmp_path), overrides=settings)
+    apply_runtime_settings(spark, config.spark)
+    inputs = open_inputs(spark, config)
+    assert sorted(inputs.files.collect()) == sorted(_binary_file_listing(inputs).collect())
+
+    def requests(run: int) -> dict[str, int]:
+        before = _s3_requests(spark, uri)
+        summary = run_job(spark, [uri], tmp_path / "out", overrides=settings)
+        assert summary["files"]["found"] == files
+        assert summary["files"]["processed"] == (files if run == 0 else 0)
+        after = _s3_requests(spark, uri)
+        return {
+            name: after.get(name, 0) - before.get(name, 0)
+            for name in ("object_metadata_request", "object_list_request")
+        }
+
+    first, unchanged = requests(0), requests(1)
+    print("S3 requests, first run:", first, "unchanged:", unchanged)
+    # The first run reads every file (a status request in the content scan and one to open it); the next reads
+    # none. The requests left are per input and per folder (the lister checks each folder it lists), not per file.
+    assert files <= first["object_metadata_request"] <= 2 * files + 10, first
+    assert unchanged["object_metadata_request"] <= 10, unchanged
+    assert unchanged["object_list_request"] <= 20, unchanged
