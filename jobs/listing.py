@@ -95,7 +95,7 @@ def _data_file(name: Column) -> Column:
 def visible(roots: Roots, glob_regex: str | None) -> Column:
     """True for a listed entry that a recursive `binaryFile` scan of the roots reads: a non-empty file whose
     name passes the hidden-name rules and the glob filter, and whose folders below some root all pass the
-    hidden-name rules (a root itself is read whatever its name)."""
+    hidden-name rules (a folder given as an input is read whatever its name)."""
     path, name = F.col("path"), F.regexp_extract("path", r"([^/]*)$", 1)
     under_a_root = F.lit(False)
     for root in roots.folders:
