@@ -1,19 +1,21 @@
 """Inputs: URIs (files, folders, glob patterns) and path-list files on any Hadoop file system → one
 DataFrame of stored files (`source_file`, `size`, `modification_time`, and `content` on demand).
 
-Spark's `binaryFile` source does the listing (once, when the DataFrame is made) and reads each file's bytes
-only in the tasks that need them. Nothing is decided by file name: DICOM with or without `.dcm`, archives
-and everything else go to the mapping step, which recognises them by content.
+The listing comes from the folders' listings alone where it can (jobs/listing.py); Spark's `binaryFile`
+source reads each file's bytes only in the tasks that need them (and lists the inputs itself when made).
+Nothing is decided by file name: DICOM with or without `.dcm`, archives and everything else go to the mapping
+step, which recognises them by content.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from . import listing
 from .config import JobConfig
 
 
@@ -31,17 +33,34 @@ def read_path_lists(spark: SparkSession, uris: tuple[str, ...]) -> list[str]:
     return [row.path for row in lines.collect()]
 
 
-@dataclass(frozen=True)
 class Inputs:
     """The listed files. `files` reads no content; `with_content` reads it for some or all of them."""
 
-    raw: DataFrame
-    max_file_bytes: int
+    def __init__(self, spark: SparkSession, paths: list[str], config: JobConfig, listing: DataFrame | None) -> None:
+        self._spark, self._paths, self._glob_filter = spark, paths, config.input.path_glob_filter
+        self.max_file_bytes = config.input.max_file_bytes
+        self._listing = listing
+
+    @functools.cached_property
+    def raw(self) -> DataFrame:
+        """The `binaryFile` relation: Spark lists the inputs when it is made (LIST requests, no request per file)."""
+        reader = self._spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+        if self._glob_filter:
+            reader = reader.option("pathGlobFilter", self._glob_filter)
+        try:
+            return reader.load(self._paths)
+        except AnalysisException as exc:
+            message = exc.getMessage() if hasattr(exc, "getMessage") else exc
+            raise InputError(f"cannot list the inputs: {message}") from exc
 
     @property
     def files(self) -> DataFrame:
         """source_file, size, modification_time, and `file_key`: the form of the path that `with_content(only)`
-        selects by (Spark's `_metadata.file_path`, which is URL-encoded where `path` is not)."""
+        selects by (Spark's `_metadata.file_path`, which is URL-encoded where `path` is not). From the folders'
+        listings where it can (jobs/listing.py), else from a scan of the `binaryFile` relation, which costs a
+        status request per file."""
+        if self._listing is not None:
+            return self._listing
         return self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
 
     def with_content(self, only: list[str] | None = None) -> DataFrame:
@@ -72,11 +91,14 @@ def open_inputs(spark: SparkSession, config: JobConfig) -> Inputs:
     paths = list(config.inputs) + read_path_lists(spark, config.input_lists)
     if not paths:
         raise InputError("the input lists name no paths")
-    reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-    if config.input.path_glob_filter:
-        reader = reader.option("pathGlobFilter", config.input.path_glob_filter)
-    try:
-        raw = reader.load(paths)
-    except AnalysisException as exc:
-        raise InputError(f"cannot list the inputs: {exc.getMessage() if hasattr(exc, 'getMessage') else exc}") from exc
-    return Inputs(raw=raw, max_file_bytes=config.input.max_file_bytes)
+    listed = None
+    if not config.input_lists and spark.sparkContext._jvm is not None:
+        try:
+            roots = listing.resolve(spark, paths)
+        except listing.MissingInput as exc:
+            raise InputError(f"cannot list the inputs: {exc}") from exc
+        listed = listing.list_files(spark, roots, config.input.path_glob_filter)
+    inputs = Inputs(spark, paths, config, listed)
+    if listed is None:
+        inputs.raw  # noqa: B018 -- the binaryFile listing now, so that a missing input fails here
+    return inputs

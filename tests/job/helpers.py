@@ -16,6 +16,24 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+BUCKET = "lake"
+"""The bucket of the loopback S3 server (conftest.s3_endpoint)."""
+
+
+def s3_settings(endpoint: str) -> list[str]:
+    """Overrides that point s3a:// at the loopback S3 server."""
+    prefix = "spark.settings.spark.hadoop.fs.s3a"
+    return [
+        f"{prefix}.endpoint={endpoint}",
+        f"{prefix}.endpoint.region=us-east-1",
+        f"{prefix}.path.style.access=true",
+        f"{prefix}.connection.ssl.enabled=false",
+        f"{prefix}.access.key=testing",
+        f"{prefix}.secret.key=testing",
+        f"{prefix}.aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    ]
+
+
 def run_job(
     spark: SparkSession,
     inputs: Iterable[Path | str],

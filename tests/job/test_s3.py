@@ -4,61 +4,19 @@ them through s3a:// (hadoop-aws). The tables come out the same as from local dis
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .helpers import export_lines, ledger, run_job, table, table_rows
+from .helpers import BUCKET, export_lines, ledger, run_job, s3_settings, table, table_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark, pytest.mark.corpus]
 
-BUCKET = "lake"
 SUBSET = ("dcmjs", "dcmqi-generated", "highdicom-repo", "negative", "hl7-dicom-sr-ig")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[tuple[str, Any]]:
-    server_module = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield endpoint, client
-    server.stop()
-
-
-def _s3_settings(endpoint: str) -> list[str]:
-    prefix = "spark.settings.spark.hadoop.fs.s3a"
-    return [
-        f"{prefix}.endpoint={endpoint}",
-        f"{prefix}.endpoint.region=us-east-1",
-        f"{prefix}.path.style.access=true",
-        f"{prefix}.connection.ssl.enabled=false",
-        f"{prefix}.access.key=testing",
-        f"{prefix}.secret.key=testing",
-        f"{prefix}.aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-    ]
 
 
 def _relative(rows: list[dict], prefix: str) -> list[dict]:
@@ -89,7 +47,7 @@ def test_reading_the_corpus_from_s3_gives_the_same_tables_as_from_disk(
     local = uploaded
 
     from_s3 = tmp_path / "from-s3"
-    summary = run_job(spark, [f"s3a://{BUCKET}/corpus/"], from_s3, overrides=_s3_settings(endpoint))
+    summary = run_job(spark, [f"s3a://{BUCKET}/corpus/"], from_s3, overrides=s3_settings(endpoint))
     from_disk = tmp_path / "from-disk"
     run_job(spark, [local], from_disk)
 
@@ -115,7 +73,7 @@ def test_writing_the_output_to_s3(
     """Delta tables, NDJSON (renamed part files), manifest and run summary on the object store too."""
     endpoint, client = s3_endpoint
     output = f"s3a://{BUCKET}/out"
-    summary = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
+    summary = run_job(spark, [uploaded], output, overrides=s3_settings(endpoint))
     on_disk = tmp_path / "disk"
     run_job(spark, [uploaded], on_disk)
     for name in ("measurements", "qualitative_evaluations"):
@@ -134,5 +92,5 @@ def test_writing_the_output_to_s3(
         assert len(body.splitlines()) == entry["count"]
     assert sum(e["count"] for e in manifest["output"]) == sum(summary["resources"].values())
     assert not any("/_parts/" in k or "/_staging/" in k for k in keys)
-    again = run_job(spark, [uploaded], output, overrides=_s3_settings(endpoint))
+    again = run_job(spark, [uploaded], output, overrides=s3_settings(endpoint))
     assert again["files"]["processed"] == 0

@@ -1,0 +1,188 @@
+"""The listing from folder listings (jobs/listing.py) against the `binaryFile` scan's listing it replaces: the same
+files with the same values, row for row, over a tree of the names Spark's rules treat specially."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from jobs.config import load_config
+from jobs.session import apply_runtime_settings
+from jobs.sources import InputError, Inputs, open_inputs
+
+from .helpers import BUCKET, run_job, s3_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+pytestmark = [pytest.mark.spark]
+
+TREE = (
+    "a.dcm",
+    "sub/b.dcm",
+    "sub/deep/c",
+    "sub/_hid/in-hidden-folder",
+    "sub/.dot/in-dot-folder",
+    "_hidden/x",
+    ".dot/y",
+    "_a=b/in-partition-like-folder",  # `_` with `=` is not hidden
+    "_a=1",
+    "_x",
+    ".y",
+    "._metadata",
+    "empty",  # written empty: scans skip empty files
+    "f._COPYING_",
+    "d._COPYING_/in-copying-folder",
+    "_metadata",  # listed by Spark, dropped by the scan
+    "_common_metadata",
+    "_metadata_folder/w",  # kept: `_metadata…` folders are not hidden
+    "sp ace/f%20 x.dcm",
+    "ünï/ç.dcm",
+    "q#x?.dcm",
+    "[br]{c}*.dcm",
+    "\u00a0nbsp",
+    "tab\tx",
+    "ctl\u0085x",
+    "odd/a+b&c=d;e,f@g$:h.dcm",  # a colon: Hadoop globs over this folder fail, listings do not
+    "back\\slash",
+    "2024/01/jan.dcm",
+    "2024/02/feb.dcm",
+    "2024/02/_skip/hidden.dcm",
+    "2024/_03/not-hidden-below-a-glob-root.dcm",
+    "2024/notes.txt",
+)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lake")
+    for number, name in enumerate(TREE):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"" if name == "empty" else b"x" * (number + 1))
+        os.utime(path, ns=(1_700_000_000_123_456_789 + number, 1_700_000_000_123_456_789 + number * 1_000_003))
+    return root
+
+
+def _inputs(spark: SparkSession, inputs: list[str], tmp: Path, overrides: tuple[str, ...] = ()) -> Inputs:
+    config = load_config(inputs=inputs, output=str(tmp / "out"), overrides=list(overrides))
+    return open_inputs(spark, config)
+
+
+def _binary_file_listing(inputs: Inputs) -> DataFrame:
+    """Today's listing: the `binaryFile` relation's scan (what `Inputs.files` falls back to)."""
+    from pyspark.sql import functions as F
+
+    return inputs.raw.select(
+        F.col("path").alias("source_file"),
+        F.col("length").alias("size"),
+        F.col("modificationTime").alias("modification_time"),
+        F.col("_metadata.file_path").alias("file_key"),
+    )
+
+
+CASES = {
+    "folder": (["{root}"], ()),
+    "folder with a slash": (["{root}/"], ()),
+    "folder as file: URI": (["file://{root}"], ()),
+    "glob filter": (["{root}"], ("input.path_glob_filter='*.dcm'",)),
+    "glob filter with braces": (["{root}"], ("input.path_glob_filter='{a,b,c}*'",)),
+    "glob pattern": (["{root}/2024/*/"], ()),
+    "glob pattern of files": (["{root}/2024/0?/*.dcm"], ()),
+    "glob pattern matching hidden": (["{root}/2024/_*"], ()),
+    "files": (["{root}/a.dcm", "{root}/_x", "{root}/_a=1", "{root}/empty", "{root}/sp ace/f%20 x.dcm"], ()),
+    "hidden folder as input": (["{root}/_hidden"], ()),
+    "overlapping inputs": (["{root}", "{root}/sub", "{root}/sub/_hid", "{root}/a.dcm"], ()),
+    "several folders": (["{root}/sub", "{root}/2024", "{root}/ünï"], ()),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_listing_equals_the_binary_file_listing(spark: SparkSession, tree: Path, tmp_path: Path, case: str) -> None:
+    uris, overrides = CASES[case]
+    inputs = _inputs(spark, [uri.format(root=tree) for uri in uris], tmp_path, overrides)
+    assert inputs._listing is not None, "the listing comes from the folders' listings"
+    new = inputs.files
+    old = _binary_file_listing(inputs)
+    assert new.dtypes == old.dtypes
+    new_rows, old_rows = sorted(new.collect()), sorted(old.collect())
+    assert old_rows, "the case lists some files"
+    assert new_rows == old_rows
+
+
+def test_the_keys_select_the_files_for_the_content_scan(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
+    inputs = _inputs(spark, [str(tree)], tmp_path)
+    keys = {r.source_file: r.file_key for r in inputs.files.collect()}
+    odd = sorted(path for path in keys if not path.isascii() or any(c in path for c in " %#?[\\\t"))
+    assert len(odd) >= 8
+    read = inputs.with_content([keys[path] for path in odd]).collect()
+    assert sorted(r.source_file for r in read) == odd
+    assert all(r.content == b"x" * r.size for r in read)
+
+
+def test_missing_inputs_are_input_errors(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
+    for uri in (f"{tree}/no-such-folder", f"{tree}/no-such-*", f"{tree}/2024/*/none.dcm"):
+        with pytest.raises(InputError, match=r"cannot list the inputs: .*does not exist"):
+            _inputs(spark, [str(tree), uri], tmp_path)
+
+
+def test_path_lists_keep_the_binary_file_listing(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
+    paths = tmp_path / "paths.txt"
+    paths.write_text(f"{tree}/a.dcm\n{tree}/sub\n")
+    config = load_config(inputs=[], input_lists=[str(paths)], output=str(tmp_path / "out"))
+    inputs = open_inputs(spark, config)
+    assert inputs._listing is None
+    assert sorted(Path(r.source_file).name for r in inputs.files.collect()) == ["a.dcm", "b.dcm", "c"]
+
+
+def _s3_requests(spark: SparkSession, uri: str) -> dict[str, int]:
+    """hadoop-aws's request counters of the file system serving `uri` (local mode: the tasks' too)."""
+    jvm = spark.sparkContext._jvm
+    jsc = spark.sparkContext._jsc
+    assert jvm is not None and jsc is not None
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    statistics = path.getFileSystem(jsc.hadoopConfiguration()).getStorageStatistics().getLongStatistics()
+    counts: dict[str, int] = {}
+    while statistics.hasNext():
+        statistic = statistics.next()
+        counts[str(statistic.getName())] = int(statistic.getValue())
+    return counts
+
+
+def test_an_unchanged_lake_on_s3_costs_no_request_per_file(
+    spark: SparkSession, s3_endpoint: tuple[str, Any], tmp_path: Path
+) -> None:
+    """A run that finds nothing new lists the folders (LIST requests) and asks for no file's status (HEAD)."""
+    endpoint, client = s3_endpoint
+    names = [f"{number % 4}/file {number}.bin" for number in range(56)]
+    names += ["odd/sp ace %20 ç\u00a0.bin", "odd/q#x?[b]{c}.bin", "odd/_a=1/z", "_hidden/x", "odd/.dot", "empty"]
+    for number, name in enumerate(names):
+        client.put_object(Bucket=BUCKET, Key=f"count/{name}", Body=b"" if name == "empty" else b"x" * (number + 1))
+    files = len(names) - 3
+    uri, settings = f"s3a://{BUCKET}/count/", s3_settings(endpoint)
+    config = load_config(inputs=[uri], output=str(tmp_path), overrides=settings)
+    apply_runtime_settings(spark, config.spark)
+    inputs = open_inputs(spark, config)
+    assert sorted(inputs.files.collect()) == sorted(_binary_file_listing(inputs).collect())
+
+    def requests(run: int) -> dict[str, int]:
+        before = _s3_requests(spark, uri)
+        summary = run_job(spark, [uri], tmp_path / "out", overrides=settings)
+        assert summary["files"]["found"] == files
+        assert summary["files"]["processed"] == (files if run == 0 else 0)
+        after = _s3_requests(spark, uri)
+        return {
+            name: after.get(name, 0) - before.get(name, 0)
+            for name in ("object_metadata_request", "object_list_request")
+        }
+
+    first, unchanged = requests(0), requests(1)
+    print("S3 requests, first run:", first, "unchanged:", unchanged)
+    # The first run reads every file (a status request in the content scan and one to open it); the next reads
+    # none. The requests left are per input and per folder (the lister checks each folder it lists), not per file.
+    assert files <= first["object_metadata_request"] <= 2 * files + 10, first
+    assert unchanged["object_metadata_request"] <= 10, unchanged
+    assert unchanged["object_list_request"] <= 20, unchanged
