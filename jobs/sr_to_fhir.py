@@ -12,7 +12,8 @@ Order of work, chosen for kill safety:
      manifest, side by side; 5. the ledger (the commit point of the run), 6. `runs/<run-id>.json`,
      7. staging removed.
 A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes
-the tables come out the same, and the killed run's partial export folder is removed.
+the tables come out the same, and the killed run's partial export folder is removed. Its files stay pending
+until a committed run has mapped them again or deleted the rows of those gone since (`recovery`).
 """
 
 from __future__ import annotations
