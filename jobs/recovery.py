@@ -32,7 +32,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -114,7 +114,8 @@ def reconcile(
     spark: SparkSession, fs: HadoopFS, inputs: Inputs, ledger: Ledger, config: JobConfig, pending: Pending
 ) -> Reconciliation:
     """Sort the pending files into mapped, gone and kept. Costs nothing without pending files; with them, one
-    join of the listing with them, and for those not listed one ledger aggregation and one `exists` each."""
+    join of the listing with them, one `exists` per pending file not listed where the run looked, and for those
+    gone one read of their ledger rows."""
     if not pending.files or config.full_refresh:  # a full refresh maps everything and overwrites the tables
         return Reconciliation()
     wanted = spark.createDataFrame([(f,) for f in sorted(pending.files)], "source_file string")
@@ -124,27 +125,23 @@ def reconcile(
     }
     unlisted = sorted(pending.files - listed.keys())
     looked = removals.looked_at(spark, fs, config)
-    judged: list = []
+    gone: list[str] = []
     if unlisted and looked is not None:
-        frame: DataFrame = spark.createDataFrame([(f,) for f in unlisted], "source_file string").where(looked)
-        if ledger.exists():
-            states = ledger.file_states().select("source_file", "known_run_id", "known_removed")
-            frame = frame.join(states, "source_file", "left")
-        else:
-            frame = frame.select("source_file", F.lit(None).alias("known_run_id"), F.lit(None).alias("known_removed"))
-        judged = [row for row in frame.collect() if not fs.exists(row["source_file"])]
-    removed = sorted(
-        (row["source_file"], row["known_run_id"])
-        for row in judged
-        if row["known_run_id"] is not None and not row["known_removed"]
-    )
-    purged = sorted({row["source_file"] for row in judged} - {file for file, _ in removed})
-    gone = {row["source_file"] for row in judged}
+        where = spark.createDataFrame([(f,) for f in unlisted], "source_file string").where(looked)
+        gone = sorted(row["source_file"] for row in where.collect() if not fs.exists(row["source_file"]))
+    removed: list[tuple[str, str]] = []
+    if gone and ledger.exists():  # the ledger rows of these files alone
+        frame = spark.createDataFrame([(f,) for f in gone], "source_file string")
+        removed = sorted(
+            (row["source_file"], row["known_run_id"])
+            for row in ledger.file_states(only=frame).collect()
+            if not row["known_removed"]
+        )
     return Reconciliation(
         to_map=sorted(listed.values()),
         removed=removed,
-        purged=purged,
-        kept=[file for file in unlisted if file not in gone],
+        purged=sorted(set(gone) - {file for file, _ in removed}),
+        kept=sorted(set(unlisted) - set(gone)),
     )
 
 

@@ -339,7 +339,10 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     with step("list"):
         inputs = open_inputs(spark, config)
         selection = _select_files(spark, fs, inputs, ledger, config, fingerprint)
-        reconciliation = recovery.reconcile(spark, fs, inputs, ledger, config, pending)
+    reconciliation = recovery.Reconciliation()
+    if pending.files:  # only after a kill
+        with step("reconcile"):
+            reconciliation = recovery.reconcile(spark, fs, inputs, ledger, config, pending)
     found, todo = selection.found, selection.todo
     if todo is not None and reconciliation.to_map:  # mapped whatever the ledger says
         todo = sorted(set(todo) | set(reconciliation.to_map))
