@@ -41,9 +41,9 @@ def _pending(output: Path) -> set[str]:
     return {file for path in lists for file in json.loads(path.read_text())["files"]}
 
 
-def _merge_killed(spark: SparkSession, lake: Path, output: Path, table_format: str, **kwargs: object) -> None:
+def _merge_killed(spark: SparkSession, lake: Path, output: Path, table_format: str) -> None:
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill, **kwargs)  # type: ignore[arg-type]
+        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill)
     if table_format == "delta":  # the hole needs table commits: a MERGE, not an append (which is undone)
         for name in TABLES:
             assert _operations(spark, output, name)[-1] == "MERGE", name
@@ -183,3 +183,18 @@ def test_a_no_op_run_after_a_committed_recovery_does_nothing_more(
     run_job(spark, [lake], output)
     for name in TABLES:
         assert _operations(spark, output, name)[-1] == "WRITE", name
+
+    # The empty marker of earlier versions still means: merge until a merging run commits.
+    (output / "_merge_next").write_bytes(b"")
+    (lake / "arrived later" / "newer.dcm").write_bytes(reports[2].read_bytes())
+    run_job(spark, [lake], output)
+    for name in TABLES:
+        assert _operations(spark, output, name)[-1] == "MERGE", name
+    assert not (output / "_merge_next").exists()
+
+    # A full refresh rewrites every table: it clears the pending files without looking at them.
+    os.utime(reports[0], (2_100_000_000, 2_100_000_000))
+    _merge_killed(spark, lake, output, "delta")
+    refreshed = run_job(spark, [lake], output, full_refresh=True)
+    assert refreshed["reconciled"] == {"pending": 1, "mapped": 0, "deleted": 0, "kept": 0}
+    assert _pending(output) == set() and not list((output / "_reconcile").iterdir())
