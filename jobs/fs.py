@@ -91,6 +91,15 @@ class HadoopFS:
         if not fs.rename(src, dst):
             raise OSError(f"cannot rename {source} to {target}")
 
+    def read_bytes(self, uri: str) -> bytes:
+        """A small file whole."""
+        path = self._path(uri)
+        stream = self._fs(path).open(path)
+        try:
+            return bytes(stream.readAllBytes())
+        finally:
+            stream.close()
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write a small file whole (overwriting). On object stores the object appears only on close."""
         path = self._path(uri)

@@ -34,9 +34,18 @@ def input_folders(fs: HadoopFS, inputs: tuple[str, ...]) -> list[str]:
 def candidates(spark: SparkSession, fs: HadoopFS, config: JobConfig) -> Column | None:
     """Over a join of the listing and the ledger's file states (`Ledger.file_states`): true for a known file that
     the listing lacks and that lies where this run looked. None when the run looked at no folder."""
+    where = looked_at(spark, fs, config)
+    if where is None:
+        log.info("removed files: no input names a folder (only files, globs or path lists), so none are judged gone")
+        return None
+    return F.col("file_key").isNull() & ~F.col("known_removed") & where
+
+
+def looked_at(spark: SparkSession, fs: HadoopFS, config: JobConfig) -> Column | None:
+    """True for a `source_file` this run's listing would have shown had it existed: under an input folder and
+    matching `input.path_glob_filter`. None when the run looked at no folder."""
     folders = input_folders(fs, config.inputs)
     if not folders:
-        log.info("removed files: no input names a folder (only files, globs or path lists), so none are judged gone")
         return None
     where = functools.reduce(operator.or_, [F.col("source_file").startswith(folder) for folder in folders])
     if config.input.path_glob_filter:
@@ -45,7 +54,7 @@ def candidates(spark: SparkSession, fs: HadoopFS, config: JobConfig) -> Column |
         assert jvm is not None, "a classic session (HadoopFS needs one too)"
         pattern = jvm.org.apache.hadoop.fs.GlobPattern(config.input.path_glob_filter).compiled().pattern()
         where = where & F.regexp_extract("source_file", r"([^/]*)$", 1).rlike(f"^(?:{pattern})$")
-    return F.col("file_key").isNull() & ~F.col("known_removed") & where
+    return where
 
 
 def confirmed(spark: SparkSession, fs: HadoopFS, candidates: list[tuple[str, str]]) -> DataFrame | None:

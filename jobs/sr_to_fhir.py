@@ -12,7 +12,8 @@ Order of work, chosen for kill safety:
      manifest, side by side; 5. the ledger (the commit point of the run), 6. `runs/<run-id>.json`,
      7. staging removed.
 A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes
-the tables come out the same, and the killed run's partial export folder is removed.
+the tables come out the same, and the killed run's partial export folder is removed. Its files stay pending
+until a committed run has mapped them again or deleted the rows of those gone since (`recovery`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import removals
+from jobs import recovery, removals
 from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
@@ -80,8 +81,9 @@ class Layout:
 APPEND_MARKER = "_appends"
 """File in a run's staging folder: the run appends its table rows (`_cleanup` deletes them if it is killed)."""
 MERGE_MARKER = "_merge_next"
-"""File under --output: a run that merged was killed after its table commits may have left rows of files still new
-to the ledger, so runs merge (which replaces them) instead of appending until one that merged has committed."""
+"""Empty file under --output, written by earlier versions after a killed MERGE: runs merge instead of appending
+until one that merged has committed. Now `recovery` lists the killed run's files instead; an existing marker is
+still honoured."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -271,11 +273,11 @@ def _side_by_side(spark: SparkSession, tag: str, calls: dict[str, Callable[[], o
     return results
 
 
-def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, table_format: str) -> bool:
+def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger) -> recovery.Pending:
     """Remove what killed runs left: staging folders, and the appended table rows and export folders of runs that
     never reached their ledger commit (their files are mapped again, so those rows and resources come again
-    too). Returns whether this run must merge rather than append (`MERGE_MARKER`). One run at a time per output:
-    a run in progress elsewhere would look killed."""
+    too). The files of killed runs that merged are carried forward (`recovery`): returns all files pending. One
+    run at a time per output: a run in progress elsewhere would look killed."""
     staged = [f.name for f in fs.list_dir(f"{layout.root}/_staging") if f.is_dir]
     completed = {f.name.removesuffix(".json") for f in fs.list_dir(f"{layout.root}/runs")}
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
@@ -287,20 +289,21 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, 
         )
         # A run whose files were all new appended its rows rather than merging them, so they must go before those
         # files are mapped again. Its staging folder, marked before any table commit and deleted only here or
-        # after its summary, says so. (A killed MERGE needs nothing: merging again is a no-op.)
+        # after its summary, says so.
         appended = sorted(
             name for name in staged if name not in committed and fs.exists(f"{layout.staging(name)}/{APPEND_MARKER}")
         )
         for name in tables.TABLES if appended else ():
             tables.delete_runs(spark, fs, layout.table(name), appended)
-        if any(name not in committed and name not in appended for name in staged):
-            fs.write_bytes(f"{layout.root}/{MERGE_MARKER}", b"")
+        for name in staged:  # a run that merged (or rewrote Parquet tables): its files are reconciled later
+            if name not in committed and name not in appended:
+                recovery.carry_forward(spark, fs, layout.root, name, layout.staging(name), _spark_schema())
         for folder in unfinished:
             if folder.name not in committed:
                 log.warning("removing the export of an interrupted run: %s", folder.name)
                 fs.delete(folder.uri)
     fs.delete(f"{layout.root}/_staging")
-    return fs.exists(f"{layout.root}/{MERGE_MARKER}")
+    return recovery.read_pending(fs, layout.root)
 
 
 def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], None] | None = None) -> dict:
@@ -327,7 +330,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     )
 
     with step("recover"):
-        must_merge = _cleanup(spark, fs, layout, ledger, table_format)
+        pending = _cleanup(spark, fs, layout, ledger)
+        must_merge = fs.exists(f"{layout.root}/{MERGE_MARKER}")
         if table_format == "parquet":
             for name in tables.TABLES:
                 tables.recover_parquet(fs, layout.table(name))
@@ -335,7 +339,13 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     with step("list"):
         inputs = open_inputs(spark, config)
         selection = _select_files(spark, fs, inputs, ledger, config, fingerprint)
+    reconciliation = recovery.Reconciliation()
+    if pending.files:  # only after a kill
+        with step("reconcile"):
+            reconciliation = recovery.reconcile(spark, fs, inputs, ledger, config, pending)
     found, todo = selection.found, selection.todo
+    if todo is not None and reconciliation.to_map:  # mapped whatever the ledger says
+        todo = sorted(set(todo) | set(reconciliation.to_map))
     summary: dict = {
         "run_id": run_id,
         "started": started.isoformat(),
@@ -348,12 +358,21 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "options": {"mapping": config.mapping.as_dict(), "configuration": _redacted(config.raw)},
         "versions": _versions(),
         "removed": {"files": 0, "inputs": 0},
+        "reconciled": reconciliation.counts(pending),
     }
-    removed = selection.removed
+    removed = _with_pending_removed(spark, selection.removed, reconciliation)
+    # Everything whose rows go without new ones: removed files, and pending files gone without a ledger row.
+    gone = removed.select(tables.SCOPE) if removed is not None else None
+    if reconciliation.purged:
+        purged = spark.createDataFrame([(f,) for f in reconciliation.purged], f"{tables.SCOPE} string")
+        gone = purged if gone is None else gone.unionByName(purged)
     if todo == []:
-        if removed is not None:
+        if gone is not None:
             with step("remove"):
-                summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, fingerprint, run_id, started)
+                summary["removed"] = _remove(
+                    spark, fs, layout, ledger, removed, gone, config, fingerprint, run_id, started
+                )
+        recovery.settle(fs, layout.root, run_id, pending, reconciliation)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
         return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
 
@@ -377,14 +396,21 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
         scope = records.select(tables.SCOPE).distinct()
         if removed is not None:
+            removed = removed.persist()
+        if gone is not None:
             # Files gone from the lake leave the tables in the same MERGE (or rewrite) as the re-mapped files'
             # old rows: their scope has no new rows.
-            removed = removed.persist()
-            scope = scope.unionByName(removed.select(tables.SCOPE)).distinct()
+            scope = scope.unionByName(gone).distinct()
 
         # Rows of new files replace nothing: append them, a commit that costs the same whatever the table's size,
         # where a MERGE reads the whole table's keys. A killed append is undone by the next run's `_cleanup`.
-        append = table_format == "delta" and selection.new_files_only and removed is None and not must_merge
+        append = (
+            table_format == "delta"
+            and selection.new_files_only
+            and gone is None
+            and not reconciliation.touched
+            and not must_merge
+        )
         if append:
             fs.write_bytes(f"{staging}/{APPEND_MARKER}", b"")
 
@@ -432,7 +458,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             ledger.write(records, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
             if removed is not None:  # after the records: a run killed in between finds the same files gone again
                 summary["removed"] = _record_removed(ledger, removed, fingerprint, run_id, started)
-        if not append:  # it merged (or replaced): its tables hold no row of a file the ledger does not know
+        recovery.settle(fs, layout.root, run_id, pending, reconciliation)
+        if not append:  # it merged (or replaced): the old marker's meaning is met
             fs.delete(f"{layout.root}/{MERGE_MARKER}")
     finally:
         records.unpersist()
@@ -441,34 +468,47 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
 
 
+def _with_pending_removed(
+    spark: SparkSession, removed: DataFrame | None, reconciliation: recovery.Reconciliation
+) -> DataFrame | None:
+    """The removed files, with the gone pending files that get `removed` ledger rows (a file can be both)."""
+    if not reconciliation.removed:
+        return removed
+    more = spark.createDataFrame(reconciliation.removed, "source_file string, known_run_id string")
+    return more if removed is None else removed.unionByName(more).distinct()
+
+
 def _remove(
     spark: SparkSession,
     fs: HadoopFS,
     layout: Layout,
     ledger: Ledger,
-    removed: DataFrame,
+    removed: DataFrame | None,
+    gone: DataFrame,
     config: JobConfig,
     fingerprint: str,
     run_id: str,
     started: datetime,
 ) -> dict[str, int]:
-    """A run that maps nothing: delete the rows of files gone from the lake, then record them in the ledger (a
-    run that maps does both in its table MERGEs and its ledger commit). A run killed in between finds the same
+    """A run that maps nothing: delete the rows of the `gone` files, then record the `removed` ones in the ledger
+    (a run that maps does both in its table MERGEs and its ledger commit). A run killed in between finds the same
     files gone next time, and deleting again is a no-op."""
-    removed = removed.persist()
+    gone = gone.persist()
     try:
         for name in tables.TABLES:
             tables.remove_files(
                 spark,
                 fs,
                 layout.table(name),
-                removed,
+                gone,
                 table_format=config.out.table_format,
                 partition_by=config.out.partition_by,
             )
+        if removed is None:  # only pending files, which the ledger does not hold as present
+            return {"files": 0, "inputs": 0}
         return _record_removed(ledger, removed, fingerprint, run_id, started)
     finally:
-        removed.unpersist()
+        gone.unpersist()
 
 
 def _record_removed(

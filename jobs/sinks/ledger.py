@@ -50,11 +50,12 @@ class Ledger:
     def read(self) -> DataFrame:
         return self.spark.read.format(self.format).load(self.uri)
 
-    def file_states(self) -> DataFrame:
+    def file_states(self, only: DataFrame | None = None) -> DataFrame:
         """Per stored file, what its latest run saw: size, modification time, mapping fingerprint, and
         whether any of its inputs failed. Run ids sort by time. One aggregation over the ledger, no join: each
         value is taken from the row with the largest (run_id, ...) struct, and an archive's members, which share
-        their run, compare by `failed` last, so one failed member makes the file's latest state failed."""
+        their run, compare by `failed` last, so one failed member makes the file's latest state failed. `only`
+        (a `source_file` column) restricts it to a few files."""
         latest = F.max(
             F.struct(
                 "run_id",
@@ -65,9 +66,11 @@ class Ledger:
                 "mapping_fingerprint",
             )
         )
+        rows = self.read()
+        if only is not None:
+            rows = rows.join(F.broadcast(only.select("source_file")), "source_file", "left_semi")
         return (
-            self.read()
-            .groupBy("source_file")
+            rows.groupBy("source_file")
             .agg(latest.alias("latest"))
             .select(
                 "source_file",

@@ -9,7 +9,8 @@ replaced by the new rows, including rows the new mapping no longer produces (a c
 measurements, or be rejected now). Delta does this in one atomic MERGE keyed on (source_path,
 observation_id): new rows update or insert, and the old rows of the re-mapped files that have no new row
 are deleted. A run killed before or during the MERGE leaves the table at its previous version; the files
-are not in the ledger yet, so the next run maps them again and the MERGE is a no-op for rows already there.
+are not in the ledger yet, so the next run maps them again and the MERGE is a no-op for rows already there
+(`recovery` makes sure it does, even for a file deleted or restored to its old size and time in between).
 A run whose files are all new to the ledger has nothing to replace and appends instead (a MERGE reads the whole
 table's keys); if it is killed before its ledger commit, the next run deletes its rows first (`delete_runs`).
 
