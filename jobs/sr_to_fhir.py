@@ -47,7 +47,7 @@ from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
 from jobs.session import apply_runtime_settings
-from jobs.sinks import ndjson, tables
+from jobs.sinks import index, ndjson, tables
 from jobs.sinks.ledger import Ledger
 from jobs.sources import Inputs, open_inputs
 
@@ -75,6 +75,10 @@ class Layout:
 
     def staging(self, run_id: str) -> str:
         return f"{self.root}/_staging/{run_id}"
+
+    @property
+    def index(self) -> str:
+        return self.table(index.NAME)
 
 
 APPEND_MARKER = "_appends"
@@ -162,6 +166,9 @@ class Selection:
     new_files_only: bool = False
     """Whether every file to map is new to the ledger: the tables then have no rows of theirs to replace, and a
     run that also removes nothing appends instead of merging (`tables.write_delta`)."""
+    remapped: tuple[tuple[str, str], ...] = ()
+    """(source_file, latest ledger run) of the files to map that the ledger knows: their exported resources are
+    the candidates for deletion (`index.deletions`), with the removed files'."""
 
 
 def _select_files(
@@ -192,7 +199,9 @@ def _select_files(
             F.count("file_key").alias("found"),
             F.collect_list(F.when(to_map, F.col("file_key"))).alias("todo"),
             F.collect_list(F.when(gone, F.struct("source_file", "known_run_id"))).alias("gone"),
-            F.count(F.when(to_map & F.col("known_run_id").isNotNull(), 1)).alias("known_to_map"),
+            F.collect_list(
+                F.when(to_map & F.col("known_run_id").isNotNull(), F.struct("source_file", "known_run_id"))
+            ).alias("remapped"),
         )
     )
     found, todo = int(row["found"]), list(row["todo"])
@@ -201,7 +210,8 @@ def _select_files(
         found=found,
         todo=None if len(todo) == found else todo,
         removed=removed,
-        new_files_only=row["known_to_map"] == 0,
+        new_files_only=not row["remapped"],
+        remapped=tuple((r["source_file"], r["known_run_id"]) for r in row["remapped"]),
     )
 
 
@@ -281,7 +291,7 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger, 
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
     if staged or unfinished:
         # A run killed between its ledger commit and its summary is complete: keep its rows and export. (A run
-        # that maps commits its removed rows after its records; one that only removes writes no export.)
+        # that maps commits its removed rows after its records; one that only removes, its export before them.)
         committed = (
             {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
         )
@@ -329,7 +339,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     with step("recover"):
         must_merge = _cleanup(spark, fs, layout, ledger, table_format)
         if table_format == "parquet":
-            for name in tables.TABLES:
+            for name in (*tables.TABLES, index.NAME):
                 tables.recover_parquet(fs, layout.table(name))
 
     with step("list"):
@@ -350,12 +360,27 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "removed": {"files": 0, "inputs": 0},
     }
     removed = selection.removed
+    deletions = _Deletions.of(spark, fs, layout, ledger, selection, table_format, replace=replace)
+    write_export = functools.partial(
+        ndjson.write_ndjson,
+        fs=fs,
+        directory=layout.fhir(run_id),
+        max_per_file=config.fhir.max_resources_per_file,
+        transaction_time=started.isoformat().replace("+00:00", "Z"),
+        request=fs.url(layout.summary(run_id)),
+    )
     if todo == []:
+        export = None
         if removed is not None:
             with step("remove"):
+                # The export (its deletions) before the ledger's removed rows: a run killed in between leaves an
+                # uncommitted export folder, which the next start removes, and the next run finds the same files.
+                scope = removed.select(tables.SCOPE)
+                export = write_export(None, deleted=deletions.find(produced=None, scope=scope))
                 summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, fingerprint, run_id, started)
+                deletions.prune(run_id, scope)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
-        return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
+        return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=export)
 
     staging = layout.staging(run_id)
     settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
@@ -401,23 +426,24 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
         def write_fhir() -> ndjson.Export:
             with step("fhir"):
-                return ndjson.write_ndjson(
-                    staged,
-                    fs,
-                    layout.fhir(run_id),
-                    max_per_file=config.fhir.max_resources_per_file,
-                    transaction_time=started.isoformat().replace("+00:00", "Z"),
-                    request=fs.url(layout.summary(run_id)),
-                )
+                produced = index.index_rows(staged, run_id).select(*index.KEY)
+                deleted = deletions.find(produced=produced, scope=None if replace else scope)
+                return write_export(staged, deleted=deleted)
+
+        def write_index() -> None:
+            with step("index"):
+                index.append(spark, fs, layout.index, index.index_rows(staged, run_id), table_format)
 
         # The sinks are independent Spark jobs, each mostly latency (planning, Delta log, commits): side by
         # side. All must succeed before the ledger commit.
+        sink_calls: dict[str, Callable[[], object]] = {
+            "fhir": write_fhir,
+            **{name: functools.partial(write_table, name) for name in tables.TABLES},
+        }
+        if deletions.indexed:
+            sink_calls["index"] = write_index
         with step("sinks"):
-            sinks = _side_by_side(
-                spark,
-                f"sr2fhir-{run_id}",
-                {"fhir": write_fhir, **{name: functools.partial(write_table, name) for name in tables.TABLES}},
-            )
+            sinks = _side_by_side(spark, f"sr2fhir-{run_id}", sink_calls)
         export = typing.cast(ndjson.Export, sinks["fhir"])
         stats["resources_before_dedup"] = export.counts_before_dedup
         log.info(
@@ -434,11 +460,77 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
                 summary["removed"] = _record_removed(ledger, removed, fingerprint, run_id, started)
         if not append:  # it merged (or replaced): its tables hold no row of a file the ledger does not know
             fs.delete(f"{layout.root}/{MERGE_MARKER}")
+        with step("index prune"):
+            deletions.prune(run_id, scope)
     finally:
         records.unpersist()
         if removed is not None:
             removed.unpersist()
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
+
+
+@dataclass
+class _Deletions:
+    """What the run's deletions are computed from (`index.deletions`), and the index entries they supersede."""
+
+    spark: SparkSession
+    fs: HadoopFS
+    layout: Layout
+    ledger: Ledger
+    table_format: str
+    replace: bool
+    indexed: bool
+    """Whether the index covers the lake's files (started with the ledger): only then is it written and read."""
+    origins: DataFrame | None
+    """(source_file, run_id): the files re-mapped or removed, with their latest ledger run (full refresh: all)."""
+
+    @classmethod
+    def of(
+        cls,
+        spark: SparkSession,
+        fs: HadoopFS,
+        layout: Layout,
+        ledger: Ledger,
+        selection: Selection,
+        table_format: str,
+        *,
+        replace: bool,
+    ) -> _Deletions:
+        has_index = index.exists(fs, layout.index, table_format)
+        has_ledger = ledger.exists()
+        origins: DataFrame | None = None
+        if has_index and has_ledger:
+            if replace:
+                origins = ledger.file_states().select("source_file", F.col("known_run_id").alias("run_id"))
+            else:
+                pairs = list(selection.remapped)
+                if selection.removed is not None:
+                    pairs += [(r["source_file"], r["known_run_id"]) for r in selection.removed.collect()]
+                if pairs:
+                    origins = spark.createDataFrame(sorted(pairs), "source_file string, run_id string")
+        elif has_ledger:
+            log.warning(
+                "no resource index under the output (written before it existed): no FHIR deletions are exported "
+                "until a --full-refresh starts it"
+            )
+        indexed = has_index or not has_ledger or replace
+        return cls(spark, fs, layout, ledger, table_format, replace, indexed, origins)
+
+    def find(self, *, produced: DataFrame | None, scope: DataFrame | None) -> list[tuple[str, str]]:
+        if self.origins is None:  # a first run, or only new files: nothing exported before can go
+            return []
+        entries = index.read(self.spark, self.layout.index, self.table_format)
+        found = index.deletions(self.spark, entries, self.ledger.read(), self.origins, produced=produced, scope=scope)
+        log.info("%d FHIR resources no file produces any more: exported as deletions", len(found))
+        return found
+
+    def prune(self, run_id: str, scope: DataFrame) -> None:
+        """After the ledger commit: the entries this run superseded go (a full refresh keeps its own only). A run
+        with nothing to look for (a first run, only new files) leaves the index as it is: no extra commit."""
+        if self.replace and self.indexed:
+            index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, scope=None)
+        elif self.origins is not None:
+            index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, scope=scope)
 
 
 def _remove(
@@ -515,6 +607,7 @@ def _finish(
             "rows": {name: totals[name] for name in tables.TABLES},
             "resources": dict(sorted(export.counts.items())) if export else {},
             "resources_before_dedup": stats["resources_before_dedup"] if stats else {},
+            "deleted": export.deleted if export else {},
             "fhir": {"directory": fs.url(export.directory), "manifest": fs.url(f"{export.directory}/{ndjson.MANIFEST}")}
             if export
             else None,
