@@ -8,9 +8,10 @@ Order of work, chosen for kill safety:
      are recorded in step 5 (a run with nothing to map does both at once);
   2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet, one row per document record, resource or
      table row), so every sink reads the mapping output instead of mapping again, and only its own rows;
-  3. run statistics from the (cached) document records; 4. tables (one Delta commit each) and FHIR NDJSON +
-     manifest, side by side; 5. the ledger (the commit point of the run), 6. `runs/<run-id>.json`,
-     7. staging removed.
+  3. run statistics from the (cached) document records; 4. tables (one Delta commit each), the resource index
+     (appended) and FHIR NDJSON + manifest (with the deletions, from the index's committed entries), side by
+     side; 5. the ledger (the commit point of the run), then the index entries this run superseded are pruned;
+     6. `runs/<run-id>.json`, 7. staging removed.
 A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes
 the tables come out the same, and the killed run's partial export folder is removed.
 """
@@ -378,7 +379,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
                 scope = removed.select(tables.SCOPE)
                 export = write_export(None, deleted=deletions.find(produced=None, scope=scope))
                 summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, fingerprint, run_id, started)
-                deletions.prune(run_id, scope)
+                deletions.prune(run_id)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
         return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=export)
 
@@ -461,7 +462,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         if not append:  # it merged (or replaced): its tables hold no row of a file the ledger does not know
             fs.delete(f"{layout.root}/{MERGE_MARKER}")
         with step("index prune"):
-            deletions.prune(run_id, scope)
+            deletions.prune(run_id)
     finally:
         records.unpersist()
         if removed is not None:
@@ -510,8 +511,10 @@ class _Deletions:
                     origins = spark.createDataFrame(sorted(pairs), "source_file string, run_id string")
         elif has_ledger:
             log.warning(
-                "no resource index under the output (written before it existed): no FHIR deletions are exported "
-                "until a --full-refresh starts it"
+                "no resource index under the output (written before it existed): %s",
+                "it starts now, and later runs export deletions"
+                if replace
+                else "no FHIR deletions are exported until a --full-refresh starts it",
             )
         indexed = has_index or not has_ledger or replace
         return cls(spark, fs, layout, ledger, table_format, replace, indexed, origins)
@@ -524,13 +527,15 @@ class _Deletions:
         log.info("%d FHIR resources no file produces any more: exported as deletions", len(found))
         return found
 
-    def prune(self, run_id: str, scope: DataFrame) -> None:
+    def prune(self, run_id: str) -> None:
         """After the ledger commit: the entries this run superseded go (a full refresh keeps its own only). A run
         with nothing to look for (a first run, only new files) leaves the index as it is: no extra commit."""
         if self.replace and self.indexed:
-            index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, scope=None)
+            index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, superseded=None)
         elif self.origins is not None:
-            index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, scope=scope)
+            index.prune(
+                self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, superseded=self.origins
+            )
 
 
 def _remove(
@@ -611,7 +616,7 @@ def _finish(
             "fhir": {"directory": fs.url(export.directory), "manifest": fs.url(f"{export.directory}/{ndjson.MANIFEST}")}
             if export
             else None,
-            "tables": {name: fs.url(layout.table(name)) for name in (*tables.TABLES, "documents")},
+            "tables": {name: fs.url(layout.table(name)) for name in (*tables.TABLES, "documents", index.NAME)},
             "step_seconds": step.seconds,
         }
     )

@@ -4,9 +4,9 @@ a run can tell which exported resources no file in the lake produces any more an
 Rows: `source_file`, `resource_type`, `resource_id`, `run_id`. Every run appends the resources of the files it
 mapped, one row per (file, type, id). A file's current entries are its rows of its latest ledger run: rows of a
 run the ledger never committed (a killed run) or of an older run of the file are ignored by every read, so
-writing the index needs no marker and no commit order beyond "before the ledger". Superseded rows are deleted
-after the ledger commit (`prune`) by runs that had deletions to look for; a run killed before that leaves rows
-that are ignored all the same, until a later run maps or removes their files.
+writing the index needs no marker and no commit order beyond "before the ledger". A run that looked for
+deletions deletes the entries it superseded after its ledger commit (`prune`); a killed run's entries, and those
+of a run killed before its prune, stay and are ignored, until a full refresh keeps only its own.
 
 Deletions of a run: the candidates are the current entries of the files it re-maps or finds removed (`origins`,
 each with its latest ledger run). A candidate is deleted when, after the run, no file produces it: not this run's
@@ -120,29 +120,36 @@ def _collect(keys: DataFrame) -> list[tuple[str, str]]:
 
 
 def prune(
-    spark: SparkSession, fs: HadoopFS, uri: str, table_format: str, *, run_id: str, scope: DataFrame | None
+    spark: SparkSession,
+    fs: HadoopFS,
+    uri: str,
+    table_format: str,
+    *,
+    run_id: str,
+    superseded: DataFrame | None,
 ) -> None:
-    """After the ledger commit, delete the entries this run superseded: every entry of another run of a file in
-    `scope` (the files it mapped or removed: their older runs' entries, and a killed run's), or with `scope` None
-    (a full refresh) every entry of another run. Delta: one commit; Parquet: a rewrite and a swap."""
+    """After the ledger commit, delete the entries this run superseded: those of `superseded`'s (source_file,
+    run_id) pairs (the files it mapped or removed, with their previous latest run), or with `superseded` None (a
+    full refresh) every entry of another run. Delta: one commit, which reads only those runs' files (a literal
+    filter on `run_id`, which has statistics); Parquet: a rewrite and a swap."""
     if not exists(fs, uri, table_format):
         return
     if table_format == "delta":
         from delta.tables import DeltaTable
 
         target = DeltaTable.forPath(spark, uri)
-        if scope is None:
+        if superseded is None:
             target.delete(F.col("run_id") != run_id)
-        else:
-            condition = F.expr("t.source_file = s.source_file") & (F.col("t.run_id") != run_id)
-            target.alias("t").merge(scope.alias("s"), condition).whenMatchedDelete().execute()
+            return
+        run_ids = [r["run_id"] for r in superseded.select("run_id").distinct().collect()]
+        condition = F.col("t.run_id").isin(run_ids) & F.expr("t.run_id = s.run_id AND t.source_file = s.source_file")
+        target.alias("t").merge(superseded.alias("s"), condition).whenMatchedDelete().execute()
         return
     rows = read(spark, uri, table_format)
-    kept = rows.where(F.col("run_id") == run_id)
-    if scope is not None:
-        kept = kept.unionByName(
-            rows.join(F.broadcast(scope), "source_file", "left_anti").where(F.col("run_id") != run_id)
-        )
+    if superseded is None:
+        kept = rows.where(F.col("run_id") == run_id)
+    else:
+        kept = rows.join(F.broadcast(superseded), ["source_file", "run_id"], "left_anti")
     staging, previous = f"{uri}.next", f"{uri}.previous"
     kept.write.mode("overwrite").parquet(staging)
     fs.rename(uri, previous)
