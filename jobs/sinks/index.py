@@ -94,8 +94,8 @@ def deletions(
     if not run_ids:
         return []
     # A literal filter on run_id, which Delta's statistics turn into file pruning; the join keeps each file's
-    # rows of its own latest run.
-    old = index.where(F.col("run_id").isin(run_ids)).join(F.broadcast(origins), ["source_file", "run_id"], "left_semi")
+    # rows of its own latest run. (No broadcast hint: a full refresh's origins are every file of the ledger.)
+    old = index.where(F.col("run_id").isin(run_ids)).join(origins, ["source_file", "run_id"], "left_semi")
     candidates = old.select(*KEY).distinct()
     if produced is not None:
         candidates = candidates.join(produced, list(KEY), "left_anti")
@@ -149,7 +149,7 @@ def prune(
     if superseded is None:
         kept = rows.where(F.col("run_id") == run_id)
     else:
-        kept = rows.join(F.broadcast(superseded), ["source_file", "run_id"], "left_anti")
+        kept = rows.join(superseded, ["source_file", "run_id"], "left_anti")
     staging, previous = f"{uri}.next", f"{uri}.previous"
     kept.write.mode("overwrite").parquet(staging)
     fs.rename(uri, previous)
