@@ -377,7 +377,9 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
                 # The export (its deletions) before the ledger's removed rows: a run killed in between leaves an
                 # uncommitted export folder, which the next start removes, and the next run finds the same files.
                 scope = removed.select(tables.SCOPE)
-                export = write_export(None, deleted=deletions.find(produced=None, scope=scope))
+                with step("deletions"):
+                    deleted = deletions.find(produced=None, scope=scope)
+                export = write_export(None, deleted=deleted)
                 summary["removed"] = _remove(spark, fs, layout, ledger, removed, config, fingerprint, run_id, started)
                 deletions.prune(run_id)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
@@ -427,8 +429,9 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
         def write_fhir() -> ndjson.Export:
             with step("fhir"):
-                produced = index.index_rows(staged, run_id).select(*index.KEY)
-                deleted = deletions.find(produced=produced, scope=None if replace else scope)
+                with step("deletions"):
+                    produced = index.index_rows(staged, run_id).select(*index.KEY)
+                    deleted = deletions.find(produced=produced, scope=None if replace else scope)
                 return write_export(staged, deleted=deleted)
 
         def write_index() -> None:
