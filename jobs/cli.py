@@ -215,6 +215,9 @@ def _print_summary(summary: dict) -> None:
         )
     if summary["fhir"]:
         lines.append(f"  FHIR NDJSON: {summary['fhir']['directory']} (manifest.json)")
+    if summary.get("deleted"):
+        deleted = ", ".join(f"{t} {n}" for t, n in summary["deleted"].items())
+        lines.append(f"  FHIR deletions (manifest's deleted): {deleted}")
     for name, uri in summary["tables"].items():
         lines.append(f"  table {name}: {uri}")
     lines.append(f"  run summary: {summary['output']}/runs/{summary['run_id']}.json")

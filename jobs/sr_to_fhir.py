@@ -8,9 +8,10 @@ Order of work, chosen for kill safety:
      are recorded in step 5 (a run with nothing to map does both at once);
   2. map them once (mapInArrow) into `_staging/<run-id>` (Parquet, one row per document record, resource or
      table row), so every sink reads the mapping output instead of mapping again, and only its own rows;
-  3. run statistics from the (cached) document records; 4. tables (one Delta commit each) and FHIR NDJSON +
-     manifest, side by side; 5. the ledger (the commit point of the run), 6. `runs/<run-id>.json`,
-     7. staging removed.
+  3. run statistics from the (cached) document records; 4. tables (one Delta commit each), the resource index
+     (appended) and FHIR NDJSON + manifest (with the deletions, from the index's committed entries), side by
+     side; 5. the ledger (the commit point of the run), then the index entries this run superseded are pruned;
+     6. `runs/<run-id>.json`, 7. staging removed.
 A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes
 the tables come out the same, and the killed run's partial export folder is removed. Its files stay pending
 until a committed run has mapped them again or deleted the rows of those gone since (`recovery`).
@@ -48,7 +49,7 @@ from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
 from jobs.session import apply_runtime_settings
-from jobs.sinks import ndjson, tables
+from jobs.sinks import index, ndjson, tables
 from jobs.sinks.ledger import Ledger
 from jobs.sources import Inputs, open_inputs
 
@@ -76,6 +77,10 @@ class Layout:
 
     def staging(self, run_id: str) -> str:
         return f"{self.root}/_staging/{run_id}"
+
+    @property
+    def index(self) -> str:
+        return self.table(index.NAME)
 
 
 APPEND_MARKER = "_appends"
@@ -164,6 +169,9 @@ class Selection:
     new_files_only: bool = False
     """Whether every file to map is new to the ledger: the tables then have no rows of theirs to replace, and a
     run that also removes nothing appends instead of merging (`tables.write_delta`)."""
+    remapped: tuple[tuple[str, str], ...] = ()
+    """(source_file, latest ledger run) of the files to map that the ledger knows: their exported resources are
+    the candidates for deletion (`index.deletions`), with the removed files'."""
 
 
 def _select_files(
@@ -194,7 +202,9 @@ def _select_files(
             F.count("file_key").alias("found"),
             F.collect_list(F.when(to_map, F.col("file_key"))).alias("todo"),
             F.collect_list(F.when(gone, F.struct("source_file", "known_run_id"))).alias("gone"),
-            F.count(F.when(to_map & F.col("known_run_id").isNotNull(), 1)).alias("known_to_map"),
+            F.collect_list(
+                F.when(to_map & F.col("known_run_id").isNotNull(), F.struct("source_file", "known_run_id"))
+            ).alias("remapped"),
         )
     )
     found, todo = int(row["found"]), list(row["todo"])
@@ -203,7 +213,8 @@ def _select_files(
         found=found,
         todo=None if len(todo) == found else todo,
         removed=removed,
-        new_files_only=row["known_to_map"] == 0,
+        new_files_only=not row["remapped"],
+        remapped=tuple((r["source_file"], r["known_run_id"]) for r in row["remapped"]),
     )
 
 
@@ -283,7 +294,7 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger) 
     unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
     if staged or unfinished:
         # A run killed between its ledger commit and its summary is complete: keep its rows and export. (A run
-        # that maps commits its removed rows after its records; one that only removes writes no export.)
+        # that maps commits its removed rows after its records; one that only removes, its export before them.)
         committed = (
             {r.run_id for r in ledger.read().select("run_id").distinct().collect()} if ledger.exists() else set()
         )
@@ -333,7 +344,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         pending = _cleanup(spark, fs, layout, ledger)
         must_merge = fs.exists(f"{layout.root}/{MERGE_MARKER}")
         if table_format == "parquet":
-            for name in tables.TABLES:
+            for name in (*tables.TABLES, index.NAME):
                 tables.recover_parquet(fs, layout.table(name))
 
     with step("list"):
@@ -366,15 +377,35 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     if reconciliation.purged:
         purged = spark.createDataFrame([(f,) for f in reconciliation.purged], f"{tables.SCOPE} string")
         gone = purged if gone is None else gone.unionByName(purged)
+    # A pending file gone without a ledger row was never exported (its killed run's export was removed), so only
+    # the removed files' resources can be deleted; a pending file mapped again replaces no committed entry.
+    deletions = _Deletions.of(spark, fs, layout, ledger, selection.remapped, removed, table_format, replace=replace)
+    write_export = functools.partial(
+        ndjson.write_ndjson,
+        fs=fs,
+        directory=layout.fhir(run_id),
+        max_per_file=config.fhir.max_resources_per_file,
+        transaction_time=started.isoformat().replace("+00:00", "Z"),
+        request=fs.url(layout.summary(run_id)),
+    )
     if todo == []:
+        export = None
         if gone is not None:
             with step("remove"):
+                if removed is not None:
+                    # The export (its deletions) before the ledger's removed rows: a run killed in between leaves
+                    # an uncommitted export folder, which the next start removes, and the next run finds the same
+                    # files.
+                    with step("deletions"):
+                        deleted = deletions.find(produced=None, scope=gone)
+                    export = write_export(None, deleted=deleted)
                 summary["removed"] = _remove(
                     spark, fs, layout, ledger, removed, gone, config, fingerprint, run_id, started
                 )
+                deletions.prune(run_id)
         recovery.settle(fs, layout.root, run_id, pending, reconciliation)
         log.info("run %s: all %d files unchanged since their last run; nothing to map", run_id, found)
-        return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=None)
+        return _finish(fs, layout, summary, clock, step, found=found, stats=None, export=export)
 
     staging = layout.staging(run_id)
     settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
@@ -427,23 +458,25 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
         def write_fhir() -> ndjson.Export:
             with step("fhir"):
-                return ndjson.write_ndjson(
-                    staged,
-                    fs,
-                    layout.fhir(run_id),
-                    max_per_file=config.fhir.max_resources_per_file,
-                    transaction_time=started.isoformat().replace("+00:00", "Z"),
-                    request=fs.url(layout.summary(run_id)),
-                )
+                with step("deletions"):
+                    produced = index.index_rows(staged, run_id).select(*index.KEY)
+                    deleted = deletions.find(produced=produced, scope=None if replace else scope)
+                return write_export(staged, deleted=deleted)
+
+        def write_index() -> None:
+            with step("index"):
+                index.append(spark, fs, layout.index, index.index_rows(staged, run_id), table_format)
 
         # The sinks are independent Spark jobs, each mostly latency (planning, Delta log, commits): side by
         # side. All must succeed before the ledger commit.
+        sink_calls: dict[str, Callable[[], object]] = {
+            "fhir": write_fhir,
+            **{name: functools.partial(write_table, name) for name in tables.TABLES},
+        }
+        if deletions.indexed:
+            sink_calls["index"] = write_index
         with step("sinks"):
-            sinks = _side_by_side(
-                spark,
-                f"sr2fhir-{run_id}",
-                {"fhir": write_fhir, **{name: functools.partial(write_table, name) for name in tables.TABLES}},
-            )
+            sinks = _side_by_side(spark, f"sr2fhir-{run_id}", sink_calls)
         export = typing.cast(ndjson.Export, sinks["fhir"])
         stats["resources_before_dedup"] = export.counts_before_dedup
         log.info(
@@ -461,6 +494,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         recovery.settle(fs, layout.root, run_id, pending, reconciliation)
         if not append:  # it merged (or replaced): the old marker's meaning is met
             fs.delete(f"{layout.root}/{MERGE_MARKER}")
+        with step("index prune"):
+            deletions.prune(run_id)
     finally:
         records.unpersist()
         if removed is not None:
@@ -476,6 +511,75 @@ def _with_pending_removed(
         return removed
     more = spark.createDataFrame(reconciliation.removed, "source_file string, known_run_id string")
     return more if removed is None else removed.unionByName(more).distinct()
+
+
+@dataclass
+class _Deletions:
+    """What the run's deletions are computed from (`index.deletions`), and the index entries they supersede."""
+
+    spark: SparkSession
+    fs: HadoopFS
+    layout: Layout
+    ledger: Ledger
+    table_format: str
+    replace: bool
+    indexed: bool
+    """Whether the index covers the lake's files (started with the ledger): only then is it written and read."""
+    origins: DataFrame | None
+    """(source_file, run_id): the files re-mapped or removed, with their latest ledger run (full refresh: all)."""
+
+    @classmethod
+    def of(
+        cls,
+        spark: SparkSession,
+        fs: HadoopFS,
+        layout: Layout,
+        ledger: Ledger,
+        remapped: tuple[tuple[str, str], ...],
+        removed: DataFrame | None,
+        table_format: str,
+        *,
+        replace: bool,
+    ) -> _Deletions:
+        has_index = index.exists(fs, layout.index, table_format)
+        has_ledger = ledger.exists()
+        origins: DataFrame | None = None
+        if has_index and has_ledger:
+            if replace:
+                origins = ledger.file_states().select("source_file", F.col("known_run_id").alias("run_id"))
+            else:
+                pairs = list(remapped)
+                if removed is not None:
+                    pairs += [(r["source_file"], r["known_run_id"]) for r in removed.collect()]
+                if pairs:
+                    origins = spark.createDataFrame(sorted(pairs), "source_file string, run_id string")
+        elif has_ledger:
+            log.warning(
+                "no resource index under the output (written before it existed): %s",
+                "it starts now, and later runs export deletions"
+                if replace
+                else "no FHIR deletions are exported until a --full-refresh starts it",
+            )
+        indexed = has_index or not has_ledger or replace
+        return cls(spark, fs, layout, ledger, table_format, replace, indexed, origins)
+
+    def find(self, *, produced: DataFrame | None, scope: DataFrame | None) -> list[tuple[str, str]]:
+        if self.origins is None:  # a first run, or only new files: nothing exported before can go
+            return []
+        entries = index.read(self.spark, self.layout.index, self.table_format)
+        found = index.deletions(self.spark, entries, self.ledger.read(), self.origins, produced=produced, scope=scope)
+        log.info("%d FHIR resources no file produces any more: exported as deletions", len(found))
+        return found
+
+    def prune(self, run_id: str) -> None:
+        """After the ledger commit: the entries this run superseded go (a full refresh keeps its own only). A run
+        with nothing to look for (a first run, only new files) leaves the index as it is: no extra commit."""
+        if self.replace and self.indexed:
+            index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, superseded=None)
+        elif self.origins is not None:
+            index.prune(
+                self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, superseded=self.origins
+            )
 
 
 def _remove(
@@ -555,10 +659,11 @@ def _finish(
             "rows": {name: totals[name] for name in tables.TABLES},
             "resources": dict(sorted(export.counts.items())) if export else {},
             "resources_before_dedup": stats["resources_before_dedup"] if stats else {},
+            "deleted": export.deleted if export else {},
             "fhir": {"directory": fs.url(export.directory), "manifest": fs.url(f"{export.directory}/{ndjson.MANIFEST}")}
             if export
             else None,
-            "tables": {name: fs.url(layout.table(name)) for name in (*tables.TABLES, "documents")},
+            "tables": {name: fs.url(layout.table(name)) for name in (*tables.TABLES, "documents", index.NAME)},
             "step_seconds": step.seconds,
         }
     )

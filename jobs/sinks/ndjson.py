@@ -12,6 +12,12 @@ file bucket that fine bucket modulo the type's bucket count, ceil(distinct ids /
 are sorted by id; a bucket that hashing made larger than the bound is cut into consecutive files of the bound.
 The counts per type and fine bucket come first, from the type and id columns alone (one small collect of at most
 types x 4,096 numbers), so every file's count is known before it is written, and the JSON is shuffled once.
+
+Deletions (resources no file in the lake produces any more, `index.deletions`) go in the manifest's `deleted`
+array, as the Bulk Data Access IG has them: `deleted.<nnnnn>.ndjson` files of `Bundle`s of type `transaction`,
+each entry a `DELETE` of `<Type>/<id>`. Entries are in a fixed order, `DELETE_ORDER` (what references a resource
+goes before it, for servers that check references on delete), then by id; at most `DELETES_PER_BUNDLE` per
+Bundle.
 """
 
 from __future__ import annotations
@@ -34,6 +40,24 @@ FINE_BUCKETS = 4096
 bucket count), so their counts are exact sums; beyond 4,096 buckets of a type (409.6 million resources at the
 default bound) the buckets are cut into more files instead."""
 
+DELETED = "deleted"
+DELETES_PER_BUNDLE = 1000
+"""Entries per deletion Bundle: a server runs each Bundle as one transaction, so bounded ones stay light."""
+DELETE_ORDER = (
+    "Observation",
+    "ImagingSelection",
+    "BodyStructure",
+    "ImagingStudy",
+    "ServiceRequest",
+    "Device",
+    "Practitioner",
+    "Patient",
+)
+"""The order deletions go in, a referencing resource before what it references: Observations reference the
+others, ImagingSelections their BodyStructures and ImagingStudy, an ImagingStudy its ServiceRequest, and nearly
+everything the Patient. Other types go first. References between resources of one type (an Observation group's
+members) are not ordered: they are by id."""
+
 _PART = re.compile(r"^part-\d+-.*\.c(\d+)(?:\.txt)?$")
 """A Spark text part file; its `cNNN` counter orders the files one task cut a bucket into."""
 
@@ -46,6 +70,8 @@ class Export:
     """Resources written per type (distinct ids)."""
     counts_before_dedup: dict[str, int]
     """Resources the run's inputs gave per type, copies of one id included."""
+    deleted: dict[str, int]
+    """Deletions exported per type."""
 
 
 @dataclass(frozen=True)
@@ -123,14 +149,42 @@ def file_name(resource_type: str, number: int) -> str:
     return f"{resource_type}.{number:05d}.ndjson"
 
 
+def deletion_bundles(deleted: list[tuple[str, str]]) -> list[bytes]:
+    """NDJSON lines: transaction Bundles deleting (type, id) pairs, in `DELETE_ORDER`, then by type and id."""
+    rank = {t: i for i, t in enumerate(DELETE_ORDER, start=1)}  # other types: 0
+    ordered = sorted(deleted, key=lambda key: (rank.get(key[0], 0), key))
+    return [
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"request": {"method": "DELETE", "url": f"{t}/{i}"}}
+                    for t, i in ordered[start : start + DELETES_PER_BUNDLE]
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
+        for start in range(0, len(ordered), DELETES_PER_BUNDLE)
+    ]
+
+
 def write_ndjson(
-    staged: DataFrame, fs: HadoopFS, directory: str, *, max_per_file: int, transaction_time: str, request: str
+    staged: DataFrame | None,
+    fs: HadoopFS,
+    directory: str,
+    *,
+    max_per_file: int,
+    transaction_time: str,
+    request: str,
+    deleted: list[tuple[str, str]] | None = None,
 ) -> Export:
-    """Write the run's resources in files of at most `max_per_file` lines, one type per file, and the manifest."""
-    fine_counts, before_dedup = resource_counts(staged)
+    """Write the run's resources in files of at most `max_per_file` lines, one type per file, the deletions
+    (`staged` None: a run that only removes files), and the manifest."""
+    fine_counts, before_dedup = resource_counts(staged) if staged is not None else ({}, {})
     plan = plan_files(fine_counts, max_per_file)
     parts = f"{directory}/_parts"
-    if plan.buckets:  # a run of rejected inputs only has no resource: an empty manifest
+    if staged is not None and plan.buckets:  # a run of rejected inputs only has no resource: an empty manifest
         (
             unique_resources(staged, plan.buckets)
             .select("resource_type", "bucket", F.col("json").alias("value"))
@@ -154,16 +208,30 @@ def write_ndjson(
             chunk[bucket] += 1
             output.append({"type": resource_type, "url": fs.url(target), "count": count})
     fs.delete(parts)
+    bundles = deletion_bundles(deleted or [])
+    deleted_files = []
+    for number, start in enumerate(range(0, len(bundles), max_per_file)):
+        target = f"{directory}/{DELETED}.{number:05d}.ndjson"
+        lines = bundles[start : start + max_per_file]
+        fs.write_bytes(target, b"\n".join(lines) + b"\n")
+        deleted_files.append({"type": "Bundle", "url": fs.url(target), "count": len(lines)})
     manifest = {
         "transactionTime": transaction_time,
         "request": request,
         "requiresAccessToken": False,
         "output": output,
+        "deleted": deleted_files,
         "error": [],
     }
     fs.write_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
     counts = {t: sum(fine.values()) for t, fine in sorted(fine_counts.items())}
-    return Export(directory=directory, manifest=manifest, counts=counts, counts_before_dedup=before_dedup)
+    return Export(
+        directory=directory,
+        manifest=manifest,
+        counts=counts,
+        counts_before_dedup=before_dedup,
+        deleted=dict(sorted(Counter(t for t, _ in deleted or []).items())),
+    )
 
 
 def _part_files(fs: HadoopFS, parts: str) -> dict[str, dict[int, list[str]]]:

@@ -1,0 +1,157 @@
+"""The resource index `tables/resources`: which FHIR resources (type, id) each stored file's mapping produced, so
+a run can tell which exported resources no file in the lake produces any more and export their deletion.
+
+Rows: `source_file`, `resource_type`, `resource_id`, `run_id`. Every run appends the resources of the files it
+mapped, one row per (file, type, id). A file's current entries are its rows of its latest ledger run: rows of a
+run the ledger never committed (a killed run) or of an older run of the file are ignored by every read, so
+writing the index needs no marker and no commit order beyond "before the ledger". A run that looked for
+deletions deletes the entries it superseded after its ledger commit (`prune`); a killed run's entries, and those
+of a run killed before its prune, stay and are ignored, until a full refresh keeps only its own.
+
+Deletions of a run: the candidates are the current entries of the files it re-maps or finds removed (`origins`,
+each with its latest ledger run). A candidate is deleted when, after the run, no file produces it: not this run's
+mapping, and no current entry of a file outside the run's scope. Shared resources (Patient, ImagingStudy,
+ServiceRequest, Devices, Practitioner) and per-SR ones of a report stored twice live on while one file has them.
+
+The index covers the lake only when it was started with the ledger (a first run or a full refresh): an output
+written before the index existed gets it from its next `--full-refresh`, and exports no deletions until then
+(an index missing the older files' resources would delete resources they still produce).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..fs import HadoopFS
+from ..mapping import RESOURCE
+
+log = logging.getLogger("sr2fhir")
+
+NAME = "resources"
+KEY = ("resource_type", "resource_id")
+STATS_COLUMNS = ("run_id", "source_file", "resource_type", "resource_id")
+"""Delta file statistics: `run_id` prunes the candidates' read to the files their runs wrote (each run appends
+its own files); the others are what the joins select by."""
+
+
+def index_rows(staged: DataFrame, run_id: str) -> DataFrame:
+    """This run's entries, from the staged resource rows' type and id (Parquet reads neither the JSON nor the
+    other kinds' columns)."""
+    return (
+        staged.where(F.col("kind") == RESOURCE)
+        .select(
+            "source_file",
+            F.col(f"{RESOURCE}.resource_type").alias("resource_type"),
+            F.col(f"{RESOURCE}.id").alias("resource_id"),
+        )
+        .distinct()
+        .withColumn("run_id", F.lit(run_id))
+    )
+
+
+def exists(fs: HadoopFS, uri: str, table_format: str) -> bool:
+    return fs.exists(f"{uri}/_delta_log" if table_format == "delta" else uri)
+
+
+def read(spark: SparkSession, uri: str, table_format: str) -> DataFrame:
+    return spark.read.format(table_format).load(uri)
+
+
+def append(spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, table_format: str) -> None:
+    """Append this run's entries (creating a Delta table with its statistics columns first)."""
+    if table_format == "delta" and not exists(fs, uri, table_format):
+        from delta.tables import DeltaTable
+
+        (
+            DeltaTable.createIfNotExists(spark)
+            .location(uri)
+            .addColumns(rows.schema)
+            .property("delta.dataSkippingStatsColumns", ",".join(STATS_COLUMNS))
+            .execute()
+        )
+    rows.write.format(table_format).mode("append").save(uri)
+
+
+def deletions(
+    spark: SparkSession,
+    index: DataFrame,
+    ledger: DataFrame,
+    origins: DataFrame,
+    *,
+    produced: DataFrame | None,
+    scope: DataFrame | None,
+) -> list[tuple[str, str]]:
+    """(resource_type, resource_id) of the resources to delete, sorted (collected: proportional to the touched
+    files, ~100 bytes each on the driver).
+
+    `origins`: (source_file, run_id) of the files the run re-maps or removes, with their latest ledger run.
+    `produced`: (resource_type, resource_id) of this run's mapping. `scope`: (source_file) of every file the
+    run maps or removes; None when the run replaces everything (a full refresh), so no other file counts."""
+    run_ids = [r["run_id"] for r in origins.select("run_id").distinct().collect()]
+    if not run_ids:
+        return []
+    # A literal filter on run_id, which Delta's statistics turn into file pruning; the join keeps each file's
+    # rows of its own latest run. (No broadcast hint: a full refresh's origins are every file of the ledger.)
+    old = index.where(F.col("run_id").isin(run_ids)).join(origins, ["source_file", "run_id"], "left_semi")
+    candidates = old.select(*KEY).distinct()
+    if produced is not None:
+        candidates = candidates.join(produced, list(KEY), "left_anti")
+    if scope is None:
+        return _collect(candidates)
+    candidates = candidates.persist()
+    try:
+        # Other files that have a candidate, with any run: current only if it is the file's latest ledger run.
+        others = index.join(candidates, list(KEY), "left_semi").join(scope, "source_file", "left_anti")
+        files = others.select("source_file").distinct()
+        latest = (
+            ledger.join(files, "source_file", "left_semi").groupBy("source_file").agg(F.max("run_id").alias("run_id"))
+        )
+        live = others.join(latest, ["source_file", "run_id"], "left_semi").select(*KEY)
+        return _collect(candidates.join(live, list(KEY), "left_anti"))
+    finally:
+        candidates.unpersist()
+
+
+def _collect(keys: DataFrame) -> list[tuple[str, str]]:
+    return sorted((r["resource_type"], r["resource_id"]) for r in keys.collect())
+
+
+def prune(
+    spark: SparkSession,
+    fs: HadoopFS,
+    uri: str,
+    table_format: str,
+    *,
+    run_id: str,
+    superseded: DataFrame | None,
+) -> None:
+    """After the ledger commit, delete the entries this run superseded: those of `superseded`'s (source_file,
+    run_id) pairs (the files it mapped or removed, with their previous latest run), or with `superseded` None (a
+    full refresh) every entry of another run. Delta: one commit, which reads only those runs' files (a literal
+    filter on `run_id`, which has statistics); Parquet: a rewrite and a swap."""
+    if not exists(fs, uri, table_format):
+        return
+    if table_format == "delta":
+        from delta.tables import DeltaTable
+
+        target = DeltaTable.forPath(spark, uri)
+        if superseded is None:
+            target.delete(F.col("run_id") != run_id)
+            return
+        run_ids = [r["run_id"] for r in superseded.select("run_id").distinct().collect()]
+        condition = F.col("t.run_id").isin(run_ids) & F.expr("t.run_id = s.run_id AND t.source_file = s.source_file")
+        target.alias("t").merge(superseded.alias("s"), condition).whenMatchedDelete().execute()
+        return
+    rows = read(spark, uri, table_format)
+    if superseded is None:
+        kept = rows.where(F.col("run_id") == run_id)
+    else:
+        kept = rows.join(superseded, ["source_file", "run_id"], "left_anti")
+    staging, previous = f"{uri}.next", f"{uri}.previous"
+    kept.write.mode("overwrite").parquet(staging)
+    fs.rename(uri, previous)
+    fs.rename(staging, uri)
+    fs.delete(previous)
