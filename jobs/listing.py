@@ -81,6 +81,19 @@ def resolve(spark: SparkSession, uris: list[str]) -> Roots:
     return Roots(folders=tuple(folders), files=tuple(files.values()))
 
 
+def glob_regex(spark: SparkSession, glob_filter: str) -> str:
+    """The Java regex (for `rlike`) that a file name matches when it passes `input.path_glob_filter`, as Spark's
+    `pathGlobFilter` applies it: Hadoop's GlobFilter, which compiles the glob with DOTALL (`?` and `*` match line
+    terminators, U+0085 included) and matches the whole name (`\\z`, not `$`, which also matches before a final
+    line break)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None, "a classic session"
+    compiled = jvm.org.apache.hadoop.fs.GlobPattern(glob_filter).compiled()
+    dotall = _DOTALL[str(compiled.getClass().getName()).removeprefix("org.apache.hadoop.shaded.")]
+    flags = "(?s)" if compiled.flags() & dotall else ""
+    return rf"{flags}\A(?:{compiled.pattern()})\z"
+
+
 def _skipped(name: Column) -> Column:
     """HadoopFSUtils.shouldFilterOutPathName: the names Spark's listing skips, folders and files alike."""
     hidden = (name.startswith("_") & ~name.contains("=")) | name.startswith(".") | name.endswith("._COPYING_")
@@ -106,8 +119,7 @@ def visible(roots: Roots, glob_regex: str | None) -> Column:
     root_file = path.isin([file[0] for file in roots.files]) if roots.files else F.lit(False)
     file = ~F.col("isDir") & (F.col("length") > 0) & ~_skipped(name) & _data_file(name)
     if glob_regex is not None:
-        # GlobFilter matches the whole name (Matcher.matches); \z, not $, which would also match before a final \n.
-        file = file & name.rlike(rf"\A(?:{glob_regex})\z")
+        file = file & name.rlike(glob_regex)
     return file & (under_a_root | root_file)
 
 
@@ -147,12 +159,7 @@ def list_files(spark: SparkSession, roots: Roots, glob_filter: str | None) -> Da
     entries = DataFrame(listed.toDF(), spark) if roots.folders else spark.createDataFrame([], _LISTED)
     if roots.files:
         entries = entries.unionByName(spark.createDataFrame([(*f[:2], False, f[2]) for f in roots.files], _LISTED))
-    regex = None
-    if glob_filter:
-        compiled = jvm.org.apache.hadoop.fs.GlobPattern(glob_filter).compiled()
-        # GlobPattern compiles with DOTALL: `?` and `*` match line terminators (U+0085 included) too.
-        dotall = _DOTALL[str(compiled.getClass().getName()).removeprefix("org.apache.hadoop.shaded.")]
-        regex = ("(?s)" if compiled.flags() & dotall else "") + str(compiled.pattern())
+    regex = glob_regex(spark, glob_filter) if glob_filter else None
     files = entries.where(visible(roots, regex))
     if _overlap(roots):
         files = files.dropDuplicates(["path"])

@@ -17,6 +17,7 @@ import re
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from . import listing
 from .config import JobConfig
 from .fs import HadoopFS
 
@@ -48,12 +49,9 @@ def looked_at(spark: SparkSession, fs: HadoopFS, config: JobConfig) -> Column | 
     if not folders:
         return None
     where = functools.reduce(operator.or_, [F.col("source_file").startswith(folder) for folder in folders])
-    if config.input.path_glob_filter:
-        # The filter Spark applied to file names, as the Java regex Hadoop compiles it to.
-        jvm = spark.sparkContext._jvm
-        assert jvm is not None, "a classic session (HadoopFS needs one too)"
-        pattern = jvm.org.apache.hadoop.fs.GlobPattern(config.input.path_glob_filter).compiled().pattern()
-        where = where & F.regexp_extract("source_file", r"([^/]*)$", 1).rlike(f"^(?:{pattern})$")
+    if config.input.path_glob_filter:  # the filter Spark applied to file names
+        name = F.regexp_extract("source_file", r"([^/]*)$", 1)
+        where = where & name.rlike(listing.glob_regex(spark, config.input.path_glob_filter))
     return where
 
 
