@@ -102,9 +102,10 @@ def deletions(
     if scope is None:
         return _collect(candidates)
     candidates = candidates.persist()
+    # Other files that have a candidate, with any run: current only if it is the file's latest ledger run. Read
+    # twice (their files' latest runs, then their entries of those runs): cached, so the index is scanned once.
+    others = index.join(candidates, list(KEY), "left_semi").join(scope, "source_file", "left_anti").persist()
     try:
-        # Other files that have a candidate, with any run: current only if it is the file's latest ledger run.
-        others = index.join(candidates, list(KEY), "left_semi").join(scope, "source_file", "left_anti")
         files = others.select("source_file").distinct()
         latest = (
             ledger.join(files, "source_file", "left_semi").groupBy("source_file").agg(F.max("run_id").alias("run_id"))
@@ -112,6 +113,7 @@ def deletions(
         live = others.join(latest, ["source_file", "run_id"], "left_semi").select(*KEY)
         return _collect(candidates.join(live, list(KEY), "left_anti"))
     finally:
+        others.unpersist()
         candidates.unpersist()
 
 
