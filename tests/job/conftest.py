@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sr2fhir_synth import write_sample_corpus
+
 from .helpers import BUCKET
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in sample lake (8 reports), written once: a test copies it (`helpers.copy_lake`) to change it."""
+    lake = tmp_path_factory.mktemp("sample") / "lake"
+    write_sample_corpus(lake, count=8)
+    return lake
 
 
 def _free_port() -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,3 +94,46 @@ def export_lines(summary: dict) -> dict[str, list[str]]:
     for entry in manifest["output"]:
         lines.setdefault(entry["type"], []).extend(Path(entry["url"].removeprefix("file://")).read_text().splitlines())
     return lines
+
+
+TABLES = ("measurements", "qualitative_evaluations")
+
+
+class Killed(RuntimeError):
+    """A simulated kill: raised by a run's `before_ledger` hook."""
+
+
+def kill_before_ledger() -> None:
+    """`sr_to_fhir.run`'s `before_ledger` hook of a run killed after its tables and export, before its ledger."""
+    raise Killed("simulated kill after the tables and the export, before the ledger commit")
+
+
+def copy_lake(lake: Path, tmp_path: Path) -> Path:
+    """A copy of a lake that a test may change."""
+    target = tmp_path / "lake"
+    shutil.copytree(lake, target)
+    return target
+
+
+def table_snapshot(spark: SparkSession, output: Path, table_format: str = "delta") -> dict[str, list[dict]]:
+    """Every table's rows, without the run that wrote them."""
+    return {name: table_rows(spark, output, name, table_format, drop=("run_id",)) for name in TABLES}
+
+
+def no_duplicate_keys(tables: dict[str, list[dict]]) -> None:
+    for name, rows in tables.items():
+        keys = Counter((r["source_path"], r["observation_id"]) for r in rows)
+        assert max(keys.values(), default=1) == 1, name
+
+
+def operations(spark: SparkSession, output: Path, name: str) -> list[str]:
+    """A Delta table's commits, oldest first."""
+    from delta.tables import DeltaTable
+
+    history = DeltaTable.forPath(spark, str(output / "tables" / name)).history().orderBy("version")
+    return [r.operation for r in history.select("operation").collect()]
+
+
+def table_files(spark: SparkSession, output: Path, table_format: str = "delta") -> set[str]:
+    """The stored files the tables have rows of."""
+    return {r["source_file"] for name in TABLES for r in table_rows(spark, output, name, table_format)}

@@ -14,9 +14,8 @@ import pytest
 
 from jobs.sinks import ndjson
 from sr2fhir_core import map_sr
-from sr2fhir_synth import write_sample_corpus
 
-from .helpers import ledger, run_job
+from .helpers import Killed, kill_before_ledger, ledger, run_job
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -24,21 +23,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.spark]
 
 Key = tuple[str, str]
-
-
-class Killed(RuntimeError):
-    pass
-
-
-def _kill() -> None:
-    raise Killed("simulated kill after the sinks, before the ledger commit")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lake = tmp_path_factory.mktemp("deletions") / "lake"
-    write_sample_corpus(lake, count=8)
-    return lake
 
 
 def _lake(sample: Path, tmp_path: Path) -> Path:
@@ -193,7 +177,7 @@ def test_a_run_killed_after_its_sinks_changes_no_deletion(spark: SparkSession, s
     _report(lake, "sr-001").unlink()
     expected = sorted(produced.keys() - _produced(lake).keys())
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, table_format="parquet", before_ledger=_kill)
+        run_job(spark, [lake], output, table_format="parquet", before_ledger=kill_before_ledger)
     retry = run_job(spark, [lake], output, table_format="parquet")
     assert sorted(_deleted(retry)) == expected
     assert _deleted_files(retry) == {"deleted.00000.ndjson": b"\n".join(ndjson.deletion_bundles(expected)) + b"\n"}

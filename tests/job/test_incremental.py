@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tarfile
 import zipfile
 from collections import Counter
@@ -15,54 +14,33 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sr2fhir_core import map_sr
-from sr2fhir_synth import write_sample_corpus
 
-from .helpers import export_lines, ledger, run_job, table_rows
+from .helpers import (
+    TABLES,
+    Killed,
+    copy_lake,
+    export_lines,
+    kill_before_ledger,
+    ledger,
+    no_duplicate_keys,
+    operations,
+    run_job,
+    table_files,
+    table_rows,
+    table_snapshot,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark]
 
-TABLES = ("measurements", "qualitative_evaluations")
-
-
-class Killed(RuntimeError):
-    pass
-
-
-def _kill() -> None:
-    raise Killed("simulated kill after the table commits, before the ledger commit")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lake = tmp_path_factory.mktemp("sample") / "lake"
-    write_sample_corpus(lake, count=8)
-    return lake
-
-
-def _copy(lake: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "lake"
-    shutil.copytree(lake, target)
-    return target
-
-
-def _snapshot(spark: SparkSession, output: Path, table_format: str = "delta") -> dict[str, list[dict]]:
-    return {name: table_rows(spark, output, name, table_format, drop=("run_id",)) for name in TABLES}
-
-
-def _no_duplicate_keys(snapshot: dict[str, list[dict]]) -> None:
-    for name, rows in snapshot.items():
-        keys = Counter((r["source_path"], r["observation_id"]) for r in rows)
-        assert max(keys.values(), default=1) == 1, name
-
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
 def test_changed_file_rows_are_replaced_not_kept(
     spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
 ) -> None:
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     first = run_job(spark, [lake], output, table_format=table_format)
     reports = [p for p in lake.rglob("*") if p.is_file() and ledger_status(spark, output, p, table_format) == "mapped"]
@@ -82,8 +60,8 @@ def test_changed_file_rows_are_replaced_not_kept(
         "unchanged": first["files"]["found"] - 2,
         "processed": 3,
     }
-    after = _snapshot(spark, output, table_format)
-    _no_duplicate_keys(after)
+    after = table_snapshot(spark, output, table_format)
+    no_duplicate_keys(after)
     rows = after["measurements"]
     by_path = Counter(r["source_path"] for r in rows)
     assert by_path[f"file:{rejected}"] == 0
@@ -96,12 +74,12 @@ def test_changed_file_rows_are_replaced_not_kept(
     os.utime(added, (1_100_000_000, 1_100_000_000))
     third = run_job(spark, [lake], output, table_format=table_format)
     assert third["files"]["processed"] == 1 and third["documents"]["mapped"] == 1
-    assert _snapshot(spark, output, table_format) == after
+    assert table_snapshot(spark, output, table_format) == after
 
     # The same tables as a fresh run over the lake as it is now.
     fresh = tmp_path / "fresh"
     run_job(spark, [lake], fresh, table_format=table_format)
-    assert after == _snapshot(spark, fresh, table_format)
+    assert after == table_snapshot(spark, fresh, table_format)
     assert export_lines(second)["Observation"]
 
 
@@ -112,21 +90,14 @@ def ledger_status(spark: SparkSession, output: Path, path: Path, table_format: s
     return None
 
 
-def _operations(spark: SparkSession, output: Path, name: str) -> list[str]:
-    from delta.tables import DeltaTable
-
-    history = DeltaTable.forPath(spark, str(output / "tables" / name)).history().orderBy("version")
-    return [r.operation for r in history.select("operation").collect()]
-
-
 def test_new_files_are_appended_and_a_killed_append_is_undone(
     spark: SparkSession, sample: Path, tmp_path: Path
 ) -> None:
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output)
     reports = sorted(p for p in lake.rglob("*.dcm") if ledger_status(spark, output, p, "delta") == "mapped")
-    commits = {name: len(_operations(spark, output, name)) for name in TABLES}
+    commits = {name: len(operations(spark, output, name)) for name in TABLES}
     added = [lake / "arrived later" / f"{index}.dcm" for index in range(2)]
     added[0].parent.mkdir()
     for path, report in zip(added, reports, strict=False):
@@ -134,21 +105,21 @@ def test_new_files_are_appended_and_a_killed_append_is_undone(
 
     # Only new files: the tables get an append, which a kill before the ledger commit leaves in place...
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, before_ledger=_kill)
+        run_job(spark, [lake], output, before_ledger=kill_before_ledger)
     for name in TABLES:
-        assert _operations(spark, output, name)[commits[name] :] == ["WRITE"], name
+        assert operations(spark, output, name)[commits[name] :] == ["WRITE"], name
     new_paths = {f"file:{p}" for p in added}
     assert {r["source_path"] for r in table_rows(spark, output, "measurements")} >= new_paths
     # ...and the next run deletes before appending again: no duplicates, nothing lost.
     retry = run_job(spark, [lake], output)
     assert retry["files"]["processed"] == 2
     for name in TABLES:
-        assert _operations(spark, output, name)[commits[name] + 1 :] == ["DELETE", "WRITE"], name
-    snapshot = _snapshot(spark, output)
-    _no_duplicate_keys(snapshot)
+        assert operations(spark, output, name)[commits[name] + 1 :] == ["DELETE", "WRITE"], name
+    snapshot = table_snapshot(spark, output)
+    no_duplicate_keys(snapshot)
     clean = tmp_path / "clean"
     run_job(spark, [lake], clean)
-    assert snapshot == _snapshot(spark, clean)
+    assert snapshot == table_snapshot(spark, clean)
 
     # A changed file has rows to replace: a MERGE, even with a new file beside it.
     changed_time = reports[0].stat().st_mtime
@@ -158,34 +129,34 @@ def test_new_files_are_appended_and_a_killed_append_is_undone(
     # gets its old time back, which the ledger knows, but the killed run merged its rows: the next run maps both
     # again (`jobs/recovery.py`), and must merge the new file all the same.
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, before_ledger=_kill)
+        run_job(spark, [lake], output, before_ledger=kill_before_ledger)
     for name in TABLES:
-        assert _operations(spark, output, name)[-1] == "MERGE", name
+        assert operations(spark, output, name)[-1] == "MERGE", name
     os.utime(reports[0], (changed_time, changed_time))
     assert run_job(spark, [lake], output)["files"]["processed"] == 2
     for name in TABLES:
-        assert _operations(spark, output, name)[-1] == "MERGE", name
-    _no_duplicate_keys(_snapshot(spark, output))
+        assert operations(spark, output, name)[-1] == "MERGE", name
+    no_duplicate_keys(table_snapshot(spark, output))
     # Once a MERGE has committed, new files are appended again.
     (lake / "arrived later" / "3.dcm").write_bytes(reports[2].read_bytes())
     run_job(spark, [lake], output)
     for name in TABLES:
-        assert _operations(spark, output, name)[-1] == "WRITE", name
-    snapshot = _snapshot(spark, output)
-    _no_duplicate_keys(snapshot)
+        assert operations(spark, output, name)[-1] == "WRITE", name
+    snapshot = table_snapshot(spark, output)
+    no_duplicate_keys(snapshot)
     fresh = tmp_path / "fresh"
     run_job(spark, [lake], fresh)
-    assert snapshot == _snapshot(spark, fresh)
+    assert snapshot == table_snapshot(spark, fresh)
 
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
 def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(
     spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
 ) -> None:
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill)
+        run_job(spark, [lake], output, table_format=table_format, before_ledger=kill_before_ledger)
     assert not (output / "runs").exists()
     retry = run_job(spark, [lake], output, table_format=table_format)
     assert retry["files"]["processed"] == retry["files"]["found"]
@@ -197,15 +168,15 @@ def test_killed_run_then_rerun_gives_no_duplicates_and_loses_nothing(
     target.write_bytes(target.read_bytes() + b"")  # same bytes, new modification time
     os.utime(target, (2_000_000_000, 2_000_000_000))
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill)
+        run_job(spark, [lake], output, table_format=table_format, before_ledger=kill_before_ledger)
     again = run_job(spark, [lake], output, table_format=table_format)
     assert again["files"]["processed"] == 1
 
     clean = tmp_path / "clean"
     run_job(spark, [lake], clean, table_format=table_format)
-    snapshot = _snapshot(spark, output, table_format)
-    _no_duplicate_keys(snapshot)
-    assert snapshot == _snapshot(spark, clean, table_format)
+    snapshot = table_snapshot(spark, output, table_format)
+    no_duplicate_keys(snapshot)
+    assert snapshot == table_snapshot(spark, clean, table_format)
     rows = ledger(spark, output, table_format)
     assert Counter(r["source_path"] for r in rows)[f"file:{target}"] == 2  # first run and the changed-file run
     assert {r["source_path"] for r in rows} == {r["source_path"] for r in ledger(spark, clean, table_format)}
@@ -289,17 +260,13 @@ def test_file_states_take_each_files_latest_run_and_any_failed_member(spark: Spa
     }
 
 
-def _table_files(spark: SparkSession, output: Path, table_format: str = "delta") -> set[str]:
-    return {r["source_file"] for name in TABLES for r in table_rows(spark, output, name, table_format)}
-
-
 def _removed_rows(spark: SparkSession, output: Path, table_format: str = "delta") -> dict[str, dict]:
     return {r["source_path"]: r for r in ledger(spark, output, table_format) if r["status"] == "removed"}
 
 
 def _with_archive(sample: Path, tmp_path: Path) -> tuple[Path, Path]:
     """The sample lake plus a zip of two of its reports under site-b."""
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     archive = lake / "site-b" / "batch.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         for name in ("sr-004.dcm", "sr-006.dcm"):
@@ -313,29 +280,29 @@ def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gon
     lake, archive = _with_archive(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output)
-    before = _snapshot(spark, output)
+    before = table_snapshot(spark, output)
     first, second = next(lake.rglob("sr-001.dcm")), next(lake.rglob("sr-002.dcm"))  # under site-a, site-b
     first_bytes = first.read_bytes()
     first.unlink()
     second.unlink()
-    assert {f"file:{first}", f"file:{second}", f"file:{archive}"} <= _table_files(spark, output)
+    assert {f"file:{first}", f"file:{second}", f"file:{archive}"} <= table_files(spark, output)
 
     # A run given another part of the lake removes nothing outside it.
     partial = run_job(spark, [lake / "site-a"], output)
     assert partial["removed"] == {"files": 1, "inputs": 1}
-    assert f"file:{first}" not in _table_files(spark, output)
-    assert {f"file:{second}", f"file:{archive}"} <= _table_files(spark, output)
+    assert f"file:{first}" not in table_files(spark, output)
+    assert {f"file:{second}", f"file:{archive}"} <= table_files(spark, output)
 
     # A narrower glob filter: files it does not match are not looked at (SR000005 exists, the zip does not).
     archive.unlink()
     narrower = run_job(spark, [lake], output, overrides=["input.path_glob_filter='*.dcm'"])
     assert narrower["removed"] == {"files": 1, "inputs": 1}
-    assert f"file:{second}" not in _table_files(spark, output)
-    assert f"file:{archive}" in _table_files(spark, output)
+    assert f"file:{second}" not in table_files(spark, output)
+    assert f"file:{archive}" in table_files(spark, output)
 
     kept = run_job(spark, [lake], output, overrides=["incremental.removed_files=keep"])
     assert kept["removed"] == {"files": 0, "inputs": 0}
-    assert f"file:{archive}" in _table_files(spark, output)
+    assert f"file:{archive}" in table_files(spark, output)
 
     # The archive goes with both its members; each removed input keeps its report's identifiers.
     full = run_job(spark, [lake], output)
@@ -352,7 +319,7 @@ def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gon
         assert row["reason"] == "source_removed" and row["size"] is None
         assert row["sop_instance_uid"] == mapped_before[path]["sop_instance_uid"] is not None
     gone = {f"file:{first}", f"file:{second}", f"file:{archive}"}
-    after = _snapshot(spark, output)
+    after = table_snapshot(spark, output)
     for name in TABLES:
         assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
 
@@ -366,7 +333,7 @@ def test_removed_files_leave_the_tables_only_when_a_listed_folder_shows_them_gon
     third.unlink()
     back = run_job(spark, [lake], output)
     assert back["files"]["processed"] == 1 and back["removed"] == {"files": 1, "inputs": 1}
-    restored = _snapshot(spark, output)
+    restored = table_snapshot(spark, output)
     now_gone = (gone - {f"file:{first}"}) | {f"file:{third}"}
     for name in TABLES:
         assert restored[name] == [r for r in before[name] if r["source_file"] not in now_gone], name
@@ -382,7 +349,7 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
     lake, archive = _with_archive(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output, table_format="parquet")
-    before = _snapshot(spark, output, "parquet")
+    before = table_snapshot(spark, output, "parquet")
     report = next(lake.rglob("sr-003.dcm"))
     report.unlink()
     archive.unlink()
@@ -396,11 +363,11 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
         with pytest.raises(Killed):
             run_job(spark, [lake], output, table_format="parquet")
     assert _removed_rows(spark, output, "parquet") == {}
-    assert not _table_files(spark, output, "parquet") & gone  # the rows went before the kill
+    assert not table_files(spark, output, "parquet") & gone  # the rows went before the kill
 
     summary = run_job(spark, [lake], output, table_format="parquet")  # the same files are found gone again
     assert summary["removed"] == {"files": 2, "inputs": 3}
-    after = _snapshot(spark, output, "parquet")
+    after = table_snapshot(spark, output, "parquet")
     for name in TABLES:
         assert after[name] == [r for r in before[name] if r["source_file"] not in gone], name
     assert len(_removed_rows(spark, output, "parquet")) == 3
@@ -411,7 +378,7 @@ def test_removed_files_in_parquet_tables_and_a_run_killed_between_tables_and_led
     changed = next(lake.rglob("sr-006.dcm"))
     os.utime(changed, (2_000_000_000, 2_000_000_000))
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, table_format="parquet", before_ledger=_kill)
+        run_job(spark, [lake], output, table_format="parquet", before_ledger=kill_before_ledger)
     unfinished = {d.name for d in (output / "fhir").iterdir()} - {summary["run_id"]}
     assert len(unfinished) == 2  # the first run's export and the killed one's
     retry = run_job(spark, [lake], output, table_format="parquet")  # finds sr-004 gone again: nothing recorded it

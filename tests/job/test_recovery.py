@@ -12,22 +12,24 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sr2fhir_core import map_sr
-from sr2fhir_synth import write_sample_corpus
 
-from .helpers import ledger, run_job
-from .test_incremental import TABLES, Killed, _copy, _kill, _no_duplicate_keys, _operations, _snapshot, _table_files
+from .helpers import (
+    TABLES,
+    Killed,
+    copy_lake,
+    kill_before_ledger,
+    ledger,
+    no_duplicate_keys,
+    operations,
+    run_job,
+    table_files,
+    table_snapshot,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.spark]
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lake = tmp_path_factory.mktemp("sample") / "lake"
-    write_sample_corpus(lake, count=8)
-    return lake
 
 
 def _reports(lake: Path) -> list[Path]:
@@ -43,26 +45,26 @@ def _pending(output: Path) -> set[str]:
 
 def _merge_killed(spark: SparkSession, lake: Path, output: Path, table_format: str) -> None:
     with pytest.raises(Killed):
-        run_job(spark, [lake], output, table_format=table_format, before_ledger=_kill)
+        run_job(spark, [lake], output, table_format=table_format, before_ledger=kill_before_ledger)
     if table_format == "delta":  # the hole needs table commits: a MERGE, not an append (which is undone)
         for name in TABLES:
-            assert _operations(spark, output, name)[-1] == "MERGE", name
+            assert operations(spark, output, name)[-1] == "MERGE", name
 
 
 def _as_clean_run(spark: SparkSession, lake: Path, output: Path, tmp_path: Path, table_format: str) -> None:
     """The tables hold what a first run over the lake as it is now writes, once per key."""
-    snapshot = _snapshot(spark, output, table_format)
-    _no_duplicate_keys(snapshot)
+    snapshot = table_snapshot(spark, output, table_format)
+    no_duplicate_keys(snapshot)
     clean = tmp_path / "clean"
     run_job(spark, [lake], clean, table_format=table_format)
-    assert snapshot == _snapshot(spark, clean, table_format)
+    assert snapshot == table_snapshot(spark, clean, table_format)
 
 
 @pytest.mark.parametrize("table_format", ["delta", "parquet"])
 def test_a_new_file_merged_by_a_killed_run_then_deleted_leaves_no_rows(
     spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
 ) -> None:
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output, table_format=table_format)
     reports = _reports(lake)
@@ -71,11 +73,11 @@ def test_a_new_file_merged_by_a_killed_run_then_deleted_leaves_no_rows(
     added.write_bytes(reports[0].read_bytes())
     os.utime(reports[1], (2_000_000_000, 2_000_000_000))  # a changed file beside it: the run merges
     _merge_killed(spark, lake, output, table_format)
-    assert f"file:{added}" in _table_files(spark, output, table_format)  # the killed run's rows are in
+    assert f"file:{added}" in table_files(spark, output, table_format)  # the killed run's rows are in
     added.unlink()
 
     summary = run_job(spark, [lake], output, table_format=table_format)
-    assert f"file:{added}" not in _table_files(spark, output, table_format)
+    assert f"file:{added}" not in table_files(spark, output, table_format)
     assert summary["reconciled"] == {"pending": 2, "mapped": 1, "deleted": 1, "kept": 0}
     assert summary["files"]["processed"] == 1 and summary["removed"] == {"files": 0, "inputs": 0}
     assert f"file:{added}" not in {r["source_file"] for r in ledger(spark, output, table_format)}  # never committed
@@ -87,7 +89,7 @@ def test_a_new_file_merged_by_a_killed_run_then_deleted_leaves_no_rows(
 def test_a_changed_file_merged_by_a_killed_run_then_restored_is_mapped_again(
     spark: SparkSession, sample: Path, tmp_path: Path, table_format: str
 ) -> None:
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output, table_format=table_format)
     reports = _reports(lake)
@@ -110,7 +112,7 @@ def test_the_pending_files_survive_further_kills_and_runs_over_other_folders(
 ) -> None:
     from jobs import sr_to_fhir
 
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output)
     reports = _reports(lake)
@@ -139,12 +141,12 @@ def test_the_pending_files_survive_further_kills_and_runs_over_other_folders(
     other.mkdir()
     (other / "x.dcm").write_bytes(reports[3].read_bytes())
     with pytest.raises(Killed):
-        run_job(spark, [other], output, before_ledger=_kill)
+        run_job(spark, [other], output, before_ledger=kill_before_ledger)
     assert _pending(output) == carried
     partial = run_job(spark, [other], output)
     assert partial["reconciled"] == {"pending": 2, "mapped": 0, "deleted": 0, "kept": 2}
     for name in TABLES:
-        assert _operations(spark, output, name)[-1] == "WRITE", name
+        assert operations(spark, output, name)[-1] == "WRITE", name
     assert _pending(output) == carried
 
     # Only then: the new file deleted, the changed one restored. One run over the lake reconciles both.
@@ -160,7 +162,7 @@ def test_the_pending_files_survive_further_kills_and_runs_over_other_folders(
 def test_a_no_op_run_after_a_committed_recovery_does_nothing_more(
     spark: SparkSession, sample: Path, tmp_path: Path
 ) -> None:
-    lake = _copy(sample, tmp_path)
+    lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
     run_job(spark, [lake], output)
     reports = _reports(lake)
@@ -169,27 +171,27 @@ def test_a_no_op_run_after_a_committed_recovery_does_nothing_more(
     recovered = run_job(spark, [lake], output)
     assert recovered["reconciled"] == {"pending": 1, "mapped": 1, "deleted": 0, "kept": 0}
     assert not list((output / "_reconcile").iterdir())
-    commits = {name: len(_operations(spark, output, name)) for name in TABLES}
+    commits = {name: len(operations(spark, output, name)) for name in TABLES}
     ledger_rows = len(ledger(spark, output))
 
     again = run_job(spark, [lake], output)
     assert again["files"]["processed"] == 0
     assert again["reconciled"] == {"pending": 0, "mapped": 0, "deleted": 0, "kept": 0}
-    assert {name: len(_operations(spark, output, name)) for name in TABLES} == commits
+    assert {name: len(operations(spark, output, name)) for name in TABLES} == commits
     assert len(ledger(spark, output)) == ledger_rows
     # New files are appended again.
     (lake / "arrived later").mkdir()
     (lake / "arrived later" / "new.dcm").write_bytes(reports[1].read_bytes())
     run_job(spark, [lake], output)
     for name in TABLES:
-        assert _operations(spark, output, name)[-1] == "WRITE", name
+        assert operations(spark, output, name)[-1] == "WRITE", name
 
     # The empty marker of earlier versions still means: merge until a merging run commits.
     (output / "_merge_next").write_bytes(b"")
     (lake / "arrived later" / "newer.dcm").write_bytes(reports[2].read_bytes())
     run_job(spark, [lake], output)
     for name in TABLES:
-        assert _operations(spark, output, name)[-1] == "MERGE", name
+        assert operations(spark, output, name)[-1] == "MERGE", name
     assert not (output / "_merge_next").exists()
 
     # A full refresh rewrites every table: it clears the pending files without looking at them.
