@@ -574,7 +574,7 @@ class _Deletions:
     def prune(self, run_id: str) -> None:
         """After the ledger commit: the entries this run superseded go (a full refresh keeps its own only). A run
         with nothing to look for (a first run, only new files) leaves the index as it is: no extra commit."""
-        if self.replace and self.indexed:
+        if self.replace:  # a full refresh always writes the index
             index.prune(self.spark, self.fs, self.layout.index, self.table_format, run_id=run_id, superseded=None)
         elif self.origins is not None:
             index.prune(
