@@ -12,7 +12,9 @@ archive (a dump killed half way), so archives are CRC-checked at start-up (`-XX:
 one stops the JVM at once, and `jobs.session.local_session` removes it and starts without.
 
 One archive per java binary, Spark and package set (its name is a hash of them): an upgrade makes a new one. The
-JVM also refuses, and runs without, an archive whose class path differs from its own.
+JVM also refuses, and runs without, an archive whose class path differs from its own. So every new virtual
+environment (an upgrade, each CI clone) adds about 200 MB: a session keeps the `KEPT_ARCHIVES` most recently used
+and removes older ones.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ log = logging.getLogger("sr2fhir")
 
 UNCLAIMED_LOCK_SECONDS = 600
 """A dump lock without a pid this old belongs to a session that never started: another may dump."""
+
+KEPT_ARCHIVES = 4
+"""Archives a folder keeps, its most recently used (a session marks its own as used): enough for the package sets
+one environment uses (with and without S3) and an older environment beside a new one."""
 
 QUIET = "-Xlog:cds=off,cds+dynamic=off"
 """Dumping lists every class it cannot archive (signed jars, classes failing verification) as a console warning;
@@ -77,6 +83,7 @@ class ClassArchive:
                     self.partial.replace(self.path)
                 self.lock.unlink(missing_ok=True)
             if self.path.is_file():
+                self._prune_others(self.path)
                 # A JVM stopped by a bad archive writes its crash report beside it, not into the user's folder.
                 crash_report = self.path.with_name("hs_err_pid%p.log")
                 return JavaOptions(
@@ -84,6 +91,7 @@ class ClassArchive:
                     dumps=False,
                 )
             if self._claim_dump():
+                self._prune_others(self.lock)
                 return JavaOptions(f"-XX:ArchiveClassesAtExit={self.partial} {QUIET}", dumps=True)
         except OSError as exc:  # a read-only or full cache folder: run without the archive
             log.info("no JVM class archive in %s: %s", self.path.parent, exc.strerror or exc)
@@ -97,6 +105,25 @@ class ClassArchive:
         """Remove an archive the JVM could not start with, so that a later session dumps a new one."""
         for path in (self.path, self.partial, self.lock):
             path.unlink(missing_ok=True)
+
+    def _prune_others(self, used: Path) -> None:
+        """Mark `used` (this archive or its dump lock) as just used, and remove other archives and their dumps'
+        leftovers beyond the most recently used, unless their dump is under way. On POSIX a JVM that maps a removed
+        archive keeps it; where removal fails (a file in use elsewhere) the archive stays."""
+        with contextlib.suppress(OSError):
+            os.utime(used)
+        last_used: dict[str, float] = {}
+        for entry in self.path.parent.glob("spark-*.jsa*"):
+            name = entry.name[: entry.name.index(".jsa") + len(".jsa")]
+            with contextlib.suppress(FileNotFoundError):
+                last_used[name] = max(last_used.get(name, 0.0), entry.stat().st_mtime)
+        last_used.pop(self.path.name, None)
+        for name in sorted(last_used, key=lambda n: (last_used[n], n), reverse=True)[KEPT_ARCHIVES - 1 :]:
+            other = ClassArchive(self.path.with_name(name))
+            if not other._dump_running():
+                with contextlib.suppress(OSError):
+                    other.discard()
+                    log.info("removed the JVM class archive %s: not used since %s", name, time.ctime(last_used[name]))
 
     def _dump_running(self) -> bool:
         """Whether the lock names a process that is still alive (or was taken too recently to name one)."""

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from jobs import session
-from jobs.class_archive import UNCLAIMED_LOCK_SECONDS, ClassArchive, dump_under_way
+from jobs.class_archive import KEPT_ARCHIVES, UNCLAIMED_LOCK_SECONDS, ClassArchive, dump_under_way
 
 DELTA = ["io.delta:delta-spark_4.2_2.13:4.4.0"]
 
@@ -113,3 +113,36 @@ def test_without_an_archive_folder_the_options_are_the_configured_ones() -> None
     builder = _Builder()
     session._start(builder, "-XX:+UseParallelGC", None)  # type: ignore[arg-type]
     assert builder.started == ["-XX:+UseParallelGC"]
+
+
+def test_a_session_keeps_the_most_recently_used_archives_and_removes_older_ones(tmp_path: Path) -> None:
+    """Each new environment (an upgrade, a CI clone) makes a new ~200 MB archive: old ones must not pile up."""
+    now = time.time()
+    others = [tmp_path / f"spark-{n:016x}.jsa" for n in range(6)]
+    for age, other in enumerate(others):  # others[0] used most recently
+        other.write_bytes(b"archive")
+        os.utime(other, (now - 3600 * (age + 1), now - 3600 * (age + 1)))
+    # An environment whose dump is under way (its JVM alive), and one whose JVM died dumping: the first stays.
+    dumping = ClassArchive(tmp_path / "spark-dumping0000000.jsa")
+    dumping.dumping(os.getpid())
+    dumping.partial.write_bytes(b"half")
+    abandoned = ClassArchive(tmp_path / "spark-abandoned000000.jsa")
+    abandoned.dumping(_dead_pid())
+    abandoned.partial.write_bytes(b"half")
+    for path in (dumping.lock, dumping.partial, abandoned.lock, abandoned.partial):
+        os.utime(path, (now - 86400, now - 86400))
+    (tmp_path / "notes.txt").write_text("not ours")
+
+    archive = ClassArchive.for_jvm(tmp_path, DELTA)
+    archive.path.write_bytes(b"archive")
+    os.utime(archive.path, (now - 10 * 86400, now - 10 * 86400))
+    assert "-XX:SharedArchiveFile" in archive.java_options().options
+    assert archive.path.stat().st_mtime >= now  # marked as used
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    expected = [archive.path, *others[: KEPT_ARCHIVES - 1], dumping.lock, dumping.partial, tmp_path / "notes.txt"]
+    assert kept == sorted(p.name for p in expected)
+
+    # A session that dumps a new archive prunes too, and counts its own claim as the most recent use.
+    newer = ClassArchive.for_jvm(tmp_path, [*DELTA, "org.apache.hadoop:hadoop-aws:3.5.0"])
+    assert newer.java_options().dumps
+    assert archive.path.exists() and newer.lock.exists() and not others[KEPT_ARCHIVES - 2].exists()
