@@ -17,7 +17,7 @@ from jobs.sources import InputError, Inputs, Listed, listed_struct, open_inputs
 from .helpers import BUCKET, run_job, s3_settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 pytestmark = [pytest.mark.spark]
 
@@ -120,7 +120,7 @@ def _selected(inputs: Inputs) -> dict[str, Listed]:
     return {row.source_file: Listed(*row.file) for row in rows}
 
 
-def _read(content: DataFrame) -> list[tuple]:
+def _read(content: DataFrame) -> list[Row]:
     return sorted(content.collect())
 
 
