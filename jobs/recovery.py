@@ -41,7 +41,7 @@ from .config import JobConfig
 from .fs import HadoopFS
 from .mapping import RECORD
 from .sinks.ledger import Ledger
-from .sources import Inputs
+from .sources import Inputs, Listed, listed_struct
 
 log = logging.getLogger("sr2fhir")
 
@@ -63,8 +63,8 @@ class Pending:
 class Reconciliation:
     """What this run does with the pending files."""
 
-    to_map: list[str] = field(default_factory=list)
-    """`file_key`s of the listed ones."""
+    to_map: list[Listed] = field(default_factory=list)
+    """The listed ones."""
     removed: list[tuple[str, str]] = field(default_factory=list)
     """(source_file, known_run_id) of the gone ones the ledger knows as present: they get `removed` rows."""
     purged: list[str] = field(default_factory=list)
@@ -120,8 +120,10 @@ def reconcile(
         return Reconciliation()
     wanted = spark.createDataFrame([(f,) for f in sorted(pending.files)], "source_file string")
     listed = {
-        row["source_file"]: row["file_key"]
-        for row in inputs.files.join(F.broadcast(wanted), "source_file", "left_semi").collect()
+        row["source_file"]: Listed(*row["file"])
+        for row in inputs.files.join(F.broadcast(wanted), "source_file", "left_semi")
+        .select("source_file", listed_struct().alias("file"))
+        .collect()
     }
     unlisted = sorted(pending.files - listed.keys())
     looked = removals.looked_at(spark, fs, config)

@@ -2,7 +2,9 @@
 DataFrame of stored files (`source_file`, `size`, `modification_time`, and `content` on demand).
 
 The listing comes from the folders' listings alone where it can (jobs/listing.py); Spark's `binaryFile`
-source reads each file's bytes only in the tasks that need them (and lists the inputs itself when made).
+source reads each file's bytes only in the tasks that need them. Reading all files, its relation lists the
+inputs itself when made; reading the files a run selected from the listing, it is made of those files' statuses
+alone (`Inputs.with_content`), so a run lists the lake once.
 Nothing is decided by file name: DICOM with or without `.dcm`, archives and everything else go to the mapping
 step, which recognises them by content.
 """
@@ -10,6 +12,8 @@ step, which recognises them by content.
 from __future__ import annotations
 
 import functools
+import json
+from typing import NamedTuple
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -17,10 +21,37 @@ from pyspark.sql import functions as F
 
 from . import listing
 from .config import JobConfig
+from .fs import HadoopFS
 
 
 class InputError(ValueError):
     pass
+
+
+class Listed(NamedTuple):
+    """A listed file as a run selects it: enough to read it without asking the file system for its status."""
+
+    file_key: str
+    """`Inputs.files`' `file_key`: the path as a URL, as the content scan's `_metadata.file_path` has it."""
+    size: int
+    modification_ms: int
+    """The modification time in milliseconds, as the file system gives it."""
+
+
+def listed_struct() -> Column:
+    """The struct of `Inputs.files`' columns that makes a `Listed`."""
+    return F.struct("file_key", "size", F.unix_millis("modification_time").alias("modification_ms"))
+
+
+_SINK_LOG = "_spark_metadata"
+"""The folder of a streaming file sink's log (FileStreamSink.metadataDir): a relation of a folder with one is made
+of the files the log lists, with the statuses it holds, and no listing (MetadataLogFileIndex)."""
+
+_SINK_LOG_IGNORED = "spark.sql.streaming.fileStreamSink.ignoreMetadata"
+
+_BLOCK_SIZE = 32 << 20
+"""The block size the log gives each file: the local file system's and s3a's default. A `binaryFile` file is
+never split, so it only has to be positive."""
 
 
 def read_path_lists(spark: SparkSession, uris: tuple[str, ...]) -> list[str]:
@@ -63,13 +94,20 @@ class Inputs:
             return self._listing
         return self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
 
-    def with_content(self, only: list[str] | None = None) -> DataFrame:
+    def with_content(self, only: list[Listed] | None = None, scratch: str | None = None) -> DataFrame:
         """Files with their bytes; `content` is null for files over max_file_bytes, which are not read.
-        `only` restricts the read to the files with these `file_key` values: the filter is on the file's
-        metadata, so Spark prunes the other files before any byte is read."""
-        raw = self.raw
-        if only is not None:
-            raw = raw.where(F.col("_metadata.file_path").isin(only))
+        `only` restricts the read to these listed files. When they come from the folders' listings and there is
+        a `scratch` folder to write to (the run's, removed with its staging), the relation is made of their
+        statuses alone (`_relation_of`): the lake is not listed again. Otherwise (path lists: the inputs'
+        relation is listed already) the inputs' relation is filtered on the file's metadata, so Spark prunes the
+        other files before any byte is read. All files (`only` None): the inputs' relation, listed when made, on
+        the driver."""
+        if only and self._listing is not None and scratch is not None and not self._sink_log_ignored():
+            raw = self._relation_of(only, scratch)
+        else:
+            raw = self.raw
+        if only is not None:  # whichever relation: a file is read under the key it was selected by, or not at all
+            raw = raw.where(F.col("_metadata.file_path").isin([file.file_key for file in only]))
         # Two scans, each of the files it needs: filters on `_metadata` fields prune files from the listing when the
         # scan is planned, so neither scan visits the other's files (binaryFile asks the file system for each
         # file it visits, a HEAD request on an object store, before any filter on `length` could skip it).
@@ -77,6 +115,39 @@ class Inputs:
         readable = raw.where(small).select(*_file_columns(), "content")
         oversized = raw.where(~small).select(*_file_columns(), F.lit(None).cast("binary").alias("content"))
         return readable.unionByName(oversized)
+
+    def _relation_of(self, files: list[Listed], scratch: str) -> DataFrame:
+        """The `binaryFile` relation of these files, from a streaming file sink's log written for them in
+        `scratch`: Spark takes each file's path, size and time from the log, as it does for a sink's output, and
+        asks the file system for nothing but the log (a status and an existence check of the folder, a listing
+        of the log's folder, one read), whatever the number of files or the size of the lake. Relations of file
+        paths instead (`load(paths)`) cost each file an existence check and a `listStatus` (on S3 a HEAD, then
+        a LIST and a HEAD), more requests than the lake's listing for a few percent of it (docs/job.md).
+        `recursiveFileLookup` keeps `name=value` folders from being read as partitions, as for the roots; the
+        listing has applied the hidden-name rules and `pathGlobFilter` already."""
+        entries = (
+            json.dumps(
+                {
+                    "path": file.file_key,  # SinkFileStatus.path is the path as a URL (Path.toUri), as the key
+                    "size": file.size,
+                    "isDir": False,
+                    "modificationTime": file.modification_ms,
+                    "blockReplication": 1,
+                    "blockSize": _BLOCK_SIZE,
+                    "action": "add",
+                },
+                separators=(",", ":"),
+            )
+            for file in sorted(files)
+        )
+        log = "\n".join(["v1", *entries])  # FileStreamSinkLog version 1: the version line, then one entry a line
+        HadoopFS(self._spark).write_bytes(f"{scratch}/{_SINK_LOG}/0", log.encode())
+        reader = self._spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+        return reader.load(scratch)
+
+    def _sink_log_ignored(self) -> bool:
+        """Whether the session reads a sink's output by listing it (then the log would list nothing)."""
+        return str(self._spark.conf.get(_SINK_LOG_IGNORED, "false")).lower() == "true"
 
 
 def _file_columns() -> list[Column]:

@@ -51,7 +51,7 @@ from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
 from jobs.session import apply_runtime_settings
 from jobs.sinks import index, ndjson, tables
 from jobs.sinks.ledger import Ledger
-from jobs.sources import Inputs, open_inputs
+from jobs.sources import Inputs, Listed, listed_struct, open_inputs
 
 log = logging.getLogger("sr2fhir")
 
@@ -77,6 +77,11 @@ class Layout:
 
     def staging(self, run_id: str) -> str:
         return f"{self.root}/_staging/{run_id}"
+
+    def selection(self, run_id: str) -> str:
+        """The log the content scan of the run's selected files is made from (`Inputs.with_content`): beside the
+        staging folder, which its write replaces, and removed with it."""
+        return f"{self.root}/_staging/{run_id}.selected"
 
     @property
     def index(self) -> str:
@@ -162,8 +167,8 @@ class Selection:
 
     found: int
     """Files listed; -1 when everything is mapped (the count then comes from the mapping)."""
-    todo: list[str] | None
-    """`file_key`s of the files to map, or None for all."""
+    todo: list[Listed] | None
+    """The files to map, or None for all."""
     removed: DataFrame | None = None
     """(source_file, known_run_id) of the files gone from the lake, whose rows go (`removals`)."""
     new_files_only: bool = False
@@ -200,14 +205,14 @@ def _select_files(
     row = _single_row(
         joined.agg(
             F.count("file_key").alias("found"),
-            F.collect_list(F.when(to_map, F.col("file_key"))).alias("todo"),
+            F.collect_list(F.when(to_map, listed_struct())).alias("todo"),
             F.collect_list(F.when(gone, F.struct("source_file", "known_run_id"))).alias("gone"),
             F.collect_list(
                 F.when(to_map & F.col("known_run_id").isNotNull(), F.struct("source_file", "known_run_id"))
             ).alias("remapped"),
         )
     )
-    found, todo = int(row["found"]), list(row["todo"])
+    found, todo = int(row["found"]), [Listed(*file) for file in row["todo"]]
     removed = removals.confirmed(spark, fs, [(r["source_file"], r["known_run_id"]) for r in row["gone"]])
     return Selection(
         found=found,
@@ -355,8 +360,8 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         with step("reconcile"):
             reconciliation = recovery.reconcile(spark, fs, inputs, ledger, config, pending)
     found, todo = selection.found, selection.todo
-    if todo is not None and reconciliation.to_map:  # mapped whatever the ledger says
-        todo = sorted(set(todo) | set(reconciliation.to_map))
+    if todo is not None and reconciliation.to_map:  # mapped whatever the ledger says; one entry a file
+        todo = sorted({file.file_key: file for file in (*todo, *reconciliation.to_map)}.values())
     summary: dict = {
         "run_id": run_id,
         "started": started.isoformat(),
@@ -410,7 +415,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     staging = layout.staging(run_id)
     settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
     with step("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
-        content = inputs.with_content(todo)
+        content = inputs.with_content(todo, scratch=layout.selection(run_id))
         mapped = content.mapInArrow(Mapper(settings, progress.callback()), _spark_schema())
         write_staging(mapped, staging)
     # Staged rows are long (mapping.OUTPUT_SCHEMA): each sink reads its kind's rows and columns only. The

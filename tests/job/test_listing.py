@@ -4,6 +4,7 @@ files with the same values, row for row, over a tree of the names Spark's rules 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +12,12 @@ import pytest
 
 from jobs.config import load_config
 from jobs.session import apply_runtime_settings
-from jobs.sources import InputError, Inputs, open_inputs
+from jobs.sources import InputError, Inputs, Listed, listed_struct, open_inputs
 
 from .helpers import BUCKET, run_job, s3_settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 pytestmark = [pytest.mark.spark]
 
@@ -113,14 +114,47 @@ def test_the_listing_equals_the_binary_file_listing(spark: SparkSession, tree: P
     assert new_rows == old_rows
 
 
-def test_the_keys_select_the_files_for_the_content_scan(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
+def _selected(inputs: Inputs) -> dict[str, Listed]:
+    """The listed files as a run selects them, by `source_file`."""
+    rows = inputs.files.select("source_file", listed_struct().alias("file")).collect()
+    return {row.source_file: Listed(*row.file) for row in rows}
+
+
+def _read(content: DataFrame) -> list[Row]:
+    return sorted(content.collect())
+
+
+def _indexes(content: DataFrame) -> set[str]:
+    """The kinds of file index the scans of a DataFrame read from."""
+    return set(re.findall(r"Location: (\w+)\(", content._jdf.queryExecution().executedPlan().toString()))
+
+
+def test_the_selected_files_scan_reads_what_the_roots_scan_reads(
+    spark: SparkSession, tree: Path, tmp_path: Path
+) -> None:
+    """The content scan of a run's selection is made from the selected files' statuses alone (a sink log in the
+    run's scratch folder), not from the roots: the same files under the same keys, with the same size, time and
+    bytes, whatever their names (all but a name with a colon, which Hadoop's local file system cannot open)."""
     inputs = _inputs(spark, [str(tree)], tmp_path)
-    keys = {r.source_file: r.file_key for r in inputs.files.collect()}
-    odd = sorted(path for path in keys if not path.isascii() or any(c in path for c in " %#?[\\\t"))
-    assert len(odd) >= 8
-    read = inputs.with_content([keys[path] for path in odd]).collect()
-    assert sorted(r.source_file for r in read) == odd
-    assert all(r.content == b"x" * r.size for r in read)
+    listed = {path: file for path, file in _selected(inputs).items() if ":" not in path.removeprefix("file:")}
+    selected = sorted(listed.values())
+    odd = [file for path, file in sorted(listed.items()) if not path.isascii() or any(c in path for c in " %#?[{*\\=")]
+    assert len(odd) >= 8, odd
+    scratch = str(tmp_path / "selected")
+    for only in (selected, odd[:3]):
+        new = inputs.with_content(only, scratch=scratch)
+        assert _indexes(new) == {"MetadataLogFileIndex"}, "no listing of the roots"
+        old = inputs.with_content(only)  # no scratch folder: the roots' relation, filtered
+        assert _indexes(old) == {"InMemoryFileIndex"}
+        rows = _read(new)
+        assert rows == _read(old)
+        assert [row.source_file for row in rows] == sorted(path for path, file in listed.items() if file in only)
+        assert all(row.content == b"x" * row.size for row in rows)
+    inputs.max_file_bytes = 12  # the files over it are listed with null content and not read, as from the roots
+    rows = _read(inputs.with_content(selected, scratch=scratch))
+    assert rows == _read(inputs.with_content(selected))
+    assert {row.content is None for row in rows} == {True, False}
+    assert all((row.content is None) == (row.size > 12) for row in rows)
 
 
 def test_missing_inputs_are_input_errors(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
@@ -152,17 +186,25 @@ def _s3_requests(spark: SparkSession, uri: str) -> dict[str, int]:
     return counts
 
 
-def test_an_unchanged_lake_on_s3_costs_no_request_per_file(
-    spark: SparkSession, s3_endpoint: tuple[str, Any], tmp_path: Path
-) -> None:
-    """A run that finds nothing new lists the folders (LIST requests) and asks for no file's status (HEAD)."""
+PAGED = "paged"
+"""A bucket whose s3a listings page by 10 keys (S3's own pages hold 1,000): a listing's cost shows on a small lake."""
+
+
+def test_a_run_on_s3_lists_the_lake_once(spark: SparkSession, s3_endpoint: tuple[str, Any], tmp_path: Path) -> None:
+    """A run that finds nothing new lists the folders (LIST requests) and asks for no file's status (HEAD); one
+    that finds a few new files lists the lake no more than that (its content scan is made from the selection, not
+    from the roots) and asks for the new files alone. The scans read the same, odd names included."""
     endpoint, client = s3_endpoint
+    client.create_bucket(Bucket=PAGED)
     names = [f"{number % 4}/file {number}.bin" for number in range(56)]
     names += ["odd/sp ace %20 ç\u00a0.bin", "odd/q#x?[b]{c}.bin", "odd/_a=1/z", "_hidden/x", "odd/.dot", "empty"]
     for number, name in enumerate(names):
-        client.put_object(Bucket=BUCKET, Key=f"count/{name}", Body=b"" if name == "empty" else b"x" * (number + 1))
+        client.put_object(Bucket=PAGED, Key=f"count/{name}", Body=b"" if name == "empty" else b"x" * (number + 1))
     files = len(names) - 3
-    uri, settings = f"s3a://{BUCKET}/count/", s3_settings(endpoint)
+    new = ["1/new 1.bin", "odd/new %41 ü#[x]*.bin", "2/a=b new?.bin"]  # in listed folders
+    uri = f"s3a://{PAGED}/count/"
+    settings = [*s3_settings(endpoint), f"spark.settings.spark.hadoop.fs.s3a.bucket.{PAGED}.paging.maximum=10"]
+    output = tmp_path / "out"  # on local disk: s3a's request counts are one for all buckets
     config = load_config(inputs=[uri], output=str(tmp_path), overrides=settings)
     apply_runtime_settings(spark, config.spark)
     inputs = open_inputs(spark, config)
@@ -170,19 +212,34 @@ def test_an_unchanged_lake_on_s3_costs_no_request_per_file(
 
     def requests(run: int) -> dict[str, int]:
         before = _s3_requests(spark, uri)
-        summary = run_job(spark, [uri], tmp_path / "out", overrides=settings)
-        assert summary["files"]["found"] == files
-        assert summary["files"]["processed"] == (files if run == 0 else 0)
+        summary = run_job(spark, [uri], output, overrides=settings)
+        assert summary["files"]["found"] == files + (len(new) if run == 2 else 0)
+        assert summary["files"]["processed"] == [files, 0, len(new)][run]
         after = _s3_requests(spark, uri)
         return {
             name: after.get(name, 0) - before.get(name, 0)
-            for name in ("object_metadata_request", "object_list_request")
+            for name in ("object_list_request", "object_metadata_request", "stream_read_opened")
         }
 
     first, unchanged = requests(0), requests(1)
-    print("S3 requests, first run:", first, "unchanged:", unchanged)
+    for number, name in enumerate(new):
+        client.put_object(Bucket=PAGED, Key=f"count/{name}", Body=b"n" * (number + 1))
+    with_new = requests(2)
+    print("S3 requests, first run:", first, "unchanged:", unchanged, "3 new:", with_new)
     # The first run reads every file (a status request in the content scan and one to open it); the next reads
     # none. The requests left are per input and per folder (the lister checks each folder it lists), not per file.
     assert files <= first["object_metadata_request"] <= 2 * files + 10, first
     assert unchanged["object_metadata_request"] <= 10, unchanged
     assert unchanged["object_list_request"] <= 20, unchanged
+    # The new files' run: the listing's LIST requests, no listing of the roots.
+    assert with_new["object_list_request"] == unchanged["object_list_request"], (unchanged, with_new)
+    assert with_new["stream_read_opened"] == len(new), with_new
+    assert with_new["object_metadata_request"] <= unchanged["object_metadata_request"] + 2 * len(new) + 1, with_new
+
+    inputs = open_inputs(spark, config)
+    selected = sorted(_selected(inputs).values())
+    scratch = f"s3a://{BUCKET}/count-selected"  # the sink log on S3 too
+    assert _indexes(inputs.with_content(selected, scratch=scratch)) == {"MetadataLogFileIndex"}
+    rows = _read(inputs.with_content(selected, scratch=scratch))
+    assert rows == _read(inputs.with_content(selected))
+    assert len(rows) == files + len(new)
