@@ -4,7 +4,8 @@ DataFrame of stored files (`source_file`, `size`, `modification_time`, and `cont
 The listing comes from the folders' listings alone where it can (jobs/listing.py); Spark's `binaryFile`
 source reads each file's bytes only in the tasks that need them (and lists the inputs itself when made).
 Nothing is decided by file name: DICOM with or without `.dcm`, archives and everything else go to the mapping
-step, which recognises them by content.
+step, which recognises them by content. Zero-byte files, which `binaryFile` scans drop, are listed and given to
+it too, with empty content and without a read, so that each gets a ledger row (`rejected/empty_file`).
 """
 
 from __future__ import annotations
@@ -58,16 +59,27 @@ class Inputs:
         """source_file, size, modification_time, and `file_key`: the form of the path that `with_content(only)`
         selects by (Spark's `_metadata.file_path`, which is URL-encoded where `path` is not). From the folders'
         listings where it can (jobs/listing.py), else from a scan of the `binaryFile` relation, which costs a
-        status request per file."""
+        status request per file, and the zero-byte files of its file index. Both hold the zero-byte files."""
         if self._listing is not None:
             return self._listing
-        return self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
+        scanned = self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
+        if not self._zero_byte:
+            return scanned
+        return scanned.unionByName(listing.zero_byte_listing(self._spark, self._zero_byte))
+
+    @functools.cached_property
+    def _zero_byte(self) -> list[listing.ZeroByteFile]:
+        """The zero-byte files, which the `binaryFile` scan drops, from the relation's file index (no request)."""
+        return listing.zero_byte_files(self._spark, self.raw) or []
 
     def with_content(self, only: list[str] | None = None) -> DataFrame:
-        """Files with their bytes; `content` is null for files over max_file_bytes, which are not read.
+        """Files with their bytes; `content` is null for files over max_file_bytes, which are not read, and empty
+        for zero-byte files, which are not read either (from the file index, as the scan drops them).
         `only` restricts the read to the files with these `file_key` values: the filter is on the file's
         metadata, so Spark prunes the other files before any byte is read."""
         raw = self.raw
+        wanted = set(only) if only is not None else None
+        zero_byte = [file for file in self._zero_byte if wanted is None or file[2] in wanted]
         if only is not None:
             raw = raw.where(F.col("_metadata.file_path").isin(only))
         # Two scans, each of the files it needs: filters on `_metadata` fields prune files from the listing when the
@@ -76,7 +88,11 @@ class Inputs:
         small = F.col("_metadata.file_size") <= self.max_file_bytes
         readable = raw.where(small).select(*_file_columns(), "content")
         oversized = raw.where(~small).select(*_file_columns(), F.lit(None).cast("binary").alias("content"))
-        return readable.unionByName(oversized)
+        content = readable.unionByName(oversized)
+        if zero_byte:
+            empty = listing.zero_byte_listing(self._spark, zero_byte).drop("file_key")
+            content = content.unionByName(empty.withColumn("content", F.lit(bytearray())))
+        return content
 
 
 def _file_columns() -> list[Column]:
