@@ -156,6 +156,7 @@ def test_the_keys_select_the_files_for_the_content_scan(spark: SparkSession, tre
     read = inputs.with_content([keys[path] for path in odd]).collect()
     assert sorted(r.source_file for r in read) == odd
     assert all(r.content == b"x" * r.size for r in read)
+    assert [r.source_file for r in read if r.size == 0] == [f"file:{tree}/ünï/zéro #1.dcm"]  # not read: empty
 
 
 def test_missing_inputs_are_input_errors(spark: SparkSession, tree: Path, tmp_path: Path) -> None:
