@@ -224,12 +224,10 @@ def test_archives_path_lists_and_oversized_files(spark: SparkSession, sample: Pa
     assert rows[f"{lake}/empty.zip"]["reason"] == "empty_archive"
     assert rows[f"{lake}/huge.dcm"]["reason"] == "too_large"
     assert rows[str(listed)]["status"] == "mapped"
-    for path in [*map(str, zero_byte), f"{lake}/batch.zip!blank.dcm"]:
-        assert (rows[path]["status"], rows[path]["reason"], rows[path]["size"] > 0) == (
-            "rejected",
-            "empty_file",
-            path.endswith("!blank.dcm"),  # a member's size is its archive's
-        )
+    for source_path in [*map(str, zero_byte), f"{lake}/batch.zip!blank.dcm"]:
+        row = rows[source_path]
+        member = source_path.endswith("!blank.dcm")  # a member's size is its archive's
+        assert (row["status"], row["reason"], row["size"] > 0) == ("rejected", "empty_file", member)
     assert len(rows) == 11
     assert summary["files"]["found"] == 9
     assert summary["by_reason"]["rejected/empty_file"] == 4
