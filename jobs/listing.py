@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from py4j.java_gateway import JavaObject
 from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -190,55 +188,42 @@ ZeroByteFile = tuple[str, int, str]
 """(path, time in milliseconds, file_key) of a zero-byte file."""
 
 
-def zero_byte_files(
-    spark: SparkSession, relation: DataFrame, only: list[str] | None = None
-) -> list[ZeroByteFile] | None:
-    """The zero-byte files of a `binaryFile` relation's inputs (those with these `file_key`s if `only` is given):
-    the files its scan would read were they not empty. Spark's file index lists them (it drops them only when a
-    scan asks for the files to read, PartitioningAwareFileIndex.listFiles), so they come from the listing the
-    relation has made already, with no request to the file system. The index has applied the hidden-name rules
-    and the glob filter; the data-file rule (`_metadata` files) is applied here.
-
-    A few Python-to-JVM calls when the index holds no file that the scan drops (no zero-byte or `_metadata`
-    file). Else its statuses are looked at one by one (a few calls each), or only those of `only` when fewer:
-    calls in proportion to the files the run reads anyway. None without a JVM (Spark Connect) or a file index:
-    the caller's listing then lacks them."""
+def zero_byte_files(spark: SparkSession, relation: DataFrame) -> list[ZeroByteFile] | None:
+    """The zero-byte files of a `binaryFile` relation's inputs: the files its scan would read were they not empty.
+    Spark's file index lists them (it drops them only when a scan asks for the files to read,
+    PartitioningAwareFileIndex.listFiles), so they come from the listing the relation has made already, with no
+    request to the file system. The index has applied the hidden-name rules and the glob filter; the data-file
+    rule (`_metadata` files) is applied here. The files the scan drops are found in the JVM (a difference of two
+    sequences), so Python looks at those alone, a few calls each. None without a JVM (Spark Connect) or a file
+    index: the caller's listing then lacks them."""
     try:
         index = relation._jdf.queryExecution().analyzed().relation().location()
         jvm = spark.sparkContext._jvm
         assert jvm is not None, "a DataFrame with a JVM plan has a JVM"
         nothing = jvm.org.apache.spark.api.python.PythonUtils.toSeq([])
-        every = index.allFiles()
+        status_class = jvm.java.lang.Class.forName("org.apache.hadoop.fs.FileStatus")
+        statuses = index.allFiles().toArray(jvm.scala.reflect.ClassTag.apply(status_class))
+        # The scan's files are FileStatusWithMetadata (equal when status and metadata are): the index's statuses
+        # wrapped alike (empty metadata, as the index gives them), less the scan's. Were the metadata to differ,
+        # the difference would hold every file: slower, as correct.
+        dropped = jvm.org.apache.spark.sql.execution.datasources.PartitionDirectory.apply(
+            jvm.org.apache.spark.sql.catalyst.InternalRow.empty(), statuses
+        ).files()
         read = index.listFiles(nothing, nothing)
-        scanned = sum(read.apply(i).files().size() for i in range(read.size()))
+        for number in range(read.size()):
+            dropped = dropped.diff(read.apply(number).files())
+        dropped_statuses = [dropped.apply(number).fileStatus() for number in range(dropped.size())]
     except (Py4JError, AttributeError) as exc:  # AttributeError: a Connect DataFrame has no `_jdf`
         log.warning("listing: no file index to read (%s): zero-byte files are not listed", type(exc).__name__)
         return None
-    if every.size() == scanned:
-        return []
-    spark_path = jvm.org.apache.spark.paths.SparkPath
-    if only is not None and 2 * len(only) < every.size():
-        by_path = jvm.scala.jdk.javaapi.CollectionConverters.asJava(index.leafFiles())
-        statuses = (by_path.get(spark_path.fromUrlString(key).toPath()) for key in only)
-    else:
-        statuses = (status for status in _iterate(every))
     found: list[ZeroByteFile] = []
-    for status in statuses:
-        if status is not None and status.getLen() == 0 and _is_data_name(str(status.getPath().getName())):
+    for status in dropped_statuses:
+        if status.getLen() == 0 and _is_data_name(str(status.getPath().getName())):
             path = str(status.getPath().toString())
             # The scan's key (`_metadata.file_path`), as `_as_files` computes it with `reflect`.
-            key = str(spark_path.fromPathString(path).toString())
+            key = str(jvm.org.apache.spark.paths.SparkPath.fromPathString(path).toString())
             found.append((path, int(status.getModificationTime()), key))
-    if only is not None:
-        wanted = set(only)
-        found = [file for file in found if file[2] in wanted]
     return sorted(found)
-
-
-def _iterate(sequence: JavaObject) -> Iterator[JavaObject]:
-    iterator = sequence.iterator()
-    while iterator.hasNext():
-        yield iterator.next()
 
 
 def _is_data_name(name: str) -> bool:

@@ -78,7 +78,8 @@ class Inputs:
         `only` restricts the read to the files with these `file_key` values: the filter is on the file's
         metadata, so Spark prunes the other files before any byte is read."""
         raw = self.raw
-        zero_byte = self._zero_byte if only is None else listing.zero_byte_files(self._spark, raw, only) or []
+        wanted = set(only) if only is not None else None
+        zero_byte = [file for file in self._zero_byte if wanted is None or file[2] in wanted]
         if only is not None:
             raw = raw.where(F.col("_metadata.file_path").isin(only))
         # Two scans, each of the files it needs: filters on `_metadata` fields prune files from the listing when the
