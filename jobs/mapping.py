@@ -31,6 +31,8 @@ from sr2fhir_core import TABLE_SCHEMAS, DocumentRecord, DocumentStatus, MappingO
 # Job-level reasons, beside the core's RejectionReason codes, in the same `reason` column.
 TOO_LARGE = "too_large"
 """rejected: larger than input.max_file_bytes, not read."""
+EMPTY_FILE = "empty_file"
+"""rejected: zero bytes, a file (a failed or unfinished upload, a truncated copy) or an archive member."""
 EMPTY_ARCHIVE = "empty_archive"
 """rejected: a zip or tar archive without any file member."""
 ARCHIVE_ERROR = "archive_error"
@@ -303,6 +305,13 @@ class Mapper:
             return (
                 {**stored, "source_path": source_path, "content_sha256": None},
                 _record(source_path, DocumentStatus.REJECTED, TOO_LARGE, too_large),
+                [],
+                {},
+            )
+        if not data:  # the core would call it `not_dicom`; nothing is there to be anything
+            return (
+                {**stored, "source_path": source_path, "content_sha256": _sha256(data)},
+                _record(source_path, DocumentStatus.REJECTED, EMPTY_FILE, "zero bytes"),
                 [],
                 {},
             )

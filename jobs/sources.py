@@ -6,7 +6,8 @@ source reads each file's bytes only in the tasks that need them. Reading all fil
 inputs itself when made; reading the files a run selected from the listing, it is made of those files' statuses
 alone (`Inputs.with_content`), so a run lists the lake once.
 Nothing is decided by file name: DICOM with or without `.dcm`, archives and everything else go to the mapping
-step, which recognises them by content.
+step, which recognises them by content. Zero-byte files, which `binaryFile` scans drop, are listed and given to
+it too, with empty content and without a read, so that each gets a ledger row (`rejected/empty_file`).
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ class Listed(NamedTuple):
     size: int
     modification_ms: int
     """The modification time in milliseconds, as the file system gives it."""
+    source_file: str
+    """The path as the listing has it (a zero-byte file, which is not read, is given to the mapping by it)."""
 
 
 def listed_struct() -> Column:
     """The struct of `Inputs.files`' columns that makes a `Listed`."""
-    return F.struct("file_key", "size", F.unix_millis("modification_time").alias("modification_ms"))
+    return F.struct("file_key", "size", F.unix_millis("modification_time").alias("modification_ms"), "source_file")
 
 
 _SINK_LOG = "_spark_metadata"
@@ -89,13 +92,22 @@ class Inputs:
         """source_file, size, modification_time, and `file_key`: the form of the path that `with_content(only)`
         selects by (Spark's `_metadata.file_path`, which is URL-encoded where `path` is not). From the folders'
         listings where it can (jobs/listing.py), else from a scan of the `binaryFile` relation, which costs a
-        status request per file."""
+        status request per file, and the zero-byte files of its file index. Both hold the zero-byte files."""
         if self._listing is not None:
             return self._listing
-        return self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
+        scanned = self.raw.select(*_file_columns(), F.col("_metadata.file_path").alias("file_key"))
+        if not self._zero_byte:
+            return scanned
+        return scanned.unionByName(listing.zero_byte_listing(self._spark, self._zero_byte))
+
+    @functools.cached_property
+    def _zero_byte(self) -> list[listing.ZeroByteFile]:
+        """The zero-byte files, which the `binaryFile` scan drops, from the relation's file index (no request)."""
+        return listing.zero_byte_files(self._spark, self.raw) or []
 
     def with_content(self, only: list[Listed] | None = None, scratch: str | None = None) -> DataFrame:
-        """Files with their bytes; `content` is null for files over max_file_bytes, which are not read.
+        """Files with their bytes; `content` is null for files over max_file_bytes, which are not read, and empty
+        for zero-byte files, which are not read either (scans drop them: they are added from the listing).
         `only` restricts the read to these listed files. When they come from the folders' listings and there is
         a `scratch` folder to write to (the run's, removed with its staging), the relation is made of their
         statuses alone (`_relation_of`): the lake is not listed again. Otherwise (path lists: the inputs'
@@ -114,7 +126,20 @@ class Inputs:
         small = F.col("_metadata.file_size") <= self.max_file_bytes
         readable = raw.where(small).select(*_file_columns(), "content")
         oversized = raw.where(~small).select(*_file_columns(), F.lit(None).cast("binary").alias("content"))
-        return readable.unionByName(oversized)
+        content = readable.unionByName(oversized)
+        if zero_byte := self._zero_byte_of(only):
+            empty = listing.zero_byte_listing(self._spark, zero_byte).drop("file_key")
+            content = content.unionByName(empty.withColumn("content", F.lit(bytearray())))
+        return content
+
+    def _zero_byte_of(self, only: list[Listed] | None) -> list[listing.ZeroByteFile]:
+        """The zero-byte files to give the mapping: of a selection from the folders' listings, those it holds (the
+        listing has them; the inputs' relation is never made); else those of the inputs' file index (made and
+        listed by then), of the selection if there is one."""
+        if only is not None and self._listing is not None:
+            return sorted((f.source_file, f.modification_ms, f.file_key) for f in only if f.size == 0)
+        wanted = {f.file_key for f in only} if only is not None else None
+        return [file for file in self._zero_byte if wanted is None or file[2] in wanted]
 
     def _relation_of(self, files: list[Listed], scratch: str) -> DataFrame:
         """The `binaryFile` relation of these files, from a streaming file sink's log written for them in

@@ -190,6 +190,7 @@ def test_archives_path_lists_and_oversized_files(spark: SparkSession, sample: Pa
         archive.writestr("a/first.dcm", reports[0].read_bytes())
         archive.writestr("a/", b"")
         archive.writestr("notes.txt", b"hello")
+        archive.writestr("blank.dcm", b"")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         info = tarfile.TarInfo("second")
@@ -203,8 +204,13 @@ def test_archives_path_lists_and_oversized_files(spark: SparkSession, sample: Pa
     (lake / "huge.dcm").write_bytes(b"\0" * (limit + 1))
     listed = tmp_path / "elsewhere.dcm"
     listed.write_bytes(reports[2].read_bytes())
+    # Zero-byte files (which Spark's scans drop) in a listed folder, below it, and listed themselves.
+    zero_byte = [lake / "upload.dcm", lake / "nested" / "deeper" / "part", tmp_path / "listed-empty.dcm"]
+    for path in zero_byte:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
     path_list = tmp_path / "inputs.txt"
-    path_list.write_text(f"# inputs\n{lake}\n\n{listed}\n")
+    path_list.write_text(f"# inputs\n{lake}\n\n{listed}\n{zero_byte[2]}\n")
 
     output = tmp_path / "out"
     settings = [f"input.max_file_bytes={limit}"]
@@ -218,8 +224,13 @@ def test_archives_path_lists_and_oversized_files(spark: SparkSession, sample: Pa
     assert rows[f"{lake}/empty.zip"]["reason"] == "empty_archive"
     assert rows[f"{lake}/huge.dcm"]["reason"] == "too_large"
     assert rows[str(listed)]["status"] == "mapped"
-    assert len(rows) == 7
-    assert summary["files"]["found"] == 6
+    for source_path in [*map(str, zero_byte), f"{lake}/batch.zip!blank.dcm"]:
+        row = rows[source_path]
+        member = source_path.endswith("!blank.dcm")  # a member's size is its archive's
+        assert (row["status"], row["reason"], row["size"] > 0) == ("rejected", "empty_file", member)
+    assert len(rows) == 11
+    assert summary["files"]["found"] == 9
+    assert summary["by_reason"]["rejected/empty_file"] == 4
     assert {r["source_file"] for r in rows.values() if "!" in r["source_path"]} == {
         f"file:{lake}/batch.zip",
         f"file:{lake}/batch.tar.gz",
@@ -228,6 +239,55 @@ def test_archives_path_lists_and_oversized_files(spark: SparkSession, sample: Pa
     # Failed files are retried on the next run; the rest is skipped.
     again = run_job(spark, [], output, input_lists=[path_list], overrides=settings)
     assert again["files"]["processed"] == 1 and again["by_reason"] == {"failed/archive_error": 1}
+    assert again["files"]["found"] == 9
+
+
+def test_zero_byte_files_get_one_ledger_row_until_written_or_removed(
+    spark: SparkSession, sample: Path, tmp_path: Path
+) -> None:
+    """A zero-byte file (a failed or unfinished upload) is rejected once, skipped while it stays as it is, mapped
+    once written, and recorded as removed when deleted; the glob filter applies to it like to any file."""
+    lake = copy_lake(sample, tmp_path)
+    report = next(lake.rglob("sr-001.dcm")).read_bytes()
+    top, nested, hidden = lake / "upload.dcm", lake / "site-a" / "late" / "part.dcm", lake / "_tmp" / "x.dcm"
+    for path in (top, nested, hidden):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    output = tmp_path / "out"
+    lake_files = sum(1 for p in lake.rglob("*") if p.is_file() and p != hidden)
+
+    first = run_job(spark, [lake], output)
+    rows = ledger(spark, output)
+    zero_byte = {r["source_path"]: r for r in rows if r["reason"] == "empty_file"}
+    assert set(zero_byte) == {f"file:{top}", f"file:{nested}"}
+    assert all(r["status"] == "rejected" and r["size"] == 0 and r["source_file"] == p for p, r in zero_byte.items())
+    assert first["files"]["found"] == first["files"]["processed"] == lake_files
+    assert first["by_reason"]["rejected/empty_file"] == 2
+    assert first["documents"]["rejected"] == sum(r["status"] == "rejected" for r in rows)
+
+    second = run_job(spark, [lake], output)
+    assert second["files"] == {"found": lake_files, "unchanged": lake_files, "processed": 0}
+    assert len(ledger(spark, output)) == len(rows)
+
+    nested.write_bytes(report)  # the upload completed
+    top.unlink()
+    third = run_job(spark, [lake], output)
+    assert third["files"]["processed"] == 1 and third["documents"]["mapped"] == 1
+    assert third["removed"] == {"files": 1, "inputs": 1}
+    latest = {r["source_path"]: r for r in ledger(spark, output) if r["run_id"] == third["run_id"]}
+    assert {p: (r["status"], r["reason"]) for p, r in latest.items()} == {
+        f"file:{nested}": ("mapped", None),
+        f"file:{top}": ("removed", "source_removed"),
+    }
+    assert f"file:{nested}" in table_files(spark, output)
+
+    (lake / "site-b" / "zero.dcm").write_bytes(b"")
+    (lake / "site-b" / "zero.txt").write_bytes(b"")
+    fourth = run_job(spark, [lake], output, overrides=["input.path_glob_filter='*.dcm'"])
+    assert fourth["files"]["processed"] == 1 and fourth["by_reason"] == {"rejected/empty_file": 1}
+    assert {r["source_path"] for r in ledger(spark, output) if r["run_id"] == fourth["run_id"]} == {
+        f"file:{lake}/site-b/zero.dcm"
+    }
 
 
 def test_file_states_take_each_files_latest_run_and_any_failed_member(spark: SparkSession, tmp_path: Path) -> None:

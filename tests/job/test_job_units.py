@@ -95,11 +95,13 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
     with zipfile.ZipFile(zipped, "w") as archive:
         archive.writestr("x/report", data)
         archive.writestr("big", b"\0" * 100_000)
+        archive.writestr("blank", b"")
     tarred = io.BytesIO()
     with tarfile.open(fileobj=tarred, mode="w") as archive:
         info = tarfile.TarInfo("member.dcm")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
+        archive.addfile(tarfile.TarInfo("blank.dcm"), io.BytesIO(b""))
     assert is_archive(zipped.getvalue()[:512]) and is_archive(tarred.getvalue()[:512]) and not is_archive(data[:512])
     mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=50_000))
     out = pa.Table.from_batches(
@@ -115,6 +117,7 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
                                 ("file:/cut.zip", zipped.getvalue()[:40]),
                                 ("file:/large", None),
                                 ("file:/text", b"hello"),
+                                ("file:/upload-failed.dcm", b""),
                             ]
                         )
                     ]
@@ -131,6 +134,9 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
         "file:/cut.zip": ("failed", "archive_error"),
         "file:/large": ("rejected", "too_large"),
         "file:/text": ("rejected", "not_dicom"),
+        "file:/upload-failed.dcm": ("rejected", "empty_file"),
+        "file:/a.zip!blank": ("rejected", "empty_file"),
+        "file:/b.tar!blank.dcm": ("rejected", "empty_file"),
     }
     plain = records["file:/plain"]
     expected = map_sr(data, source_path="file:/plain")
