@@ -33,6 +33,8 @@ from jobs.session import local_session
 
 RESEARCH_TABLES = ("measurements", "qualitative_evaluations")
 QUERY_YEAR = 2015
+MIN_FILES = "spark.databricks.delta.autoCompact.minNumFiles"
+AUTO_COMPACT_MIN_FILES = 10
 
 
 def config(lake: Path, output: Path, *overrides: str) -> JobConfig:
@@ -85,16 +87,23 @@ def small_runs(spark, lake: Path, work: Path, runs: int, per_run: int, auto_comp
     target.mkdir(parents=True)
     conf = config(target, output, f"maintenance.auto_compact={str(auto_compact).lower()}")
     elapsed, started = [], time.monotonic()
-    for number in range(runs):
-        for path in arriving[number * per_run : (number + 1) * per_run]:
-            shutil.copy2(path, target / path.name)
-        summary = sr_to_fhir.run(spark, conf)
-        elapsed.append(summary["elapsed_seconds"])
+    # Delta compacts a partition once it holds 50 small files: a year of hourly runs reaches that many times over,
+    # 50 runs of 20 files (spread over 20 years) do not, so the threshold here is 10.
+    spark.conf.set(MIN_FILES, str(AUTO_COMPACT_MIN_FILES))
+    try:
+        for number in range(runs):
+            for path in arriving[number * per_run : (number + 1) * per_run]:
+                shutil.copy2(path, target / path.name)
+            summary = sr_to_fhir.run(spark, conf)
+            elapsed.append(summary["elapsed_seconds"])
+    finally:
+        spark.conf.unset(MIN_FILES)
     wall = time.monotonic() - started
     result: dict = {
         "auto_compact": auto_compact,
         "runs": runs,
         "files_per_run": per_run,
+        "auto_compact_min_files": AUTO_COMPACT_MIN_FILES,
         "wall_seconds": round(wall, 1),
         "run_seconds_first_last_5": [round(statistics.mean(elapsed[:5]), 2), round(statistics.mean(elapsed[-5:]), 2)],
         "files": table_files(spark, output),
@@ -129,16 +138,19 @@ def fragment(spark, output: Path, fragments: int) -> None:
         spark.conf.unset("spark.databricks.delta.optimizeWrite.enabled")
 
 
-def change(lake: Path, remainder: int, every: int = 100) -> int:
-    """Give one file in `every` (those at index % every == remainder) a new modification time: a 1 % change."""
+def change(lake: Path, remainder: int, *, every: int = 100, clustered: bool = False) -> int:
+    """Give 1 % of the files a new modification time: one in `every` (index % every == remainder), or with
+    `clustered` a run of consecutive paths (a folder re-exported, say)."""
     files = sorted(p for p in lake.rglob("*") if p.is_file())
-    changed = 0
-    for index, path in enumerate(files):
-        if index % every == remainder:
-            stamp = 2_000_000_000 + remainder
-            os.utime(path, (stamp, stamp))
-            changed += 1
-    return changed
+    if clustered:
+        start = remainder * len(files) // every % len(files)
+        chosen = files[start : start + len(files) // every]
+    else:
+        chosen = [path for index, path in enumerate(files) if index % every == remainder]
+    stamp = 2_000_000_000 + remainder
+    for path in chosen:
+        os.utime(path, (stamp, stamp))
+    return len(chosen)
 
 
 def merge_metrics(spark, output: Path) -> dict[str, dict[str, object]]:
@@ -194,6 +206,14 @@ def scope_reads(spark, output: Path, run_id: str) -> dict[str, dict[str, int]]:
     return reads
 
 
+PHASES: dict[str, tuple[tuple[int, bool], ...]] = {
+    "fragmented": ((0, False), (2000, False)),
+    "z-ordered": ((0, False), (2000, False)),
+    "z-ordered, small files": ((0, False), (2000, False), (0, True), (2000, True)),
+}
+"""Per table layout, the runs: (incremental.merge_scope_literals, whether the changed 1 % is clustered)."""
+
+
 def merge_runs(spark, lake: Path, work: Path, fragments: int) -> dict:
     """1 %-changed runs on fragmented tables, with and without literals, before and after maintain."""
     shutil.rmtree(work, ignore_errors=True)
@@ -205,20 +225,28 @@ def merge_runs(spark, lake: Path, work: Path, fragments: int) -> dict:
     result: dict = {"first_run_seconds": first["elapsed_seconds"], "files_fragmented": table_files(spark, output)}
     result["runs"] = []
     remainder = 10
-    for phase in ("fragmented", "z-ordered"):
-        if phase == "z-ordered":
+    for phase in PHASES:
+        if phase != "fragmented":
+            # "z-ordered, small files": OPTIMIZE's target file size cut from 1 GB to 64 KB, so that this 12 MB
+            # table has ~10 files per year, as a table a thousand times larger has with 1 GB files.
+            small = phase.endswith("small files")
+            if small:
+                spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(64 * 1024))
             started = time.monotonic()
-            result["maintain"] = maintenance.maintain(spark, config(target, output))
-            result["maintain_seconds"] = round(time.monotonic() - started, 1)
-            result["files_z_ordered"] = table_files(spark, output)
-        for literals in (0, 2000):
-            changed = change(target, remainder)
+            result[f"maintain ({phase})"] = maintenance.maintain(spark, config(target, output))
+            result[f"maintain_seconds ({phase})"] = round(time.monotonic() - started, 1)
+            result[f"files ({phase})"] = table_files(spark, output)
+            if small:
+                spark.conf.unset("spark.databricks.delta.optimize.maxFileSize")
+        for literals, clustered in PHASES[phase]:
+            changed = change(target, remainder, clustered=clustered)
             remainder += 1
             summary = sr_to_fhir.run(spark, config(target, output, f"incremental.merge_scope_literals={literals}"))
             steps = summary["step_seconds"]
             result["runs"].append(
                 {
                     "phase": phase,
+                    "change": "clustered" if clustered else "spread",
                     "merge_scope_literals": literals,
                     "changed_files": changed,
                     "processed": summary["files"]["processed"],
@@ -254,14 +282,17 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
 
     try:
-        if "merge" not in skip:  # its first run (10,000 files) also warms the JVM for the small runs
-            results["merge"] = merge_runs(spark, args.lake, args.work / "merge", args.fragments)
-            save()
+        warmup = args.work / "warmup"
+        shutil.rmtree(warmup, ignore_errors=True)
+        sr_to_fhir.run(spark, config(args.lake / "shard-0", warmup))  # the JVM's JIT and caches warm
         if "small" not in skip:
             for auto_compact in (False, True):
                 key = f"small_runs_auto_compact_{str(auto_compact).lower()}"
                 results[key] = small_runs(spark, args.lake, args.work / key, args.runs, args.per_run, auto_compact)
                 save()
+        if "merge" not in skip:
+            results["merge"] = merge_runs(spark, args.lake, args.work / "merge", args.fragments)
+            save()
     finally:
         spark.stop()
     return 0
