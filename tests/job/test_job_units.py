@@ -60,7 +60,7 @@ def test_bad_configuration_is_an_error(override: str) -> None:
 def test_maintenance_needs_no_inputs_and_keeps_its_defaults() -> None:
     config = load_config(output="o", need_inputs=False, overrides=["maintenance.vacuum_retention_hours=null"])
     assert config.maintenance.vacuum_retention_hours is None
-    assert config.maintenance.zorder and config.incremental.merge_scope_literals > 0
+    assert config.maintenance.zorder and not config.maintenance.auto_compact
     with pytest.raises(ConfigError, match="input"):
         load_config(output="o")
 
