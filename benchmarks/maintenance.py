@@ -13,7 +13,8 @@ one local session (the job's configuration):
    files changed, with and without the literal scope (`incremental.merge_scope_literals`), before and after
    `maintain` (Z-order); with Delta's own MERGE metrics (target files before and after skipping, scan time).
 
-Writes the numbers as JSON (`--json`) and prints them. Not part of `benchmarks.run`: ~15 min on 2 cores.
+Writes the numbers as JSON (`--json`) and prints them. Not part of `benchmarks.run`: the small runs took ~11 and
+~19 min per configuration on 2 loaded cores (benchmarks/FINDINGS.md).
 """
 
 from __future__ import annotations
