@@ -3,6 +3,8 @@
 sr2fhir map FILE... [-o DIR]     map SR files with the core alone: one FHIR Bundle (collection) per input
 sr2fhir run --input URI... --output URI [--conf FILE] [--table-format delta|parquet] [--full-refresh]
                                  the lakehouse job on Spark (also: spark-submit jobs/sr_to_fhir.py ...)
+sr2fhir maintain --output URI [--conf FILE] [--set KEY=VALUE]
+                                 OPTIMIZE (Z-order) and VACUUM the output's Delta tables (jobs/maintenance.py)
 sr2fhir sample [--output DIR]    write the built-in sample lake and run the job on it
 """
 
@@ -12,7 +14,7 @@ import argparse
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
@@ -123,20 +125,28 @@ def _job_config(args: argparse.Namespace, inputs: list[str], output: str):
         conf_files=args.conf,
         overrides=args.overrides,
         table_format=args.table_format,
-        full_refresh=args.full_refresh,
+        full_refresh=getattr(args, "full_refresh", False),
+        need_inputs=args.handler is not command_maintain,
     )
 
 
 def _run_job(args: argparse.Namespace, config) -> dict:
     from . import sr_to_fhir
-    from .session import needs_s3, session_for
+
+    return _on_session(args, config, sr_to_fhir.run)
+
+
+def _on_session(args: argparse.Namespace, config, work: Callable):
+    """`work(spark, config)` on the given session or a local one started (and stopped) here."""
+    from .session import apply_runtime_settings, needs_s3, session_for
 
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     spark, started_here = session_for(config.spark, s3=needs_s3(config.uris))
     try:
-        return sr_to_fhir.run(spark, config)
+        apply_runtime_settings(spark, config.spark)
+        return work(spark, config)
     finally:
         if started_here:
             _stop(spark)
@@ -184,6 +194,31 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"sr2fhir run: failed: {_failure(exc)}", file=sys.stderr)
         return 1
     _print_summary(summary)
+    return 0
+
+
+def command_maintain(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .maintenance import MaintenanceError, maintain
+
+    try:
+        config = _job_config(args, [], args.output)
+        reports = _on_session(args, config, maintain)
+    except (ConfigError, MaintenanceError) as exc:
+        print(f"sr2fhir maintain: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # OPTIMIZE and VACUUM commit per table: a failure leaves the others as they were
+        logging.getLogger("sr2fhir").debug("maintenance failed", exc_info=True)
+        print(f"sr2fhir maintain: failed: {_failure(exc)}", file=sys.stderr)
+        return 1
+    for name, report in reports.items():
+        print(
+            f"table {name}: {report['files_before']} → {report['files_after']} files"
+            f" (OPTIMIZE {report['optimize_seconds']:.1f} s), {report['stored_before']} → {report['stored_after']}"
+            f" stored (VACUUM {report['vacuum_seconds']:.1f} s)"
+        )
+    if not reports:
+        print("nothing to maintain (no Delta tables under the output, or Parquet tables)")
     return 0
 
 
@@ -241,6 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="the lakehouse job: SR files on any file system → NDJSON and tables")
     _add_run_arguments(run_parser)
     run_parser.set_defaults(handler=command_run)
+    maintain_parser = commands.add_parser(
+        "maintain", help="OPTIMIZE (Z-order) and VACUUM the Delta tables of an output (run between job runs)"
+    )
+    maintain_parser.add_argument("--output", required=True, metavar="URI", help="the output of `sr2fhir run`")
+    maintain_parser.add_argument("--conf", action="append", default=[], metavar="FILE", help="as for run")
+    maintain_parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="as for run"
+    )
+    maintain_parser.add_argument("--table-format", choices=["delta", "parquet"], help="default: output.table_format")
+    maintain_parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    maintain_parser.set_defaults(handler=command_maintain)
     sample_parser = commands.add_parser("sample", help="write the built-in sample lake and run the job on it")
     sample_parser.add_argument("--output", default="sample-output", metavar="DIR", help="default: ./sample-output")
     sample_parser.add_argument("--count", type=int, default=24, help="valid reports in the lake (default 24)")

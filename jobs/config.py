@@ -18,7 +18,7 @@ DEFAULT_CONF = Path(__file__).parent / "sr2fhir.yaml"
 TABLE_FORMATS = ("delta", "parquet")
 REMOVED_FILES = ("delete", "keep")
 """`incremental.removed_files`: what a run does with ledger files that are gone from a listed input folder."""
-SECTIONS = ("spark", "input", "incremental", "output", "fhir", "mapping")
+SECTIONS = ("spark", "input", "incremental", "output", "fhir", "maintenance", "mapping")
 
 
 class ConfigError(ValueError):
@@ -46,6 +46,7 @@ class InputConfig:
 class IncrementalConfig:
     retry_failed: bool
     removed_files: str
+    merge_scope_literals: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,13 @@ class FhirConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    auto_compact: bool
+    zorder: bool
+    vacuum_retention_hours: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class JobConfig:
     inputs: tuple[str, ...]
     """Input URIs: files, folders (read recursively) or glob patterns, on any Hadoop file system."""
@@ -73,6 +81,7 @@ class JobConfig:
     incremental: IncrementalConfig
     out: OutputConfig
     fhir: FhirConfig
+    maintenance: MaintenanceConfig
     mapping: MappingOptions
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     """The merged YAML, recorded in the run summary."""
@@ -134,7 +143,9 @@ def load_config(
     overrides: Iterable[str] = (),
     table_format: str | None = None,
     full_refresh: bool = False,
+    need_inputs: bool = True,
 ) -> JobConfig:
+    """`need_inputs` false: a command that works on the output alone (`sr2fhir maintain`)."""
     tree = yaml.safe_load(DEFAULT_CONF.read_text())
     for conf_file in conf_files:
         user = yaml.safe_load(Path(conf_file).read_text()) or {}
@@ -157,14 +168,30 @@ def load_config(
     fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int)
     if fhir.max_resources_per_file < 1:
         raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
-    incremental = _section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool)
+    incremental = _section(
+        IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool, merge_scope_literals=int
+    )
+    if incremental.merge_scope_literals < 0:
+        raise ConfigError(f"incremental.merge_scope_literals must be 0 or more, not {incremental.merge_scope_literals}")
+    maintenance = _section(
+        MaintenanceConfig,
+        tree["maintenance"],
+        "maintenance",
+        auto_compact=bool,
+        zorder=bool,
+        vacuum_retention_hours=lambda v: None if v is None else int(v),
+    )
+    if maintenance.vacuum_retention_hours is not None and maintenance.vacuum_retention_hours < 0:
+        raise ConfigError(
+            f"maintenance.vacuum_retention_hours must be 0 or more, not {maintenance.vacuum_retention_hours}"
+        )
     if incremental.removed_files not in REMOVED_FILES:
         raise ConfigError(
             f"incremental.removed_files must be one of {REMOVED_FILES}, not {incremental.removed_files!r}"
         )
     inputs = tuple(inputs)
     input_lists = tuple(input_lists)
-    if not inputs and not input_lists:
+    if need_inputs and not inputs and not input_lists:
         raise ConfigError("give at least one input URI or input list")
     try:
         mapping = MappingOptions(**tree["mapping"])
@@ -186,6 +213,7 @@ def load_config(
         incremental=incremental,
         out=out,
         fhir=fhir,
+        maintenance=maintenance,
         mapping=mapping,
         raw=tree,
     )

@@ -334,7 +334,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     step = Steps()
     table_format = config.out.table_format
     fingerprint = mapping_fingerprint(config)
-    ledger = Ledger(spark, fs, layout.ledger, table_format)
+    ledger = Ledger(spark, fs, layout.ledger, table_format, auto_compact=config.maintenance.auto_compact)
     replace = config.full_refresh
     log.info(
         "run %s: %s → %s (%s%s)",
@@ -449,6 +449,10 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         )
         if append:
             fs.write_bytes(f"{staging}/{APPEND_MARKER}", b"")
+        scope_files = None
+        if table_format == "delta" and not append and not replace and config.incremental.merge_scope_literals:
+            with step("scope"):
+                scope_files = _listed(scope, config.incremental.merge_scope_literals)
 
         def write_table(name: str) -> None:
             rows = tables.table_rows(staged, name, run_id)
@@ -456,7 +460,16 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             with step(f"table {name}"):
                 if table_format == "delta":
                     tables.write_delta(
-                        spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace, merge=not append
+                        spark,
+                        fs,
+                        uri,
+                        rows,
+                        scope,
+                        partition_by=partition_by,
+                        replace=replace,
+                        merge=not append,
+                        scope_files=scope_files,
+                        auto_compact=config.maintenance.auto_compact,
                     )
                 else:
                     tables.write_parquet(spark, fs, uri, rows, scope, partition_by=partition_by, replace=replace)
@@ -470,7 +483,14 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
 
         def write_index() -> None:
             with step("index"):
-                index.append(spark, fs, layout.index, index.index_rows(staged, run_id), table_format)
+                index.append(
+                    spark,
+                    fs,
+                    layout.index,
+                    index.index_rows(staged, run_id),
+                    table_format,
+                    auto_compact=config.maintenance.auto_compact,
+                )
 
         # The sinks are independent Spark jobs, each mostly latency (planning, Delta log, commits): side by
         # side. All must succeed before the ledger commit.
@@ -506,6 +526,12 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         if removed is not None:
             removed.unpersist()
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
+
+
+def _listed(scope: DataFrame, limit: int) -> list[str] | None:
+    """The scope's files, sorted, when there are at most `limit` of them (the MERGE names them as literals)."""
+    files = [r[tables.SCOPE] for r in scope.limit(limit + 1).collect()]
+    return sorted(files) if len(files) <= limit else None
 
 
 def _with_pending_removed(

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from ..fs import HadoopFS
 from ..mapping import RESOURCE
+from .tables import AUTO_COMPACT
 
 log = logging.getLogger("sr2fhir")
 
@@ -60,18 +61,22 @@ def read(spark: SparkSession, uri: str, table_format: str) -> DataFrame:
     return spark.read.format(table_format).load(uri)
 
 
-def append(spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, table_format: str) -> None:
+def append(
+    spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, table_format: str, *, auto_compact: bool = False
+) -> None:
     """Append this run's entries (creating a Delta table with its statistics columns first)."""
     if table_format == "delta" and not exists(fs, uri, table_format):
         from delta.tables import DeltaTable
 
-        (
+        builder = (
             DeltaTable.createIfNotExists(spark)
             .location(uri)
             .addColumns(rows.schema)
             .property("delta.dataSkippingStatsColumns", ",".join(STATS_COLUMNS))
-            .execute()
         )
+        if auto_compact:
+            builder = builder.property(AUTO_COMPACT, "true")
+        builder.execute()
     rows.write.format(table_format).mode("append").save(uri)
 
 

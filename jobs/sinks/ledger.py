@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from ..fs import HadoopFS
 from ..mapping import INPUT_FIELDS, RECORD_FIELDS
+from .tables import AUTO_COMPACT
 
 REMOVED = "removed"
 """`status` of a ledger row saying that its file is gone from the lake and its rows from the tables."""
@@ -34,11 +35,24 @@ COLUMNS = [
 
 
 class Ledger:
-    def __init__(self, spark: SparkSession, fs: HadoopFS, uri: str, table_format: str) -> None:
+    def __init__(
+        self, spark: SparkSession, fs: HadoopFS, uri: str, table_format: str, *, auto_compact: bool = False
+    ) -> None:
         self.spark = spark
         self.fs = fs
         self.uri = uri
         self.format = table_format
+        self.auto_compact = auto_compact
+
+    def _append(self, rows: DataFrame, mode: str = "append") -> None:
+        """Write rows; a Delta ledger that does not exist yet is created first with auto compaction, if asked."""
+        if self.format == "delta" and self.auto_compact and not self.fs.exists(f"{self.uri}/_delta_log"):
+            from delta.tables import DeltaTable
+
+            DeltaTable.createIfNotExists(self.spark).location(self.uri).addColumns(rows.schema).property(
+                AUTO_COMPACT, "true"
+            ).execute()
+        rows.write.format(self.format).mode(mode).save(self.uri)
 
     def exists(self) -> bool:
         if self.format == "delta":
@@ -108,7 +122,7 @@ class Ledger:
         rows = latest.select(*columns).dropDuplicates(["source_path"]).persist()
         try:
             written = rows.count()
-            rows.write.format(self.format).mode("append").save(self.uri)
+            self._append(rows)
         finally:
             rows.unpersist()
         return written
@@ -125,4 +139,4 @@ class Ledger:
             F.lit(fingerprint).alias("mapping_fingerprint"),
             *(f.name for f in RECORD_FIELDS),
         )
-        rows.write.format(self.format).mode("overwrite" if replace else "append").save(self.uri)
+        self._append(rows, "overwrite" if replace else "append")

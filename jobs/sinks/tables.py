@@ -37,11 +37,14 @@ KEY = ("source_path", "observation_id")
 SCOPE = "source_file"
 PARTITION_COLUMN = "study_year"
 PARTITION_EXPRESSION = "YEAR(study_date)"
+AUTO_COMPACT = "delta.autoOptimize.autoCompact"
+"""Delta table property: after a commit, compact the small files of the partitions it wrote (`jobs/maintenance`)."""
 STATS_COLUMNS = (
     "study_date",
     "patient_id",
     "study_instance_uid",
     "sop_instance_uid",
+    "source_file",
     "source_path",
     "run_id",
     "finding_code",
@@ -49,7 +52,8 @@ STATS_COLUMNS = (
     "evaluation_code",
 )
 """Columns with Delta file statistics (data skipping): cohort, patient, study and report selection, the MERGE
-key's file, the run (deleting a killed run's rows) and the codes a table is queried by."""
+scope's and key's file (`source_file` is also what `sr2fhir maintain` Z-orders by), the run (deleting a killed
+run's rows) and the codes a table is queried by."""
 
 
 def table_rows(staged: DataFrame, table: str, run_id: str) -> DataFrame:
@@ -68,12 +72,16 @@ def write_delta(
     partition_by: tuple[str, ...],
     replace: bool,
     merge: bool = True,
+    scope_files: list[str] | None = None,
+    auto_compact: bool = False,
 ) -> None:
     """One commit: overwrite (full refresh), append (a table never written to, or `merge` false: no file in
-    `scope` has rows in the table) or MERGE (incremental)."""
+    `scope` has rows in the table) or MERGE (incremental). `scope_files`, when given, is `scope` as a list: a
+    literal `source_file IN (...)` on the target, which Delta's file statistics turn into file skipping once
+    the table is clustered by `source_file` (`sr2fhir maintain`)."""
     from delta.tables import DeltaTable
 
-    created = _create_delta(spark, fs, uri, rows, partition_by)
+    created = _create_delta(spark, fs, uri, rows, partition_by, auto_compact)
     if replace:
         rows.write.format("delta").mode("overwrite").save(uri)
         return
@@ -82,11 +90,17 @@ def write_delta(
         return
     target = DeltaTable.forPath(spark, uri)
     new_keys = rows.select(*KEY)
-    old_keys = target.toDF().select(*KEY, SCOPE).join(scope, SCOPE, "left_semi").drop(SCOPE)
+    old_rows = target.toDF()
+    condition = F.expr(" AND ".join(f"t.`{k}` = s.`{k}`" for k in KEY))
+    if scope_files is not None:
+        # Same rows either way (a key's file is in scope), but the target's files whose source_file range holds
+        # no scope file are skipped by the old keys' read and by the MERGE's search for touched files.
+        old_rows = old_rows.where(F.col(SCOPE).isin(scope_files))
+        condition = condition & F.col(f"t.{SCOPE}").isin(scope_files)
+    old_keys = old_rows.select(*KEY, SCOPE).join(scope, SCOPE, "left_semi").drop(SCOPE)
     deletions = old_keys.join(new_keys, list(KEY), "left_anti").withColumn("_delete", F.lit(True))
     source = rows.withColumn("_delete", F.lit(False)).unionByName(deletions, allowMissingColumns=True)
     values: dict[str, str | Column] = {c: f"s.`{c}`" for c in rows.columns}
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEY)
     (
         target.alias("t")
         .merge(source.alias("s"), condition)
@@ -106,7 +120,9 @@ def _written(fs: HadoopFS, uri: str) -> bool:
     )
 
 
-def _create_delta(spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, partition_by: tuple[str, ...]) -> bool:
+def _create_delta(
+    spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, partition_by: tuple[str, ...], auto_compact: bool
+) -> bool:
     """Create the table if absent (True when created), with study_year generated from study_date: Delta
     then derives a partition filter from any filter on study_date, and fills the column on every write."""
     from delta.tables import DeltaTable
@@ -119,6 +135,8 @@ def _create_delta(spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, 
     # Optimized writes: Delta shuffles rows by partition before writing, one file per year per write
     # instead of one per task and year.
     builder = builder.partitionedBy(*partition_by).property("delta.autoOptimize.optimizeWrite", "true")
+    if auto_compact:
+        builder = builder.property(AUTO_COMPACT, "true")
     # File statistics (min, max, nulls) only for the columns queries and joins select by, not Delta's default of
     # the first 32 columns: collecting them is per row, ~0.3-0.5 ms of JVM CPU per SR file for all 32.
     stats = [c for c in STATS_COLUMNS if c in rows.columns]

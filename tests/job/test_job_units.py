@@ -46,12 +46,23 @@ def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
         "output.partition_by=[code]",
         "mapping.default_timezone=nowhere",
         "incremental.removed_files=forget",
+        "incremental.merge_scope_literals=-1",
+        "maintenance.vacuum_retention_hours=-1",
+        "maintenance.zorder_by=source_file",
         "nokey",
     ],
 )
 def test_bad_configuration_is_an_error(override: str) -> None:
     with pytest.raises(ConfigError):
         load_config(inputs=["a"], output="o", overrides=[override])
+
+
+def test_maintenance_needs_no_inputs_and_keeps_its_defaults() -> None:
+    config = load_config(output="o", need_inputs=False, overrides=["maintenance.vacuum_retention_hours=null"])
+    assert config.maintenance.vacuum_retention_hours is None
+    assert config.maintenance.zorder and not config.maintenance.auto_compact
+    with pytest.raises(ConfigError, match="input"):
+        load_config(output="o")
 
 
 def test_input_folders_are_the_inputs_that_name_a_folder(tmp_path: Path) -> None:

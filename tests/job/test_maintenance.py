@@ -1,0 +1,152 @@
+"""Table maintenance (`jobs/maintenance.py`, `sr2fhir maintain`) on the output of several small incremental runs:
+fewer files and the same rows after OPTIMIZE, replaced files gone after VACUUM, and the job still incremental
+afterwards, with the tables a fresh run of the same lake writes. One sequence of runs, shared by the tests."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobs import maintenance
+from jobs.config import load_config
+
+from .helpers import TABLES, operations, run_job, table_rows, table_snapshot
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = [pytest.mark.spark]
+
+RUNS = 4
+ALL_TABLES = (*TABLES, "documents", "resources")
+
+
+@dataclass
+class Runs:
+    lake: Path
+    output: Path
+    rows: dict[str, list[dict]]
+    """Every table's rows after the runs (without run ids), ledger and index included."""
+
+
+def snapshot(spark: SparkSession, output: Path) -> dict[str, list[dict]]:
+    return {
+        **table_snapshot(spark, output),
+        "documents": table_rows(spark, output, "documents", drop=("run_id", "processed_at")),
+        "resources": table_rows(spark, output, "resources"),
+    }
+
+
+def data_files(spark: SparkSession, output: Path, name: str) -> int:
+    from delta.tables import DeltaTable
+
+    return maintenance.data_files(DeltaTable.forPath(spark, str(output / "tables" / name)))
+
+
+def stored_files(output: Path, name: str) -> int:
+    """Data files in the table's folder, current or not (not the log's checkpoints)."""
+    return sum(1 for p in (output / "tables" / name).rglob("*.parquet") if "_delta_log" not in p.parts)
+
+
+def maintain(spark: SparkSession, output: Path, *overrides: str) -> dict:
+    return maintenance.maintain(spark, load_config(output=str(output), overrides=list(overrides), need_inputs=False))
+
+
+@pytest.fixture(scope="module")
+def runs(spark: SparkSession, sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """The sample lake arriving over RUNS runs (a few files each), auto compaction off so that files pile up."""
+    work = tmp_path_factory.mktemp("maintenance")
+    lake, output = work / "lake", work / "out"
+    files = sorted(p for p in sample.rglob("*") if p.is_file())
+    for number in range(RUNS):
+        for path in files[number::RUNS]:
+            target = lake / path.relative_to(sample)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        summary = run_job(spark, [lake], output, overrides=["maintenance.auto_compact=false"])
+        assert summary["files"]["processed"] == len(files[number::RUNS])
+    return Runs(lake, output, snapshot(spark, output))
+
+
+def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession, runs: Runs, tmp_path: Path) -> None:
+    output = runs.output
+    before = {name: data_files(spark, output, name) for name in ALL_TABLES}
+    assert all(before[name] >= RUNS for name in ALL_TABLES), before  # at least one file per run and table
+
+    # The default retention (7 days) keeps every replaced file: time travel to the runs still works.
+    reports = maintain(spark, output)
+    assert set(reports) == set(ALL_TABLES)
+    for name in ALL_TABLES:
+        after = data_files(spark, output, name)
+        assert after < before[name], name
+        assert reports[name]["files_before"] == before[name] and reports[name]["files_after"] == after
+        assert reports[name]["stored_after"] == reports[name]["stored_before"] == stored_files(output, name)
+        assert stored_files(output, name) >= before[name] + after, name
+        assert "OPTIMIZE" in operations(spark, output, name), name
+    assert snapshot(spark, output) == runs.rows
+    for name in TABLES:  # research tables partitioned by year: at most one file per year after OPTIMIZE
+        years = {r["study_year"] for r in runs.rows[name]}
+        assert data_files(spark, output, name) <= len(years), name
+    research = f"{output}/tables/measurements"
+    assert spark.read.format("delta").option("versionAsOf", 1).load(research).count() > 0
+
+    # A retention under Delta's week is refused while its safety check is on...
+    with pytest.raises(maintenance.MaintenanceError, match="safe minimum"):
+        maintain(spark, output, "maintenance.vacuum_retention_hours=0")
+    # ... and with it off (tests only), every file the current versions do not hold goes.
+    spark.conf.set(maintenance.RETENTION_CHECK, "false")
+    try:
+        maintain(spark, output, "maintenance.vacuum_retention_hours=0")
+    finally:
+        spark.conf.unset(maintenance.RETENTION_CHECK)
+    for name in ALL_TABLES:
+        assert stored_files(output, name) == data_files(spark, output, name), name
+    assert snapshot(spark, output) == runs.rows
+    with pytest.raises(Exception, match=r"(?i)versionAsOf|retention|not found|does not exist|FileNotFound|vacuum"):
+        spark.read.format("delta").option("versionAsOf", 1).load(research).collect()
+
+    # The job goes on incrementally: a changed report and a new one, then the tables equal a fresh run's.
+    lake = runs.lake
+    reports_in_lake = sorted(p for p in lake.rglob("*") if p.is_file())
+    changed = reports_in_lake[0]
+    changed.write_bytes(reports_in_lake[1].read_bytes())
+    (lake / "arrived late.dcm").write_bytes(reports_in_lake[2].read_bytes())
+    commits = len(operations(spark, output, "measurements"))
+    summary = run_job(spark, [lake], output, overrides=["incremental.merge_scope_literals=100"])
+    assert summary["files"]["processed"] == 2
+    assert operations(spark, output, "measurements")[commits:][0] == "MERGE"  # (auto compaction may follow)
+    fresh = tmp_path / "fresh"
+    run_job(spark, [lake], fresh)
+    assert table_snapshot(spark, output) == table_snapshot(spark, fresh)
+
+
+def test_auto_compaction_bounds_the_files_of_incremental_runs(
+    spark: SparkSession, sample: Path, tmp_path: Path
+) -> None:
+    """With auto compaction, Delta compacts a partition after a commit once it holds `minNumFiles` small files: 2
+    here instead of Delta's 50, so that a few runs show it."""
+    lake, output = tmp_path / "lake", tmp_path / "out"
+    lake.mkdir()
+    report = next(p for p in sorted(sample.rglob("*.dcm")) if "truncated" not in p.name and "basic" not in p.name)
+    minimum = "spark.databricks.delta.autoCompact.minNumFiles"
+    spark.conf.set(minimum, "2")
+    try:
+        for number in range(3):  # copies of one report: one year, so each run adds a file to the same partition
+            shutil.copy2(report, lake / f"copy-{number}.dcm")
+            run_job(spark, [lake], output, overrides=["maintenance.auto_compact=true"])
+    finally:
+        spark.conf.unset(minimum)
+    for name in ("measurements", "documents", "resources"):
+        assert "OPTIMIZE" in operations(spark, output, name), name
+        assert data_files(spark, output, name) < 3, name
+    fresh = tmp_path / "fresh"
+    run_job(spark, [lake], fresh)
+    assert table_snapshot(spark, output) == table_snapshot(spark, fresh)
+
+
+def test_parquet_output_needs_no_maintenance(spark: SparkSession, tmp_path: Path) -> None:
+    assert maintain(spark, tmp_path / "out", "output.table_format=parquet") == {}
