@@ -46,7 +46,6 @@ class InputConfig:
 class IncrementalConfig:
     retry_failed: bool
     removed_files: str
-    merge_scope_literals: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +167,7 @@ def load_config(
     fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int)
     if fhir.max_resources_per_file < 1:
         raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
-    incremental = _section(
-        IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool, merge_scope_literals=int
-    )
-    if incremental.merge_scope_literals < 0:
-        raise ConfigError(f"incremental.merge_scope_literals must be 0 or more, not {incremental.merge_scope_literals}")
+    incremental = _section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool)
     maintenance = _section(
         MaintenanceConfig,
         tree["maintenance"],

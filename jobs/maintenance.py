@@ -7,8 +7,8 @@ every MERGE rewrites files, leaving the replaced ones on storage for time travel
    the Z-order column (tables written before `source_file` had statistics get them for the files written from
    now on; OPTIMIZE ZORDER rewrites the others);
 2. OPTIMIZE: small files bin-packed into large ones, or with `maintenance.zorder`, every file of the table
-   rewritten sorted (Z-ordered) by the column its reads select by (`ZORDER_BY`), so that the incremental MERGE's
-   literal `source_file IN (...)` and a per-report lookup read a few files rather than all;
+   rewritten sorted (Z-ordered) by the column its reads select by (`ZORDER_BY`), so that a per-report lookup
+   reads a few files rather than all, and the incremental MERGE scans few large files instead of many small ones;
 3. VACUUM with `maintenance.vacuum_retention_hours`: files no table version of that age still needs are deleted.
    Delta 4 takes the retention from the table property `delta.deletedFileRetentionDuration` (a VACUUM's own
    retention other than 0 is ignored), so step 1 sets that property, which also bounds time travel. A retention

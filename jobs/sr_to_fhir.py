@@ -449,10 +449,6 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         )
         if append:
             fs.write_bytes(f"{staging}/{APPEND_MARKER}", b"")
-        scope_files = None
-        if table_format == "delta" and not append and not replace and config.incremental.merge_scope_literals:
-            with step("scope"):
-                scope_files = _listed(scope, config.incremental.merge_scope_literals)
 
         def write_table(name: str) -> None:
             rows = tables.table_rows(staged, name, run_id)
@@ -468,7 +464,6 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
                         partition_by=partition_by,
                         replace=replace,
                         merge=not append,
-                        scope_files=scope_files,
                         auto_compact=config.maintenance.auto_compact,
                     )
                 else:
@@ -526,12 +521,6 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         if removed is not None:
             removed.unpersist()
     return _finish(fs, layout, summary, clock, step, found=found, stats=stats, export=export)
-
-
-def _listed(scope: DataFrame, limit: int) -> list[str] | None:
-    """The scope's files, sorted, when there are at most `limit` of them (the MERGE names them as literals)."""
-    files = [r[tables.SCOPE] for r in scope.limit(limit + 1).collect()]
-    return sorted(files) if len(files) <= limit else None
 
 
 def _with_pending_removed(

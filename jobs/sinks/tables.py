@@ -72,13 +72,10 @@ def write_delta(
     partition_by: tuple[str, ...],
     replace: bool,
     merge: bool = True,
-    scope_files: list[str] | None = None,
     auto_compact: bool = False,
 ) -> None:
     """One commit: overwrite (full refresh), append (a table never written to, or `merge` false: no file in
-    `scope` has rows in the table) or MERGE (incremental). `scope_files`, when given, is `scope` as a list: a
-    literal `source_file IN (...)` on the target, which Delta's file statistics turn into file skipping once
-    the table is clustered by `source_file` (`sr2fhir maintain`)."""
+    `scope` has rows in the table) or MERGE (incremental)."""
     from delta.tables import DeltaTable
 
     created = _create_delta(spark, fs, uri, rows, partition_by, auto_compact)
@@ -90,17 +87,11 @@ def write_delta(
         return
     target = DeltaTable.forPath(spark, uri)
     new_keys = rows.select(*KEY)
-    old_rows = target.toDF()
-    condition = F.expr(" AND ".join(f"t.`{k}` = s.`{k}`" for k in KEY))
-    if scope_files is not None:
-        # Same rows either way (a key's file is in scope), but the target's files whose source_file range holds
-        # no scope file are skipped by the old keys' read and by the MERGE's search for touched files.
-        old_rows = old_rows.where(F.col(SCOPE).isin(scope_files))
-        condition = condition & F.col(f"t.{SCOPE}").isin(scope_files)
-    old_keys = old_rows.select(*KEY, SCOPE).join(scope, SCOPE, "left_semi").drop(SCOPE)
+    old_keys = target.toDF().select(*KEY, SCOPE).join(scope, SCOPE, "left_semi").drop(SCOPE)
     deletions = old_keys.join(new_keys, list(KEY), "left_anti").withColumn("_delete", F.lit(True))
     source = rows.withColumn("_delete", F.lit(False)).unionByName(deletions, allowMissingColumns=True)
     values: dict[str, str | Column] = {c: f"s.`{c}`" for c in rows.columns}
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEY)
     (
         target.alias("t")
         .merge(source.alias("s"), condition)

@@ -116,7 +116,7 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     changed.write_bytes(reports_in_lake[1].read_bytes())
     (lake / "arrived late.dcm").write_bytes(reports_in_lake[2].read_bytes())
     commits = len(operations(spark, output, "measurements"))
-    summary = run_job(spark, [lake], output, overrides=["incremental.merge_scope_literals=100"])
+    summary = run_job(spark, [lake], output)
     assert summary["files"]["processed"] == 2
     assert operations(spark, output, "measurements")[commits:][0] == "MERGE"  # (auto compaction may follow)
     fresh = tmp_path / "fresh"
