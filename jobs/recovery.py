@@ -28,6 +28,7 @@ whole or absent. A full refresh overwrites the tables and clears every list.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -76,6 +77,14 @@ class Reconciliation:
     def touched(self) -> bool:
         """Whether the run writes rows of pending files or deletes them: it must merge, never append."""
         return bool(self.to_map or self.removed or self.purged)
+
+    def keeping(self, files: list[str]) -> Reconciliation:
+        """The same, with those of these files it was to map kept pending instead (deleted before they were read)."""
+        unread = {file.source_file for file in self.to_map} & set(files)
+        if not unread:
+            return self
+        to_map = [file for file in self.to_map if file.source_file not in unread]
+        return dataclasses.replace(self, to_map=to_map, kept=sorted({*self.kept, *unread}))
 
     def counts(self, pending: Pending) -> dict[str, int]:
         return {

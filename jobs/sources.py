@@ -17,7 +17,7 @@ import json
 from typing import NamedTuple
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 
 from . import listing
@@ -78,7 +78,7 @@ class Inputs:
     @functools.cached_property
     def raw(self) -> DataFrame:
         """The `binaryFile` relation: Spark lists the inputs when it is made (LIST requests, no request per file)."""
-        reader = self._spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+        reader = _binary_files(self._spark)
         if self._glob_filter:
             reader = reader.option("pathGlobFilter", self._glob_filter)
         try:
@@ -148,8 +148,7 @@ class Inputs:
         of the log's folder, one read), whatever the number of files or the size of the lake. Relations of file
         paths instead (`load(paths)`) cost each file an existence check and a `listStatus` (on S3 a HEAD, then
         a LIST and a HEAD), more requests than the lake's listing for a few percent of it (docs/job.md).
-        `recursiveFileLookup` keeps `name=value` folders from being read as partitions, as for the roots; the
-        listing has applied the hidden-name rules and `pathGlobFilter` already."""
+        The listing has applied the hidden-name rules and `pathGlobFilter` already."""
         entries = (
             json.dumps(
                 {
@@ -167,12 +166,18 @@ class Inputs:
         )
         log = "\n".join(["v1", *entries])  # FileStreamSinkLog version 1: the version line, then one entry a line
         HadoopFS(self._spark).write_bytes(f"{scratch}/{_SINK_LOG}/0", log.encode())
-        reader = self._spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-        return reader.load(scratch)
+        return _binary_files(self._spark).load(scratch)
 
     def _sink_log_ignored(self) -> bool:
         """Whether the session reads a sink's output by listing it (then the log would list nothing)."""
         return str(self._spark.conf.get(_SINK_LOG_IGNORED, "false")).lower() == "true"
+
+
+def _binary_files(spark: SparkSession) -> DataFrameReader:
+    """The `binaryFile` reader of both relations. A file deleted after the listing, before its task reads it,
+    is skipped rather than failing the run (`ignoreMissingFiles`): the run tells it from the files it selected
+    (`sr_to_fhir._vanished`). `recursiveFileLookup` keeps `name=value` folders from being read as partitions."""
+    return spark.read.format("binaryFile").option("recursiveFileLookup", "true").option("ignoreMissingFiles", "true")
 
 
 def _file_columns() -> list[Column]:

@@ -19,6 +19,7 @@ until a committed run has mapped them again or deleted the rows of those gone si
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -254,6 +255,17 @@ def _statistics(records: DataFrame) -> dict:
     return {"files": int(files), "totals": totals, "by_reason": dict(sorted(by_reason.items()))}
 
 
+def _vanished(fs: HadoopFS, todo: list[Listed], records: DataFrame) -> list[str]:
+    """The selected files the map step did not read, which must be gone: the scans skip files deleted since the
+    listing (`sources._binary_files`). Any other shortfall is a defect, raised. Only when files are missing: it
+    collects the read files' paths."""
+    read = {row["source_file"] for row in records.select("source_file").distinct().collect()}
+    missing = sorted(file.source_file for file in todo if file.source_file not in read)
+    if still_there := sum(fs.exists(file) for file in missing):
+        raise RuntimeError(f"{len(todo)} files were selected for mapping, {len(read)} read and {still_there} not read")
+    return missing
+
+
 def _side_by_side(spark: SparkSession, tag: str, calls: dict[str, Callable[[], object]]) -> dict[str, object]:
     """Run independent steps in threads (each mostly Spark jobs and their latency) and return their results.
     The first failure cancels the other steps' Spark jobs (all tagged `tag`) and is raised once they have
@@ -375,6 +387,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         "versions": _versions(),
         "removed": {"files": 0, "inputs": 0},
         "reconciled": reconciliation.counts(pending),
+        "vanished": 0,
     }
     removed = _with_pending_removed(spark, selection.removed, reconciliation)
     # Everything whose rows go without new ones: removed files, and pending files gone without a ledger row.
@@ -429,7 +442,14 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         if found < 0:
             found = stats["files"]
         if todo is not None and stats["files"] != len(todo):
-            raise RuntimeError(f"{len(todo)} files were selected for mapping but {stats['files']} were read")
+            # Files deleted since the listing: their ledger, table and index rows stay as they are, and the next
+            # run finds them removed (pending ones stay pending).
+            vanished = _vanished(fs, todo, records)
+            log.warning("run %s: %d selected files were deleted before they were read", run_id, len(vanished))
+            summary["vanished"] = len(vanished)
+            deletions = deletions.without(vanished)
+            reconciliation = reconciliation.keeping(vanished)
+            summary["reconciled"] = reconciliation.counts(pending)
         scope = records.select(tables.SCOPE).distinct()
         if removed is not None:
             removed = removed.persist()
@@ -582,6 +602,14 @@ class _Deletions:
             )
         indexed = has_index or not has_ledger or replace
         return cls(spark, fs, layout, ledger, table_format, replace, indexed, origins)
+
+    def without(self, files: list[str]) -> _Deletions:
+        """The same, leaving these files' exported resources and index entries alone (selected, but deleted before
+        they were read: their ledger rows still hold the run the entries are of)."""
+        if self.origins is None or not files:
+            return self
+        gone = self.spark.createDataFrame([(file,) for file in files], "source_file string")
+        return dataclasses.replace(self, origins=self.origins.join(gone, "source_file", "left_anti"))
 
     def find(self, *, produced: DataFrame | None, scope: DataFrame | None) -> list[tuple[str, str]]:
         if self.origins is None:  # a first run, or only new files: nothing exported before can go

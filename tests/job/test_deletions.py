@@ -8,17 +8,18 @@ import io
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from jobs.sinks import ndjson
+from jobs.sources import Inputs
 from sr2fhir_core import map_sr
 
 from .helpers import Killed, kill_before_ledger, ledger, run_job
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 pytestmark = [pytest.mark.spark]
 
@@ -108,7 +109,7 @@ def _index(spark: SparkSession, output: Path, table_format: str = "delta") -> li
 
 
 def test_changed_and_removed_files_export_the_deletions_of_what_no_file_produces(
-    spark: SparkSession, sample: Path, tmp_path: Path
+    spark: SparkSession, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lake = _lake(sample, tmp_path)
     output = tmp_path / "out"
@@ -151,6 +152,33 @@ def test_changed_and_removed_files_export_the_deletions_of_what_no_file_produces
     assert set(shared) <= set(_deleted(third))
     patient = next(key for key, owners in produced.items() if key[0] == "Patient" and "sr-007.dcm" in owners)
     assert patient in now and patient not in _deleted(third)
+
+    # Files deleted after the listing, before the map step reads them (a changed file and a new one): the run goes
+    # on without them and leaves their ledger rows and index entries as they were; the next run finds the changed
+    # one removed and exports its deletions (had the index lost its entries, it would export none).
+    _drop_last_measurement(_report(lake, "sr-002"))
+    new = lake / "site-b" / "incoming" / "sr-new.dcm"
+    new.write_bytes(_report(lake, "sr-008").read_bytes())
+    vanishing = [_report(lake, "sr-002"), new]
+    with_content = Inputs.with_content
+
+    def delete_then_read(self: Inputs, *args: Any, **kwargs: Any) -> DataFrame:
+        for path in vanishing:
+            path.unlink()
+        return with_content(self, *args, **kwargs)
+
+    monkeypatch.setattr(Inputs, "with_content", delete_then_read)
+    known = sorted((row["source_file"], row["run_id"]) for row in ledger(spark, output))
+    entries = _index(spark, output)
+    fourth = run_job(spark, [lake], output)
+    monkeypatch.undo()
+    assert fourth["vanished"] == 2 and fourth["files"]["processed"] == 0
+    assert sorted((row["source_file"], row["run_id"]) for row in ledger(spark, output)) == known
+    assert _index(spark, output) == entries and _deleted(fourth) == []
+    before, now = now, _produced(lake)
+    fifth = run_job(spark, [lake], output)
+    assert fifth["removed"]["files"] == 1 and fifth["files"]["processed"] == 0 and fifth["vanished"] == 0
+    assert set(_deleted(fifth)) == before.keys() - now.keys() != set()
 
     # Nothing changed: no export, no deletions. The index holds the current entries only (superseded ones pruned).
     assert run_job(spark, [lake], output)["fhir"] is None

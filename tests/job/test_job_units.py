@@ -258,3 +258,18 @@ def test_ndjson_file_bound_must_be_positive() -> None:
     assert load_config(inputs=["a"], output="o").fhir.max_resources_per_file == 100_000
     with pytest.raises(ConfigError, match="max_resources_per_file"):
         load_config(inputs=["a"], output="o", overrides=["fhir.max_resources_per_file=0"])
+
+
+def test_pending_files_deleted_before_they_were_read_stay_pending() -> None:
+    from jobs.recovery import Pending, Reconciliation
+    from jobs.sources import Listed
+
+    listed = [Listed(f"file:/lake/{name}", 10, 0, f"file:/lake/{name}") for name in ("a.dcm", "b.dcm")]
+    reconciliation = Reconciliation(to_map=listed, purged=["file:/lake/c.dcm"], kept=["file:/lake/z.dcm"])
+    pending = Pending(files=frozenset(["file:/lake/a.dcm", "file:/lake/b.dcm", "file:/lake/c.dcm", "file:/lake/z.dcm"]))
+
+    kept = reconciliation.keeping(["file:/lake/b.dcm", "file:/lake/new.dcm"])
+    assert kept.to_map == listed[:1] and kept.kept == ["file:/lake/b.dcm", "file:/lake/z.dcm"]
+    assert kept.purged == reconciliation.purged
+    assert kept.counts(pending) == {"pending": 4, "mapped": 1, "deleted": 1, "kept": 2}
+    assert reconciliation.keeping(["file:/lake/new.dcm"]) is reconciliation
