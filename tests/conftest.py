@@ -35,8 +35,9 @@ def corpus_dir(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    """One local[2] session for every Spark test (Delta, and hadoop-aws for the loopback S3 tests).
-    Run Spark tests in one process (`pytest -m spark`): each xdist worker would start its own JVM."""
+    """One local[2] session for the Spark tests of a process (Delta, and hadoop-aws for the loopback S3 tests).
+    `make test` runs them in two xdist workers, each with its own JVM, a module to a worker (`--dist loadfile`), so
+    a module-scoped run is made once."""
     pytest.importorskip("pyspark")
     from jobs.config import load_config
     from jobs.session import local_session
