@@ -4,7 +4,8 @@ sr2fhir map FILE... [-o DIR]     map SR files with the core alone: one FHIR Bund
 sr2fhir run --input URI... --output URI [--conf FILE] [--table-format delta|parquet] [--full-refresh]
                                  the lakehouse job on Spark (also: spark-submit jobs/sr_to_fhir.py ...)
 sr2fhir maintain --output URI [--conf FILE] [--set KEY=VALUE]
-                                 OPTIMIZE (Z-order) and VACUUM the output's Delta tables (jobs/maintenance.py)
+                                 OPTIMIZE (Z-order) and VACUUM the output's Delta tables, and delete FHIR
+                                 exports past maintenance.export_retention_days (jobs/maintenance.py)
 sr2fhir sample [--output DIR]    write the built-in sample lake and run the job on it
 """
 
@@ -203,7 +204,7 @@ def command_maintain(args: argparse.Namespace) -> int:
 
     try:
         config = _job_config(args, [], args.output)
-        reports = _on_session(args, config, maintain)
+        report = _on_session(args, config, maintain)
     except (ConfigError, MaintenanceError) as exc:
         print(f"sr2fhir maintain: {exc}", file=sys.stderr)
         return 2
@@ -211,14 +212,16 @@ def command_maintain(args: argparse.Namespace) -> int:
         logging.getLogger("sr2fhir").debug("maintenance failed", exc_info=True)
         print(f"sr2fhir maintain: failed: {_failure(exc)}", file=sys.stderr)
         return 1
-    for name, report in reports.items():
+    if report.exports is not None:
+        print(f"FHIR exports: {report.exports.removed} removed, {report.exports.kept} kept")
+    for name, table in report.tables.items():
         print(
-            f"table {name}: {report['files_before']} → {report['files_after']} files"
-            f" (OPTIMIZE {report['optimize_seconds']:.1f} s), {report['stored_before']} → {report['stored_after']}"
-            f" stored (VACUUM {report['vacuum_seconds']:.1f} s)"
+            f"table {name}: {table.files_before} → {table.files_after} files"
+            f" (OPTIMIZE {table.optimize_seconds:.1f} s), {table.stored_before} → {table.stored_after}"
+            f" stored (VACUUM {table.vacuum_seconds:.1f} s)"
         )
-    if not reports:
-        print("nothing to maintain (no Delta tables under the output, or Parquet tables)")
+    if not report.tables:
+        print("no table to maintain (no Delta tables under the output, or Parquet tables)")
     return 0
 
 
@@ -277,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(run_parser)
     run_parser.set_defaults(handler=command_run)
     maintain_parser = commands.add_parser(
-        "maintain", help="OPTIMIZE (Z-order) and VACUUM the Delta tables of an output (run between job runs)"
+        "maintain",
+        help="OPTIMIZE (Z-order) and VACUUM the Delta tables of an output, delete old FHIR exports if configured"
+        " (run between job runs)",
     )
     maintain_parser.add_argument("--output", required=True, metavar="URI", help="the output of `sr2fhir run`")
     maintain_parser.add_argument("--conf", action="append", default=[], metavar="FILE", help="as for run")

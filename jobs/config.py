@@ -65,6 +65,7 @@ class MaintenanceConfig:
     auto_compact: bool
     zorder: bool
     vacuum_retention_hours: int | None
+    export_retention_days: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +176,11 @@ def load_config(
         auto_compact=bool,
         zorder=bool,
         vacuum_retention_hours=lambda v: None if v is None else int(v),
+        export_retention_days=lambda v: None if v is None else int(v),
     )
-    if maintenance.vacuum_retention_hours is not None and maintenance.vacuum_retention_hours < 0:
-        raise ConfigError(
-            f"maintenance.vacuum_retention_hours must be 0 or more, not {maintenance.vacuum_retention_hours}"
-        )
+    for key in ("vacuum_retention_hours", "export_retention_days"):
+        if (value := getattr(maintenance, key)) is not None and value < 0:
+            raise ConfigError(f"maintenance.{key} must be 0 or more, not {value}")
     if incremental.removed_files not in REMOVED_FILES:
         raise ConfigError(
             f"incremental.removed_files must be one of {REMOVED_FILES}, not {incremental.removed_files!r}"

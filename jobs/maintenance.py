@@ -15,6 +15,10 @@ every MERGE rewrites files, leaving the replaced ones on storage for time travel
    under Delta's default of 7 days is refused unless the session turns Delta's safety check
    `spark.databricks.delta.retentionDurationCheck.enabled` off; the job never turns it off.
 
+Before the tables, with `maintenance.export_retention_days` set, the FHIR exports (`fhir/<run-id>/`) of committed
+runs that started longer ago than that are deleted (Parquet outputs too): they are there for a FHIR server's
+bulk import, and each holds a copy of what its run mapped.
+
 OPTIMIZE commits change no rows (`dataChange` false), so the job's next incremental run reads the same table;
 run it between runs: a MERGE concurrent with an OPTIMIZE of the same files fails one of them (Delta's conflict
 check), and a scheduled run that fails maps the same files next time. Parquet tables are rewritten whole by each
@@ -27,13 +31,15 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import SparkSession
 
 from .config import JobConfig
 from .fs import HadoopFS
 from .sinks import index, tables
+from .sr_to_fhir import Layout, run_started
 
 log = logging.getLogger("sr2fhir")
 
@@ -86,32 +92,81 @@ class TableReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    removed: int
+    """Export folders deleted: those of committed runs that started before the cutoff."""
+    kept: int
+    """The other folders under `fhir/`: younger runs', and killed runs' (the job's next start removes them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    """By table name: the Delta tables found (none for Parquet output)."""
+    exports: ExportReport | None = None
+    """None when `maintenance.export_retention_days` is null."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "tables": {name: report.as_dict() for name, report in self.tables.items()},
+            "exports": None if self.exports is None else {"removed": self.exports.removed, "kept": self.exports.kept},
+        }
+
+
 def table_uris(output: str) -> dict[str, str]:
-    """The Delta tables under an output (`sr_to_fhir.Layout`), by name."""
-    return {name: f"{output}/tables/{name}" for name in ZORDER_BY}
+    """The Delta tables under an output, by name."""
+    return {name: Layout(output).table(name) for name in ZORDER_BY}
 
 
-def maintain(spark: SparkSession, config: JobConfig) -> dict[str, dict[str, object]]:
-    """OPTIMIZE (and VACUUM) every Delta table of `config.output`; returns what each table held before and after."""
+def maintain(spark: SparkSession, config: JobConfig) -> Report:
+    """Delete old FHIR exports if configured, then OPTIMIZE (and VACUUM) every Delta table of `config.output`;
+    returns what each held before and after."""
     fs = HadoopFS(spark)
     output = fs.qualify(config.output)
-    if config.out.table_format != "delta":
-        log.info("Parquet tables are rewritten whole by each run: nothing to maintain")
-        return {}
+    delta = config.out.table_format == "delta"
     hours = config.maintenance.vacuum_retention_hours
-    if hours is not None and hours < SAFE_RETENTION_HOURS and spark.conf.get(RETENTION_CHECK, "true") != "false":
+    if (
+        delta
+        and hours is not None
+        and hours < SAFE_RETENTION_HOURS
+        and spark.conf.get(RETENTION_CHECK, "true") != "false"
+    ):
         raise MaintenanceError(
             f"maintenance.vacuum_retention_hours {hours} is under Delta's safe minimum of {SAFE_RETENTION_HOURS}: a"
             f" run or query older than that could lose files it reads (set {RETENTION_CHECK}=false to allow it)"
         )
-    reports: dict[str, dict[str, object]] = {}
+    exports = None
+    if (days := config.maintenance.export_retention_days) is not None:
+        exports = remove_old_exports(fs, Layout(output), days=days, now=datetime.now(UTC))
+        log.info("maintain exports: %d removed, %d kept", exports.removed, exports.kept)
+    if not delta:
+        log.info("Parquet tables are rewritten whole by each run: no table to maintain")
+        return Report(exports=exports)
+    reports: dict[str, TableReport] = {}
     for name, uri in table_uris(output).items():
         if not fs.exists(f"{uri}/_delta_log"):
             continue
-        report = maintain_table(spark, fs, name, uri, config)
-        log.info("maintain %s: %s", name, report.as_dict())
-        reports[name] = report.as_dict()
-    return reports
+        reports[name] = maintain_table(spark, fs, name, uri, config)
+        log.info("maintain %s: %s", name, reports[name].as_dict())
+    return Report(tables=reports, exports=exports)
+
+
+def remove_old_exports(fs: HadoopFS, layout: Layout, *, days: int, now: datetime) -> ExportReport:
+    """Delete the export folders of committed runs (those with a run summary) that started more than `days` days
+    before `now` (from the run id). A folder without a summary is a killed run's, which the job's next start
+    removes, or that of a run under way: left alone, as is anything not named like a run."""
+    cutoff = now - timedelta(days=days)
+    committed = {status.name.removesuffix(".json") for status in fs.list_dir(layout.summaries)}
+    removed = kept = 0
+    for folder in sorted(fs.list_dir(layout.exports), key=lambda status: status.name):
+        started = run_started(folder.name)
+        if folder.is_dir and folder.name in committed and started is not None and started < cutoff:
+            fs.delete(folder.uri)
+            removed += 1
+        else:
+            kept += 1
+    return ExportReport(removed=removed, kept=kept)
 
 
 def maintain_table(spark: SparkSession, fs: HadoopFS, name: str, uri: str, config: JobConfig) -> TableReport:

@@ -63,8 +63,13 @@ class Layout:
 
     root: str
 
+    @property
+    def exports(self) -> str:
+        """The folder of the runs' FHIR exports, one folder each."""
+        return f"{self.root}/fhir"
+
     def fhir(self, run_id: str) -> str:
-        return f"{self.root}/fhir/{run_id}"
+        return f"{self.exports}/{run_id}"
 
     def table(self, name: str) -> str:
         return f"{self.root}/tables/{name}"
@@ -73,8 +78,13 @@ class Layout:
     def ledger(self) -> str:
         return self.table("documents")
 
+    @property
+    def summaries(self) -> str:
+        """The folder of the run summaries: a run has one once it has committed."""
+        return f"{self.root}/runs"
+
     def summary(self, run_id: str) -> str:
-        return f"{self.root}/runs/{run_id}.json"
+        return f"{self.summaries}/{run_id}.json"
 
     def staging(self, run_id: str) -> str:
         return f"{self.root}/_staging/{run_id}"
@@ -100,6 +110,14 @@ still honoured."""
 def new_run_id(now: datetime) -> str:
     """Sortable by start time (the ledger's 'latest run' relies on it), unique by a random suffix."""
     return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+def run_started(run_id: str) -> datetime | None:
+    """When a run started, from its id (`new_run_id`); None for a name that is not a run id."""
+    try:
+        return datetime.strptime(run_id.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def mapping_fingerprint(config: JobConfig) -> str:
@@ -307,8 +325,8 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger) 
     too). The files of killed runs that merged are carried forward (`recovery`): returns all files pending. One
     run at a time per output: a run in progress elsewhere would look killed."""
     staged = [f.name for f in fs.list_dir(f"{layout.root}/_staging") if f.is_dir]
-    completed = {f.name.removesuffix(".json") for f in fs.list_dir(f"{layout.root}/runs")}
-    unfinished = [f for f in fs.list_dir(f"{layout.root}/fhir") if f.is_dir and f.name not in completed]
+    completed = {f.name.removesuffix(".json") for f in fs.list_dir(layout.summaries)}
+    unfinished = [f for f in fs.list_dir(layout.exports) if f.is_dir and f.name not in completed]
     if staged or unfinished:
         # A run killed between its ledger commit and its summary is complete: keep its rows and export. (A run
         # that maps commits its removed rows after its records; one that only removes, its export before them.)

@@ -48,6 +48,7 @@ def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
         "incremental.removed_files=forget",
         "incremental.merge_scope_literals=-1",
         "maintenance.vacuum_retention_hours=-1",
+        "maintenance.export_retention_days=-1",
         "maintenance.zorder_by=source_file",
         "nokey",
     ],
@@ -61,6 +62,7 @@ def test_maintenance_needs_no_inputs_and_keeps_its_defaults() -> None:
     config = load_config(output="o", need_inputs=False, overrides=["maintenance.vacuum_retention_hours=null"])
     assert config.maintenance.vacuum_retention_hours is None
     assert config.maintenance.zorder and not config.maintenance.auto_compact
+    assert config.maintenance.export_retention_days is None  # exports are kept unless asked
     with pytest.raises(ConfigError, match="input"):
         load_config(output="o")
 

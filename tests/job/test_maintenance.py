@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from jobs import maintenance
+from jobs import maintenance, sr_to_fhir
 from jobs.config import load_config
+from jobs.fs import HadoopFS
 
 from .helpers import TABLES, operations, run_job, table_rows, table_snapshot
 
@@ -52,7 +54,7 @@ def stored_files(output: Path, name: str) -> int:
     return sum(1 for p in (output / "tables" / name).rglob("*.parquet") if "_delta_log" not in p.parts)
 
 
-def maintain(spark: SparkSession, output: Path, *overrides: str) -> dict:
+def maintain(spark: SparkSession, output: Path, *overrides: str) -> maintenance.Report:
     return maintenance.maintain(spark, load_config(output=str(output), overrides=list(overrides), need_inputs=False))
 
 
@@ -78,13 +80,13 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     assert all(before[name] >= RUNS for name in ALL_TABLES), before  # at least one file per run and table
 
     # The default retention (7 days) keeps every replaced file: time travel to the runs still works.
-    reports = maintain(spark, output)
+    reports = maintain(spark, output).tables
     assert set(reports) == set(ALL_TABLES)
     for name in ALL_TABLES:
         after = data_files(spark, output, name)
         assert after < before[name], name
-        assert reports[name]["files_before"] == before[name] and reports[name]["files_after"] == after
-        assert reports[name]["stored_after"] == reports[name]["stored_before"] == stored_files(output, name)
+        assert reports[name].files_before == before[name] and reports[name].files_after == after
+        assert reports[name].stored_after == reports[name].stored_before == stored_files(output, name)
         assert stored_files(output, name) >= before[name] + after, name
         assert "OPTIMIZE" in operations(spark, output, name), name
     assert snapshot(spark, output) == runs.rows
@@ -123,6 +125,27 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     run_job(spark, [lake], fresh)
     assert table_snapshot(spark, output) == table_snapshot(spark, fresh)
 
+    # FHIR exports: with export_retention_days (default null: kept), a committed run's goes once it started that
+    # long ago. A folder without a run summary (a killed run's) and one not named like a run stay.
+    runs_ids = sorted(path.stem for path in (output / "runs").glob("*.json"))
+    assert sorted(path.name for path in (output / "fhir").iterdir()) == runs_ids and len(runs_ids) == RUNS + 1
+    killed, other = output / "fhir" / "20000101T000000000000Z-0a0b0c", output / "fhir" / "notes"
+    for folder in (killed, other):
+        folder.mkdir()
+        (folder / "manifest.json").write_text("{}")
+    third_started = sr_to_fhir.run_started(runs_ids[2])
+    assert third_started is not None
+    exports = maintenance.remove_old_exports(
+        HadoopFS(spark), sr_to_fhir.Layout(output.as_uri()), days=1, now=third_started + timedelta(days=1)
+    )
+    assert (exports.removed, exports.kept) == (2, RUNS + 1 - 2 + 2)
+    assert sorted(path.name for path in (output / "fhir").iterdir()) == sorted([*runs_ids[2:], killed.name, "notes"])
+    settings = ("maintenance.vacuum_retention_hours=null", "maintenance.zorder=false")  # bin-packing: nothing to do
+    report = maintain(spark, output, "maintenance.export_retention_days=0", *settings)
+    assert report.exports == maintenance.ExportReport(removed=RUNS + 1 - 2, kept=2)
+    assert sorted(path.name for path in (output / "fhir").iterdir()) == sorted([killed.name, "notes"])
+    assert sorted(path.stem for path in (output / "runs").glob("*.json")) == runs_ids
+
 
 def test_auto_compaction_bounds_the_files_of_incremental_runs(
     spark: SparkSession, sample: Path, tmp_path: Path
@@ -149,4 +172,5 @@ def test_auto_compaction_bounds_the_files_of_incremental_runs(
 
 
 def test_parquet_output_needs_no_maintenance(spark: SparkSession, tmp_path: Path) -> None:
-    assert maintain(spark, tmp_path / "out", "output.table_format=parquet") == {}
+    report = maintain(spark, tmp_path / "out", "output.table_format=parquet")
+    assert report.tables == {} and report.exports is None
