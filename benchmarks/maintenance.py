@@ -12,7 +12,8 @@ one local session (the job's configuration):
    ~`--fragments` files each, spread by source_file (as many small runs leave them), then runs after 1 % of the
    files changed (spread, or clustered in one folder), before and after `maintain` (Z-order); with Delta's own
    MERGE metrics (target files before and after skipping, scan time) and the files a literal `source_file IN`
-   filter of the run's scope would read (`scope_in`: measured no skipping, so the job names no literals).
+   filter of the run's scope would read (`scope_in`: measured no skipping, so the job names no literals); last,
+   the same with deletion vectors on (`delta.enableDeletionVectors`).
 
 Writes the numbers as JSON (`--json`) and prints them. Not part of `benchmarks.run`: the small runs took ~11 and
 ~19 min per configuration on 2 loaded cores (benchmarks/FINDINGS.md).
@@ -112,7 +113,7 @@ def small_runs(spark, lake: Path, work: Path, runs: int, per_run: int, auto_comp
         "query_before": research_query(spark, output),
     }
     started = time.monotonic()
-    result["maintain"] = maintenance.maintain(spark, conf)
+    result["maintain"] = maintenance.maintain(spark, conf).as_dict()
     result["maintain_seconds"] = round(time.monotonic() - started, 1)
     result["query_after_maintain"] = research_query(spark, output)
     result["files_after_maintain"] = table_files(spark, output)
@@ -164,6 +165,8 @@ def merge_metrics(spark, output: Path) -> dict[str, dict[str, object]]:
         "numTargetFilesAfterSkipping",
         "numTargetFilesRemoved",
         "numTargetFilesAdded",
+        "numTargetDeletionVectorsAdded",
+        "numTargetRowsDeleted",
         "scanTimeMs",
         "rewriteTimeMs",
         "executionTimeMs",
@@ -212,6 +215,7 @@ PHASES: dict[str, tuple[bool, ...]] = {
     "fragmented": (False,),
     "z-ordered": (False,),
     "z-ordered, small files": (False, True),
+    "z-ordered, small files, deletion vectors": (False, True),
 }
 """Per table layout, the runs: whether the changed 1 % is clustered (one folder) or spread over the lake."""
 
@@ -231,15 +235,21 @@ def merge_runs(spark, lake: Path, work: Path, fragments: int) -> dict:
         if phase != "fragmented":
             # "z-ordered, small files": OPTIMIZE's target file size cut from 1 GB to 64 KB, so that this 12 MB
             # table has ~10 files per year, as a table a thousand times larger has with 1 GB files.
-            small = phase.endswith("small files")
+            small = "small files" in phase
             if small:
                 spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(64 * 1024))
             started = time.monotonic()
-            result[f"maintain ({phase})"] = maintenance.maintain(spark, config(target, output))
+            result[f"maintain ({phase})"] = maintenance.maintain(spark, config(target, output)).as_dict()
             result[f"maintain_seconds ({phase})"] = round(time.monotonic() - started, 1)
             result[f"files ({phase})"] = table_files(spark, output)
             if small:
                 spark.conf.unset("spark.databricks.delta.optimize.maxFileSize")
+            if "deletion vectors" in phase:
+                # A MERGE then marks the replaced rows deleted in a small file beside each data file it touches,
+                # where it otherwise rewrites those files whole.
+                for name in RESEARCH_TABLES:
+                    uri = (output / "tables" / name).as_uri()
+                    spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES (delta.enableDeletionVectors = true)")
         for clustered in PHASES[phase]:
             changed = change(target, remainder, clustered=clustered)
             remainder += 1
