@@ -33,6 +33,7 @@ class SparkConfig:
     s3_package: str
     jar_excludes: tuple[str, ...]
     class_archive_dir: str | None
+    jar_cache_dir: str | None
     settings: Mapping[str, str]
 
 

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from .class_archive import ClassArchive
 from .config import SparkConfig
+from .jar_cache import JarCache
 
 log = logging.getLogger("sr2fhir")
 
@@ -20,6 +21,7 @@ _DELTA_SETTINGS = {
 }
 
 
+_JARS = "spark.jars"
 _JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 """The JVM options of a local session: the driver is the executor."""
 
@@ -42,17 +44,20 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
     """Start a local session. Workers run this interpreter: a bare `python3` would lack pyarrow and sr2fhir."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
     packages = [config.delta_package] + ([config.s3_package] if s3 else [])
-    builder = (
-        SparkSession.builder.master(config.master)
-        .appName(config.app_name)
-        .config("spark.jars.packages", ",".join(packages))
-        .config("spark.jars.excludes", ",".join(config.jar_excludes))
-    )
+    builder = SparkSession.builder.master(config.master).appName(config.app_name)
+    cache = JarCache.for_packages(config.jar_cache_dir, packages, config.jar_excludes) if config.jar_cache_dir else None
+    if cache is not None and (jars := cache.jars()) is not None:
+        builder = builder.config(_JARS, jars)
+    else:
+        builder = builder.config("spark.jars.packages", ",".join(packages))
+        builder = builder.config("spark.jars.excludes", ",".join(config.jar_excludes))
     for key, value in {**_DELTA_SETTINGS, **config.settings}.items():
         builder = builder.config(key, value)
     archive = ClassArchive.for_jvm(config.class_archive_dir, packages) if config.class_archive_dir else None
     spark = _start(builder, config.settings.get(_JAVA_OPTIONS, ""), archive)
     spark.sparkContext.setLogLevel("WARN")
+    if cache is not None and jars is None:  # Ivy resolved them: the files it gave the session
+        cache.remember(spark.sparkContext.getConf().get(_JARS, ""))
     return spark
 
 
