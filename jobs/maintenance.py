@@ -196,7 +196,9 @@ def maintain_table(spark: SparkSession, fs: HadoopFS, name: str, uri: str, confi
     started = time.monotonic()
     if settings.vacuum_retention_hours is not None:
         with _listing_parallelism(spark):
-            table.vacuum(float(settings.vacuum_retention_hours))
+            # The retention is the table property set above: Delta 4 ignores a VACUUM's own retention other
+            # than 0, with a console warning, so none is given.
+            table.vacuum()
     vacuum_seconds = time.monotonic() - started
     return TableReport(
         table=name,
