@@ -4,9 +4,9 @@ A local session gets Delta (and hadoop-aws) as Maven coordinates (`spark.jars.pa
 which resolves them against its cache on every start, copies the jars to its `jars` folder and prints about 75
 lines to the console, even for `sr2fhir run -q`. Measured on 2 cores, to a started session: 2.5-2.8 s with the
 packages, 1.9-2.1 s with the same jars given as `spark.jars` (with the class archive; 5.3-5.4 against 4.5-4.9 s
-without). So the first session records
-the jars Ivy gave it, and later sessions with the same packages and exclusions are given those files while every
-one of them still exists; otherwise they resolve again, and record again.
+without; benchmarks/FINDINGS.md). So the first session records the jars Ivy gave it, and later sessions with the
+same packages and exclusions are given those files while every one of them still exists; otherwise they resolve
+again, and record again.
 """
 
 from __future__ import annotations
