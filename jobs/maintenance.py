@@ -39,12 +39,12 @@ from pyspark.sql import SparkSession
 from .config import JobConfig
 from .fs import HadoopFS
 from .sinks import index, tables
-from .sr_to_fhir import Layout, run_started
+from .sr_to_fhir import Layout, committed_runs, run_started
 
 log = logging.getLogger("sr2fhir")
 
 AUTO_COMPACT = tables.AUTO_COMPACT
-STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+STATS_PROPERTY = tables.STATS_PROPERTY
 RETENTION = "delta.deletedFileRetentionDuration"
 SAFE_RETENTION_HOURS = 168
 """Delta's default `delta.deletedFileRetentionDuration` (one week), below which its safety check refuses VACUUM."""
@@ -157,7 +157,7 @@ def remove_old_exports(fs: HadoopFS, layout: Layout, *, days: int, now: datetime
     before `now` (from the run id). A folder without a summary is a killed run's, which the job's next start
     removes, or that of a run under way: left alone, as is anything not named like a run."""
     cutoff = now - timedelta(days=days)
-    committed = {status.name.removesuffix(".json") for status in fs.list_dir(layout.summaries)}
+    committed = committed_runs(fs, layout)
     removed = kept = 0
     for folder in sorted(fs.list_dir(layout.exports), key=lambda status: status.name):
         started = run_started(folder.name)
@@ -243,11 +243,11 @@ def set_properties(
     wanted: dict[str, str] = {}
     if properties.get(AUTO_COMPACT, "false") != str(auto_compact).lower():
         wanted[AUTO_COMPACT] = str(auto_compact).lower()
-    stats = properties.get(STATS_COLUMNS)
+    stats = properties.get(STATS_PROPERTY)
     # Z-ordering needs statistics on its column: a table that names its statistics columns must name it too
     # (one without the property has statistics on its first 32 columns).
     if stats_column is not None and stats is not None and stats_column not in stats.split(","):
-        wanted[STATS_COLUMNS] = f"{stats},{stats_column}"
+        wanted[STATS_PROPERTY] = f"{stats},{stats_column}"
     if retention_hours is not None and properties.get(RETENTION) != f"interval {retention_hours} hours":
         wanted[RETENTION] = f"interval {retention_hours} hours"
     if wanted:

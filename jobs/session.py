@@ -46,7 +46,8 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
     packages = [config.delta_package] + ([config.s3_package] if s3 else [])
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
     cache = JarCache.for_packages(config.jar_cache_dir, packages, config.jar_excludes) if config.jar_cache_dir else None
-    if cache is not None and (jars := cache.jars()) is not None:
+    jars = cache.jars() if cache is not None else None
+    if jars is not None:
         builder = builder.config(_JARS, jars)
     else:
         builder = builder.config("spark.jars.packages", ",".join(packages))

@@ -120,6 +120,11 @@ def run_started(run_id: str) -> datetime | None:
         return None
 
 
+def committed_runs(fs: HadoopFS, layout: Layout) -> set[str]:
+    """The ids of the runs that have committed: those with a run summary (written last)."""
+    return {status.name.removesuffix(".json") for status in fs.list_dir(layout.summaries)}
+
+
 def mapping_fingerprint(config: JobConfig) -> str:
     """Identity of the mapping: a file mapped with other options is mapped again."""
     return hashlib.sha256(json.dumps(config.mapping.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -325,7 +330,7 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger) 
     too). The files of killed runs that merged are carried forward (`recovery`): returns all files pending. One
     run at a time per output: a run in progress elsewhere would look killed."""
     staged = [f.name for f in fs.list_dir(f"{layout.root}/_staging") if f.is_dir]
-    completed = {f.name.removesuffix(".json") for f in fs.list_dir(layout.summaries)}
+    completed = committed_runs(fs, layout)
     unfinished = [f for f in fs.list_dir(layout.exports) if f.is_dir and f.name not in completed]
     if staged or unfinished:
         # A run killed between its ledger commit and its summary is complete: keep its rows and export. (A run

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from ..fs import HadoopFS
 from ..mapping import RESOURCE
-from .tables import AUTO_COMPACT
+from .tables import AUTO_COMPACT, STATS_PROPERTY
 
 log = logging.getLogger("sr2fhir")
 
@@ -72,7 +72,7 @@ def append(
             DeltaTable.createIfNotExists(spark)
             .location(uri)
             .addColumns(rows.schema)
-            .property("delta.dataSkippingStatsColumns", ",".join(STATS_COLUMNS))
+            .property(STATS_PROPERTY, ",".join(STATS_COLUMNS))
         )
         if auto_compact:
             builder = builder.property(AUTO_COMPACT, "true")

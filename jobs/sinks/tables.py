@@ -39,6 +39,8 @@ PARTITION_COLUMN = "study_year"
 PARTITION_EXPRESSION = "YEAR(study_date)"
 AUTO_COMPACT = "delta.autoOptimize.autoCompact"
 """Delta table property: after a commit, compact the small files of the partitions it wrote (`jobs/maintenance`)."""
+STATS_PROPERTY = "delta.dataSkippingStatsColumns"
+"""Delta table property: the columns with file statistics (`STATS_COLUMNS`), comma-separated."""
 STATS_COLUMNS = (
     "study_date",
     "patient_id",
@@ -131,7 +133,7 @@ def _create_delta(
     # File statistics (min, max, nulls) only for the columns queries and joins select by, not Delta's default of
     # the first 32 columns: collecting them is per row, ~0.3-0.5 ms of JVM CPU per SR file for all 32.
     stats = [c for c in STATS_COLUMNS if c in rows.columns]
-    builder.property("delta.dataSkippingStatsColumns", ",".join(stats)).execute()
+    builder.property(STATS_PROPERTY, ",".join(stats)).execute()
     return True
 
 

@@ -82,7 +82,7 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     # A research table written before `source_file` had statistics (older versions) gets them back: Z-ordering
     # by a column needs them.
     measurements = output / "tables" / "measurements"
-    stats = maintenance.STATS_COLUMNS
+    stats = maintenance.STATS_PROPERTY
 
     def statistics_columns() -> str:
         return spark.sql(f"SHOW TBLPROPERTIES delta.`{measurements}`").where(f"key = '{stats}'").collect()[0]["value"]
