@@ -15,6 +15,9 @@ every MERGE rewrites files, leaving the replaced ones on storage for time travel
    under Delta's default of 7 days is refused unless the session turns Delta's safety check
    `spark.databricks.delta.retentionDurationCheck.enabled` off; the job never turns it off.
 
+A resource index written before it was partitioned by resource type is first rewritten partitioned (one commit;
+`jobs/sinks/index.py` says what that saves each run that looks for deletions).
+
 Before the tables, with `maintenance.export_retention_days` set, the FHIR exports (`fhir/<run-id>/`) of committed
 runs that started longer ago than that are deleted (Parquet outputs too): they are there for a FHIR server's
 bulk import, and each holds a copy of what its run mapped.
@@ -147,6 +150,8 @@ def maintain(spark: SparkSession, config: JobConfig) -> Report:
     for name, uri in table_uris(output).items():
         if not fs.exists(f"{uri}/_delta_log"):
             continue
+        if name == index.NAME and index.relayout(spark, uri):
+            log.info("maintain %s: partitioned by %s (written before it was)", name, index.PARTITION_BY)
         reports[name] = maintain_table(spark, fs, name, uri, config)
         log.info("maintain %s: %s", name, reports[name].as_dict())
     return Report(tables=reports, exports=exports)

@@ -13,6 +13,13 @@ each with its latest ledger run). A candidate is deleted when, after the run, no
 mapping, and no current entry of a file outside the run's scope. Shared resources (Patient, ImagingStudy,
 ServiceRequest, Devices, Practitioner) and per-SR ones of a report stored twice live on while one file has them.
 
+Looking for other files that hold a candidate reads little of the index, whatever the lake's size: a per-SR
+resource's id is made from its report's SOP Instance UID (`sr2fhir_core.fhir.ids.DOCUMENT_SCOPED_TYPES`), so only
+files whose ledger rows name an origin's SOP instance can hold one (usually none: their entries are read by
+run), and a Delta index is partitioned by `resource_type`, so the shared resources' holders come from the shared
+types' partitions (about a fifth of the rows). An index written before it was partitioned is read whole until
+`sr2fhir maintain` lays it out again (`relayout`); a Parquet index is not partitioned.
+
 The index covers the lake only when it was started with the ledger (a first run or a full refresh): an output
 written before the index existed gets it from its next `--full-refresh`, and exports no deletions until then
 (an index missing the older files' resources would delete resources they still produce).
@@ -25,6 +32,8 @@ import logging
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sr2fhir_core.fhir.ids import DOCUMENT_SCOPED_TYPES
+
 from ..fs import HadoopFS
 from ..mapping import RESOURCE
 from .tables import AUTO_COMPACT, STATS_PROPERTY
@@ -33,9 +42,11 @@ log = logging.getLogger("sr2fhir")
 
 NAME = "resources"
 KEY = ("resource_type", "resource_id")
-STATS_COLUMNS = ("run_id", "source_file", "resource_type", "resource_id")
+PARTITION_BY = "resource_type"
+"""A Delta index's partition column: the lookup of shared resources' holders reads their types' folders only."""
+STATS_COLUMNS = ("run_id", "source_file", "resource_id")
 """Delta file statistics: `run_id` prunes the candidates' read to the files their runs wrote (each run appends
-its own files); the others are what the joins select by."""
+its own files); the others are what the joins select by (the partition column needs none, and Delta refuses it)."""
 
 
 def index_rows(staged: DataFrame, run_id: str) -> DataFrame:
@@ -72,12 +83,27 @@ def append(
             DeltaTable.createIfNotExists(spark)
             .location(uri)
             .addColumns(rows.schema)
+            .partitionedBy(PARTITION_BY)
             .property(STATS_PROPERTY, ",".join(STATS_COLUMNS))
         )
         if auto_compact:
             builder = builder.property(AUTO_COMPACT, "true")
         builder.execute()
     rows.write.format(table_format).mode("append").save(uri)
+
+
+def relayout(spark: SparkSession, uri: str) -> bool:
+    """Partition a Delta index written before it was partitioned by `resource_type` (the same rows, in an overwrite
+    commit after a property commit); False when it already is."""
+    from delta.tables import DeltaTable
+
+    if list(DeltaTable.forPath(spark, uri).detail().first()["partitionColumns"]) == [PARTITION_BY]:
+        return False
+    # Older indexes had statistics on resource_type too, which a partition column may not have.
+    spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('{STATS_PROPERTY}' = '{','.join(STATS_COLUMNS)}')")
+    rows = spark.read.format("delta").load(uri)
+    rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(PARTITION_BY).save(uri)
+    return True
 
 
 def deletions(
@@ -108,8 +134,8 @@ def deletions(
         return _collect(candidates)
     candidates = candidates.persist()
     # Other files that have a candidate, with any run: current only if it is the file's latest ledger run. Read
-    # twice (their files' latest runs, then their entries of those runs): cached, so the index is scanned once.
-    others = index.join(candidates, list(KEY), "left_semi").join(scope, "source_file", "left_anti").persist()
+    # twice (their files' latest runs, then their entries of those runs): cached, so the index is read once.
+    others = _holders(spark, index, ledger, origins, run_ids, candidates, scope).persist()
     try:
         files = others.select("source_file").distinct()
         latest = (
@@ -120,6 +146,48 @@ def deletions(
     finally:
         others.unpersist()
         candidates.unpersist()
+
+
+def _holders(
+    spark: SparkSession,
+    index: DataFrame,
+    ledger: DataFrame,
+    origins: DataFrame,
+    run_ids: list[str],
+    candidates: DataFrame,
+    scope: DataFrame,
+) -> DataFrame:
+    """Index entries of files outside `scope`, of any run, that hold a candidate: the shared types' from their
+    partitions, and the per-SR types' from the files whose ledger rows name an origin's SOP instance."""
+    scoped = F.col("resource_type").isin(*sorted(DOCUMENT_SCOPED_TYPES))
+    shared = index.where(~scoped).join(candidates.where(~scoped), list(KEY), "left_semi")
+    shared = shared.join(scope, "source_file", "left_anti")
+    sop_instances = (
+        ledger.where(F.col("run_id").isin(run_ids) & F.col("sop_instance_uid").isNotNull())
+        .join(origins, ["source_file", "run_id"], "left_semi")
+        .select("sop_instance_uid")
+        .distinct()
+    )
+    # Reports stored twice (copies, an archive holding a file of the lake): their (file, run) pairs, usually none.
+    twins = (
+        ledger.join(F.broadcast(sop_instances), "sop_instance_uid", "left_semi")
+        .join(scope, "source_file", "left_anti")
+        .select("source_file", "run_id")
+        .distinct()
+        .collect()
+    )
+    if not twins:
+        return shared
+    per_sr = (
+        index.where(F.col("run_id").isin(sorted({r["run_id"] for r in twins})) & scoped)
+        .join(
+            spark.createDataFrame(sorted(twins), "source_file string, run_id string"),
+            ["source_file", "run_id"],
+            "left_semi",
+        )
+        .join(candidates.where(scoped), list(KEY), "left_semi")
+    )
+    return shared.unionByName(per_sr)
 
 
 def _collect(keys: DataFrame) -> list[tuple[str, str]]:

@@ -16,6 +16,10 @@ NAMESPACE = uuid.UUID("6f1c1d55-2a3e-5d0b-9b7e-5e2f0c5a7d11")
 """sr2fhir's own namespace; changing it changes every id the project has ever written."""
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
+DOCUMENT_SCOPED_TYPES = frozenset({"Observation", "ImagingSelection", "BodyStructure"})
+"""Resource types whose ids are `document_resource_id`s (made from the report's SOP Instance UID): only a file
+holding the same SOP instance can produce one. A job's deletion lookup relies on it; every other type is shared."""
+
 
 def _uuid5(name: str) -> str:
     """`str(uuid.uuid5(NAMESPACE, name))`, three times faster: ids are made for every Observation."""

@@ -109,6 +109,23 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     research = f"{output}/tables/measurements"
     assert spark.read.format("delta").option("versionAsOf", 1).load(research).count() > 0
 
+    # A resource index written before it was partitioned by type (older versions) is partitioned again by the
+    # next maintain (the VACUUM below), with the same rows and statistics columns.
+    index_uri = str(output / "tables" / "resources")
+
+    def index_layout() -> tuple[list[str], str]:
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{index_uri}`").first()
+        assert detail is not None
+        return list(detail["partitionColumns"]), detail["properties"][stats]
+
+    partitioned = index_layout()
+    assert partitioned == (["resource_type"], "run_id,source_file,resource_id")
+    rows = spark.read.format("delta").load(index_uri)
+    rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(index_uri)
+    legacy_index = "run_id,source_file,resource_type,resource_id"
+    spark.sql(f"ALTER TABLE delta.`{index_uri}` SET TBLPROPERTIES ('{stats}' = '{legacy_index}')")
+    assert index_layout() == ([], legacy_index)
+
     # A retention under Delta's week is refused while its safety check is on...
     with pytest.raises(maintenance.MaintenanceError, match="safe minimum"):
         maintain(spark, output, "maintenance.vacuum_retention_hours=0")
@@ -121,6 +138,7 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     for name in ALL_TABLES:
         assert stored_files(output, name) == data_files(spark, output, name), name
     assert snapshot(spark, output) == runs.rows
+    assert index_layout() == partitioned
     with pytest.raises(Exception, match=r"(?i)versionAsOf|retention|not found|does not exist|FileNotFound|vacuum"):
         spark.read.format("delta").option("versionAsOf", 1).load(research).collect()
 
@@ -178,7 +196,10 @@ def test_auto_compaction_bounds_the_files_of_incremental_runs(
         spark.conf.unset(minimum)
     for name in ("measurements", "documents", "resources"):
         assert "OPTIMIZE" in operations(spark, output, name), name
-        assert data_files(spark, output, name) < 3, name
+    # Three runs of one file each: without compaction three files per partition (the index has one per type).
+    assert data_files(spark, output, "measurements") < 3 and data_files(spark, output, "documents") < 3
+    index = spark.read.format("delta").load(str(output / "tables" / "resources"))
+    assert data_files(spark, output, "resources") < 3 * index.select("resource_type").distinct().count()
     fresh = tmp_path / "fresh"
     run_job(spark, [lake], fresh)
     assert table_snapshot(spark, output) == table_snapshot(spark, fresh)
