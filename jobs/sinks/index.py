@@ -133,6 +133,9 @@ def deletions(
     if scope is None:
         return _collect(candidates)
     candidates = candidates.persist()
+    if candidates.isEmpty():  # the run produced every one again (files re-exported unchanged): nothing to look up
+        candidates.unpersist()
+        return []
     # Other files that have a candidate, with any run: current only if it is the file's latest ledger run. Read
     # twice (their files' latest runs, then their entries of those runs): cached, so the index is read once.
     others = _holders(spark, index, ledger, origins, run_ids, candidates, scope).persist()
