@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(lake, target)
             first = sr_to_fhir.run(spark, config(target, output))
             uris = chosen_files(spark, output)
-            index_rows = spark.read.format("delta").load((output / "tables" / "resources").as_uri()).count()
+            index_uri = (output / "tables" / "resources").as_uri()
+            index_rows = spark.read.format("delta").load(index_uri).count()
+            detail = spark.sql(f"DESCRIBE DETAIL delta.`{index_uri}`").first()
             lookups = [lookup(spark, output, uris, f"{lake.name}-lookup-{k}") for k in range(args.repeats)]
             assert all(x["found"] == lookups[0]["found"] for x in lookups)
             for uri in uris:
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                     "lake": lake.name,
                     "files": first["files"]["processed"],
                     "index_rows": index_rows,
+                    "index_files": detail["numFiles"] if detail else None,
+                    "first_run_seconds": first["elapsed_seconds"],
+                    "first_run_index_seconds": first["step_seconds"].get("index"),
                     "looked_up": lookups[0]["files"],
                     "deletions_found": lookups[0]["deletions"],
                     "lookup_seconds": [x["seconds"] for x in lookups],
