@@ -97,7 +97,8 @@ def relayout(spark: SparkSession, uri: str) -> bool:
     commit after a property commit); False when it already is."""
     from delta.tables import DeltaTable
 
-    if list(DeltaTable.forPath(spark, uri).detail().first()["partitionColumns"]) == [PARTITION_BY]:
+    detail = DeltaTable.forPath(spark, uri).detail().first()
+    if detail is not None and list(detail["partitionColumns"]) == [PARTITION_BY]:
         return False
     # Older indexes had statistics on resource_type too, which a partition column may not have.
     spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('{STATS_PROPERTY}' = '{','.join(STATS_COLUMNS)}')")
