@@ -13,7 +13,7 @@ each with its latest ledger run). A candidate is deleted when, after the run, no
 mapping, and no current entry of a file outside the run's scope. Shared resources (Patient, ImagingStudy,
 ServiceRequest, Devices, Practitioner) and per-SR ones of a report stored twice live on while one file has them.
 
-Looking for other files that hold a candidate reads little of the index, whatever the lake's size: a per-SR
+Looking for other files that hold a candidate reads about a fifth of the index instead of all of it: a per-SR
 resource's id is made from its report's SOP Instance UID (`sr2fhir_core.fhir.ids.DOCUMENT_SCOPED_TYPES`), so only
 files whose ledger rows name an origin's SOP instance can hold one (usually none: their entries are read by
 run), and a Delta index is partitioned by `resource_type`, so the shared resources' holders come from the shared
