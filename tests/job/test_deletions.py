@@ -216,3 +216,33 @@ def test_a_run_killed_after_its_sinks_changes_no_deletion(spark: SparkSession, s
     assert {run for *_, run in entries} - committed  # the killed run's
     current = {(t, i) for _, t, i, run in entries if run in committed}
     assert current == _produced(lake).keys()
+
+
+def test_a_report_also_stored_in_an_archive_keeps_its_resources(
+    spark: SparkSession, sample: Path, tmp_path: Path
+) -> None:
+    """A per-SR resource can only come from a file holding its SOP instance: the lookup finds such files in the
+    ledger, archives included (their members' rows). Removing the loose copy of a report that an archive also
+    holds deletes nothing; removing the archive then deletes what only it produced."""
+    import zipfile
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample, lake)
+    report = _report(lake, "sr-004")
+    archive = lake / "site-b" / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("exported/sr-004.dcm", report.read_bytes())
+    output = tmp_path / "out"
+    run_job(spark, [lake], output)
+    before = _produced(lake)  # the archive's member gives what the loose copy gives
+    own = {key for key, owners in before.items() if owners == {"sr-004.dcm"}}
+    assert {t for t, _ in own} >= {"Observation", "ImagingSelection"}
+
+    report.unlink()
+    second = run_job(spark, [lake], output)
+    assert second["removed"]["files"] == 1 and second["deleted"] == {}
+
+    archive.unlink()
+    third = run_job(spark, [lake], output)
+    assert third["removed"]["files"] == 1
+    assert set(_deleted(third)) == before.keys() - _produced(lake).keys() >= own
