@@ -124,6 +124,21 @@ def _set(tree: dict, assignment: str) -> dict:
     return _merge(tree, override)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML whose mappings may not repeat a key: plain YAML keeps the last value, silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ConfigError(f"repeated keys {repeated} in the mapping at line {node.start_mark.line + 1}")
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: str | Path) -> Any:
+    return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+
+
 def _section(cls, values: Mapping, name: str, **convert):
     names = {f.name for f in fields(cls)}
     extra = set(values) - names
@@ -147,9 +162,9 @@ def load_config(
     need_inputs: bool = True,
 ) -> JobConfig:
     """`need_inputs` false: a command that works on the output alone (`sr2fhir maintain`)."""
-    tree = yaml.safe_load(DEFAULT_CONF.read_text())
+    tree = _read_yaml(DEFAULT_CONF)
     for conf_file in conf_files:
-        user = yaml.safe_load(Path(conf_file).read_text()) or {}
+        user = _read_yaml(conf_file) or {}
         if not isinstance(user, Mapping):
             raise ConfigError(f"{conf_file}: expected a mapping at the top level")
         tree = _merge(tree, user)

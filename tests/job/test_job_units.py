@@ -58,6 +58,14 @@ def test_bad_configuration_is_an_error(override: str) -> None:
         load_config(inputs=["a"], output="o", overrides=[override])
 
 
+def test_a_repeated_key_in_a_configuration_file_is_an_error(tmp_path: Path) -> None:
+    """Plain YAML keeps a repeated key's last value without a word; a configuration file must not."""
+    user = tmp_path / "user.yaml"
+    user.write_text("input:\n  max_file_bytes: 1000\n  max_file_bytes: 2000\n")
+    with pytest.raises(ConfigError, match=r"repeated keys \['max_file_bytes'\] in the mapping at line 2"):
+        load_config(inputs=["a"], output="o", conf_files=[user])
+
+
 def test_maintenance_needs_no_inputs_and_keeps_its_defaults() -> None:
     config = load_config(output="o", need_inputs=False, overrides=["maintenance.vacuum_retention_hours=null"])
     assert config.maintenance.vacuum_retention_hours is None
