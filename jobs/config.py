@@ -4,7 +4,7 @@ are an error so a typo never passes silently."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ class SparkConfig:
     jar_excludes: tuple[str, ...]
     class_archive_dir: str | None
     jar_cache_dir: str | None
+    quiet_jvm_logs: bool
     settings: Mapping[str, str]
 
 
@@ -139,6 +140,17 @@ def _read_yaml(path: str | Path) -> Any:
     return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
 
 
+def _flag(key: str) -> Callable[[object], bool]:
+    """A yes/no key: YAML's true or false only (bool() would take any string as true)."""
+
+    def convert(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, not {value!r}")
+        return value
+
+    return convert
+
+
 def _section(cls, values: Mapping, name: str, **convert):
     names = {f.name for f in fields(cls)}
     extra = set(values) - names
@@ -184,13 +196,15 @@ def load_config(
     fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int)
     if fhir.max_resources_per_file < 1:
         raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
-    incremental = _section(IncrementalConfig, tree["incremental"], "incremental", retry_failed=bool)
+    incremental = _section(
+        IncrementalConfig, tree["incremental"], "incremental", retry_failed=_flag("incremental.retry_failed")
+    )
     maintenance = _section(
         MaintenanceConfig,
         tree["maintenance"],
         "maintenance",
-        auto_compact=bool,
-        zorder=bool,
+        auto_compact=_flag("maintenance.auto_compact"),
+        zorder=_flag("maintenance.zorder"),
         vacuum_retention_hours=lambda v: None if v is None else int(v),
         export_retention_days=lambda v: None if v is None else int(v),
     )
@@ -219,6 +233,7 @@ def load_config(
             tree["spark"],
             "spark",
             jar_excludes=tuple,
+            quiet_jvm_logs=_flag("spark.quiet_jvm_logs"),
             settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
         ),
         input=_section(InputConfig, tree["input"], "input", max_file_bytes=int),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -24,6 +26,8 @@ _DELTA_SETTINGS = {
 _JARS = "spark.jars"
 _JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 """The JVM options of a local session: the driver is the executor."""
+QUIET_LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+_LOG_CONFIG_PROPERTY = "log4j2.configurationFile"
 
 
 def needs_s3(uris: tuple[str, ...]) -> bool:
@@ -54,12 +58,28 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
         builder = builder.config("spark.jars.excludes", ",".join(config.jar_excludes))
     for key, value in {**_DELTA_SETTINGS, **config.settings}.items():
         builder = builder.config(key, value)
+    java_options = config.settings.get(_JAVA_OPTIONS, "")
+    if config.quiet_jvm_logs:
+        java_options = quiet_java_options(java_options, os.environ)
+        if config.master.startswith("local") and "SPARK_LOCAL_IP" not in os.environ:
+            # Spark looks for a non-loopback address to bind to and warns when the host name resolves to
+            # loopback; a local session has no one else to talk to, and its UI stays off the network.
+            os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     archive = ClassArchive.for_jvm(config.class_archive_dir, packages) if config.class_archive_dir else None
-    spark = _start(builder, config.settings.get(_JAVA_OPTIONS, ""), archive)
+    spark = _start(builder, java_options, archive)
     spark.sparkContext.setLogLevel("WARN")
     if cache is not None and jars is None:  # Ivy resolved them: the files it gave the session
         cache.remember(spark.sparkContext.getConf().get(_JARS, ""))
     return spark
+
+
+def quiet_java_options(java_options: str, environ: Mapping[str, str]) -> str:
+    """The JVM options with the bundled log configuration, unless the user has one: named in the options, or
+    `$SPARK_CONF_DIR/log4j2.properties`, which Spark's launcher puts on the class path."""
+    conf_dir = environ.get("SPARK_CONF_DIR")
+    if _LOG_CONFIG_PROPERTY in java_options or (conf_dir and (Path(conf_dir) / "log4j2.properties").is_file()):
+        return java_options
+    return f"{java_options} -D{_LOG_CONFIG_PROPERTY}={QUIET_LOG_CONFIG.as_uri()}".strip()
 
 
 def _start(builder: SparkSession.Builder, java_options: str, archive: ClassArchive | None) -> SparkSession:

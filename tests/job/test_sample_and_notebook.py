@@ -58,6 +58,10 @@ def test_sample_command_writes_the_lake_and_runs_the_job(
     assert summary["rows"]["measurements"] > 0
     assert (Path(summary["fhir"]["manifest"].removeprefix("file://"))).is_file()
     assert "mapping: " in done.stderr  # the driver's progress line
+    # The notices every local start printed stay out of the log (spark.quiet_jvm_logs): Spark's banner for its
+    # default log profile, the native-Hadoop check, and the warning that the host name resolves to loopback.
+    for notice in ("Using Spark's default log4j profile", "NativeCodeLoader", "resolves to a loopback address"):
+        assert notice not in done.stderr
     for name in ("measurements", "qualitative_evaluations", "documents"):
         assert (output / "tables" / name / "_delta_log").is_dir()
 
