@@ -213,17 +213,15 @@ def test_path_lists_keep_the_binary_file_listing(spark: SparkSession, tree: Path
 
 
 def _s3_requests(spark: SparkSession, uri: str) -> dict[str, int]:
-    """hadoop-aws's request counters of the file system serving `uri` (local mode: the tasks' too)."""
+    """hadoop-aws's request counters of the file system instance serving `uri` (local mode: the tasks' too). Its
+    own statistics (`getIOStatistics`): the JVM-wide `getStorageStatistics` follow only the first s3a file system
+    the JVM made, another bucket's when a test of another module ran first in this process."""
     jvm = spark.sparkContext._jvm
     jsc = spark.sparkContext._jsc
     assert jvm is not None and jsc is not None
     path = jvm.org.apache.hadoop.fs.Path(uri)
-    statistics = path.getFileSystem(jsc.hadoopConfiguration()).getStorageStatistics().getLongStatistics()
-    counts: dict[str, int] = {}
-    while statistics.hasNext():
-        statistic = statistics.next()
-        counts[str(statistic.getName())] = int(statistic.getValue())
-    return counts
+    counters = path.getFileSystem(jsc.hadoopConfiguration()).getIOStatistics().counters()
+    return {str(name): int(counters.get(name)) for name in counters.keySet()}
 
 
 PAGED = "paged"
@@ -244,7 +242,7 @@ def test_a_run_on_s3_lists_the_lake_once(spark: SparkSession, s3_endpoint: tuple
     new = ["1/new 1.bin", "odd/new %41 ü#[x]*.bin", "2/a=b new?.bin"]  # in listed folders
     uri = f"s3a://{PAGED}/count/"
     settings = [*s3_settings(endpoint), f"spark.settings.spark.hadoop.fs.s3a.bucket.{PAGED}.paging.maximum=10"]
-    output = tmp_path / "out"  # on local disk: s3a's request counts are one for all buckets
+    output = tmp_path / "out"  # on local disk: the counts are the lake's requests alone
     config = load_config(inputs=[uri], output=str(tmp_path), overrides=settings)
     apply_runtime_settings(spark, config.spark)
     inputs = open_inputs(spark, config)
