@@ -21,6 +21,12 @@ from pathlib import Path
 from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
 from sr2fhir_core.mapping import BUNDLE_BASE_URL
 
+from .output_lock import OutputBusy
+
+BUSY = 75
+"""Exit status when another job holds the output (sysexits' EX_TEMPFAIL): a scheduler can tell "try again
+later" from a failure."""
+
 
 def _options(args: argparse.Namespace) -> MappingOptions:
     return MappingOptions(
@@ -190,6 +196,9 @@ def command_run(args: argparse.Namespace) -> int:
     except (ConfigError, InputError) as exc:
         print(f"sr2fhir run: {exc}", file=sys.stderr)
         return 2
+    except OutputBusy as exc:
+        print(f"sr2fhir run: {exc}", file=sys.stderr)
+        return BUSY
     except Exception as exc:  # the run failed: nothing was committed to the ledger; the next run maps again
         logging.getLogger("sr2fhir").debug("run failed", exc_info=True)
         print(f"sr2fhir run: failed: {_failure(exc)}", file=sys.stderr)
@@ -208,6 +217,9 @@ def command_maintain(args: argparse.Namespace) -> int:
     except (ConfigError, MaintenanceError) as exc:
         print(f"sr2fhir maintain: {exc}", file=sys.stderr)
         return 2
+    except OutputBusy as exc:
+        print(f"sr2fhir maintain: {exc}", file=sys.stderr)
+        return BUSY
     except Exception as exc:  # OPTIMIZE and VACUUM commit per table: a failure leaves the others as they were
         logging.getLogger("sr2fhir").debug("maintenance failed", exc_info=True)
         print(f"sr2fhir maintain: failed: {_failure(exc)}", file=sys.stderr)

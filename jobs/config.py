@@ -55,6 +55,7 @@ class OutputConfig:
     table_format: str
     partition_by: tuple[str, ...]
     progress_interval_seconds: float
+    lock_expiry_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,16 @@ def load_config(
     if set(tree) != set(SECTIONS):
         raise ConfigError(f"configuration sections must be {', '.join(SECTIONS)}: {sorted(tree)}")
 
-    out = _section(OutputConfig, tree["output"], "output", partition_by=tuple, progress_interval_seconds=float)
+    out = _section(
+        OutputConfig,
+        tree["output"],
+        "output",
+        partition_by=tuple,
+        progress_interval_seconds=float,
+        lock_expiry_seconds=float,
+    )
+    if out.lock_expiry_seconds < 10:
+        raise ConfigError(f"output.lock_expiry_seconds must be at least 10, not {out.lock_expiry_seconds:g}")
     if out.table_format not in TABLE_FORMATS:
         raise ConfigError(f"output.table_format must be one of {TABLE_FORMATS}, not {out.table_format!r}")
     unknown_partitions = set(out.partition_by) - {"study_year"}

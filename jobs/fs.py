@@ -100,6 +100,28 @@ class HadoopFS:
         finally:
             stream.close()
 
+    def modified_ms(self, uri: str) -> int:
+        """A file's modification time, in ms since the epoch, as its file system stamps it."""
+        path = self._path(uri)
+        return int(self._fs(path).getFileStatus(path).getModificationTime())
+
+    def create_new(self, uri: str, data: bytes) -> bool:
+        """Write a small file that must not exist yet; False when it does. Atomic where the file system's
+        create-without-overwrite is (local, HDFS, ABFS; S3 with conditional writes)."""
+        path = self._path(uri)
+        fs = self._fs(path)
+        try:
+            stream = fs.create(path, False)
+            try:
+                stream.write(bytearray(data))
+            finally:
+                stream.close()  # an object store writes here, and may refuse here
+        except Exception:
+            if fs.exists(path):  # FileAlreadyExistsException, or a store's refused conditional write
+                return False
+            raise
+        return True
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write a small file whole (overwriting). On object stores the object appears only on close."""
         path = self._path(uri)

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import SparkSession
 
+from . import output_lock
 from .config import JobConfig
 from .fs import HadoopFS
 from .sinks import index, tables
@@ -127,6 +128,13 @@ def maintain(spark: SparkSession, config: JobConfig) -> Report:
     returns what each held before and after."""
     fs = HadoopFS(spark)
     output = fs.qualify(config.output)
+    if not fs.exists(output):  # nothing to maintain, and no folder made for a lock
+        return _maintain(spark, config, fs, output)
+    with output_lock.holding(fs, output, "maintain", expiry_seconds=config.out.lock_expiry_seconds):
+        return _maintain(spark, config, fs, output)
+
+
+def _maintain(spark: SparkSession, config: JobConfig, fs: HadoopFS, output: str) -> Report:
     delta = config.out.table_format == "delta"
     hours = config.maintenance.vacuum_retention_hours
     if (

@@ -45,7 +45,7 @@ from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import recovery, removals
+from jobs import output_lock, recovery, removals
 from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
@@ -327,8 +327,8 @@ def _side_by_side(spark: SparkSession, tag: str, calls: dict[str, Callable[[], o
 def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger) -> recovery.Pending:
     """Remove what killed runs left: staging folders, and the appended table rows and export folders of runs that
     never reached their ledger commit (their files are mapped again, so those rows and resources come again
-    too). The files of killed runs that merged are carried forward (`recovery`): returns all files pending. One
-    run at a time per output: a run in progress elsewhere would look killed."""
+    too). The files of killed runs that merged are carried forward (`recovery`): returns all files pending. A run
+    in progress elsewhere would look killed: the output's lock (`output_lock`) keeps it from being one."""
     staged = [f.name for f in fs.list_dir(f"{layout.root}/_staging") if f.is_dir]
     completed = committed_runs(fs, layout)
     unfinished = [f for f in fs.list_dir(layout.exports) if f.is_dir and f.name not in completed]
@@ -358,14 +358,27 @@ def _cleanup(spark: SparkSession, fs: HadoopFS, layout: Layout, ledger: Ledger) 
 
 
 def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], None] | None = None) -> dict:
-    """Run the job on a session; returns the run summary (also written to runs/<run-id>.json).
+    """Run the job on a session; returns the run summary (also written to runs/<run-id>.json). Holds the output's
+    lock meanwhile (`output_lock`: `OutputBusy` when another job holds it).
     `before_ledger` is a test hook called after the tables and the export, before the ledger commit."""
-    started = datetime.now(UTC)
-    clock = time.monotonic()
-    run_id = new_run_id(started)
     apply_runtime_settings(spark, config.spark)
     fs = HadoopFS(spark)
     layout = Layout(fs.qualify(config.output))
+    with output_lock.holding(fs, layout.root, "run", expiry_seconds=config.out.lock_expiry_seconds) as lock:
+        return _run(spark, config, fs, layout, lock, before_ledger)
+
+
+def _run(
+    spark: SparkSession,
+    config: JobConfig,
+    fs: HadoopFS,
+    layout: Layout,
+    lock: output_lock.OutputLock,
+    before_ledger: Callable[[], None] | None,
+) -> dict:
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    run_id = new_run_id(started)
     step = Steps()
     table_format = config.out.table_format
     fingerprint = mapping_fingerprint(config)
@@ -432,6 +445,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     if todo == []:
         export = None
         if gone is not None:
+            lock.confirm()
             with step("remove"):
                 if removed is not None:
                     # The export (its deletions) before the ledger's removed rows: a run killed in between leaves
@@ -538,6 +552,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         }
         if deletions.indexed:
             sink_calls["index"] = write_index
+        lock.confirm()
         with step("sinks"):
             sinks = _side_by_side(spark, f"sr2fhir-{run_id}", sink_calls)
         export = typing.cast(ndjson.Export, sinks["fhir"])
@@ -550,6 +565,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
         )
         if before_ledger is not None:
             before_ledger()
+        lock.confirm()  # the tables took this run's rows; the ledger commit makes them its own
         with step("ledger"):
             ledger.write(records, run_id=run_id, processed_at=started, fingerprint=fingerprint, replace=replace)
             if removed is not None:  # after the records: a run killed in between finds the same files gone again

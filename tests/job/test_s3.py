@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from jobs import output_lock
+from jobs.fs import HadoopFS
+
 from .helpers import BUCKET, export_lines, ledger, run_job, s3_settings, table, table_rows
 
 if TYPE_CHECKING:
@@ -92,5 +95,11 @@ def test_writing_the_output_to_s3(
         assert len(body.splitlines()) == entry["count"]
     assert sum(e["count"] for e in manifest["output"]) == sum(summary["resources"].values())
     assert not any("/_parts/" in k or "/_staging/" in k for k in keys)
+    assert not any(output_lock.NAME in k for k in keys)  # the lock and its clock probes are gone
+    # While another job holds the output (its lock an object of the bucket), a run is refused.
+    with output_lock.holding(HadoopFS(spark), output, "maintain", expiry_seconds=600):
+        assert client.head_object(Bucket=BUCKET, Key=f"out/{output_lock.NAME}")["ContentLength"] > 0
+        with pytest.raises(output_lock.OutputBusy, match="`sr2fhir maintain` on"):
+            run_job(spark, [uploaded], output, overrides=s3_settings(endpoint))
     again = run_job(spark, [uploaded], output, overrides=s3_settings(endpoint))
     assert again["files"]["processed"] == 0
