@@ -21,6 +21,7 @@ from pathlib import Path
 from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
 from sr2fhir_core.mapping import BUNDLE_BASE_URL
 
+from . import stopping
 from .output_lock import OutputBusy
 
 BUSY = 75
@@ -200,6 +201,8 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"sr2fhir run: {exc}", file=sys.stderr)
         return BUSY
     except Exception as exc:  # the run failed: nothing was committed to the ledger; the next run maps again
+        if stopping.requested():  # its Spark jobs were cancelled to stop it: not a failure
+            raise stopping.Stopped() from exc
         logging.getLogger("sr2fhir").debug("run failed", exc_info=True)
         print(f"sr2fhir run: failed: {_failure(exc)}", file=sys.stderr)
         return 1
@@ -221,6 +224,8 @@ def command_maintain(args: argparse.Namespace) -> int:
         print(f"sr2fhir maintain: {exc}", file=sys.stderr)
         return BUSY
     except Exception as exc:  # OPTIMIZE and VACUUM commit per table: a failure leaves the others as they were
+        if stopping.requested():
+            raise stopping.Stopped() from exc
         logging.getLogger("sr2fhir").debug("maintenance failed", exc_info=True)
         print(f"sr2fhir maintain: failed: {_failure(exc)}", file=sys.stderr)
         return 1
@@ -312,9 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOPPED_STATUS = {"SIGTERM": 143, "SIGINT": 130}
+"""Exit status of a command stopped by a signal: 128 + its number, as a shell reports it."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        with stopping.on_sigterm():
+            return args.handler(args)
+    except (stopping.Stopped, KeyboardInterrupt, Exception) as exc:
+        if isinstance(exc, Exception) and not stopping.requested():
+            raise
+        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        recovery = "; the next run recovers what this one left uncommitted" if args.command in ("run", "sample") else ""
+        print(f"sr2fhir {args.command}: stopped by {name}{recovery}", file=sys.stderr)
+        return STOPPED_STATUS[name]
 
 
 if __name__ == "__main__":

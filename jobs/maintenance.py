@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import SparkSession
 
-from . import output_lock
+from . import output_lock, stopping
 from .config import JobConfig
 from .fs import HadoopFS
 from .sinks import index, tables
@@ -156,6 +156,7 @@ def _maintain(spark: SparkSession, config: JobConfig, fs: HadoopFS, output: str)
         return Report(exports=exports)
     reports: dict[str, TableReport] = {}
     for name, uri in table_uris(output).items():
+        stopping.check()  # asked to stop (SIGTERM): the tables done so far stay done
         if not fs.exists(f"{uri}/_delta_log"):
             continue
         if name == index.NAME and index.relayout(spark, uri):

@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import tarfile
+import time
 import traceback
 import typing
 import zipfile
@@ -111,8 +112,9 @@ FLUSH_INPUTS = 256
 """Inputs mapped before their rows are handed over at the latest (progress is counted per flush)."""
 
 FAULT_ENVIRONMENT = "SR2FHIR_TEST_FAULT"
-"""Test hook: when a worker's environment sets it to `mapper`, the Mapper fails its task (a stage failure), so
-the tests can check that a failed run ends with a clear error and a non-zero exit. Never set it otherwise."""
+"""Test hook, when a worker's environment sets it: `mapper` makes the Mapper fail its task (a stage failure), so
+the tests can check that a failed run ends with a clear error and a non-zero exit; `stall` makes its task wait
+until it is cancelled (a run stopped in its map step). Never set it otherwise."""
 
 
 class _Output:
@@ -232,8 +234,11 @@ class Mapper:
         self.progress = progress
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        if os.environ.get(FAULT_ENVIRONMENT) == "mapper":
+        fault = os.environ.get(FAULT_ENVIRONMENT)
+        if fault == "mapper":
             raise RuntimeError(f"fault injected by {FAULT_ENVIRONMENT}=mapper (a test hook)")
+        if fault == "stall":
+            time.sleep(3600)
         out = _Output()
         for batch in batches:
             # Column by column: only the small columns become Python lists; contents are taken one at a time.

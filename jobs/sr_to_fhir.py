@@ -45,7 +45,7 @@ from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import output_lock, recovery, removals
+from jobs import output_lock, recovery, removals, stopping
 from jobs.config import JobConfig
 from jobs.fs import HadoopFS
 from jobs.mapping import OUTPUT_SCHEMA, RECORD, Mapper, MapperSettings
@@ -138,6 +138,7 @@ class Steps:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        stopping.check()  # a run asked to stop (SIGTERM) ends between its steps
         started = time.monotonic()
         try:
             yield

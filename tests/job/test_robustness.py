@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from jobs import output_lock
 from jobs.mapping import FAULT_ENVIRONMENT
 from sr2fhir_core import map_sr
 from sr2fhir_synth import random_spec, write_sr
@@ -100,11 +103,35 @@ def test_a_failed_stage_ends_the_run_with_an_error_and_a_nonzero_exit(tmp_path: 
     assert not (output / "tables" / "documents").exists()
 
 
+def test_a_run_stopped_by_sigterm_releases_the_output_and_the_next_run_recovers(tmp_path: Path) -> None:
+    """A scheduler stops a run with SIGTERM (a task timeout, a pod's termination): the run's cleanup still
+    runs, so its lock does not hold off the next run, which may start on another host, for the lock's expiry."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "report.dcm").write_bytes(write_sr(random_spec(4)))
+    output = tmp_path / "out"
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "jobs.cli", "run", "-q", "--input", str(lake), "--output", str(output)]
+    environment = {**os.environ, "PYTHONPATH": pythonpath, FAULT_ENVIRONMENT: "stall"}
+    with subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 300
+        while not (output / "_staging").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the map step has started (its staging write), and its task stalls
+        assert (output / output_lock.NAME).exists()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr[-3000:]
+    assert "sr2fhir run: stopped by SIGTERM; the next run recovers" in stderr
+    assert not (output / output_lock.NAME).exists()
+    assert not (output / "tables" / "documents").exists()  # no ledger commit
+    done = _run([lake], output)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mapped in" in done.stdout and "inputs: 1 mapped" in done.stdout, done.stdout
+
+
 def test_a_failed_sink_cancels_the_others_and_raises(spark: SparkSession) -> None:
     """Sinks run side by side; the first failure cancels the other sinks' Spark jobs instead of waiting for
     them, then is raised."""
-    import time
-
     from pyspark.sql import functions as F
 
     from jobs.sr_to_fhir import _side_by_side
