@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import processes
+
 log = logging.getLogger("sr2fhir")
 
 UNCLAIMED_LOCK_SECONDS = 600
@@ -134,7 +136,7 @@ class ClassArchive:
             return False
         if not text.isdigit():
             return age < UNCLAIMED_LOCK_SECONDS
-        return _alive(int(text))
+        return processes.alive(int(text))
 
     def _claim_dump(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,16 +154,6 @@ def dump_under_way(directory: str | os.PathLike[str]) -> bool:
     """Whether a JVM is still to write an archive into `directory` (the benchmarks wait for it)."""
     locks = Path(directory).expanduser().glob("*.jsa.dumping")
     return any(ClassArchive(lock.with_name(lock.name.removesuffix(".dumping")))._dump_running() for lock in locks)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 def _java_identity() -> list[str]:

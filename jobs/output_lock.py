@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from . import processes
+
 log = logging.getLogger("sr2fhir")
 
 NAME = "_lock"
@@ -90,16 +92,6 @@ class Holder:
 
     def describe(self) -> str:
         return f"`sr2fhir {self.command}` on {self.host} (process {self.pid}, since {self.taken})"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 class OutputLock:
@@ -161,7 +153,7 @@ class OutputLock:
     def _stale_because(self, current: Holder | None) -> str | None:
         """Why the lock found is stale, or None while its holder may be at work. An unreadable lock may be one
         being written (a local file is empty between its create and its write): stale only after a heartbeat."""
-        if current is not None and current.host == self.holder.host and not _process_alive(current.pid):
+        if current is not None and current.host == self.holder.host and not processes.alive(current.pid):
             return f"{current.describe()} has ended without releasing it"
         age = self._age_seconds()
         if age is None:
