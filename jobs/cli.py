@@ -321,18 +321,25 @@ STOPPED_STATUS = {"SIGTERM": 143, "SIGINT": 130}
 """Exit status of a command stopped by a signal: 128 + its number, as a shell reports it."""
 
 
+def _stopped(command: str, signal_name: str) -> int:
+    recovery = "; the next run recovers what this one left uncommitted" if command in ("run", "sample") else ""
+    print(f"sr2fhir {command}: stopped by {signal_name}{recovery}", file=sys.stderr)
+    return STOPPED_STATUS[signal_name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with stopping.on_sigterm():
             return args.handler(args)
-    except (stopping.Stopped, KeyboardInterrupt, Exception) as exc:
-        if isinstance(exc, Exception) and not stopping.requested():
+    except KeyboardInterrupt:
+        return _stopped(args.command, "SIGINT")
+    except stopping.Stopped:
+        return _stopped(args.command, "SIGTERM")
+    except Exception:
+        if not stopping.requested():
             raise
-        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
-        recovery = "; the next run recovers what this one left uncommitted" if args.command in ("run", "sample") else ""
-        print(f"sr2fhir {args.command}: stopped by {name}{recovery}", file=sys.stderr)
-        return STOPPED_STATUS[name]
+        return _stopped(args.command, "SIGTERM")  # a failure of the Spark jobs cancelled to stop it
 
 
 if __name__ == "__main__":
