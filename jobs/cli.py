@@ -201,8 +201,8 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"sr2fhir run: {exc}", file=sys.stderr)
         return BUSY
     except Exception as exc:  # the run failed: nothing was committed to the ledger; the next run maps again
-        if stopping.requested():  # its Spark jobs were cancelled to stop it: not a failure
-            raise stopping.Stopped() from exc
+        if stopping.requested():  # its Spark jobs were cancelled to stop it: `main` reports a stop
+            raise
         logging.getLogger("sr2fhir").debug("run failed", exc_info=True)
         print(f"sr2fhir run: failed: {_failure(exc)}", file=sys.stderr)
         return 1
@@ -225,7 +225,7 @@ def command_maintain(args: argparse.Namespace) -> int:
         return BUSY
     except Exception as exc:  # OPTIMIZE and VACUUM commit per table: a failure leaves the others as they were
         if stopping.requested():
-            raise stopping.Stopped() from exc
+            raise
         logging.getLogger("sr2fhir").debug("maintenance failed", exc_info=True)
         print(f"sr2fhir maintain: failed: {_failure(exc)}", file=sys.stderr)
         return 1

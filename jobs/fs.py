@@ -109,24 +109,21 @@ class HadoopFS:
         """Write a small file that must not exist yet; False when it does. Atomic where the file system's
         create-without-overwrite is (local, HDFS, ABFS; S3 with conditional writes)."""
         path = self._path(uri)
-        fs = self._fs(path)
         try:
-            stream = fs.create(path, False)
-            try:
-                stream.write(bytearray(data))
-            finally:
-                stream.close()  # an object store writes here, and may refuse here
+            self._write(path, data, overwrite=False)
         except Exception:
-            if fs.exists(path):  # FileAlreadyExistsException, or a store's refused conditional write
+            if self._fs(path).exists(path):  # FileAlreadyExistsException, or a store's refused conditional write
                 return False
             raise
         return True
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write a small file whole (overwriting). On object stores the object appears only on close."""
-        path = self._path(uri)
-        stream = self._fs(path).create(path, True)
+        self._write(self._path(uri), data, overwrite=True)
+
+    def _write(self, path, data: bytes, *, overwrite: bool) -> None:
+        stream = self._fs(path).create(path, overwrite)
         try:
             stream.write(bytearray(data))
         finally:
-            stream.close()
+            stream.close()  # an object store writes here, and may refuse here

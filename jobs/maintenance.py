@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -128,9 +128,12 @@ def maintain(spark: SparkSession, config: JobConfig) -> Report:
     returns what each held before and after."""
     fs = HadoopFS(spark)
     output = fs.qualify(config.output)
-    if not fs.exists(output):  # nothing to maintain, and no folder made for a lock
-        return _maintain(spark, config, fs, output)
-    with output_lock.holding(fs, output, "maintain", expiry_seconds=config.out.lock_expiry_seconds):
+    lock = (
+        output_lock.holding(fs, output, "maintain", expiry_seconds=config.out.lock_expiry_seconds)
+        if fs.exists(output)
+        else nullcontext()  # nothing to maintain, and no folder made for a lock
+    )
+    with lock:
         return _maintain(spark, config, fs, output)
 
 

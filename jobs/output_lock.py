@@ -21,6 +21,7 @@ atomic create, two jobs started within a second of each other can both believe t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -79,14 +80,14 @@ class Holder:
         return cls(command, socket.gethostname(), os.getpid(), taken, uuid.uuid4().hex)
 
     def encode(self) -> bytes:
-        return json.dumps(self.__dict__, sort_keys=True).encode()
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Holder | None:
         """None for a lock file that is not one (empty, cut short, or written by something else)."""
         try:
             fields = json.loads(data)
-            return cls(**{key: fields[key] for key in cls.__dataclass_fields__})
+            return cls(**{field.name: fields[field.name] for field in dataclasses.fields(cls)})
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -111,7 +112,8 @@ class OutputLock:
 
     def take(self) -> None:
         """Take the lock, or raise `OutputBusy` naming the job that holds it."""
-        if not self.files.create_new(self.uri, self.holder.encode()):
+        taken = self.files.create_new(self.uri, self.holder.encode())
+        if not taken:
             current = self._current()
             why = self._stale_because(current)
             if why is None:
@@ -123,9 +125,8 @@ class OutputLock:
                 )
             log.warning("taking over the output's lock: %s", why)
             self.files.delete(self.uri)
-            if not self.files.create_new(self.uri, self.holder.encode()):
-                raise OutputBusy(f"another job took this output's lock ({self.uri}) at the same time")
-        if self._current() != self.holder:
+            taken = self.files.create_new(self.uri, self.holder.encode())
+        if not taken or self._current() != self.holder:
             raise OutputBusy(f"another job took this output's lock ({self.uri}) at the same time")
         self._beat = threading.Thread(target=self._heartbeat, name="sr2fhir-lock", daemon=True)
         self._beat.start()

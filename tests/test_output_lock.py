@@ -4,6 +4,7 @@ it (a second `run` or `maintain` refused, exit status 75) is in tests/job/test_o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -73,7 +74,7 @@ def test_a_job_holds_the_lock_while_it_works_and_removes_it_after(tmp_path: Path
     root = tmp_path / "out"
     with holding(FILES, str(root), "run", expiry_seconds=600) as lock:
         held = json.loads(_lock_file(root).read_text())
-        assert held == {**lock.holder.__dict__}
+        assert held == dataclasses.asdict(lock.holder)
         assert held["command"] == "run" and held["pid"] == os.getpid()
         lock.confirm()
     assert not _lock_file(root).exists()
