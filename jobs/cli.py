@@ -151,6 +151,7 @@ def _on_session(args: argparse.Namespace, config, work: Callable):
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # not a line per connection it opens or closes
     spark, started_here = session_for(config.spark, s3=needs_s3(config.uris))
     try:
         apply_runtime_settings(spark, config.spark)
@@ -188,23 +189,28 @@ def _failure(exc: BaseException) -> str:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    return _run_command("run", args, args.inputs, args.output)
+
+
+def _run_command(name: str, args: argparse.Namespace, inputs: list[str], output: str) -> int:
     from .config import ConfigError
+    from .jars import SessionStartError
     from .sources import InputError
 
     try:
-        config = _job_config(args, args.inputs, args.output)
+        config = _job_config(args, inputs, output)
         summary = _run_job(args, config)
-    except (ConfigError, InputError) as exc:
-        print(f"sr2fhir run: {exc}", file=sys.stderr)
+    except (ConfigError, InputError, SessionStartError) as exc:
+        print(f"sr2fhir {name}: {exc}", file=sys.stderr)
         return 2
     except OutputBusy as exc:
-        print(f"sr2fhir run: {exc}", file=sys.stderr)
+        print(f"sr2fhir {name}: {exc}", file=sys.stderr)
         return BUSY
     except Exception as exc:  # the run failed: nothing was committed to the ledger; the next run maps again
         if stopping.requested():  # its Spark jobs were cancelled to stop it: `main` reports a stop
             raise
         logging.getLogger("sr2fhir").debug("run failed", exc_info=True)
-        print(f"sr2fhir run: failed: {_failure(exc)}", file=sys.stderr)
+        print(f"sr2fhir {name}: failed: {_failure(exc)}", file=sys.stderr)
         return 1
     _print_summary(summary)
     return 0
@@ -212,12 +218,13 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_maintain(args: argparse.Namespace) -> int:
     from .config import ConfigError
+    from .jars import SessionStartError
     from .maintenance import MaintenanceError, maintain
 
     try:
         config = _job_config(args, [], args.output)
         report = _on_session(args, config, maintain)
-    except (ConfigError, MaintenanceError) as exc:
+    except (ConfigError, MaintenanceError, SessionStartError) as exc:
         print(f"sr2fhir maintain: {exc}", file=sys.stderr)
         return 2
     except OutputBusy as exc:
@@ -250,9 +257,7 @@ def command_sample(args: argparse.Namespace) -> int:
     lake = output / "lake"
     files = write_sample_corpus(lake, count=args.count)
     print(f"sample lake: {len(files)} files in {lake}", file=sys.stderr)
-    config = _job_config(args, [lake.as_uri()], output.as_uri())
-    _print_summary(_run_job(args, config))
-    return 0
+    return _run_command("sample", args, [lake.as_uri()], output.as_uri())
 
 
 def _print_summary(summary: dict) -> None:

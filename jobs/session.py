@@ -1,5 +1,5 @@
 """The Spark session: the one the job is given (spark-submit, a cluster, a notebook, the tests), or a local
-one it starts itself with the Delta (and, for s3a:// URIs, hadoop-aws) packages."""
+one it starts itself with the Delta (and, for s3a:// URIs, hadoop-aws) jars (jobs/jars.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from .class_archive import ClassArchive
 from .config import SparkConfig
-from .jar_cache import JarCache
+from .jars import JarCache, SessionStartError, cache_dir, java_binary, session_jars
 
 log = logging.getLogger("sr2fhir")
 
@@ -47,15 +47,11 @@ def given_session() -> SparkSession | None:
 def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
     """Start a local session. Workers run this interpreter: a bare `python3` would lack pyarrow and sr2fhir."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    java_binary()
     packages = [config.delta_package] + ([config.s3_package] if s3 else [])
-    builder = SparkSession.builder.master(config.master).appName(config.app_name)
-    cache = JarCache.for_packages(config.jar_cache_dir, packages, config.jar_excludes) if config.jar_cache_dir else None
-    jars = cache.jars() if cache is not None else None
-    if jars is not None:
-        builder = builder.config(_JARS, jars)
-    else:
-        builder = builder.config("spark.jars.packages", ",".join(packages))
-        builder = builder.config("spark.jars.excludes", ",".join(config.jar_excludes))
+    cache = JarCache.for_packages(cache_dir(config.jar_cache_dir), packages, config.jar_excludes)
+    jars = session_jars(cache, config.settings)
+    builder = SparkSession.builder.master(config.master).appName(config.app_name).config(_JARS, jars)
     for key, value in {**_DELTA_SETTINGS, **config.settings}.items():
         builder = builder.config(key, value)
     java_options = config.settings.get(_JAVA_OPTIONS, "")
@@ -65,11 +61,10 @@ def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
             # Spark looks for a non-loopback address to bind to and warns when the host name resolves to
             # loopback; a local session has no one else to talk to, and its UI stays off the network.
             os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    archive = ClassArchive.for_jvm(config.class_archive_dir, packages) if config.class_archive_dir else None
+    # The JVM refuses an archive made with another class path: the jars' paths are part of its identity.
+    archive = ClassArchive.for_jvm(config.class_archive_dir, jars.split(",")) if config.class_archive_dir else None
     spark = _start(builder, java_options, archive)
     spark.sparkContext.setLogLevel("WARN")
-    if cache is not None and jars is None:  # Ivy resolved them: the files it gave the session
-        cache.remember(spark.sparkContext.getConf().get(_JARS, ""))
     return spark
 
 
@@ -85,19 +80,29 @@ def quiet_java_options(java_options: str, environ: Mapping[str, str]) -> str:
 def _start(builder: SparkSession.Builder, java_options: str, archive: ClassArchive | None) -> SparkSession:
     """Start the session's JVM with the class archive, if any; without it when the JVM refuses to start."""
     if archive is None or not (sharing := archive.java_options()).options:
-        return builder.config(_JAVA_OPTIONS, java_options).getOrCreate()
+        return _get_or_create(builder.config(_JAVA_OPTIONS, java_options))
     try:
         spark = builder.config(_JAVA_OPTIONS, f"{java_options} {sharing.options}".strip()).getOrCreate()
     except Exception as exc:
         # The archive is checked when the JVM maps it: a bad one stops the JVM before Spark starts.
         log.warning("the JVM did not start with its class archive (%s): removed, starting without it", exc)
         archive.discard()
-        return builder.config(_JAVA_OPTIONS, java_options).getOrCreate()
+        return _get_or_create(builder.config(_JAVA_OPTIONS, java_options))
     if sharing.dumps:
         jvm = spark.sparkContext._jvm
         assert jvm is not None, "a local session has started its JVM"
         archive.dumping(jvm.java.lang.ProcessHandle.current().pid())
     return spark
+
+
+def _get_or_create(builder: SparkSession.Builder) -> SparkSession:
+    """The session, or one line on why its JVM did not start (what the JVM printed is above it)."""
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:
+        if "JAVA_GATEWAY_EXITED" not in str(exc) and "Java gateway process exited" not in str(exc):
+            raise
+        raise SessionStartError("the Spark JVM exited before the session started (its own messages are above)") from exc
 
 
 def session_for(config: SparkConfig, *, s3: bool) -> tuple[SparkSession, bool]:

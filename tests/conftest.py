@@ -34,15 +34,17 @@ def corpus_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    """One local[2] session for the Spark tests of a process (Delta, and hadoop-aws for the loopback S3 tests).
-    `make test` runs them in two xdist workers, each with its own JVM, a module to a worker (`--dist loadfile`), so
-    a module-scoped run is made once."""
+def spark(request: pytest.FixtureRequest) -> Iterator[SparkSession]:
+    """One local[2] session for the Spark tests of a process. `make test` runs them in two xdist workers, each with its
+    own JVM, a module to a worker (`--dist loadfile`), so a module-scoped run is made once. Delta always; hadoop-aws
+    (and its ~690 MB AWS SDK bundle, fetched from Maven Central once per jar cache) only when the collected tests
+    include one on the loopback S3 server (fixture `s3_endpoint`)."""
     pytest.importorskip("pyspark")
     from jobs.config import load_config
     from jobs.session import local_session
 
+    s3 = any("s3_endpoint" in getattr(item, "fixturenames", ()) for item in request.session.items)
     config = load_config(inputs=["unused"], output="unused", overrides=["output.progress_interval_seconds=0"])
-    session = local_session(config.spark, s3=True)
+    session = local_session(config.spark, s3=s3)
     yield session
     session.stop()

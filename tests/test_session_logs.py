@@ -41,7 +41,8 @@ def _started(monkeypatch: pytest.MonkeyPatch, *overrides: str) -> str:
         return SimpleNamespace(sparkContext=context)
 
     monkeypatch.setattr(session, "_start", start)
-    settings = ["spark.jar_cache_dir=null", "spark.class_archive_dir=null", *overrides]
+    monkeypatch.setattr(session, "session_jars", lambda cache, settings: "file:///jars/delta-spark.jar")
+    settings = ["spark.class_archive_dir=null", *overrides]
     config = load_config(output="o", need_inputs=False, overrides=settings).spark
     session.local_session(config, s3=False)
     (options,) = given
