@@ -16,11 +16,12 @@ $(BIN)/sr2fhir: pyproject.toml
 sample: $(BIN)/sr2fhir
 	$(BIN)/sr2fhir sample --output sample-output
 
-# mypy's files and settings are in pyproject.toml ([tool.mypy]).
+# mypy's files and settings are in pyproject.toml ([tool.mypy]), the import contracts too ([tool.importlinter]).
 lint: $(BIN)/sr2fhir
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The HL7 FHIR validator for the profile tests (tests/profile_validation): pinned jars from Maven Central (mvn)
 # and FHIR packages from npm, cached in ~/.cache/sr2fhir/fhir-validator ($$SR2FHIR_VALIDATOR_CACHE); quick once

@@ -25,11 +25,13 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
-from jobs import sr_to_fhir
 from jobs.config import JobConfig, load_config
-from jobs.fs import HadoopFS
-from jobs.session import local_session
-from jobs.sinks.ledger import Ledger
+from jobs.layout import Layout
+from jobs.run import run
+from jobs.run.context import OutputTables
+from jobs.run.deletions import Deletions
+from jobs.spark.fs import HadoopFS
+from jobs.spark.session import local_session
 
 CHANGED_EVERY = 100
 """One file in this many is looked up (1 %)."""
@@ -52,16 +54,17 @@ def lookup(spark: SparkSession, output: Path, files: list[str], group: str) -> d
     """One deletion lookup for `files` as a run that re-maps them would make it (what it finds, and its wall time)."""
     from pyspark.sql import functions as F
 
-    layout = sr_to_fhir.Layout(output.as_uri())
+    layout = Layout(output.as_uri())
     fs = HadoopFS(spark)
-    ledger = Ledger(spark, fs, layout.ledger, "delta")
+    tables = OutputTables.open(spark, fs, layout, config(output, output))
+    ledger = tables.ledger
     wanted = spark.createDataFrame([(f,) for f in files], "source_file string")
     latest = ledger.file_states(wanted).select("source_file", F.col("known_run_id").alias("run_id")).collect()
     remapped = tuple(sorted((r["source_file"], r["run_id"]) for r in latest))
     spark.sparkContext.setJobGroup(group, group)
     try:
         started = time.monotonic()
-        deletions = sr_to_fhir._Deletions.of(spark, fs, layout, ledger, remapped, None, "delta", replace=False)
+        deletions = Deletions.of(spark, tables, remapped, None, replace=False)
         found = deletions.find(produced=None, scope=wanted)
         seconds = time.monotonic() - started
     finally:
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         for lake in args.lake:
             target, output = args.work / lake.name, args.work / f"{lake.name}-output"
             shutil.copytree(lake, target)
-            first = sr_to_fhir.run(spark, config(target, output))
+            first = run(spark, config(target, output))
             uris = chosen_files(spark, output)
             index_uri = (output / "tables" / "resources").as_uri()
             index_rows = spark.read.format("delta").load(index_uri).count()
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             for uri in uris:
                 os.utime(urlparse(uri).path, (2_000_000_000, 2_000_000_000))
             spark.sparkContext.setJobGroup(f"{lake.name}-run", f"{lake.name}-run")
-            summary = sr_to_fhir.run(spark, config(target, output))
+            summary = run(spark, config(target, output))
             spark.sparkContext.setJobGroup("other", "other")
             results["lakes"].append(
                 {

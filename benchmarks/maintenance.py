@@ -29,10 +29,13 @@ import statistics
 import time
 from pathlib import Path
 
-from jobs import maintenance, sr_to_fhir
+from jobs import maintenance
 from jobs.config import JobConfig, load_config
-from jobs.fs import HadoopFS
-from jobs.session import local_session
+from jobs.layout import Layout
+from jobs.run import run
+from jobs.sinks import delta_maintenance
+from jobs.spark.fs import HadoopFS
+from jobs.spark.session import local_session
 
 RESEARCH_TABLES = ("measurements", "qualitative_evaluations")
 QUERY_YEAR = 2015
@@ -54,12 +57,13 @@ def table_files(spark, output: Path) -> dict[str, dict[str, int]]:
 
     fs = HadoopFS(spark)
     counts = {}
-    for name, uri in maintenance.table_uris(output.as_uri()).items():
+    for name in ("measurements", "qualitative_evaluations", "documents", "resources"):
+        uri = Layout(output.as_uri()).table(name)
         if (output / "tables" / name / "_delta_log").exists():
             table = DeltaTable.forPath(spark, uri)
             counts[name] = {
-                "current": maintenance.data_files(table),
-                "stored": maintenance.stored_files(fs, uri),
+                "current": delta_maintenance.data_files(table),
+                "stored": delta_maintenance.stored_files(fs, uri),
             }
     return counts
 
@@ -97,7 +101,7 @@ def small_runs(spark, lake: Path, work: Path, runs: int, per_run: int, auto_comp
         for number in range(runs):
             for path in arriving[number * per_run : (number + 1) * per_run]:
                 shutil.copy2(path, target / path.name)
-            summary = sr_to_fhir.run(spark, conf)
+            summary = run(spark, conf)
             elapsed.append(summary["elapsed_seconds"])
     finally:
         spark.conf.unset(MIN_FILES)
@@ -226,7 +230,7 @@ def merge_runs(spark, lake: Path, work: Path, fragments: int) -> dict:
     work.mkdir(parents=True)
     target, output = work / "lake", work / "output"
     shutil.copytree(lake, target)
-    first = sr_to_fhir.run(spark, config(target, output))
+    first = run(spark, config(target, output))
     fragment(spark, output, fragments)
     result: dict = {"first_run_seconds": first["elapsed_seconds"], "files_fragmented": table_files(spark, output)}
     result["runs"] = []
@@ -253,7 +257,7 @@ def merge_runs(spark, lake: Path, work: Path, fragments: int) -> dict:
         for clustered in PHASES[phase]:
             changed = change(target, remainder, clustered=clustered)
             remainder += 1
-            summary = sr_to_fhir.run(spark, config(target, output))
+            summary = run(spark, config(target, output))
             steps = summary["step_seconds"]
             result["runs"].append(
                 {
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warmup = args.work / "warmup"
         shutil.rmtree(warmup, ignore_errors=True)
-        sr_to_fhir.run(spark, config(args.lake / "shard-0", warmup))  # the JVM's JIT and caches warm
+        run(spark, config(args.lake / "shard-0", warmup))  # the JVM's JIT and caches warm
         if "small" not in skip:
             for auto_compact in (False, True):
                 key = f"small_runs_auto_compact_{str(auto_compact).lower()}"

@@ -73,9 +73,7 @@ def digest(output: Path) -> dict[str, object]:
     tables = output / "tables"
     return {
         "fhir": export_digest(output),
-        "tables": {
-            t.name: table_digest(t) for t in sorted(tables.iterdir()) if (t / "_delta_log").is_dir()
-        }
+        "tables": {t.name: table_digest(t) for t in sorted(tables.iterdir()) if (t / "_delta_log").is_dir()}
         if tables.is_dir()
         else {},
     }

@@ -582,8 +582,8 @@ def render(results: dict) -> str:
         "2,500 / 5,000 / 10,000 generated files; files/s from its run summary (session start-up excluded, "
         "reported separately), against 2 × the core's single-process files/s over the same files mapped once "
         "each (first sight, in a worker as above). Memory: psutil samples the process tree every 0.25 s. A "
-        "warm-up run first has the JVM write its class archive (`spark.class_archive_dir`, jobs/class_archive.py), "
-        "which every measured run then maps, as a user's second and later local runs do.",
+        "warm-up run first has the JVM write its class archive (`spark.class_archive_dir`, "
+        "jobs/spark/class_archive.py), which every measured run then maps, as a user's second and later local runs do.",
         "",
     ]
     lines += ["## Targets (reported, not asserted)", ""]

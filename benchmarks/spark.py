@@ -202,10 +202,10 @@ def live_heap(gc_log: Path, requests: int) -> dict:
 
 
 def prepare_class_archive(inputs: list[Path], work: Path, timeout: float = 180.0) -> dict:
-    """Make the local session's JVM class archive (jobs/class_archive.py) before the measured runs, so that all
+    """Make the local session's JVM class archive (jobs/spark/class_archive.py) before the measured runs, so that all
     of them start alike: one small run, whose JVM writes the archive after the run's process has ended, then
     wait for that JVM. Returns the warm-up run and the seconds waited."""
-    from jobs.class_archive import dump_under_way
+    from jobs.spark.class_archive import dump_under_way
 
     run = run_job(inputs, work)
     folder = _job_spark_config().class_archive_dir

@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from pyspark.sql import functions as F
 
-    from jobs import sr_to_fhir
+    from jobs import staging
     from jobs.config import load_config
     from jobs.mapping import Mapper, MapperSettings
-    from jobs.session import apply_runtime_settings, local_session
-    from jobs.sources import open_inputs
+    from jobs.sources.inputs import open_inputs
+    from jobs.spark.session import apply_runtime_settings, local_session
 
     root, _ = lake_corpus(args.cache, max(args.files, LAKE_SHARD * 4) if args.files > 200 else args.files)
     inputs_uris = [p.as_uri() for p in lake_shards(root, args.files)]
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = local_session(config.spark, s3=False)
     apply_runtime_settings(spark, config.spark)
     settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
-    schema = sr_to_fhir._spark_schema()
+    schema = staging.spark_schema()
 
     def read() -> None:
         open_inputs(spark, config).with_content().agg(F.sum(F.length("content"))).collect()
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         target = scratch / "staging"
         shutil.rmtree(target, ignore_errors=True)
         content = open_inputs(spark, config).with_content()
-        sr_to_fhir.write_staging(content.mapInArrow(Mapper(settings), schema), target.as_uri())
+        staging.write(content.mapInArrow(Mapper(settings), schema), target.as_uri())
 
     variants = {"read": read, "python-min": python_min, "map-noop": map_noop, "map-parquet": map_parquet}
     read()  # the session's first job (JIT, worker start-up) is not charged to a variant

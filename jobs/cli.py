@@ -18,15 +18,10 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
-from sr2fhir_core.mapping import BUNDLE_BASE_URL
+from sr2fhir_core import BUNDLE_BASE_URL, IgVersion, MappingOptions, dumps_json, map_sr
 
 from . import stopping
-from .output_lock import OutputBusy
-
-BUSY = 75
-"""Exit status when another job holds the output (sysexits' EX_TEMPFAIL): a scheduler can tell "try again
-later" from a failure."""
+from .errors import ExitStatus, JobError
 
 
 def _options(args: argparse.Namespace) -> MappingOptions:
@@ -57,7 +52,7 @@ def command_map(args: argparse.Namespace) -> int:
     files = [Path(f) for f in args.files]
     if args.output is None and len(files) != 1:
         print("sr2fhir map: give -o DIR to map more than one file", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     failures = 0
     for path in files:
         result = map_sr(path, options)
@@ -78,7 +73,7 @@ def command_map(args: argparse.Namespace) -> int:
             f" {record.resources} resources, {record.warnings} warnings",
             file=sys.stderr,
         )
-    return 1 if failures else 0
+    return ExitStatus.FAILED if failures else ExitStatus.OK
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,14 +134,14 @@ def _job_config(args: argparse.Namespace, inputs: list[str], output: str):
 
 
 def _run_job(args: argparse.Namespace, config) -> dict:
-    from . import sr_to_fhir
+    from .run import run
 
-    return _on_session(args, config, sr_to_fhir.run)
+    return _on_session(args, config, run)
 
 
 def _on_session(args: argparse.Namespace, config, work: Callable):
     """`work(spark, config)` on the given session or a local one started (and stopped) here."""
-    from .session import apply_runtime_settings, needs_s3, session_for
+    from .spark.session import apply_runtime_settings, needs_s3, session_for
 
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -189,53 +184,16 @@ def _failure(exc: BaseException) -> str:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    return _run_command("run", args, args.inputs, args.output)
-
-
-def _run_command(name: str, args: argparse.Namespace, inputs: list[str], output: str) -> int:
-    from .config import ConfigError
-    from .jars import SessionStartError
-    from .sources import InputError
-
-    try:
-        config = _job_config(args, inputs, output)
-        summary = _run_job(args, config)
-    except (ConfigError, InputError, SessionStartError) as exc:
-        print(f"sr2fhir {name}: {exc}", file=sys.stderr)
-        return 2
-    except OutputBusy as exc:
-        print(f"sr2fhir {name}: {exc}", file=sys.stderr)
-        return BUSY
-    except Exception as exc:  # the run failed: nothing was committed to the ledger; the next run maps again
-        if stopping.requested():  # its Spark jobs were cancelled to stop it: `main` reports a stop
-            raise
-        logging.getLogger("sr2fhir").debug("run failed", exc_info=True)
-        print(f"sr2fhir {name}: failed: {_failure(exc)}", file=sys.stderr)
-        return 1
-    _print_summary(summary)
-    return 0
+    config = _job_config(args, args.inputs, args.output)
+    _print_summary(_run_job(args, config))
+    return ExitStatus.OK
 
 
 def command_maintain(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-    from .jars import SessionStartError
-    from .maintenance import MaintenanceError, maintain
+    from .maintenance import maintain
 
-    try:
-        config = _job_config(args, [], args.output)
-        report = _on_session(args, config, maintain)
-    except (ConfigError, MaintenanceError, SessionStartError) as exc:
-        print(f"sr2fhir maintain: {exc}", file=sys.stderr)
-        return 2
-    except OutputBusy as exc:
-        print(f"sr2fhir maintain: {exc}", file=sys.stderr)
-        return BUSY
-    except Exception as exc:  # OPTIMIZE and VACUUM commit per table: a failure leaves the others as they were
-        if stopping.requested():
-            raise
-        logging.getLogger("sr2fhir").debug("maintenance failed", exc_info=True)
-        print(f"sr2fhir maintain: failed: {_failure(exc)}", file=sys.stderr)
-        return 1
+    config = _job_config(args, [], args.output)
+    report = _on_session(args, config, maintain)
     if report.exports is not None:
         print(f"FHIR exports: {report.exports.removed} removed, {report.exports.kept} kept")
     for name, table in report.tables.items():
@@ -246,7 +204,7 @@ def command_maintain(args: argparse.Namespace) -> int:
         )
     if not report.tables:
         print("no table to maintain (no Delta tables under the output, or Parquet tables)")
-    return 0
+    return ExitStatus.OK
 
 
 def command_sample(args: argparse.Namespace) -> int:
@@ -257,7 +215,9 @@ def command_sample(args: argparse.Namespace) -> int:
     lake = output / "lake"
     files = write_sample_corpus(lake, count=args.count)
     print(f"sample lake: {len(files)} files in {lake}", file=sys.stderr)
-    return _run_command("sample", args, [lake.as_uri()], output.as_uri())
+    config = _job_config(args, [lake.as_uri()], output.as_uri())
+    _print_summary(_run_job(args, config))
+    return ExitStatus.OK
 
 
 def _print_summary(summary: dict) -> None:
@@ -322,29 +282,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-STOPPED_STATUS = {"SIGTERM": 143, "SIGINT": 130}
+STOPPED = {"SIGTERM": ExitStatus.SIGTERM, "SIGINT": ExitStatus.SIGINT}
 """Exit status of a command stopped by a signal: 128 + its number, as a shell reports it."""
 
 
 def _stopped(command: str, signal_name: str) -> int:
     recovery = "; the next run recovers what this one left uncommitted" if command in ("run", "sample") else ""
     print(f"sr2fhir {command}: stopped by {signal_name}{recovery}", file=sys.stderr)
-    return STOPPED_STATUS[signal_name]
+    return STOPPED[signal_name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; every way it can end becomes an exit status and at most one line on stderr (docs/job.md,
+    "Exit status")."""
     args = build_parser().parse_args(argv)
+    command = args.command
     try:
         with stopping.on_sigterm():
-            return args.handler(args)
+            return int(args.handler(args))
     except KeyboardInterrupt:
-        return _stopped(args.command, "SIGINT")
+        return _stopped(command, "SIGINT")
     except stopping.Stopped:
-        return _stopped(args.command, "SIGTERM")
-    except Exception:
-        if not stopping.requested():
-            raise
-        return _stopped(args.command, "SIGTERM")  # a failure of the Spark jobs cancelled to stop it
+        return _stopped(command, "SIGTERM")
+    except Exception as exc:
+        if stopping.requested():  # a failure of the Spark jobs cancelled to stop it
+            return _stopped(command, "SIGTERM")
+        if isinstance(exc, JobError):
+            print(f"sr2fhir {command}: {exc}", file=sys.stderr)
+            return exc.exit_status
+        # The run failed: nothing was committed to the ledger; the next run maps the same files again.
+        logging.getLogger("sr2fhir").debug("%s failed", command, exc_info=True)
+        print(f"sr2fhir {command}: failed: {_failure(exc)}", file=sys.stderr)
+        return ExitStatus.FAILED
 
 
 if __name__ == "__main__":

@@ -13,16 +13,14 @@ import yaml
 
 from sr2fhir_core import MappingOptions
 
+from .errors import ConfigError
+
 DEFAULT_CONF = Path(__file__).parent / "sr2fhir.yaml"
 """The documented defaults: `conf/sr2fhir.yaml` in a checkout (this path links to it), a copy in a wheel."""
 TABLE_FORMATS = ("delta", "parquet")
 REMOVED_FILES = ("delete", "keep")
 """`incremental.removed_files`: what a run does with ledger files that are gone from a listed input folder."""
 SECTIONS = ("spark", "input", "incremental", "output", "fhir", "maintenance", "mapping")
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

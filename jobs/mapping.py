@@ -1,10 +1,9 @@
-"""The mapping step: `map_sr` over Arrow batches of input files, inside `DataFrame.mapInArrow`.
+"""The mapping function: `map_sr` over Arrow batches of input files, inside `DataFrame.mapInArrow` (it runs in
+the Python workers).
 
 Input rows are files (`source_file`, `size`, `modification_time`, `content`). Inputs are those files, and
-the members of zip and tar archives (`archive!member`). The output is long: one row per document record (one
-per input), per FHIR resource (its JSON text) and per table row, told apart by `kind`, each kind in its own
-struct column (the others null). So no staged row holds more than one resource or table row, whatever the
-size of a report, and each sink reads only its kind's columns (Parquet reads nested columns separately).
+the members of zip and tar archives (`archive!member`). The output is the staged rows (`jobs/staging.py`): one
+per document record (one per input), per FHIR resource (its JSON text) and per table row.
 
 One map_sr per input, nothing else of weight: the core does the mapping, this module only moves bytes in and
 results out, straight into Arrow column arrays, and never raises (a bad file or archive becomes a
@@ -20,14 +19,25 @@ import os
 import tarfile
 import time
 import traceback
-import typing
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 
 import pyarrow as pa
 
-from sr2fhir_core import TABLE_SCHEMAS, DocumentRecord, DocumentStatus, MappingOptions, dumps_json, map_sr
+from sr2fhir_core import DocumentRecord, DocumentStatus, MappingOptions, dumps_json, map_sr
+
+from .staging import (
+    KINDS,
+    OUTPUT_SCHEMA,
+    RECORD,
+    RECORD_FIELDS,
+    RECORD_STRUCT_FIELDS,
+    RESOURCE,
+    RESOURCE_TYPE,
+    STRUCT_TYPES,
+    TABLES,
+)
 
 # Job-level reasons, beside the core's RejectionReason codes, in the same `reason` column.
 TOO_LARGE = "too_large"
@@ -42,61 +52,6 @@ JOB_ERROR = "internal_error"
 """failed: a defect in the job's own worker code (the core's reason code of the same name)."""
 
 ARCHIVE_SEPARATOR = "!"
-
-
-def _record_fields() -> list[pa.Field]:
-    """The document record's columns, from the core's `DocumentRecord` (source_path is an input column)."""
-    hints = typing.get_type_hints(DocumentRecord)
-    return [
-        pa.field(name, pa.int32() if hints[name] is int else pa.string(), nullable=name != "status")
-        for name in (f.name for f in dataclasses.fields(DocumentRecord))
-        if name != "source_path"
-    ]
-
-
-RECORD_FIELDS: list[pa.Field] = _record_fields()
-
-INPUT_FIELDS = [
-    pa.field("source_file", pa.string(), nullable=False),
-    pa.field("source_path", pa.string(), nullable=False),
-    pa.field("size", pa.int64()),
-    pa.field("modification_time", pa.timestamp("us", tz="UTC")),
-    pa.field("content_sha256", pa.string()),
-]
-"""`size`/`modification_time` are the stored file's (for a member: the archive's), which is what incremental
-runs compare; `content_sha256` is of the input's bytes."""
-
-RECORD = "record"
-RESOURCE = "resource"
-TABLES = tuple(TABLE_SCHEMAS)
-KINDS = (RECORD, RESOURCE, *TABLES)
-"""Values of `kind`, each also the name of the struct column that holds that kind's row."""
-
-COMMON_FIELDS = [
-    pa.field("kind", pa.string(), nullable=False),
-    pa.field("source_file", pa.string(), nullable=False),
-    pa.field("content_sha256", pa.string()),
-]
-"""On every row: what the row is, and the stored file and input bytes it comes from."""
-
-# The source file and content hash are common columns, so the record struct leaves them out.
-_RECORD_STRUCT_FIELDS = [f for f in INPUT_FIELDS if f.name not in ("source_file", "content_sha256")] + RECORD_FIELDS
-RECORD_TYPE = pa.struct(_RECORD_STRUCT_FIELDS)
-RESOURCE_TYPE = pa.struct(
-    [
-        pa.field("resource_type", pa.string(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("json", pa.string(), nullable=False),
-    ]
-)
-STRUCT_TYPES: dict[str, pa.StructType] = {
-    RECORD: RECORD_TYPE,
-    RESOURCE: RESOURCE_TYPE,
-    **{table: pa.struct(list(schema)) for table, schema in TABLE_SCHEMAS.items()},
-}
-
-OUTPUT_SCHEMA = pa.schema([*COMMON_FIELDS, *(pa.field(kind, STRUCT_TYPES[kind]) for kind in KINDS)])
-"""The staged rows: `kind`, `source_file`, `content_sha256`, and one struct column per kind."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,9 +112,9 @@ class _Output:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The buffered rows as record batches of one kind each, at most FLUSH_ROWS rows per batch."""
-        records = {f.name: pa.array([r[f.name] for r in self.records], f.type) for f in _RECORD_STRUCT_FIELDS}
+        records = {f.name: pa.array([r[f.name] for r in self.records], f.type) for f in RECORD_STRUCT_FIELDS}
         structs = {
-            RECORD: pa.StructArray.from_arrays(list(records.values()), fields=_RECORD_STRUCT_FIELDS),
+            RECORD: pa.StructArray.from_arrays(list(records.values()), fields=RECORD_STRUCT_FIELDS),
             RESOURCE: pa.StructArray.from_arrays(
                 [
                     pa.array(self.resource_types, pa.string()),

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from . import processes
+from .errors import LockLost, OutputBusy
 
 log = logging.getLogger("sr2fhir")
 
@@ -56,14 +57,6 @@ class Files(Protocol):
     def delete(self, uri: str) -> None: ...
 
     def modified_ms(self, uri: str) -> int: ...
-
-
-class OutputBusy(RuntimeError):
-    """Another job holds the output's lock."""
-
-
-class LockLost(RuntimeError):
-    """The lock this job took is no longer its own (taken over after a stall longer than the expiry)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ dcmjs, older dcmqi) write the same concepts in the old form, and both must match
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
 from .content import Code
@@ -57,13 +57,22 @@ UNREGISTERED_SYSTEM_PREFIX = "urn:dicom:coding-scheme:"
 URN, documented in docs/mapping-decisions.md, stable so that queries over it keep working."""
 
 
+LegacySnomedTable = Callable[[], Mapping[str, str]]
+_legacy_snomed_table: LegacySnomedTable | None = None
+
+
+def use_legacy_snomed_table(table: LegacySnomedTable) -> None:
+    """Where SNOMED-RT → SNOMED CT ids come from: DICOM's table (PS3.16 Annex O), which pydicom ships. Only the
+    reading layer may use pydicom, so `sr2fhir_core.mapping` hands its accessor over here when imported."""
+    global _legacy_snomed_table
+    _legacy_snomed_table = table
+    _snomed_rt_to_ct.cache_clear()
+    _CONCEPT_KEYS.clear()
+
+
 @lru_cache(maxsize=1)
 def _snomed_rt_to_ct() -> Mapping[str, str]:
-    # pydicom ships DICOM's complete SNOMED-RT → SNOMED CT table (PS3.16 Annex O); using it keeps this
-    # project from carrying an 8,000-row copy. It is a plain dict, imported once.
-    from pydicom.sr._snomed_dict import mapping
-
-    return mapping["SRT"]
+    return _legacy_snomed_table() if _legacy_snomed_table is not None else {}
 
 
 SNOMED_RT_SUPPLEMENT: dict[str, str] = {

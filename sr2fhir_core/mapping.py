@@ -18,9 +18,11 @@ from .content import count_items
 from .errors import MappingWarning, RejectionReason, SRRejected
 from .fhir import build_resources
 from .options import MappingOptions
-from .reading import read_document
+from .reading import legacy_snomed_table, read_document
 from .rows import build_rows
 from .tid1500.parse import parse_report
+
+codes.use_legacy_snomed_table(legacy_snomed_table)
 
 
 class DocumentStatus(StrEnum):

@@ -41,7 +41,7 @@ def spark(request: pytest.FixtureRequest) -> Iterator[SparkSession]:
     include one on the loopback S3 server (fixture `s3_endpoint`)."""
     pytest.importorskip("pyspark")
     from jobs.config import load_config
-    from jobs.session import local_session
+    from jobs.spark.session import local_session
 
     s3 = any("s3_endpoint" in getattr(item, "fixturenames", ()) for item in request.session.items)
     config = load_config(inputs=["unused"], output="unused", overrides=["output.progress_interval_seconds=0"])

@@ -1,4 +1,4 @@
-"""The JVM class archive of local sessions (jobs/class_archive.py): which JVM options a session gets in each state
+"""The JVM class archive of local sessions (jobs/spark/class_archive.py): which JVM options a session gets in each state
 of the cache folder, and that a session whose JVM refuses the archive starts without it. No JVM is started here:
 the JVM's side (dump at exit, CRC check, refusal of a truncated archive) is measured in benchmarks/FINDINGS.md."""
 
@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from jobs import session
-from jobs.class_archive import KEPT_ARCHIVES, UNCLAIMED_LOCK_SECONDS, ClassArchive, dump_under_way
+from jobs.spark import session
+from jobs.spark.class_archive import KEPT_ARCHIVES, UNCLAIMED_LOCK_SECONDS, ClassArchive, dump_under_way
 
 DELTA = ["io.delta:delta-spark_4.2_2.13:4.4.0"]
 

@@ -1,4 +1,4 @@
-"""The jars of a local session (jobs/jars.py): the record per package set, resolution serialised by a lock across
+"""The jars of a local session (jobs/spark/jars.py): the record per package set, resolution serialised by a lock across
 processes, retried, and a final failure in one line; a session is given files (`spark.jars`), never packages.
 No JVM here: a fake resolver stands in for spark-submit's Ivy (tests/job/test_jar_resolution.py runs the real one)."""
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from jobs import jars, session
 from jobs.config import load_config
-from jobs.jars import JarCache, JarResolutionError, JavaNotFound, ResolutionFailed, Resolver, session_jars
+from jobs.spark import jars, session
+from jobs.spark.jars import JarCache, JarResolutionError, JavaNotFound, ResolutionFailed, Resolver, session_jars
 
 DELTA = ["io.delta:delta-spark_4.2_2.13:4.4.0"]
 EXCLUDES = ["org.apache.hadoop:hadoop-client-api"]
@@ -104,7 +104,7 @@ def test_a_final_failure_is_one_line_naming_what_failed(tmp_path: Path) -> None:
     assert "\n" not in message
     assert "after 3 attempts: [download failed: io.delta#delta-spark_4.2_2.13;4.4.0" in message
     assert str(cache.log_path) in message
-    assert failure.value.exit_code == 2
+    assert failure.value.exit_status == 2
     assert not cache.path.exists()
 
 

@@ -1,4 +1,4 @@
-"""How a local session's JVM is told to log (`spark.quiet_jvm_logs`, jobs/log4j2.properties): the bundled
+"""How a local session's JVM is told to log (`spark.quiet_jvm_logs`, jobs/spark/log4j2.properties): the bundled
 configuration unless the user has one, and loopback binding for local masters. No JVM is started here: the
 session start is replaced by a fake that records the JVM options it is given. What the JVM then prints is
 checked on a real run in tests/job/test_sample_and_notebook.py."""
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from jobs import session
 from jobs.config import ConfigError, load_config
+from jobs.spark import session
 
 PROPERTY = "-Dlog4j2.configurationFile="
 

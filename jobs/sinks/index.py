@@ -18,7 +18,7 @@ resource's id is made from its report's SOP Instance UID (`sr2fhir_core.fhir.ids
 files whose ledger rows name an origin's SOP instance can hold one (usually none: their entries are read by
 run), and a Delta index is partitioned by `resource_type`, so the shared resources' holders come from the shared
 types' partitions (about a fifth of the rows). An index written before it was partitioned is read whole until
-`sr2fhir maintain` lays it out again (`relayout`); a Parquet index is not partitioned.
+`sr2fhir maintain` lays it out again (`delta_maintenance.relayout`); a Parquet index is not partitioned.
 
 The index covers the lake only when it was started with the ledger (a first run or a full refresh): an output
 written before the index existed gets it from its next `--full-refresh`, and exports no deletions until then
@@ -32,79 +32,30 @@ import logging
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sr2fhir_core.fhir.ids import DOCUMENT_SCOPED_TYPES
+from sr2fhir_core import DOCUMENT_SCOPED_TYPES
 
-from ..fs import HadoopFS
-from ..mapping import RESOURCE
-from .tables import AUTO_COMPACT, STATS_PROPERTY
+from .. import staging
+from .store import TableSpec, TableStore
 
 log = logging.getLogger("sr2fhir")
 
 NAME = "resources"
 KEY = ("resource_type", "resource_id")
 PARTITION_BY = "resource_type"
-"""A Delta index's partition column: the lookup of shared resources' holders reads their types' folders only."""
-STATS_COLUMNS = ("run_id", "source_file", "resource_id")
-"""Delta file statistics: `run_id` prunes the candidates' read to the files their runs wrote (each run appends
-its own files); the others are what the joins select by (the partition column needs none, and Delta refuses it)."""
+SPEC = TableSpec(
+    name=NAME,
+    delta_partition_by=(PARTITION_BY,),  # the lookup of shared resources' holders reads their types' folders only
+    # `run_id` prunes the candidates' read to the files their runs wrote (each run appends its own files); the
+    # others are what the joins select by (the partition column needs none, and Delta refuses it).
+    stats_columns=("run_id", "source_file", "resource_id"),
+    zorder_by="run_id",  # deletions and the prune read the entries of a few runs by a literal filter on run_id
+)
+STATS_COLUMNS = SPEC.stats_columns
 
 
 def index_rows(staged: DataFrame, run_id: str) -> DataFrame:
-    """This run's entries, from the staged resource rows' type and id (Parquet reads neither the JSON nor the
-    other kinds' columns)."""
-    return (
-        staged.where(F.col("kind") == RESOURCE)
-        .select(
-            "source_file",
-            F.col(f"{RESOURCE}.resource_type").alias("resource_type"),
-            F.col(f"{RESOURCE}.id").alias("resource_id"),
-        )
-        .distinct()
-        .withColumn("run_id", F.lit(run_id))
-    )
-
-
-def exists(fs: HadoopFS, uri: str, table_format: str) -> bool:
-    return fs.exists(f"{uri}/_delta_log" if table_format == "delta" else uri)
-
-
-def read(spark: SparkSession, uri: str, table_format: str) -> DataFrame:
-    return spark.read.format(table_format).load(uri)
-
-
-def append(
-    spark: SparkSession, fs: HadoopFS, uri: str, rows: DataFrame, table_format: str, *, auto_compact: bool = False
-) -> None:
-    """Append this run's entries (creating a Delta table with its statistics columns first)."""
-    if table_format == "delta" and not exists(fs, uri, table_format):
-        from delta.tables import DeltaTable
-
-        builder = (
-            DeltaTable.createIfNotExists(spark)
-            .location(uri)
-            .addColumns(rows.schema)
-            .partitionedBy(PARTITION_BY)
-            .property(STATS_PROPERTY, ",".join(STATS_COLUMNS))
-        )
-        if auto_compact:
-            builder = builder.property(AUTO_COMPACT, "true")
-        builder.execute()
-    rows.write.format(table_format).mode("append").save(uri)
-
-
-def relayout(spark: SparkSession, uri: str) -> bool:
-    """Partition a Delta index written before it was partitioned by `resource_type` (the same rows, in an overwrite
-    commit after a property commit); False when it already is."""
-    from delta.tables import DeltaTable
-
-    detail = DeltaTable.forPath(spark, uri).detail().first()
-    if detail is not None and list(detail["partitionColumns"]) == [PARTITION_BY]:
-        return False
-    # Older indexes had statistics on resource_type too, which a partition column may not have.
-    spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('{STATS_PROPERTY}' = '{','.join(STATS_COLUMNS)}')")
-    rows = spark.read.format("delta").load(uri)
-    rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(PARTITION_BY).save(uri)
-    return True
+    """This run's entries, one per (file, type, id), from the staged resource rows."""
+    return staging.resource_keys(staged).distinct().withColumn("run_id", F.lit(run_id))
 
 
 def deletions(
@@ -198,39 +149,15 @@ def _collect(keys: DataFrame) -> list[tuple[str, str]]:
     return sorted((r["resource_type"], r["resource_id"]) for r in keys.collect())
 
 
-def prune(
-    spark: SparkSession,
-    fs: HadoopFS,
-    uri: str,
-    table_format: str,
-    *,
-    run_id: str,
-    superseded: DataFrame | None,
-) -> None:
+def prune(store: TableStore, *, run_id: str, superseded: DataFrame | None) -> None:
     """After the ledger commit, delete the entries this run superseded: those of `superseded`'s (source_file,
     run_id) pairs (the files it mapped or removed, with their previous latest run), or with `superseded` None (a
-    full refresh) every entry of another run. Delta: one commit, which reads only those runs' files (a literal
-    filter on `run_id`, which has statistics); Parquet: a rewrite and a swap."""
-    if not exists(fs, uri, table_format):
+    full refresh) every entry of another run. One commit (Delta), which reads only those runs' files: a literal
+    filter on `run_id`, which has statistics."""
+    if not store.exists():
         return
-    if table_format == "delta":
-        from delta.tables import DeltaTable
-
-        target = DeltaTable.forPath(spark, uri)
-        if superseded is None:
-            target.delete(F.col("run_id") != run_id)
-            return
-        run_ids = [r["run_id"] for r in superseded.select("run_id").distinct().collect()]
-        condition = F.col("t.run_id").isin(run_ids) & F.expr("t.run_id = s.run_id AND t.source_file = s.source_file")
-        target.alias("t").merge(superseded.alias("s"), condition).whenMatchedDelete().execute()
-        return
-    rows = read(spark, uri, table_format)
     if superseded is None:
-        kept = rows.where(F.col("run_id") == run_id)
-    else:
-        kept = rows.join(superseded, ["source_file", "run_id"], "left_anti")
-    staging, previous = f"{uri}.next", f"{uri}.previous"
-    kept.write.mode("overwrite").parquet(staging)
-    fs.rename(uri, previous)
-    fs.rename(staging, uri)
-    fs.delete(previous)
+        store.delete_where(F.col("run_id") != run_id)
+        return
+    run_ids = [r["run_id"] for r in superseded.select("run_id").distinct().collect()]
+    store.delete_matching(superseded, ("run_id", "source_file"), prune=F.col("t.run_id").isin(run_ids))

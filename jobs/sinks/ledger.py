@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..fs import HadoopFS
-from ..mapping import INPUT_FIELDS, RECORD_FIELDS
-from .tables import AUTO_COMPACT
+from ..staging import INPUT_FIELDS, RECORD_FIELDS
+from .store import TableSpec, TableStore
 
 REMOVED = "removed"
 """`status` of a ledger row saying that its file is gone from the lake and its rows from the tables."""
@@ -34,35 +33,19 @@ COLUMNS = [
 ]
 
 
+SPEC = TableSpec(name="documents")
+"""Read whole by every run (each file's latest state): bin-packing is what maintenance gives it, not a sort order."""
+
+
 class Ledger:
-    def __init__(
-        self, spark: SparkSession, fs: HadoopFS, uri: str, table_format: str, *, auto_compact: bool = False
-    ) -> None:
-        self.spark = spark
-        self.fs = fs
-        self.uri = uri
-        self.format = table_format
-        self.auto_compact = auto_compact
-
-    def _append(self, rows: DataFrame, mode: str = "append") -> None:
-        """Write rows; a Delta ledger that does not exist yet is created first with auto compaction, if asked."""
-        if self.format == "delta" and self.auto_compact and not self.fs.exists(f"{self.uri}/_delta_log"):
-            from delta.tables import DeltaTable
-
-            DeltaTable.createIfNotExists(self.spark).location(self.uri).addColumns(rows.schema).property(
-                AUTO_COMPACT, "true"
-            ).execute()
-        rows.write.format(self.format).mode(mode).save(self.uri)
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
 
     def exists(self) -> bool:
-        if self.format == "delta":
-            from delta.tables import DeltaTable
-
-            return bool(DeltaTable.isDeltaTable(self.spark, self.uri))
-        return self.fs.exists(self.uri)
+        return self.store.exists()
 
     def read(self) -> DataFrame:
-        return self.spark.read.format(self.format).load(self.uri)
+        return self.store.read()
 
     def file_states(self, only: DataFrame | None = None) -> DataFrame:
         """Per stored file, what its latest run saw: size, modification time, mapping fingerprint, and
@@ -122,7 +105,7 @@ class Ledger:
         rows = latest.select(*columns).dropDuplicates(["source_path"]).persist()
         try:
             written = rows.count()
-            self._append(rows)
+            self.store.append(rows)
         finally:
             rows.unpersist()
         return written
@@ -139,4 +122,7 @@ class Ledger:
             F.lit(fingerprint).alias("mapping_fingerprint"),
             *(f.name for f in RECORD_FIELDS),
         )
-        self._append(rows, "overwrite" if replace else "append")
+        if replace:
+            self.store.overwrite(rows)
+        else:
+            self.store.append(rows)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ..fs import HadoopFS
-from ..mapping import RESOURCE
+from .. import staging
+from ..spark.fs import HadoopFS
 
 MANIFEST = "manifest.json"
 FINE_BUCKETS = 4096
@@ -83,18 +83,13 @@ class Plan:
     """Per type: (bucket, resources) of each file, in the order of the files' numbers."""
 
 
-def resources(staged: DataFrame) -> DataFrame:
-    """(resource_type, id, json): every resource of the run, copies included."""
-    return staged.where(F.col("kind") == RESOURCE).select(f"{RESOURCE}.*")
-
-
 def _fine_bucket() -> Column:
     return F.pmod(F.xxhash64("id"), F.lit(FINE_BUCKETS))
 
 
 def resource_counts(staged: DataFrame) -> tuple[dict[str, dict[int, int]], dict[str, int]]:
     """(distinct ids per type and fine bucket, resources per type with copies), from the type and id columns."""
-    per_id = resources(staged).groupBy("resource_type", "id").agg(F.count(F.lit(1)).alias("copies"))
+    per_id = staging.resources(staged).groupBy("resource_type", "id").agg(F.count(F.lit(1)).alias("copies"))
     rows = (
         per_id.groupBy("resource_type", _fine_bucket().alias("fine"))
         .agg(F.count(F.lit(1)).alias("ids"), F.sum("copies").alias("copies"))
@@ -136,7 +131,7 @@ def unique_resources(staged: DataFrame, buckets: dict[str, int]) -> DataFrame:
     counts = F.create_map(*(x for t, n in sorted(buckets.items()) for x in (F.lit(t), F.lit(n))))
     bucket = F.pmod(_fine_bucket(), counts[F.col("resource_type")]).cast("int")
     return (
-        resources(staged)
+        staging.resources(staged)
         .withColumn("bucket", bucket)
         .repartition(sum(buckets.values()), "resource_type", "bucket")
         .groupBy("resource_type", "bucket", "id")

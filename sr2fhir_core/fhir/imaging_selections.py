@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ..errors import WarningCode
 from ..options import SopClassSystem
-from ..reading.sop_classes import SOP_CLASS_NAMES
+from ..sop_classes import SOP_CLASS_NAMES
 from ..tid1500.model import ImageReference, ImageReferenceKind, MeasurementGroup, ReferencedInstance
 from . import profiles
 from .context import ReportContext, meta

@@ -14,12 +14,22 @@ are the same.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..document import SRDocument
 from ..options import Reader
 from .fast_parser import SCANNER, FastReaderUnsupported
 from .fast_reader import TREE_BUILDER
 from .fast_reader import read_document as read_fast
 from .pydicom_reader import read_document as read_with_pydicom
+
+
+def legacy_snomed_table() -> Mapping[str, str]:
+    """DICOM's SNOMED-RT → SNOMED CT concept ids (PS3.16 Annex O), as pydicom ships them: a plain dict, imported
+    on first use, that keeps this project from carrying an 8,000-row copy (`codes.canonical` uses it)."""
+    from pydicom.sr._snomed_dict import mapping
+
+    return mapping["SRT"]
 
 
 def read_document(data: bytes, reader: Reader = Reader.AUTO) -> SRDocument:
@@ -31,4 +41,12 @@ def read_document(data: bytes, reader: Reader = Reader.AUTO) -> SRDocument:
         return read_with_pydicom(data)
 
 
-__all__ = ["SCANNER", "TREE_BUILDER", "FastReaderUnsupported", "read_document", "read_fast", "read_with_pydicom"]
+__all__ = [
+    "SCANNER",
+    "TREE_BUILDER",
+    "FastReaderUnsupported",
+    "legacy_snomed_table",
+    "read_document",
+    "read_fast",
+    "read_with_pydicom",
+]

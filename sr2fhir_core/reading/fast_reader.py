@@ -60,10 +60,10 @@ from ..document import (
     Udi,
 )
 from ..errors import RejectionReason, SRRejected
+from ..sop_classes import is_sr_storage
 from . import fast_values as v
 from . import tags as t
 from .fast_parser import FastReaderUnsupported, RawDataSet, parse
-from .sop_classes import is_sr_storage
 from .transfer_syntaxes import check_transfer_syntax
 
 __all__ = ["TREE_BUILDER", "FastReaderUnsupported", "read_document", "using_tree_builder"]

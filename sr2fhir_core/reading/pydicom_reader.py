@@ -61,7 +61,7 @@ from ..document import (
     Udi,
 )
 from ..errors import RejectionReason, SRRejected
-from .sop_classes import is_sr_storage
+from ..sop_classes import is_sr_storage
 from .tags import (
     CODE_MEANING,
     CODE_VALUE,

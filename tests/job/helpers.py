@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs import sr_to_fhir
 from jobs.config import load_config
+from jobs.run import run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -55,7 +55,7 @@ def run_job(
         table_format=table_format,
         full_refresh=full_refresh,
     )
-    return sr_to_fhir.run(spark, config, before_ledger=before_ledger)
+    return run(spark, config, before_ledger=before_ledger)
 
 
 def table(spark: SparkSession, output: Path, name: str, table_format: str = "delta") -> DataFrame:
@@ -104,7 +104,7 @@ class Killed(RuntimeError):
 
 
 def kill_before_ledger() -> None:
-    """`sr_to_fhir.run`'s `before_ledger` hook of a run killed after its tables and export, before its ledger."""
+    """`jobs.run.run`'s `before_ledger` hook of a run killed after its tables and export, before its ledger."""
     raise Killed("simulated kill after the tables and the export, before the ledger commit")
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jobs.sinks import ndjson
-from jobs.sources import Inputs
+from jobs.sources.inputs import Inputs
 from sr2fhir_core import map_sr
 
 from .helpers import Killed, kill_before_ledger, ledger, run_job

@@ -127,7 +127,7 @@ def test_new_files_are_appended_and_a_killed_append_is_undone(
     (lake / "arrived later" / "2.dcm").write_bytes(reports[1].read_bytes())
     # Killed after its MERGE: the new file's rows are in the tables, unknown to the ledger. The changed file
     # gets its old time back, which the ledger knows, but the killed run merged its rows: the next run maps both
-    # again (`jobs/recovery.py`), and must merge the new file all the same.
+    # again (`jobs/run/recovery.py`), and must merge the new file all the same.
     with pytest.raises(Killed):
         run_job(spark, [lake], output, before_ledger=kill_before_ledger)
     for name in TABLES:
@@ -295,8 +295,10 @@ def test_file_states_take_each_files_latest_run_and_any_failed_member(spark: Spa
     whether any input of that run failed (an archive read half way: mapped members and a failed archive row)."""
     from datetime import datetime
 
-    from jobs.fs import HadoopFS
+    from jobs.sinks.ledger import SPEC as LEDGER_SPEC
     from jobs.sinks.ledger import Ledger
+    from jobs.sinks.store import open_store
+    from jobs.spark.fs import HadoopFS
 
     then, now = datetime(2026, 1, 1), datetime(2026, 2, 1)  # naive: they come back as they went in
     first, second = "20260101T000000000000Z-aaaaaa", "20260201T000000000000Z-bbbbbb"
@@ -312,7 +314,7 @@ def test_file_states_take_each_files_latest_run_and_any_failed_member(spark: Spa
     uri = str(tmp_path / "documents")
     columns = ["source_file", "run_id", "size", "modification_time", "mapping_fingerprint", "status"]
     spark.createDataFrame(rows, columns).write.parquet(uri)
-    states = Ledger(spark, HadoopFS(spark), uri, "parquet").file_states().collect()
+    states = Ledger(open_store(spark, HadoopFS(spark), uri, LEDGER_SPEC, "parquet")).file_states().collect()
     assert {r["source_file"]: tuple(r)[1:] for r in states} == {
         "a.tar.gz": (20, now, "f2", True, False, second),
         "b.dcm": (30, then, "f1", False, False, first),

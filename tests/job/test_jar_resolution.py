@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import jars
 from jobs.config import load_config
-from jobs.jars import JarCache, JarResolutionError, session_jars
+from jobs.spark import jars
+from jobs.spark.jars import JarCache, JarResolutionError, session_jars
 
 from .helpers import REPO_ROOT
 

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 import pytest
 
 from jobs.config import ConfigError, load_config
-from jobs.mapping import KINDS, OUTPUT_SCHEMA, RECORD_FIELDS, RECORD_TYPE, Mapper, MapperSettings, is_archive
+from jobs.mapping import Mapper, MapperSettings, is_archive
+from jobs.staging import KINDS, OUTPUT_SCHEMA, RECORD_FIELDS, RECORD_TYPE
 from sr2fhir_core import DocumentRecord, MappingOptions, dumps_json, map_sr
 from sr2fhir_synth import write_sample_corpus
 
@@ -77,7 +78,7 @@ def test_maintenance_needs_no_inputs_and_keeps_its_defaults() -> None:
 
 def test_input_folders_are_the_inputs_that_name_a_folder(tmp_path: Path) -> None:
     """Removal is judged only under inputs that name a place: folders, not files, globs or missing paths."""
-    from jobs.removals import input_folders
+    from jobs.run.removals import input_folders
 
     class LocalFS:  # the two HadoopFS calls input_folders makes, on the local file system
         def qualify(self, uri: str) -> str:
@@ -180,7 +181,7 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
 
 
 def test_run_summary_configuration_has_no_secrets() -> None:
-    from jobs.sr_to_fhir import _redacted
+    from jobs.run.summary import redacted
 
     tree = {
         "spark": {
@@ -192,7 +193,7 @@ def test_run_summary_configuration_has_no_secrets() -> None:
             }
         }
     }
-    assert _redacted(tree) == {
+    assert redacted(tree) == {
         "spark": {
             "settings": {
                 "spark.hadoop.fs.s3a.secret.key": "***",
@@ -271,8 +272,8 @@ def test_ndjson_file_bound_must_be_positive() -> None:
 
 
 def test_pending_files_deleted_before_they_were_read_stay_pending() -> None:
-    from jobs.recovery import Pending, Reconciliation
-    from jobs.sources import Listed
+    from jobs.run.recovery import Pending, Reconciliation
+    from jobs.sources.inputs import Listed
 
     listed = [Listed(f"file:/lake/{name}", 10, 0, f"file:/lake/{name}") for name in ("a.dcm", "b.dcm")]
     reconciliation = Reconciliation(to_map=listed, purged=["file:/lake/c.dcm"], kept=["file:/lake/z.dcm"])

@@ -1,6 +1,6 @@
-"""The listing from folder listings (jobs/listing.py) against the `binaryFile` scan's listing it replaces: the same
-files with the same values, row for row, over a tree of the names Spark's rules treat specially, and the zero-byte
-files that the scan drops besides."""
+"""The listing from folder listings (jobs/sources/listing.py) against the `binaryFile` scan's listing it replaces: the
+same files with the same values, row for row, over a tree of the names Spark's rules treat specially, and the
+zero-byte files that the scan drops besides."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from jobs import listing
 from jobs.config import load_config
-from jobs.session import apply_runtime_settings
-from jobs.sources import InputError, Inputs, Listed, listed_struct, open_inputs
+from jobs.sources import listing
+from jobs.sources.inputs import InputError, Inputs, Listed, listed_struct, open_inputs
+from jobs.spark.session import apply_runtime_settings
 
 from .helpers import BUCKET, run_job, s3_settings
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jobs import maintenance, sr_to_fhir
+from jobs import layout, maintenance
 from jobs.config import load_config
-from jobs.fs import HadoopFS
+from jobs.sinks import delta_maintenance
+from jobs.spark.fs import HadoopFS
 
 from .helpers import TABLES, operations, run_job, table_rows, table_snapshot
 
@@ -46,7 +47,7 @@ def snapshot(spark: SparkSession, output: Path) -> dict[str, list[dict]]:
 def data_files(spark: SparkSession, output: Path, name: str) -> int:
     from delta.tables import DeltaTable
 
-    return maintenance.data_files(DeltaTable.forPath(spark, str(output / "tables" / name)))
+    return delta_maintenance.data_files(DeltaTable.forPath(spark, str(output / "tables" / name)))
 
 
 def stored_files(output: Path, name: str) -> int:
@@ -82,7 +83,7 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     # A research table written before `source_file` had statistics (older versions) gets them back: Z-ordering
     # by a column needs them.
     measurements = output / "tables" / "measurements"
-    stats = maintenance.STATS_PROPERTY
+    stats = delta_maintenance.STATS_PROPERTY
 
     def statistics_columns() -> str:
         return spark.sql(f"SHOW TBLPROPERTIES delta.`{measurements}`").where(f"key = '{stats}'").collect()[0]["value"]
@@ -164,10 +165,10 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     for folder in (killed, other):
         folder.mkdir()
         (folder / "manifest.json").write_text("{}")
-    third_started = sr_to_fhir.run_started(runs_ids[2])
+    third_started = layout.run_started(runs_ids[2])
     assert third_started is not None
     exports = maintenance.remove_old_exports(
-        HadoopFS(spark), sr_to_fhir.Layout(output.as_uri()), days=1, now=third_started + timedelta(days=1)
+        HadoopFS(spark), layout.Layout(output.as_uri()), days=1, now=third_started + timedelta(days=1)
     )
     assert (exports.removed, exports.kept) == (2, RUNS + 1 - 2 + 2)
     assert sorted(path.name for path in (output / "fhir").iterdir()) == sorted([*runs_ids[2:], killed.name, "notes"])

@@ -12,8 +12,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from jobs import cli, output_lock
-from jobs.fs import HadoopFS
+from jobs.errors import ExitStatus
 from jobs.output_lock import Holder
+from jobs.spark.fs import HadoopFS
 
 from .helpers import run_job
 
@@ -36,7 +37,7 @@ def test_a_job_on_a_busy_output_stops_and_changes_nothing(
         busy_maintain = cli.main(["maintain", "-q", "--output", str(output)])
         assert _tree(output) == sorted([*before, output_lock.NAME, f".{output_lock.NAME}.crc"])
         other.confirm()  # still the other job's
-    assert busy_run == busy_maintain == cli.BUSY == 75
+    assert busy_run == busy_maintain == ExitStatus.BUSY == 75
     err = capsys.readouterr().err
     assert f"sr2fhir run: `sr2fhir run` on {other.holder.host} (process {other.holder.pid}" in err
     assert "sr2fhir maintain: `sr2fhir run` on" in err

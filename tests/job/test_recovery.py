@@ -1,5 +1,5 @@
 """Runs killed after their table commits, before their ledger commit: their files are carried forward
-(`jobs/recovery.py`) until a committed run has reconciled them, so no orphan or stale row is left whatever
+(`jobs/run/recovery.py`) until a committed run has reconciled them, so no orphan or stale row is left whatever
 happens to those files in between: deleted, or restored to the size and time the ledger knows."""
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def test_a_changed_file_merged_by_a_killed_run_then_restored_is_mapped_again(
 def test_the_pending_files_survive_further_kills_and_runs_over_other_folders(
     spark: SparkSession, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobs import sr_to_fhir
+    from jobs.run import select
 
     lake = copy_lake(sample, tmp_path)
     output = tmp_path / "out"
@@ -130,7 +130,7 @@ def test_the_pending_files_survive_further_kills_and_runs_over_other_folders(
         raise Killed("simulated kill after recovery")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sr_to_fhir, "_select_files", killed_listing)
+        patch.setattr(select, "_select_files", killed_listing)
         with pytest.raises(Killed):
             run_job(spark, [lake], output)
     assert not (output / "_staging").exists() and _pending(output) == carried

@@ -134,7 +134,7 @@ def test_a_failed_sink_cancels_the_others_and_raises(spark: SparkSession) -> Non
     them, then is raised."""
     from pyspark.sql import functions as F
 
-    from jobs.sr_to_fhir import _side_by_side
+    from jobs.run.execution import side_by_side
 
     def slow() -> float:  # many minutes of work on two cores unless cancelled
         row = spark.range(0, 10**12, numPartitions=4).select(F.sum(F.sqrt("id"))).first()
@@ -147,6 +147,6 @@ def test_a_failed_sink_cancels_the_others_and_raises(spark: SparkSession) -> Non
 
     started = time.monotonic()
     with pytest.raises(ValueError, match="sink failed"):
-        _side_by_side(spark, "sr2fhir-test-cancel", {"slow": slow, "broken": broken})
+        side_by_side(spark, "sr2fhir-test-cancel", {"slow": slow, "broken": broken})
     assert time.monotonic() - started < 30
     assert spark.range(3).count() == 3  # the session is fine afterwards

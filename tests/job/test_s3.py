@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jobs import output_lock
-from jobs.fs import HadoopFS
+from jobs.spark.fs import HadoopFS
 
 from .helpers import BUCKET, export_lines, ledger, run_job, s3_settings, table, table_rows
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jobs.config import load_config
-from jobs.sources import open_inputs
+from jobs.sources.inputs import open_inputs
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -17,9 +17,9 @@ import re
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import listing
-from .config import JobConfig
-from .fs import HadoopFS
+from ..config import JobConfig
+from ..sources import listing
+from ..spark.fs import HadoopFS
 
 log = logging.getLogger("sr2fhir")
 

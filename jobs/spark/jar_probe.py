@@ -1,4 +1,4 @@
-"""The application of the child spark-submit that resolves a local session's packages (jobs/jars.py). Its JVM has
+"""The application of the child spark-submit that resolves a local session's packages (jobs/spark/jars.py). Its JVM has
 resolved and downloaded them before it starts this script, which only prints the jars that JVM was given."""
 
 import json

@@ -35,14 +35,13 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
+from .. import staging
+from ..config import JobConfig
+from ..sinks.ledger import Ledger
+from ..sources.inputs import Inputs, Listed, listed_struct
+from ..spark.fs import HadoopFS
 from . import removals
-from .config import JobConfig
-from .fs import HadoopFS
-from .mapping import RECORD
-from .sinks.ledger import Ledger
-from .sources import Inputs, Listed, listed_struct
 
 log = logging.getLogger("sr2fhir")
 
@@ -95,12 +94,12 @@ class Reconciliation:
         }
 
 
-def carry_forward(spark: SparkSession, fs: HadoopFS, root: str, run_id: str, staging: str, schema: StructType) -> None:
+def carry_forward(spark: SparkSession, fs: HadoopFS, root: str, run_id: str, staged: str) -> None:
     """Write the list of a killed run's files from its staging (which the caller deletes afterwards)."""
     target = f"{root}/{FOLDER}/{run_id}{_SUFFIX}"
-    if not fs.exists(f"{staging}/_SUCCESS") or fs.exists(target):  # no table written, or carried already
+    if not fs.exists(f"{staged}/_SUCCESS") or fs.exists(target):  # no table written, or carried already
         return
-    records = spark.read.schema(schema).parquet(staging).where(F.col("kind") == RECORD)
+    records = staging.records(staging.read(spark, staged))
     files = [row["source_file"] for row in records.select("source_file").distinct().collect()]
     log.warning("run %s was killed after its staging: %d of its files will be reconciled", run_id, len(files))
     _write_list(fs, target, files)

@@ -8,7 +8,7 @@ jars it was given). Doing it apart from the session's JVM makes it:
   downloads ("Downloaded file size (0) doesn't match expected Content Length") and both fail to start;
 - retried: a failed attempt is repeated, and a final failure is one line naming what failed;
 - quiet: Ivy's few hundred lines go to a log file beside the record, not to the console;
-- Maven Central only (jobs/ivysettings.xml), not the extra repositories of Spark's defaults, unless the
+- Maven Central only (jobs/spark/ivysettings.xml), not the extra repositories of Spark's defaults, unless the
   configuration names others (`spark.jars.repositories`) or its own Ivy settings (`spark.jars.ivySettings`).
 
 The cache folder (`spark.jar_cache_dir`; null: `$SR2FHIR_JAR_CACHE_DIR`, else `~/.cache/sr2fhir/jars`) holds:
@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlparse
 
 from filelock import FileLock, Timeout
 
+from ..errors import JarResolutionError, JavaNotFound
 from .jar_probe import JARS_LINE
 
 log = logging.getLogger("sr2fhir")
@@ -48,20 +49,6 @@ RESOLVE_TIMEOUT_SECONDS = 1800.0
 """One attempt at most: the AWS SDK bundle alone is ~690 MB."""
 _PASSED_SETTINGS = ("spark.jars.repositories", "spark.jars.ivySettings", "spark.jars.ivy")
 """Spark settings of the configuration that shape a resolution, passed on to it when given."""
-
-
-class SessionStartError(RuntimeError):
-    """A local session could not start: no Java, or its packages could not be resolved."""
-
-    exit_code = 2
-
-
-class JavaNotFound(SessionStartError):
-    pass
-
-
-class JarResolutionError(SessionStartError):
-    pass
 
 
 def cache_dir(configured: str | None, environ: Mapping[str, str] = os.environ) -> Path:

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import processes
+from .. import processes
 
 log = logging.getLogger("sr2fhir")
 

@@ -1,7 +1,7 @@
 """Inputs: URIs (files, folders, glob patterns) and path-list files on any Hadoop file system → one
 DataFrame of stored files (`source_file`, `size`, `modification_time`, and `content` on demand).
 
-The listing comes from the folders' listings alone where it can (jobs/listing.py); Spark's `binaryFile`
+The listing comes from the folders' listings alone where it can (jobs/sources/listing.py); Spark's `binaryFile`
 source reads each file's bytes only in the tasks that need them. Reading all files, its relation lists the
 inputs itself when made; reading the files a run selected from the listing, it is made of those files' statuses
 alone (`Inputs.with_content`), so a run lists the lake once.
@@ -20,13 +20,10 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 
+from ..config import JobConfig
+from ..errors import InputError
+from ..spark.fs import HadoopFS
 from . import listing
-from .config import JobConfig
-from .fs import HadoopFS
-
-
-class InputError(ValueError):
-    pass
 
 
 class Listed(NamedTuple):
@@ -91,7 +88,7 @@ class Inputs:
     def files(self) -> DataFrame:
         """source_file, size, modification_time, and `file_key`: the form of the path that `with_content(only)`
         selects by (Spark's `_metadata.file_path`, which is URL-encoded where `path` is not). From the folders'
-        listings where it can (jobs/listing.py), else from a scan of the `binaryFile` relation, which costs a
+        listings where it can (jobs/sources/listing.py), else from a scan of the `binaryFile` relation, which costs a
         status request per file, and the zero-byte files of its file index. Both hold the zero-byte files."""
         if self._listing is not None:
             return self._listing

@@ -1,5 +1,5 @@
 """The Spark session: the one the job is given (spark-submit, a cluster, a notebook, the tests), or a local
-one it starts itself with the Delta (and, for s3a:// URIs, hadoop-aws) jars (jobs/jars.py)."""
+one it starts itself with the Delta (and, for s3a:// URIs, hadoop-aws) jars (jobs/spark/jars.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from ..config import SparkConfig
+from ..errors import SessionStartError
 from .class_archive import ClassArchive
-from .config import SparkConfig
-from .jars import JarCache, SessionStartError, cache_dir, java_binary, session_jars
+from .jars import JarCache, cache_dir, java_binary, session_jars
 
 log = logging.getLogger("sr2fhir")
 

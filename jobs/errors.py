@@ -1,0 +1,73 @@
+"""What stops a command, as one hierarchy: each error carries the exit status the command ends with and a message
+for its user (one line, never a stack trace, never a value from a report). `cli.main` is the one handler.
+
+| status | meaning |
+|---|---|
+| 0 | done |
+| 1 | the run failed (a Spark job, storage): nothing was committed to the ledger; the next run maps the same files |
+| 2 | bad configuration or input, or no session could start (no Java, jars that cannot be resolved) |
+| 75 | another job holds the output (sysexits' EX_TEMPFAIL): try again later |
+| 130 / 143 | stopped by SIGINT / SIGTERM (128 + the signal), the output's lock released |
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    BUSY = 75
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class JobError(Exception):
+    """Base of the errors a command reports as they are: `str(error)` is the message for the user."""
+
+    exit_status: ClassVar[ExitStatus] = ExitStatus.FAILED
+
+
+class ConfigError(JobError, ValueError):
+    """The configuration (files, --set, flags) is invalid."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class InputError(JobError, ValueError):
+    """The inputs cannot be listed (a missing folder, an empty path list)."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class SessionStartError(JobError):
+    """A local session could not start: no Java, or its packages could not be resolved."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class JavaNotFound(SessionStartError):
+    pass
+
+
+class JarResolutionError(SessionStartError):
+    pass
+
+
+class MaintenanceError(JobError):
+    """`sr2fhir maintain` refuses its configuration (a VACUUM retention under Delta's safe minimum)."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class OutputBusy(JobError):
+    """Another job holds the output's lock; nothing was changed."""
+
+    exit_status = ExitStatus.BUSY
+
+
+class LockLost(JobError):
+    """Another job took this job's lock over (it had stalled past the expiry): this one stops before committing."""
