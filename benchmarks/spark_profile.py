@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = local_session(config.spark, s3=False)
     apply_runtime_settings(spark, config.spark)
-    settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
+    settings = MapperSettings(
+        options=config.mapping,
+        max_file_bytes=config.input.max_file_bytes,
+        max_archive_bytes=config.input.max_archive_bytes,
+    )
     schema = staging.spark_schema()
 
     def read() -> None:

@@ -40,6 +40,7 @@ class SparkConfig:
 class InputConfig:
     path_glob_filter: str | None
     max_file_bytes: int
+    max_archive_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +245,7 @@ def load_config(
             quiet_jvm_logs=_flag("spark.quiet_jvm_logs"),
             settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
         ),
-        input=_section(InputConfig, tree["input"], "input", max_file_bytes=int),
+        input=_section(InputConfig, tree["input"], "input", max_file_bytes=int, max_archive_bytes=int),
         incremental=incremental,
         out=out,
         fhir=fhir,

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import os
-import tarfile
 import time
 import traceback
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 
@@ -27,6 +24,7 @@ import pyarrow as pa
 
 from sr2fhir_core import DocumentRecord, DocumentStatus, MappingOptions, dumps_json, map_sr
 
+from . import archives
 from .staging import (
     KINDS,
     OUTPUT_SCHEMA,
@@ -51,13 +49,20 @@ ARCHIVE_ERROR = "archive_error"
 JOB_ERROR = "internal_error"
 """failed: a defect in the job's own worker code (the core's reason code of the same name)."""
 
+CORRUPT_MEMBER = "corrupt_member"
+"""rejected: a zip member that cannot be inflated (the zip's other members are read)."""
+DUPLICATE_MEMBER = "duplicate_member"
+"""rejected: an archive member shadowed by a later member of the same name (`archive!name#<n>`, not read)."""
+
 ARCHIVE_SEPARATOR = "!"
+_DUPLICATE_MESSAGE = "a later member of the archive has the same name (extraction keeps that one)"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MapperSettings:
     options: MappingOptions
     max_file_bytes: int
+    max_archive_bytes: int
 
 
 FLUSH_ROWS = 4096
@@ -151,32 +156,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}{where}"
 
 
-def is_archive(head: bytes) -> bool:
-    return (
-        head.startswith((b"PK\x03\x04", b"PK\x05\x06"))  # zip (or an empty zip)
-        or head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ"))  # gzip, bzip2, xz: compressed tar
-        or head[257:262] == b"ustar"  # plain tar
-    )
-
-
-def _members(content: bytes, limit: int) -> Iterator[tuple[str, int, bytes | None]]:
-    """(name, size, bytes or None when over the limit) of each file member of a zip or tar archive."""
-    if content.startswith(b"PK"):
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            for info in archive.infolist():
-                if not info.is_dir():
-                    yield info.filename, info.file_size, (archive.read(info) if info.file_size <= limit else None)
-        return
-    with tarfile.open(fileobj=io.BytesIO(content), mode="r:*") as archive:
-        for member in archive:
-            if member.isfile():
-                data = None
-                if member.size <= limit:
-                    handle = archive.extractfile(member)
-                    data = handle.read() if handle is not None else b""
-                yield member.name, member.size, data
-
-
 Result = tuple[dict, DocumentRecord, list[dict], dict[str, list[dict]]]
 """One input's output: its source columns, document record, resources and table rows."""
 
@@ -227,8 +206,8 @@ class Mapper:
         try:
             if content is None:
                 limit = self.settings.max_file_bytes
-                yield self._input(stored, path, None, f"larger than input.max_file_bytes ({limit:,} bytes)")
-            elif is_archive(content[:512]):
+                yield self._rejected(stored, path, TOO_LARGE, f"larger than input.max_file_bytes ({limit:,} bytes)")
+            elif archives.is_archive(content[:512]):
                 yield from self._archive(stored, path, content)
             else:
                 yield self._input(stored, path, content)
@@ -242,11 +221,26 @@ class Mapper:
 
     def _archive(self, stored: dict, path: str, content: bytes) -> Iterator[Result]:
         found = 0
+        settings = self.settings
         try:
-            for name, size, data in _members(content, self.settings.max_file_bytes):
+            for member in archives.members(
+                content, max_member_bytes=settings.max_file_bytes, max_archive_bytes=settings.max_archive_bytes
+            ):
                 found += 1
-                member = f"{path}{ARCHIVE_SEPARATOR}{name}"
-                yield self._input(stored, member, data, f"member of {size:,} bytes over input.max_file_bytes")
+                source_path = f"{path}{ARCHIVE_SEPARATOR}{member.name}"
+                if member.skipped is archives.Skipped.DUPLICATE:
+                    yield self._rejected(stored, source_path, DUPLICATE_MEMBER, _DUPLICATE_MESSAGE)
+                elif member.skipped is archives.Skipped.UNREADABLE:
+                    message = f"member cannot be inflated: {member.error}"
+                    yield self._rejected(stored, source_path, CORRUPT_MEMBER, message)
+                elif member.data is None:
+                    limit = settings.max_file_bytes
+                    yield self._rejected(stored, source_path, TOO_LARGE, f"member inflates past {limit:,} bytes")
+                else:
+                    yield self._input(stored, source_path, member.data)
+        except archives.ArchiveTooLarge as exc:  # the members read so far are kept
+            yield self._rejected(stored, path, TOO_LARGE, f"archive {exc}", _sha256(content))
+            return
         except Exception as exc:  # corrupt or truncated archive: the members read so far are kept
             record = _record(
                 path,
@@ -260,14 +254,11 @@ class Mapper:
             record = _record(path, DocumentStatus.REJECTED, EMPTY_ARCHIVE, "archive without file members")
             yield {**stored, "source_path": path, "content_sha256": _sha256(content)}, record, [], {}
 
-    def _input(self, stored: dict, source_path: str, data: bytes | None, too_large: str = "") -> Result:
-        if data is None:
-            return (
-                {**stored, "source_path": source_path, "content_sha256": None},
-                _record(source_path, DocumentStatus.REJECTED, TOO_LARGE, too_large),
-                [],
-                {},
-            )
+    def _rejected(self, stored: dict, source_path: str, reason: str, message: str, sha256: str | None = None) -> Result:
+        source = {**stored, "source_path": source_path, "content_sha256": sha256}
+        return source, _record(source_path, DocumentStatus.REJECTED, reason, message), [], {}
+
+    def _input(self, stored: dict, source_path: str, data: bytes) -> Result:
         if not data:  # the core would call it `not_dicom`; nothing is there to be anything
             return (
                 {**stored, "source_path": source_path, "content_sha256": _sha256(data)},

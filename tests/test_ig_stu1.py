@@ -111,7 +111,9 @@ def test_job_worker_maps_with_the_configured_version(corpus_dir: Path) -> None:
     batch = pa.RecordBatch.from_pylist(
         [{"source_file": "file:/x", "size": len(data), "modification_time": datetime(2024, 1, 1), "content": data}]
     )
-    out = pa.Table.from_batches(list(Mapper(MapperSettings(options=options, max_file_bytes=1 << 20))(iter([batch]))))
+    out = pa.Table.from_batches(
+        list(Mapper(MapperSettings(options=options, max_file_bytes=1 << 20, max_archive_bytes=1 << 30))(iter([batch])))
+    )
     resources = sorted(r["resource"]["json"] for r in out.to_pylist() if r["kind"] == "resource")
     expected = map_sr(data, STU1, source_path="file:/x")
     assert resources == sorted(dumps_json(r).decode() for r in expected.resources)

@@ -44,7 +44,11 @@ class Staged:
 def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
     """Map the plan's files into staging; returns what was staged, and the plan without the files that vanished."""
     spark, config = run.spark, run.config
-    settings = MapperSettings(options=config.mapping, max_file_bytes=config.input.max_file_bytes)
+    settings = MapperSettings(
+        options=config.mapping,
+        max_file_bytes=config.input.max_file_bytes,
+        max_archive_bytes=config.input.max_archive_bytes,
+    )
     with run.steps("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
         content = plan.inputs.with_content(plan.todo, scratch=run.layout.selection(run.run_id))
         mapped = content.mapInArrow(Mapper(settings, progress.callback()), staging.spark_schema())

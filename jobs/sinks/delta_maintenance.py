@@ -72,7 +72,13 @@ def relayout(spark: SparkSession, uri: str, partition_by: tuple[str, ...], stats
 
 
 def maintain_table(
-    spark: SparkSession, fs: HadoopFS, name: str, uri: str, settings: MaintenanceConfig, zorder_column: str | None
+    spark: SparkSession,
+    fs: HadoopFS,
+    name: str,
+    uri: str,
+    settings: MaintenanceConfig,
+    zorder_column: str | None,
+    stats_columns: tuple[str, ...],
 ) -> TableReport:
     from delta.tables import DeltaTable
 
@@ -83,7 +89,7 @@ def maintain_table(
         table,
         uri,
         auto_compact=settings.auto_compact,
-        stats_column=zorder_by,
+        stats_columns=stats_columns,
         retention_hours=settings.vacuum_retention_hours,
     )
     files_before = data_files(table)
@@ -138,7 +144,7 @@ def set_properties(
     uri: str,
     *,
     auto_compact: bool,
-    stats_column: str | None,
+    stats_columns: tuple[str, ...],
     retention_hours: int | None,
 ) -> None:
     """One ALTER TABLE for the properties that differ from what maintenance wants (none: no commit)."""
@@ -146,11 +152,13 @@ def set_properties(
     wanted: dict[str, str] = {}
     if properties.get(AUTO_COMPACT, "false") != str(auto_compact).lower():
         wanted[AUTO_COMPACT] = str(auto_compact).lower()
-    stats = properties.get(STATS_PROPERTY)
-    # Z-ordering needs statistics on its column: a table that names its statistics columns must name it too
-    # (one without the property has statistics on its first 32 columns).
-    if stats_column is not None and stats is not None and stats_column not in stats.split(","):
-        wanted[STATS_PROPERTY] = f"{stats},{stats_column}"
+    # The spec's statistics columns, whatever the table had: older versions took statistics on identifying columns
+    # (`identifying.IDENTIFYING_COLUMNS`), or on the first 32. Files written from now on, and every file OPTIMIZE
+    # rewrites, carry only these.
+    columns = set(table.toDF().columns)
+    stats = ",".join(c for c in stats_columns if c in columns)
+    if stats and properties.get(STATS_PROPERTY) != stats:
+        wanted[STATS_PROPERTY] = stats
     if retention_hours is not None and properties.get(RETENTION) != f"interval {retention_hours} hours":
         wanted[RETENTION] = f"interval {retention_hours} hours"
     if wanted:

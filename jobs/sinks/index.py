@@ -45,9 +45,9 @@ PARTITION_BY = "resource_type"
 SPEC = TableSpec(
     name=NAME,
     delta_partition_by=(PARTITION_BY,),  # the lookup of shared resources' holders reads their types' folders only
-    # `run_id` prunes the candidates' read to the files their runs wrote (each run appends its own files); the
-    # others are what the joins select by (the partition column needs none, and Delta refuses it).
-    stats_columns=("run_id", "source_file", "resource_id"),
+    # `run_id` prunes the candidates' read to the files their runs wrote (each run appends its own files);
+    # `resource_id` is what the joins select by (the partition column needs none, and Delta refuses it).
+    stats_columns=("run_id", "resource_id"),
     zorder_by="run_id",  # deletions and the prune read the entries of a few runs by a literal filter on run_id
 )
 STATS_COLUMNS = SPEC.stats_columns

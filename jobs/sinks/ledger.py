@@ -33,7 +33,7 @@ COLUMNS = [
 ]
 
 
-SPEC = TableSpec(name="documents")
+SPEC = TableSpec(name="documents", stats_columns=("run_id", "status", "reason"))
 """Read whole by every run (each file's latest state): bin-packing is what maintenance gives it, not a sort order."""
 
 

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from ..config import TABLE_FORMATS, MaintenanceConfig
 from ..spark.fs import HadoopFS
 from .delta_maintenance import AUTO_COMPACT, OPTIMIZE_WRITE, STATS_PROPERTY, TableReport
+from .identifying import IDENTIFYING_COLUMNS
 
 log = logging.getLogger("sr2fhir")
 
@@ -44,7 +45,12 @@ class TableSpec:
     optimize_write: bool = False
     """Delta: shuffle rows by partition before writing (one file per partition and write)."""
     zorder_by: str | None = None
-    """Delta: the column `sr2fhir maintain` Z-orders the table by (None: bin-packing only)."""
+    """Delta: the column `sr2fhir maintain` Z-orders the table by (None: bin-packing only); it needs statistics."""
+
+    def __post_init__(self) -> None:
+        leaking = set(self.stats_columns) & IDENTIFYING_COLUMNS
+        assert not leaking, f"{self.name}: file statistics would copy identifying values into the log: {leaking}"
+        assert self.zorder_by is None or self.zorder_by in self.stats_columns, f"{self.name}: Z-order needs stats"
 
 
 class TableStore(ABC):
@@ -196,7 +202,7 @@ class DeltaStore(TableStore):
             partition_by = (*spec.partition_by, *spec.delta_partition_by)
             if relayout(self.spark, self.uri, partition_by, spec.stats_columns):
                 log.info("maintain %s: partitioned by %s (written before it was)", spec.name, ", ".join(partition_by))
-        return maintain_table(self.spark, self.fs, spec.name, self.uri, settings, spec.zorder_by)
+        return maintain_table(self.spark, self.fs, spec.name, self.uri, settings, spec.zorder_by, spec.stats_columns)
 
 
 class ParquetStore(TableStore):

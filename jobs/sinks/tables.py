@@ -37,21 +37,18 @@ SCOPE = "source_file"
 PARTITION_COLUMN = "study_year"
 PARTITION_EXPRESSION = "YEAR(study_date)"
 STATS_COLUMNS = (
-    "study_date",
-    "patient_id",
-    "study_instance_uid",
-    "sop_instance_uid",
-    "source_file",
-    "source_path",
     "run_id",
+    "content_sha256",
     "finding_code",
+    "finding_site_code",
     "measurement_code",
     "evaluation_code",
 )
-"""Columns with Delta file statistics (data skipping): cohort, patient, study and report selection, the MERGE
-scope's and key's file (`source_file` is also what `sr2fhir maintain` Z-orders by), the run (deleting a killed
-run's rows) and the codes a table is queried by. Not Delta's default of the first 32 columns: collecting
-statistics is per row (docs/design/performance.md)."""
+"""Columns with Delta file statistics (data skipping): the run (deleting a killed run's rows), the input
+(`content_sha256`, what `sr2fhir maintain` Z-orders by, so that an input's rows share few files) and the codes a
+table is queried by. Never an identifying column (`identifying.IDENTIFYING_COLUMNS`): statistics copy each
+file's minimum and maximum values into the Delta log. Not Delta's default of the first 32 columns either:
+collecting statistics is per row (docs/design/performance.md). Period selection has the `study_year` partition."""
 
 
 def spec(name: str, partition_by: tuple[str, ...]) -> TableSpec:
@@ -66,7 +63,7 @@ def spec(name: str, partition_by: tuple[str, ...]) -> TableSpec:
         generated=generated,
         stats_columns=STATS_COLUMNS,
         optimize_write=True,  # one file per year and write instead of one per task and year
-        zorder_by=SCOPE,  # the MERGE's scope and key's file, and what a per-report lookup names
+        zorder_by="content_sha256",  # an input's rows together: a MERGE rewrites few files per changed input
     )
 
 

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from jobs.archives import is_archive
 from jobs.config import ConfigError, load_config
-from jobs.mapping import Mapper, MapperSettings, is_archive
+from jobs.mapping import Mapper, MapperSettings
 from jobs.staging import KINDS, OUTPUT_SCHEMA, RECORD_FIELDS, RECORD_TYPE
 from sr2fhir_core import DocumentRecord, MappingOptions, dumps_json, map_sr
 from sr2fhir_synth import write_sample_corpus
@@ -125,7 +126,7 @@ def test_mapper_gives_one_row_per_input_and_never_raises(tmp_path: Path) -> None
         archive.addfile(info, io.BytesIO(data))
         archive.addfile(tarfile.TarInfo("blank.dcm"), io.BytesIO(b""))
     assert is_archive(zipped.getvalue()[:512]) and is_archive(tarred.getvalue()[:512]) and not is_archive(data[:512])
-    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=50_000))
+    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=50_000, max_archive_bytes=1 << 30))
     out = pa.Table.from_batches(
         list(
             mapper(
@@ -213,7 +214,9 @@ def test_a_large_archive_comes_out_in_bounded_batches() -> None:
         for i in range(FLUSH_INPUTS + 10):
             archive.writestr(f"note-{i}.txt", b"not dicom")
     done: list[int] = []
-    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=1000), progress=done.append)
+    mapper = Mapper(
+        MapperSettings(options=MappingOptions(), max_file_bytes=1000, max_archive_bytes=1 << 30), progress=done.append
+    )
     batches = list(mapper(iter([_batch([("file:/many.zip", zipped.getvalue())])])))
     assert [b.num_rows for b in batches] == [FLUSH_INPUTS, 10] == done
 
@@ -226,7 +229,7 @@ def test_a_large_report_comes_out_as_bounded_rows_and_batches() -> None:
 
     data = write_sr(random_spec(7, target_items=5000))
     expected = map_sr(data, source_path="file:/large.dcm")
-    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=len(data)))
+    mapper = Mapper(MapperSettings(options=MappingOptions(), max_file_bytes=len(data), max_archive_bytes=1 << 30))
     batches = list(mapper(iter([_batch([("file:/large.dcm", data)])])))
     assert max(b.num_rows for b in batches) <= FLUSH_ROWS
     out = pa.Table.from_batches(batches)
