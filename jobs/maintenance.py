@@ -4,7 +4,8 @@ Every incremental run adds at least one file per table (per `study_year` partiti
 every MERGE rewrites files, leaving the replaced ones on storage for time travel. So each table is compacted
 (OPTIMIZE, Z-ordered by the column its reads select by) and vacuumed (`TableStore.maintain`,
 jobs/sinks/delta_maintenance.py). A resource index written before it was partitioned by resource type is first
-rewritten partitioned (one commit; `jobs/sinks/index.py` says what that saves each run that looks for deletions).
+rewritten partitioned (one commit), so that each run that looks for deletions reads less of it
+(docs/design/incremental.md).
 
 Before the tables, with `maintenance.export_retention_days` set, the FHIR exports (`fhir/<run-id>/`) of committed
 runs that started longer ago than that are deleted (Parquet outputs too): they are there for a FHIR server's

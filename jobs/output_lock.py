@@ -44,7 +44,7 @@ NAME = "_lock"
 
 
 class Files(Protocol):
-    """What the lock needs of a file system (`jobs.fs.HadoopFS` has it)."""
+    """What the lock needs of a file system (`jobs.spark.fs.HadoopFS` has it)."""
 
     def exists(self, uri: str) -> bool: ...
 

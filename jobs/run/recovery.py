@@ -10,7 +10,7 @@ would stay.
 So the next start (`carry_forward`) writes the `source_file`s of each such run, read from its staged document
 records, to `_reconcile/<killed-run-id>.json` under the output before it deletes the staging. Only complete
 staging counts (`_SUCCESS`): the tables are written after it, so a run killed before has written none. Appended
-runs are not carried: their rows are deleted outright (`tables.delete_runs`).
+runs are not carried: their rows are deleted outright (`recover`, by their run ids).
 
 Every later run reconciles the carried files (`reconcile`) whatever the ledger says, where it can tell their fate:
   * listed: mapped again (its MERGE replaces their rows, so the run merges rather than appends);

@@ -125,8 +125,8 @@ LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 @contextmanager
 def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
-    """VACUUM lists the table's folders in this many tasks (Spark's default 10,000: ~45 s of empty tasks per
-    table on two cores, measured): one per core instead; each task lists several folders."""
+    """VACUUM lists the table's folders in this many tasks: one per core, each listing several folders, instead of
+    Spark's default 10,000, mostly empty tasks that cost more than the listing (docs/design/maintenance.md)."""
     previous = spark.conf.get(LISTING_PARALLELISM, None)
     spark.conf.set(LISTING_PARALLELISM, str(max(spark.sparkContext.defaultParallelism, 1)))
     try:

@@ -13,12 +13,12 @@ each with its latest ledger run). A candidate is deleted when, after the run, no
 mapping, and no current entry of a file outside the run's scope. Shared resources (Patient, ImagingStudy,
 ServiceRequest, Devices, Practitioner) and per-SR ones of a report stored twice live on while one file has them.
 
-Looking for other files that hold a candidate reads about a fifth of the index instead of all of it: a per-SR
-resource's id is made from its report's SOP Instance UID (`sr2fhir_core.fhir.ids.DOCUMENT_SCOPED_TYPES`), so only
-files whose ledger rows name an origin's SOP instance can hold one (usually none: their entries are read by
-run), and a Delta index is partitioned by `resource_type`, so the shared resources' holders come from the shared
-types' partitions (about a fifth of the rows). An index written before it was partitioned is read whole until
-`sr2fhir maintain` lays it out again (`delta_maintenance.relayout`); a Parquet index is not partitioned.
+Looking for other files that hold a candidate reads part of the index instead of all of it: a per-SR resource's
+id is made from its report's SOP Instance UID (`sr2fhir_core.fhir.ids.DOCUMENT_SCOPED_TYPES`), so only files whose
+ledger rows name an origin's SOP instance can hold one (usually none: their entries are read by run), and a Delta
+index is partitioned by `resource_type`, so the shared resources' holders come from the shared types' partitions,
+a minority of the rows (docs/design/incremental.md). An index written before it was partitioned is read whole
+until `sr2fhir maintain` lays it out again (`delta_maintenance.relayout`); a Parquet index is not partitioned.
 
 The index covers the lake only when it was started with the ledger (a first run or a full refresh): an output
 written before the index existed gets it from its next `--full-refresh`, and exports no deletions until then
@@ -67,8 +67,8 @@ def deletions(
     produced: DataFrame | None,
     scope: DataFrame | None,
 ) -> list[tuple[str, str]]:
-    """(resource_type, resource_id) of the resources to delete, sorted (collected: proportional to the touched
-    files, ~100 bytes each on the driver).
+    """(resource_type, resource_id) of the resources to delete, sorted (collected on the driver: proportional to
+    the touched files).
 
     `origins`: (source_file, run_id) of the files the run re-maps or removes, with their latest ledger run.
     `produced`: (resource_type, resource_id) of this run's mapping. `scope`: (source_file) of every file the

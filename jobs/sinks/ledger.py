@@ -114,7 +114,7 @@ class Ledger:
         self, records: DataFrame, *, run_id: str, processed_at: datetime, fingerprint: str, replace: bool
     ) -> None:
         """Append (or, on a full refresh, replace with) one row per input of `records`: the staged document
-        records, with the input columns (`mapping.INPUT_FIELDS`) and the record's (`mapping.RECORD_FIELDS`)."""
+        records, with the input columns (`staging.INPUT_FIELDS`) and the record's (`staging.RECORD_FIELDS`)."""
         rows = records.select(
             F.lit(run_id).alias("run_id"),
             F.lit(processed_at).cast("timestamp").alias("processed_at"),

@@ -12,7 +12,7 @@ are deleted. A run killed before or during the MERGE leaves the table at its pre
 are not in the ledger yet, so the next run maps them again and the MERGE is a no-op for rows already there
 (`recovery` makes sure it does, even for a file deleted or restored to its old size and time in between).
 A run whose files are all new to the ledger has nothing to replace and appends instead (a MERGE reads the whole
-table's keys); if it is killed before its ledger commit, the next run deletes its rows first (`delete_runs`).
+table's keys); if it is killed before its ledger commit, the next run deletes its rows first (`run.recover`).
 
 Parquet has no transactions: the table is rewritten as a whole into a sibling folder and swapped in
 (`store.ParquetStore`).

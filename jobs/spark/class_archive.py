@@ -1,20 +1,20 @@
 """A class-data-sharing archive for the JVM of a local session (JDK 13+ dynamic CDS, JEP 350).
 
 A local session starts a fresh JVM, which spends seconds of CPU loading, parsing and verifying Spark's classes
-before a run can begin: about a third of a small run's JVM CPU on 2 cores (benchmarks/FINDINGS.md). One session
-has its JVM dump the classes it loaded into an archive when it exits (`-XX:ArchiveClassesAtExit`); later
-sessions map that archive instead (`-XX:SharedArchiveFile`).
+before a run can begin: a large part of a small run's JVM CPU (docs/design/performance.md). One session has its
+JVM dump the classes it loaded into an archive when it exits (`-XX:ArchiveClassesAtExit`); later sessions map that
+archive instead (`-XX:SharedArchiveFile`).
 
 The JVM writes the archive after the Python process has gone (pyspark's JVM exits when its parent does), for
 some seconds, so it writes to `<name>.partial` and records its pid in `<name>.dumping`. A later session takes
 the partial archive as the archive only once that pid has ended. The JVM does not survive mapping a truncated
 archive (a dump killed half way), so archives are CRC-checked at start-up (`-XX:+VerifySharedSpaces`): a bad
-one stops the JVM at once, and `jobs.session.local_session` removes it and starts without.
+one stops the JVM at once, and `jobs.spark.session.local_session` removes it and starts without.
 
 One archive per java binary, Spark and package set (its name is a hash of them): an upgrade makes a new one. The
 JVM also refuses, and runs without, an archive whose class path differs from its own. So every new virtual
-environment (an upgrade, each CI clone) adds about 200 MB: a session keeps the `KEPT_ARCHIVES` most recently used
-and removes older ones.
+environment (an upgrade, each CI clone) adds an archive of its own: a session keeps the `KEPT_ARCHIVES` most
+recently used and removes older ones.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The jars of a local session: Delta, and hadoop-aws for s3a:// URIs, resolved from Maven Central once per machine
 and package set, then given to every session as files (`spark.jars`), so no session runs Ivy itself.
 
-Resolution is spark-submit's own Ivy, run in a child JVM that does nothing else (`jobs/jar_probe.py` prints the
-jars it was given). Doing it apart from the session's JVM makes it:
+Resolution is spark-submit's own Ivy, run in a child JVM that does nothing else (`jobs/spark/jar_probe.py` prints
+the jars it was given). Doing it apart from the session's JVM makes it:
 - serialised: every sr2fhir process holds one lock file in the cache folder around it, and a process that waited
   finds the record the first one wrote. Two JVMs resolving into one Ivy cache at once corrupt each other's
   downloads ("Downloaded file size (0) doesn't match expected Content Length") and both fail to start;
@@ -46,7 +46,7 @@ ATTEMPTS = 3
 RETRY_DELAYS_SECONDS = (3.0, 15.0)
 """Wait before the second and the third attempt."""
 RESOLVE_TIMEOUT_SECONDS = 1800.0
-"""One attempt at most: the AWS SDK bundle alone is ~690 MB."""
+"""One attempt at most: long enough to download hadoop-aws's AWS SDK bundle (docs/design/performance.md)."""
 _PASSED_SETTINGS = ("spark.jars.repositories", "spark.jars.ivySettings", "spark.jars.ivy")
 """Spark settings of the configuration that shape a resolution, passed on to it when given."""
 
@@ -183,7 +183,7 @@ def _resolve_with_retries(cache: JarCache, settings: Mapping[str, str], resolver
 
 
 class SparkSubmitResolver(Resolver):
-    """spark-submit with the packages and `jobs/jar_probe.py` as the application: its Ivy resolves and downloads
+    """spark-submit with the packages and `jobs/spark/jar_probe.py` as the application: its Ivy resolves and downloads
     them, then the probe prints the `spark.jars` the JVM was given."""
 
     def resolve(self, cache: JarCache, settings: Mapping[str, str]) -> list[str]:
