@@ -79,7 +79,7 @@ def test_a_member_whose_header_understates_its_size_is_not_inflated_and_the_rest
     assert found[1].data == b"kept"
 
 
-def _peak_bytes_reading(content: bytes, queue) -> None:  # type: ignore[no-untyped-def]
+def _peak_bytes_reading(content: bytes, queue) -> None:
     # An address-space limit well under what inflating the member whole would take.
     resource.setrlimit(resource.RLIMIT_AS, (600 * MB, 600 * MB))
     try:
