@@ -121,7 +121,10 @@ def _set(tree: dict, assignment: str) -> dict:
     node = override
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(text)
+    try:
+        node[parts[-1]] = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: the value is not valid YAML ({_yaml_problem(exc)}); quote it") from exc
     return _merge(tree, override)
 
 
@@ -137,7 +140,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: str | Path) -> Any:
-    return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror or exc}") from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, in one line."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
 
 
 def _flag(key: str) -> Callable[[object], bool]:

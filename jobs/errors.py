@@ -4,7 +4,8 @@ for its user (one line, never a stack trace, never a value from a report). `cli.
 | status | meaning |
 |---|---|
 | 0 | done |
-| 1 | the run failed (a Spark job, storage): nothing was committed to the ledger; the next run maps the same files |
+| 1 | the command failed (a Spark job, storage); a run that failed before its ledger commit left nothing the next |
+|   | run sees: it maps the same files |
 | 2 | bad configuration or input, or no session could start (no Java, jars that cannot be resolved) |
 | 75 | another job holds the output (sysexits' EX_TEMPFAIL): try again later |
 | 130 / 143 | stopped by SIGINT / SIGTERM (128 + the signal), the output's lock released |

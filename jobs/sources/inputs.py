@@ -144,7 +144,7 @@ class Inputs:
         asks the file system for nothing but the log (a status and an existence check of the folder, a listing
         of the log's folder, one read), whatever the number of files or the size of the lake. Relations of file
         paths instead (`load(paths)`) cost each file an existence check and a `listStatus` (on S3 a HEAD, then
-        a LIST and a HEAD), more requests than the lake's listing for a few percent of it (docs/job.md).
+        a LIST and a HEAD), more requests than the lake's listing for a few percent of it (docs/design/performance.md).
         The listing has applied the hidden-name rules and `pathGlobFilter` already."""
         entries = (
             json.dumps(
@@ -173,7 +173,7 @@ class Inputs:
 def _binary_files(spark: SparkSession) -> DataFrameReader:
     """The `binaryFile` reader of both relations. A file deleted after the listing, before its task reads it,
     is skipped rather than failing the run (`ignoreMissingFiles`): the run tells it from the files it selected
-    (`sr_to_fhir._vanished`). `recursiveFileLookup` keeps `name=value` folders from being read as partitions."""
+    (`jobs/run/stage.py`). `recursiveFileLookup` keeps `name=value` folders from being read as partitions."""
     return spark.read.format("binaryFile").option("recursiveFileLookup", "true").option("ignoreMissingFiles", "true")
 
 
