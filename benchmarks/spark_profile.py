@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs import staging
     from jobs.config import load_config
+    from jobs.limits import session_memory
     from jobs.mapping import Mapper, MapperSettings
+    from jobs.run import with_limits
     from jobs.sources.inputs import open_inputs
     from jobs.spark.session import apply_runtime_settings, local_session
 
@@ -82,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = local_session(config.spark, s3=False)
     apply_runtime_settings(spark, config.spark)
+    config = with_limits(config, session_memory(spark))
     settings = MapperSettings(
         options=config.mapping,
-        max_file_bytes=config.input.max_file_bytes,
+        max_file_bytes=config.input.file_limit,
         max_archive_bytes=config.input.max_archive_bytes,
     )
     schema = staging.spark_schema()

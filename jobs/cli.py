@@ -169,10 +169,31 @@ def _stop(spark) -> None:
         logging.getLogger("sr2fhir").warning("the Spark session did not stop in %d s; exiting", STOP_TIMEOUT_SECONDS)
 
 
+JVM_GONE = (
+    "the Spark JVM ran out of memory or died; raise spark.driver.memory (local) or spark.executor.memory (cluster)"
+    " in spark.settings, or keep input.max_file_bytes at auto (docs/job.md, Limits)"
+)
+
+
+def _jvm_died(exc: BaseException) -> bool:
+    """Whether a failure is the JVM's death (an OutOfMemoryError, or the gateway gone), through its causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        name = type(seen).__name__
+        if name in ("Py4JNetworkError", "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError"):
+            return True
+        if "OutOfMemoryError" in str(seen) or "Java heap space" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _failure(exc: BaseException) -> str:
     """One readable line for a failed run: the exception, the first line of its message and, for an error
     raised in a Python worker, the worker's own exception line (the last unindented line of its traceback);
-    the JVM stack trace Spark appends is left to the log."""
+    the JVM stack trace Spark appends is left to the log. A dead JVM is named as such, with what to raise."""
+    if _jvm_died(exc):
+        return f"{JVM_GONE} ({type(exc).__name__})"
     text = str(exc).split("JVM stacktrace:")[0]
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     if not lines:

@@ -39,8 +39,16 @@ class SparkConfig:
 @dataclass(frozen=True, slots=True)
 class InputConfig:
     path_glob_filter: str | None
-    max_file_bytes: int
+    max_file_bytes: int | None
+    """None: `auto`, what the session's memory allows (jobs/limits.py); a run resolves it before it starts."""
     max_archive_bytes: int
+
+    @property
+    def file_limit(self) -> int:
+        """`max_file_bytes` as a run resolved it for its session (`jobs.run.with_limits`)."""
+        if self.max_file_bytes is None:
+            raise RuntimeError("input.max_file_bytes is auto until a run resolves it for its session")
+        return self.max_file_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +270,7 @@ def load_config(
             quiet_jvm_logs=_flag("spark.quiet_jvm_logs"),
             settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
         ),
-        input=_section(InputConfig, tree["input"], "input", max_file_bytes=int, max_archive_bytes=int),
+        input=_section(InputConfig, tree["input"], "input", max_file_bytes=_bytes_or_auto, max_archive_bytes=int),
         incremental=incremental,
         out=out,
         fhir=fhir,
@@ -270,6 +278,14 @@ def load_config(
         mapping=mapping,
         raw=tree,
     )
+
+
+def _bytes_or_auto(value: object) -> int | None:
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"input.max_file_bytes must be auto or a number of bytes, not {value!r}")
+    return value
 
 
 def _spark_value(value: object) -> str:

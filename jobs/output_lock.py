@@ -32,7 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlparse
 
 from . import processes
 from .errors import LockLost, OutputBusy
@@ -135,7 +137,13 @@ class OutputLock:
         if self._beat is not None:
             self._beat.join(30)
         with self._writing:
-            if self._current() == self.holder:
+            try:
+                held = Holder.decode(self.files.read_bytes(self.uri)) == self.holder
+            except Exception as exc:
+                if not _release_local(self.uri, self.holder):  # gone meanwhile, or unreachable without the JVM
+                    log.debug("could not read the output's lock to release it: %s", type(exc).__name__)
+                return
+            if held:
                 self.files.delete(self.uri)
 
     def _current(self) -> Holder | None:
@@ -181,6 +189,24 @@ class OutputLock:
                     self.files.write_bytes(self.uri, self.holder.encode())
                 except Exception as exc:  # a passing store error: the next beat tries again
                     log.warning("could not renew the output's lock: %s", exc)
+
+
+def _release_local(uri: str, holder: Holder) -> bool:
+    """Release a lock on a local output through the OS: the file operations go through the JVM, which may have
+    died (out of memory) and taken them with it. True when this holder's lock was removed. Elsewhere the next
+    job on this host takes the lock over at once (this process has ended), another host after the expiry."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("file", ""):
+        return False
+    path = Path(unquote(parsed.path))
+    try:
+        if Holder.decode(path.read_bytes()) != holder:
+            return False
+        path.unlink()
+    except (OSError, ValueError):
+        return False
+    log.info("released the output's lock through the file system (the JVM is gone)")
+    return True
 
 
 @contextmanager

@@ -177,3 +177,40 @@ def test_two_jobs_starting_together_one_holds(tmp_path: Path) -> None:
         thread.join()
     assert sorted(outcomes) == ["busy"] * 7 + ["held"]
     assert not _lock_file(tmp_path).exists()
+
+
+class GoneJVM(LocalFiles):
+    """File operations once the JVM behind them has died (an OutOfMemoryError): every call fails."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def read_bytes(self, uri: str) -> bytes:
+        if self.gone:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return super().read_bytes(uri)
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        if self.gone:
+            raise ConnectionRefusedError(111, "Connection refused")
+        super().write_bytes(uri, data)
+
+    def delete(self, uri: str) -> None:
+        if self.gone:
+            raise ConnectionRefusedError(111, "Connection refused")
+        super().delete(uri)
+
+
+def test_a_local_lock_is_released_through_the_os_when_the_jvm_has_died(tmp_path: Path) -> None:
+    files = GoneJVM()
+    root = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="the run failed"), holding(files, str(root), "run", expiry_seconds=600):
+        assert _lock_file(root).exists()
+        files.gone = True
+        raise RuntimeError("the run failed")
+    assert not _lock_file(root).exists()
+    # Another holder's lock is never removed that way.
+    other = Holder.this_process("run")
+    _lock_file(root).write_bytes(dataclasses.replace(other, token="someone else").encode())
+    assert not output_lock._release_local(str(_lock_file(root)), other)
+    assert _lock_file(root).exists()

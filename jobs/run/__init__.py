@@ -17,12 +17,13 @@ committed run has mapped them again or deleted the rows of those gone since (`re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
-from .. import output_lock
+from .. import limits, output_lock
 from ..config import JobConfig
 from ..layout import Layout
 from ..spark.fs import HadoopFS
@@ -38,6 +39,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     lock meanwhile (`OutputBusy` when another job holds it). `before_ledger` is a test hook called after the
     sinks, before the ledger commit."""
     apply_runtime_settings(spark, config.spark)
+    config = with_limits(config, limits.session_memory(spark))
     fs = HadoopFS(spark)
     layout = Layout(fs.qualify(config.output))
     with output_lock.holding(fs, layout.root, "run", expiry_seconds=config.out.lock_expiry_seconds) as lock:
@@ -51,6 +53,12 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             ", full refresh" if job.replace else "",
         )
         return _steps(job, before_ledger)
+
+
+def with_limits(config: JobConfig, memory: limits.Memory) -> JobConfig:
+    """The configuration with `input.max_file_bytes` resolved for this session (`auto`: what its memory allows)."""
+    resolved = limits.max_file_bytes(config.input.max_file_bytes, memory)
+    return dataclasses.replace(config, input=dataclasses.replace(config.input, max_file_bytes=resolved))
 
 
 def _steps(run: Run, before_ledger: Callable[[], None] | None) -> dict:

@@ -46,7 +46,7 @@ def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
     spark, config = run.spark, run.config
     settings = MapperSettings(
         options=config.mapping,
-        max_file_bytes=config.input.max_file_bytes,
+        max_file_bytes=config.input.file_limit,
         max_archive_bytes=config.input.max_archive_bytes,
     )
     with run.steps("map"), Progress(spark, config.out.progress_interval_seconds) as progress:

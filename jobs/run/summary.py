@@ -45,6 +45,10 @@ def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | 
         "removed": removed,
         "reconciled": plan.reconciliation.counts(plan.recovered.pending),
         "vanished": staged.vanished if staged is not None else 0,
+        "limits": {
+            "max_file_bytes": config.input.max_file_bytes,
+            "max_archive_bytes": config.input.max_archive_bytes,
+        },
         "finished": datetime.now(UTC).isoformat(),
         "elapsed_seconds": round(elapsed, 3),
         "files": {"found": found, "unchanged": found - processed, "processed": processed},

@@ -20,6 +20,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 
+from .. import limits
 from ..config import JobConfig
 from ..errors import InputError
 from ..spark.fs import HadoopFS
@@ -69,7 +70,9 @@ class Inputs:
 
     def __init__(self, spark: SparkSession, paths: list[str], config: JobConfig, listing: DataFrame | None) -> None:
         self._spark, self._paths, self._glob_filter = spark, paths, config.input.path_glob_filter
-        self.max_file_bytes = config.input.max_file_bytes
+        # A run resolves `auto` for its session first (jobs.run.with_limits); other callers get what it allows.
+        limit = config.input.max_file_bytes
+        self.max_file_bytes = limit if limit is not None else limits.session_memory(spark).max_input_bytes
         self._listing = listing
 
     @functools.cached_property
