@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from sr2fhir_core import BUNDLE_BASE_URL, IgVersion, MappingOptions, dumps_json, map_sr
 
 from . import stopping
-from .errors import ExitStatus, JobError
+from .errors import ExitStatus, JobError, jvm_died
 
 
 def _options(args: argparse.Namespace) -> MappingOptions:
@@ -115,6 +116,11 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--table-format", choices=["delta", "parquet"], help="default: output.table_format")
     parser.add_argument("--full-refresh", action="store_true", help="map every file again and rebuild all tables")
+    parser.add_argument(
+        "--retry-quarantined",
+        action="store_true",
+        help="map the inputs quarantined after crashing the mapping again (incremental.quarantine_after)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
 
@@ -129,6 +135,7 @@ def _job_config(args: argparse.Namespace, inputs: list[str], output: str):
         overrides=args.overrides,
         table_format=args.table_format,
         full_refresh=getattr(args, "full_refresh", False),
+        retry_quarantined=getattr(args, "retry_quarantined", False),
         need_inputs=args.handler is not command_maintain,
     )
 
@@ -147,6 +154,8 @@ def _on_session(args: argparse.Namespace, config, work: Callable):
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)  # not a line per connection it opens or closes
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_py4j_chatter)
     spark, started_here = session_for(config.spark, s3=needs_s3(config.uris))
     try:
         apply_runtime_settings(spark, config.spark)
@@ -154,6 +163,11 @@ def _on_session(args: argparse.Namespace, config, work: Callable):
     finally:
         if started_here:
             _stop(spark)
+
+
+def _not_py4j_chatter(record: logging.LogRecord) -> bool:
+    """py4j logs some of its INFO lines on the root logger (a traceback per call that fails when the JVM is gone)."""
+    return record.levelno >= logging.WARNING or f"{os.sep}py4j{os.sep}" not in record.pathname
 
 
 STOP_TIMEOUT_SECONDS = 120
@@ -175,24 +189,11 @@ JVM_GONE = (
 )
 
 
-def _jvm_died(exc: BaseException) -> bool:
-    """Whether a failure is the JVM's death (an OutOfMemoryError, or the gateway gone), through its causes."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        name = type(seen).__name__
-        if name in ("Py4JNetworkError", "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError"):
-            return True
-        if "OutOfMemoryError" in str(seen) or "Java heap space" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def _failure(exc: BaseException) -> str:
     """One readable line for a failed run: the exception, the first line of its message and, for an error
     raised in a Python worker, the worker's own exception line (the last unindented line of its traceback);
     the JVM stack trace Spark appends is left to the log. A dead JVM is named as such, with what to raise."""
-    if _jvm_died(exc):
+    if jvm_died(exc):
         return f"{JVM_GONE} ({type(exc).__name__})"
     text = str(exc).split("JVM stacktrace:")[0]
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]

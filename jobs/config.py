@@ -55,6 +55,7 @@ class InputConfig:
 class IncrementalConfig:
     retry_failed: bool
     removed_files: str
+    quarantine_after: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class JobConfig:
     """URIs of text files listing one input URI per line (for lakes too large to list)."""
     output: str
     full_refresh: bool
+    retry_quarantined: bool
+    """Map the quarantined inputs again (`--retry-quarantined`)."""
     spark: SparkConfig
     input: InputConfig
     incremental: IncrementalConfig
@@ -196,6 +199,7 @@ def load_config(
     overrides: Iterable[str] = (),
     table_format: str | None = None,
     full_refresh: bool = False,
+    retry_quarantined: bool = False,
     need_inputs: bool = True,
 ) -> JobConfig:
     """`need_inputs` false: a command that works on the output alone (`sr2fhir maintain`)."""
@@ -231,7 +235,11 @@ def load_config(
     if fhir.max_resources_per_file < 1:
         raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
     incremental = _section(
-        IncrementalConfig, tree["incremental"], "incremental", retry_failed=_flag("incremental.retry_failed")
+        IncrementalConfig,
+        tree["incremental"],
+        "incremental",
+        retry_failed=_flag("incremental.retry_failed"),
+        quarantine_after=int,
     )
     maintenance = _section(
         MaintenanceConfig,
@@ -245,6 +253,8 @@ def load_config(
     for key in ("vacuum_retention_hours", "export_retention_days"):
         if (value := getattr(maintenance, key)) is not None and value < 0:
             raise ConfigError(f"maintenance.{key} must be 0 or more, not {value}")
+    if incremental.quarantine_after < 1:
+        raise ConfigError(f"incremental.quarantine_after must be at least 1, not {incremental.quarantine_after}")
     if incremental.removed_files not in REMOVED_FILES:
         raise ConfigError(
             f"incremental.removed_files must be one of {REMOVED_FILES}, not {incremental.removed_files!r}"
@@ -262,6 +272,7 @@ def load_config(
         input_lists=input_lists,
         output=output.rstrip("/"),
         full_refresh=full_refresh,
+        retry_quarantined=retry_quarantined,
         spark=_section(
             SparkConfig,
             tree["spark"],

@@ -72,3 +72,20 @@ class OutputBusy(JobError):
 
 class LockLost(JobError):
     """Another job took this job's lock over (it had stalled past the expiry): this one stops before committing."""
+
+
+def jvm_died(exc: BaseException) -> bool:
+    """Whether a failure is the JVM's death (an OutOfMemoryError, or the gateway gone), through its causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        name = type(seen).__name__
+        if name in ("Py4JNetworkError", "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError"):
+            return True
+        try:
+            text = str(seen)  # a Py4JJavaError asks the JVM for its text
+        except Exception:
+            return True
+        if "OutOfMemoryError" in text or "Java heap space" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -61,6 +61,11 @@ class Layout:
         return f"{self.staging(run_id)}/_appends"
 
     @property
+    def attempts(self) -> str:
+        """The markers of inputs mapped alone (`run.crashes`): one is left behind by a run whose JVM died there."""
+        return f"{self.root}/_attempts"
+
+    @property
     def merge_marker(self) -> str:
         """Empty file under the output, written by earlier versions after a killed MERGE: runs merge instead of
         appending until one that merged has committed. `recovery` lists a killed run's files instead now; an

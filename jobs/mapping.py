@@ -74,10 +74,12 @@ FLUSH_INPUTS = 256
 FAULT_ENVIRONMENT = "SR2FHIR_TEST_FAULT"
 """Test hook, when a worker's environment sets it: `mapper` makes the Mapper fail its task (a stage failure), so
 the tests can check that a failed run ends with a clear error and a non-zero exit; `stall` makes its task wait
-until it is cancelled (a run stopped in its map step). Never set it otherwise."""
+until it is cancelled (a run stopped in its map step); `crash:<text>` makes the worker die (exit 134, as from a
+segmentation fault) when it meets an input whose path holds <text> (`run.crashes`). Never set it otherwise."""
+CRASH_FAULT = "crash:"
 
 
-class _Output:
+class Output:
     """Column buffers of the rows not yet handed over, per kind."""
 
     def __init__(self) -> None:
@@ -166,14 +168,16 @@ class Mapper:
     def __init__(self, settings: MapperSettings, progress: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.progress = progress
+        self._crash_on: str | None = None
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        fault = os.environ.get(FAULT_ENVIRONMENT)
+        fault = os.environ.get(FAULT_ENVIRONMENT) or ""
+        self._crash_on = fault.removeprefix(CRASH_FAULT) if fault.startswith(CRASH_FAULT) else None
         if fault == "mapper":
             raise RuntimeError(f"fault injected by {FAULT_ENVIRONMENT}=mapper (a test hook)")
         if fault == "stall":
             time.sleep(3600)
-        out = _Output()
+        out = Output()
         for batch in batches:
             # Column by column: only the small columns become Python lists; contents are taken one at a time.
             files = batch.column("source_file").to_pylist()
@@ -191,18 +195,20 @@ class Mapper:
                         out.add(source, failed, [], {})
                     if out.rows >= FLUSH_ROWS or out.inputs >= FLUSH_INPUTS:
                         yield from self._flush(out)
-                        out = _Output()
+                        out = Output()
             if out.inputs:
                 yield from self._flush(out)
-                out = _Output()
+                out = Output()
 
-    def _flush(self, out: _Output) -> Iterator[pa.RecordBatch]:
+    def _flush(self, out: Output) -> Iterator[pa.RecordBatch]:
         yield from out.batches()
         if self.progress is not None:
             self.progress(out.inputs)
 
     def _file(self, stored: dict, content: bytes | None) -> Iterator[Result]:
         path = stored["source_file"]
+        if self._crash_on and self._crash_on in path:
+            os._exit(134)  # the test hook: this worker dies on this input, as a segmentation fault would end it
         try:
             if content is None:
                 limit = self.settings.max_file_bytes

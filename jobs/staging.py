@@ -88,8 +88,14 @@ def write(mapped: DataFrame, uri: str) -> None:
     mapped.write.mode("overwrite").option("parquet.enable.dictionary", "false").parquet(uri)
 
 
+COMPLETE = "_SUCCESS"
+"""File at the root of a run's staging once its map step has written every part: its tables may have its rows
+from then on (`run.recovery`)."""
+
+
 def read(spark: SparkSession, uri: str) -> DataFrame:
-    return spark.read.schema(spark_schema()).parquet(uri)
+    """The staged rows of a run: every part under its staging folder (one per map job)."""
+    return spark.read.schema(spark_schema()).option("recursiveFileLookup", "true").parquet(uri)
 
 
 def records(staged: DataFrame) -> DataFrame:

@@ -39,11 +39,13 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     lock meanwhile (`OutputBusy` when another job holds it). `before_ledger` is a test hook called after the
     sinks, before the ledger commit."""
     apply_runtime_settings(spark, config.spark)
-    config = with_limits(config, limits.session_memory(spark))
+    memory = limits.session_memory(spark)
+    config = with_limits(config, memory)
     fs = HadoopFS(spark)
     layout = Layout(fs.qualify(config.output))
     with output_lock.holding(fs, layout.root, "run", expiry_seconds=config.out.lock_expiry_seconds) as lock:
-        job = Run(spark, fs, config, layout, lock, OutputTables.open(spark, fs, layout, config))
+        tables = OutputTables.open(spark, fs, layout, config)
+        job = Run(spark, fs, config, layout, lock, tables, safe_input_bytes=memory.max_input_bytes)
         log.info(
             "run %s: %s → %s (%s%s)",
             job.run_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from . import recovery
+from . import crashes, recovery
 from .context import Run
 from .select import Plan
 from .stage import Staged
@@ -29,6 +29,7 @@ def commit(run: Run, plan: Plan, staged: Staged) -> dict[str, int]:
         )
         removed = record_removed(run, plan)  # after the records: a run killed in between finds them gone again
     recovery.settle(run.fs, run.layout.root, run.run_id, plan.recovered.pending, plan.reconciliation)
+    crashes.unmark(run.fs, run.layout, run.run_id)  # what became of the input it marks is in the ledger now
     if not plan.appends:  # it merged (or replaced): the old marker's meaning is met
         run.fs.delete(run.layout.merge_marker)
     with run.steps("index prune"):

@@ -62,6 +62,8 @@ class Run:
     steps: Steps = field(default_factory=Steps)
     run_id: str = ""
     fingerprint: str = ""
+    safe_input_bytes: int = 0
+    """The largest input the session's memory always maps (`limits.Memory.max_input_bytes`)."""
 
     def __post_init__(self) -> None:
         if not self.run_id:

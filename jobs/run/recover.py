@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from pyspark.sql import functions as F
 
+from .. import staging
 from ..layout import committed_runs
-from . import recovery
+from ..sinks import index
+from . import crashes, recovery
 from .context import Run
 
 log = logging.getLogger("sr2fhir")
@@ -59,4 +61,27 @@ def recover(run: Run) -> Recovered:
                 log.warning("removing the export of an interrupted run: %s", folder.name)
                 fs.delete(folder.uri)
     fs.delete(layout.staging_root)
+    _ledger_deaths(run)
     return Recovered(pending=recovery.read_pending(fs, layout.root), must_merge=fs.exists(layout.merge_marker))
+
+
+def _ledger_deaths(run: Run) -> None:
+    """The inputs runs died mapping alone (their markers left behind) are ledgered failed/crashed, each under a run
+    id of its own just after the dead run's (which committed nothing): the crash counts towards the input's
+    quarantine whatever this run does."""
+    markers = crashes.leftover_markers(run.fs, run.layout)
+    if markers and not run.tables.ledger.exists() and not run.tables.index.exists():
+        # The first rows of a ledger come with the index's start, as a first run's do: the index then covers the
+        # lake, and later runs export deletions (`Deletions.of`).
+        run.tables.index.append(index.empty_entries(run.spark))
+    for uri, marker in markers:
+        log.warning("a run died while it mapped an input alone (%s): ledgered failed/crashed", marker.run_id)
+        died = crashes.records(run.spark, [(marker.file, crashes.CRASHED, crashes.DEATH_MESSAGE)])
+        run.tables.ledger.write(
+            staging.records(died),
+            run_id=f"{marker.run_id}~crashed",
+            processed_at=run.started,
+            fingerprint=run.fingerprint,
+            replace=False,
+        )
+        run.fs.delete(uri)

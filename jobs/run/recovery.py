@@ -97,7 +97,7 @@ class Reconciliation:
 def carry_forward(spark: SparkSession, fs: HadoopFS, root: str, run_id: str, staged: str) -> None:
     """Write the list of a killed run's files from its staging (which the caller deletes afterwards)."""
     target = f"{root}/{FOLDER}/{run_id}{_SUFFIX}"
-    if not fs.exists(f"{staged}/_SUCCESS") or fs.exists(target):  # no table written, or carried already
+    if not fs.exists(f"{staged}/{staging.COMPLETE}") or fs.exists(target):  # no table written, or carried already
         return
     records = staging.records(staging.read(spark, staged))
     files = [row["source_file"] for row in records.select("source_file").distinct().collect()]

@@ -26,7 +26,12 @@ class Plan:
     found: int
     """Files listed; -1 when everything is mapped (the count then comes from the mapping)."""
     todo: list[Listed] | None
-    """The files to map, or None for all."""
+    """The files this run maps or records, or None for all the listed ones."""
+    isolated: list[Listed]
+    """Of those, the ones mapped alone, each in its own job behind a marker (`crashes`): they crashed before, or
+    are larger than what the session's memory always maps."""
+    quarantine: list[tuple[Listed, int]]
+    """Of those, the ones not mapped because they crashed the mapping this many times (`crashes`)."""
     removed: DataFrame | None
     """(source_file, known_run_id) of the files gone from the lake that get `removed` ledger rows."""
     gone: DataFrame | None
@@ -64,7 +69,8 @@ class Plan:
 @dataclass(frozen=True)
 class _Selection:
     found: int
-    todo: list[Listed] | None
+    todo: list[tuple[Listed, int]] | None
+    """The files to map with the crashes the ledger counts for them as they are now, or None for all."""
     removed: DataFrame | None = None
     new_files_only: bool = False
     remapped: tuple[tuple[str, str], ...] = ()
@@ -81,9 +87,11 @@ def plan(run: Run, recovered: Recovered) -> Plan:
     if pending.files:  # only after a kill
         with run.steps("reconcile"):
             reconciliation = recovery.reconcile(run.spark, run.fs, inputs, run.tables.ledger, run.config, pending)
-    todo = selection.todo
+    crashes = {file.file_key: n for file, n in selection.todo or ()}
+    todo = None if selection.todo is None else [file for file, _ in selection.todo]
     if todo is not None and reconciliation.to_map:  # mapped whatever the ledger says; one entry a file
         todo = sorted({file.file_key: file for file in (*todo, *reconciliation.to_map)}.values())
+    isolated, quarantine = _isolate(run, inputs, todo, crashes)
     removed = _with_pending_removed(run.spark, selection.removed, reconciliation)
     gone = removed.select(SCOPE) if removed is not None else None
     if reconciliation.purged:
@@ -96,6 +104,8 @@ def plan(run: Run, recovered: Recovered) -> Plan:
         inputs=inputs,
         found=selection.found,
         todo=todo,
+        isolated=isolated,
+        quarantine=quarantine,
         removed=removed,
         gone=gone,
         new_files_only=selection.new_files_only,
@@ -113,13 +123,16 @@ def _select_files(run: Run, inputs: Inputs) -> _Selection:
         return _Selection(found=-1, todo=None)
     known = ledger.file_states()
     # A removed file that comes back has null size and time in its latest rows, so it is mapped again.
-    unchanged = (
-        (F.col("size") == F.col("known_size"))
-        & (F.col("modification_time") == F.col("known_modification_time"))
-        & (F.col("known_fingerprint") == run.fingerprint)
+    same_version = (F.col("size") == F.col("known_size")) & (
+        F.col("modification_time") == F.col("known_modification_time")
     )
+    unchanged = same_version & (F.col("known_fingerprint") == run.fingerprint)
     if config.incremental.retry_failed:
         unchanged = unchanged & ~F.col("known_failed")
+    if not config.retry_quarantined:  # left out while it stays as it was quarantined
+        unchanged = F.coalesce(unchanged, F.lit(False)) | F.coalesce(
+            same_version & F.col("known_quarantined"), F.lit(False)
+        )
     gone = removals.candidates(spark, run.fs, config) if config.incremental.removed_files == "delete" else None
     if gone is None:
         joined = files.join(F.broadcast(known), "source_file", "left")
@@ -130,22 +143,55 @@ def _select_files(run: Run, inputs: Inputs) -> _Selection:
     row = single_row(
         joined.agg(
             F.count("file_key").alias("found"),
-            F.collect_list(F.when(to_map, listed_struct())).alias("todo"),
+            F.collect_list(
+                F.when(
+                    to_map, F.struct(listed_struct().alias("file"), F.coalesce("known_crashes", F.lit(0)).alias("n"))
+                )
+            ).alias("todo"),
             F.collect_list(F.when(gone, F.struct("source_file", "known_run_id"))).alias("gone"),
             F.collect_list(
                 F.when(to_map & F.col("known_run_id").isNotNull(), F.struct("source_file", "known_run_id"))
             ).alias("remapped"),
         )
     )
-    found, todo = int(row["found"]), [Listed(*file) for file in row["todo"]]
+    found, todo = int(row["found"]), [(Listed(*entry["file"]), int(entry["n"])) for entry in row["todo"]]
     removed = removals.confirmed(spark, run.fs, [(r["source_file"], r["known_run_id"]) for r in row["gone"]])
     return _Selection(
         found=found,
-        todo=None if len(todo) == found else todo,
+        # Everything to map is read through the inputs' relation, unless some files crashed the mapping before: they
+        # are mapped alone or quarantined, which takes the list.
+        todo=None if len(todo) == found and not any(n for _, n in todo) else todo,
         removed=removed,
         new_files_only=not row["remapped"],
         remapped=tuple((r["source_file"], r["known_run_id"]) for r in row["remapped"]),
     )
+
+
+def _isolate(
+    run: Run, inputs: Inputs, todo: list[Listed] | None, crashes: dict[str, int]
+) -> tuple[list[Listed], list[tuple[Listed, int]]]:
+    """(mapped alone, quarantined) among the files to map (`crashes`): those that crashed before, unless they
+    crashed too often; and those over what the session's memory always maps (only a configured
+    `input.max_file_bytes` over `auto` lets such a file be read)."""
+    quarantine_after = run.config.incremental.quarantine_after
+    quarantine = (
+        []
+        if run.config.retry_quarantined
+        else [
+            (file, crashes[file.file_key]) for file in todo or () if crashes.get(file.file_key, 0) >= quarantine_after
+        ]
+    )
+    held = {file.file_key for file, _ in quarantine}
+    isolated = [file for file in todo or () if file.file_key not in held and crashes.get(file.file_key, 0) > 0]
+    safe, limit = run.safe_input_bytes, run.config.input.file_limit
+    if limit > safe:  # files the session may not hold in memory: one at a time, behind a marker
+        big = (F.col("size") > safe) & (F.col("size") <= limit)
+        if todo is None:
+            large = [Listed(*r[0]) for r in inputs.files.where(big).select(listed_struct()).collect()]
+        else:
+            large = [file for file in todo if safe < file.size <= limit and file.file_key not in held]
+        isolated = sorted({file.file_key: file for file in (*isolated, *large)}.values())
+    return isolated, quarantine
 
 
 def single_row(aggregate: DataFrame) -> Row:

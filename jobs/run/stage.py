@@ -14,11 +14,12 @@ from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .. import staging
+from .. import staging, stopping
 from ..mapping import Mapper, MapperSettings
 from ..sinks.tables import SCOPE
-from ..sources.inputs import Listed
+from ..sources.inputs import Listed, listed_struct
 from ..spark.fs import HadoopFS
+from . import crashes
 from .context import Run
 from .select import Plan, single_row
 
@@ -50,9 +51,8 @@ def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
         max_archive_bytes=config.input.max_archive_bytes,
     )
     with run.steps("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
-        content = plan.inputs.with_content(plan.todo, scratch=run.layout.selection(run.run_id))
-        mapped = content.mapInArrow(Mapper(settings, progress.callback()), staging.spark_schema())
-        staging.write(mapped, run.staging)
+        _Mapping(run, plan, Mapper(settings, progress.callback())).all()
+    run.fs.write_bytes(f"{run.staging}/{staging.COMPLETE}", b"")
     rows = staging.read(spark, run.staging)
     records = staging.records(rows).persist()
     try:
@@ -72,6 +72,79 @@ def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
         records.unpersist()
         raise
     return Staged(rows, records, stats, len(vanished), scope), plan
+
+
+class _Mapping:
+    """The map step's Spark jobs, each writing a part of the staging folder: the inputs mapped alone, one job each
+    behind a marker, then the others in one job, cut in halves down to the input that crashes it if a worker dies
+    (`crashes`); then the document records of the inputs not mapped (crashed, quarantined)."""
+
+    def __init__(self, run: Run, plan: Plan, mapper: Mapper) -> None:
+        self.run, self.plan, self.mapper = run, plan, mapper
+        self.parts = 0
+        self.mapped = 0
+        self.not_mapped: list[tuple[Listed, str, str]] = []
+        self.crash: BaseException | None = None
+
+    def all(self) -> None:
+        plan, run = self.plan, self.run
+        for file in plan.isolated:
+            crashes.mark(run.fs, run.layout, run.run_id, file)
+            if self._map_or_split([file]):
+                crashes.unmark(run.fs, run.layout, run.run_id)
+        held = {file.file_key for file in plan.isolated} | {file.file_key for file, _ in plan.quarantine}
+        if plan.todo is None:
+            if not self._map(None, exclude=plan.isolated):
+                everything = [Listed(*r[0]) for r in plan.inputs.files.select(listed_struct()).collect()]
+                self._map_or_split([file for file in everything if file.file_key not in held])
+        elif rest := [file for file in plan.todo if file.file_key not in held]:
+            self._map_or_split(rest)
+        for file, count in plan.quarantine:
+            message = crashes.QUARANTINE_MESSAGE.format(n=count)
+            self.not_mapped.append((file, crashes.QUARANTINED, message))
+            log.warning("run %s: an input is quarantined after %d crashes of the mapping", run.run_id, count)
+        if self.not_mapped:
+            staging.write(crashes.records(run.spark, self.not_mapped), self._next_part())
+
+    def _map_or_split(self, files: list[Listed]) -> bool:
+        """Map these files, halving them where a worker dies; False when one of them crashed it."""
+        if self._map(files):
+            return True
+        if len(files) == 1:
+            log.warning("run %s: an input crashed the mapping's worker: ledgered failed/crashed", self.run.run_id)
+            self.not_mapped.append((files[0], crashes.CRASHED, crashes.CRASH_MESSAGE))
+            pinned = sum(reason == crashes.CRASHED for _, reason, _ in self.not_mapped)
+            if pinned >= crashes.GIVE_UP_AFTER and not self.mapped:
+                raise RuntimeError(
+                    f"the mapping's workers died on each of the {pinned} inputs tried alone, and mapped none: not an"
+                    " input's doing (a broken Python environment on the executors?)"
+                ) from self.crash
+            return False
+        middle = len(files) // 2
+        first = self._map_or_split(files[:middle])
+        return self._map_or_split(files[middle:]) and first
+
+    def _map(self, files: list[Listed] | None, exclude: list[Listed] | None = None) -> bool:
+        """Map these files (None: all but `exclude`) into a new part; False when a worker died on one of them."""
+        run = self.run
+        part = self._next_part()
+        scratch = f"{run.layout.selection(run.run_id)}-{self.parts}"
+        content = self.plan.inputs.with_content(files, scratch=scratch, exclude=exclude or ())
+        try:
+            staging.write(content.mapInArrow(self.mapper, staging.spark_schema()), part)
+        except Exception as exc:
+            if stopping.requested() or not crashes.worker_crash(exc):
+                raise
+            log.warning("run %s: a worker died in a map job: mapping its inputs in halves", run.run_id)
+            self.crash = exc
+            run.fs.delete(part)
+            return False
+        self.mapped += 1
+        return True
+
+    def _next_part(self) -> str:
+        self.parts += 1
+        return f"{self.run.staging}/part-{self.parts:05d}"
 
 
 def statistics(records: DataFrame) -> dict:

@@ -53,6 +53,13 @@ SPEC = TableSpec(
 STATS_COLUMNS = SPEC.stats_columns
 
 
+ENTRY_SCHEMA = "source_file string, resource_type string, resource_id string, run_id string"
+
+
+def empty_entries(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], ENTRY_SCHEMA)
+
+
 def index_rows(staged: DataFrame, run_id: str) -> DataFrame:
     """This run's entries, one per (file, type, id), from the staged resource rows."""
     return staging.resource_keys(staged).distinct().withColumn("run_id", F.lit(run_id))

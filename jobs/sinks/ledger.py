@@ -21,6 +21,10 @@ from .store import TableSpec, TableStore
 REMOVED = "removed"
 """`status` of a ledger row saying that its file is gone from the lake and its rows from the tables."""
 REMOVED_REASON = "source_removed"
+CRASHED = "crashed"
+"""`reason` of a failed row: the input crashed the mapping (`run.crashes`)."""
+QUARANTINED = "quarantined"
+"""`reason` of a failed row: the input crashed the mapping too often and is left out (`run.crashes`)."""
 _KEPT_ON_REMOVAL = ("source_file", "source_path", "sop_instance_uid", "sop_class_uid", "study_instance_uid")
 """Columns a removed row copies from the input's latest row: which report went."""
 
@@ -48,11 +52,12 @@ class Ledger:
         return self.store.read()
 
     def file_states(self, only: DataFrame | None = None) -> DataFrame:
-        """Per stored file, what its latest run saw: size, modification time, mapping fingerprint, and
-        whether any of its inputs failed. Run ids sort by time. One aggregation over the ledger, no join: each
-        value is taken from the row with the largest (run_id, ...) struct, and an archive's members, which share
-        their run, compare by `failed` last, so one failed member makes the file's latest state failed. `only`
-        (a `source_file` column) restricts it to a few files."""
+        """Per stored file, what its latest run saw: size, modification time, mapping fingerprint, whether any of
+        its inputs failed or it is quarantined, and how often it crashed the mapping as it is now (same size and
+        time). Run ids sort by time. One aggregation over the ledger: each value is taken from the row with the
+        largest (run_id, ...) struct, and an archive's members, which share their run, compare by `failed` last,
+        so one failed member makes the file's latest state failed; crashes are counted beside it. `only` (a
+        `source_file` column) restricts it to a few files."""
         latest = F.max(
             F.struct(
                 "run_id",
@@ -61,12 +66,13 @@ class Ledger:
                 "size",
                 "modification_time",
                 "mapping_fingerprint",
+                (F.col("reason") == QUARANTINED).alias("quarantined"),
             )
         )
         rows = self.read()
         if only is not None:
             rows = rows.join(F.broadcast(only.select("source_file")), "source_file", "left_semi")
-        return (
+        states = (
             rows.groupBy("source_file")
             .agg(latest.alias("latest"))
             .select(
@@ -77,7 +83,20 @@ class Ledger:
                 F.col("latest.failed").alias("known_failed"),
                 F.col("latest.removed").alias("known_removed"),
                 F.col("latest.run_id").alias("known_run_id"),
+                F.col("latest.quarantined").alias("known_quarantined"),
             )
+        )
+        # Crash rows are rare (`reason` has file statistics: a scan of them skips the other files). Counted per
+        # version of a file (size, time): a changed file starts again from none.
+        crashes = (
+            rows.where(F.col("reason") == CRASHED)
+            .groupBy("source_file", F.col("size").alias("known_size"), F.col("modification_time").alias("mtime"))
+            .agg(F.count(F.lit(1)).cast("int").alias("known_crashes"))
+            .withColumnRenamed("mtime", "known_modification_time")
+        )
+        version = ["source_file", "known_size", "known_modification_time"]
+        return states.join(F.broadcast(crashes), version, "left").withColumn(
+            "known_crashes", F.coalesce(F.col("known_crashes"), F.lit(0))
         )
 
     def write_removed(

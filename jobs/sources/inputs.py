@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from pyspark.errors import AnalysisException
@@ -105,7 +106,9 @@ class Inputs:
         """The zero-byte files, which the `binaryFile` scan drops, from the relation's file index (no request)."""
         return listing.zero_byte_files(self._spark, self.raw) or []
 
-    def with_content(self, only: list[Listed] | None = None, scratch: str | None = None) -> DataFrame:
+    def with_content(
+        self, only: list[Listed] | None = None, scratch: str | None = None, exclude: Sequence[Listed] = ()
+    ) -> DataFrame:
         """Files with their bytes; `content` is null for files over max_file_bytes, which are not read, and empty
         for zero-byte files, which are not read either (scans drop them: they are added from the listing).
         `only` restricts the read to these listed files. When they come from the folders' listings and there is
@@ -113,13 +116,15 @@ class Inputs:
         statuses alone (`_relation_of`): the lake is not listed again. Otherwise (path lists: the inputs'
         relation is listed already) the inputs' relation is filtered on the file's metadata, so Spark prunes the
         other files before any byte is read. All files (`only` None): the inputs' relation, listed when made, on
-        the driver."""
+        the driver, less the files in `exclude`."""
         if only and self._listing is not None and scratch is not None and not self._sink_log_ignored():
             raw = self._relation_of(only, scratch)
         else:
             raw = self.raw
         if only is not None:  # whichever relation: a file is read under the key it was selected by, or not at all
             raw = raw.where(F.col("_metadata.file_path").isin([file.file_key for file in only]))
+        if exclude:
+            raw = raw.where(~F.col("_metadata.file_path").isin([file.file_key for file in exclude]))
         # Two scans, each of the files it needs: filters on `_metadata` fields prune files from the listing when the
         # scan is planned, so neither scan visits the other's files (binaryFile asks the file system for each
         # file it visits, a HEAD request on an object store, before any filter on `length` could skip it).
@@ -127,7 +132,8 @@ class Inputs:
         readable = raw.where(small).select(*_file_columns(), "content")
         oversized = raw.where(~small).select(*_file_columns(), F.lit(None).cast("binary").alias("content"))
         content = readable.unionByName(oversized)
-        if zero_byte := self._zero_byte_of(only):
+        excluded = {file.file_key for file in exclude}
+        if zero_byte := [file for file in self._zero_byte_of(only) if file[2] not in excluded]:
             empty = listing.zero_byte_listing(self._spark, zero_byte).drop("file_key")
             content = content.unionByName(empty.withColumn("content", F.lit(bytearray())))
         return content

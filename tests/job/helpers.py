@@ -46,6 +46,7 @@ def run_job(
     overrides: Iterable[str] = (),
     table_format: str | None = None,
     full_refresh: bool = False,
+    retry_quarantined: bool = False,
 ) -> dict:
     config = load_config(
         inputs=[str(i) for i in inputs],
@@ -54,6 +55,7 @@ def run_job(
         overrides=["output.progress_interval_seconds=0", *overrides],
         table_format=table_format,
         full_refresh=full_refresh,
+        retry_quarantined=retry_quarantined,
     )
     return run(spark, config, before_ledger=before_ledger)
 
