@@ -156,9 +156,9 @@ def _on_session(args: argparse.Namespace, config, work: Callable):
     logging.getLogger("py4j").setLevel(logging.WARNING)  # not a line per connection it opens or closes
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_py4j_chatter)
-    spark, started_here = session_for(config.spark, s3=needs_s3(config.uris))
+    spark, started_here = session_for(config.spark, s3=needs_s3(config.uris), umask=config.out.umask)
     try:
-        apply_runtime_settings(spark, config.spark)
+        apply_runtime_settings(spark, config.spark, umask=config.out.umask)
         return work(spark, config)
     finally:
         if started_here:

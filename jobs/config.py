@@ -64,6 +64,8 @@ class OutputConfig:
     partition_by: tuple[str, ...]
     progress_interval_seconds: float
     lock_expiry_seconds: float
+    umask: str | None
+    """Octal, e.g. "027"; None: the process's umask alone (`spark.session.umask_mode`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ def load_config(
         partition_by=tuple,
         progress_interval_seconds=float,
         lock_expiry_seconds=float,
+        umask=_octal_umask,
     )
     if out.lock_expiry_seconds < 10:
         raise ConfigError(f"output.lock_expiry_seconds must be at least 10, not {out.lock_expiry_seconds:g}")
@@ -289,6 +292,16 @@ def load_config(
         mapping=mapping,
         raw=tree,
     )
+
+
+def _octal_umask(value: object) -> str | None:
+    """A umask as octal digits: "027", or 027 unquoted (which YAML reads as the octal number 23)."""
+    if value is None:
+        return None
+    text = f"{value:03o}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    if not (3 <= len(text) <= 4 and all(c in "01234567" for c in text)):
+        raise ConfigError(f'output.umask must be octal digits such as "027", or null, not {value!r}')
+    return text
 
 
 def _bytes_or_auto(value: object) -> int | None:

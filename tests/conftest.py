@@ -45,6 +45,6 @@ def spark(request: pytest.FixtureRequest) -> Iterator[SparkSession]:
 
     s3 = any("s3_endpoint" in getattr(item, "fixturenames", ()) for item in request.session.items)
     config = load_config(inputs=["unused"], output="unused", overrides=["output.progress_interval_seconds=0"])
-    session = local_session(config.spark, s3=s3)
+    session = local_session(config.spark, s3=s3, umask=config.out.umask)
     yield session
     session.stop()

@@ -38,7 +38,7 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
     """Run the job on a session; returns the run summary (also written to runs/<run-id>.json). Holds the output's
     lock meanwhile (`OutputBusy` when another job holds it). `before_ledger` is a test hook called after the
     sinks, before the ledger commit."""
-    apply_runtime_settings(spark, config.spark)
+    apply_runtime_settings(spark, config.spark, umask=config.out.umask)
     memory = limits.session_memory(spark)
     config = with_limits(config, memory)
     fs = HadoopFS(spark)

@@ -45,15 +45,28 @@ def given_session() -> SparkSession | None:
     return None
 
 
-def local_session(config: SparkConfig, *, s3: bool) -> SparkSession:
-    """Start a local session. Workers run this interpreter: a bare `python3` would lack pyarrow and sr2fhir."""
+UMASK = "fs.permissions.umask-mode"
+"""The Hadoop setting file systems with permissions (local, HDFS) create files and folders with; Hadoop's default is
+022 (world-readable), whatever the process's umask."""
+
+
+def effective_umask(configured: str | None) -> str:
+    """The bits the process's umask clears and those `output.umask` clears: the stricter of both, for every bit."""
+    process = os.umask(0)
+    os.umask(process)
+    return f"{process | (int(configured, 8) if configured else 0):03o}"
+
+
+def local_session(config: SparkConfig, *, s3: bool, umask: str | None = None) -> SparkSession:
+    """Start a local session. Workers run this interpreter: a bare `python3` would lack pyarrow and sr2fhir.
+    `umask`: `output.umask` (the process's umask is honoured either way)."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
     java_binary()
     packages = [config.delta_package] + ([config.s3_package] if s3 else [])
     cache = JarCache.for_packages(cache_dir(config.jar_cache_dir), packages, config.jar_excludes)
     jars = session_jars(cache, config.settings)
     builder = SparkSession.builder.master(config.master).appName(config.app_name).config(_JARS, jars)
-    for key, value in {**_DELTA_SETTINGS, **config.settings}.items():
+    for key, value in {**_DELTA_SETTINGS, f"spark.hadoop.{UMASK}": effective_umask(umask), **config.settings}.items():
         builder = builder.config(key, value)
     java_options = config.settings.get(_JAVA_OPTIONS, "")
     if config.quiet_jvm_logs:
@@ -106,19 +119,21 @@ def _get_or_create(builder: SparkSession.Builder) -> SparkSession:
         raise SessionStartError("the Spark JVM exited before the session started (its own messages are above)") from exc
 
 
-def session_for(config: SparkConfig, *, s3: bool) -> tuple[SparkSession, bool]:
+def session_for(config: SparkConfig, *, s3: bool, umask: str | None = None) -> tuple[SparkSession, bool]:
     """(session, started_here). A given session keeps its own settings; the job applies its runtime ones
     (`apply_runtime_settings`) to whichever session it runs on."""
     spark = given_session()
     if spark is None:
-        return local_session(config, s3=s3), True
+        return local_session(config, s3=s3, umask=umask), True
     return spark, False
 
 
-def apply_runtime_settings(spark: SparkSession, config: SparkConfig) -> None:
+def apply_runtime_settings(spark: SparkSession, config: SparkConfig, *, umask: str | None = None) -> None:
     """Runtime settings onto a given session: SQL and Delta ones, and `spark.hadoop.*` (file system
-    settings such as fs.s3a.endpoint) onto its Hadoop configuration."""
-    for key, value in config.settings.items():
+    settings such as fs.s3a.endpoint) onto its Hadoop configuration, with the umask the job writes with (unless the
+    settings name one). A given session's file systems made before keep what they were made with."""
+    settings = {f"spark.hadoop.{UMASK}": effective_umask(umask), **config.settings}
+    for key, value in settings.items():
         if key.startswith("spark.hadoop."):
             jsc = spark.sparkContext._jsc
             if jsc is None:  # only off the driver, where no job is started
