@@ -66,10 +66,12 @@ class Ledger:
                 "size",
                 "modification_time",
                 "mapping_fingerprint",
-                (F.col("reason") == QUARANTINED).alias("quarantined"),
+                F.coalesce(F.col("reason") == QUARANTINED, F.lit(False)).alias("quarantined"),
             )
         )
         rows = self.read()
+        if "reason" not in rows.columns:  # a ledger of a version before reasons: no file crashed or was quarantined
+            rows = rows.withColumn("reason", F.lit(None).cast("string"))
         if only is not None:
             rows = rows.join(F.broadcast(only.select("source_file")), "source_file", "left_semi")
         states = (

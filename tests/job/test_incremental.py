@@ -302,24 +302,39 @@ def test_file_states_take_each_files_latest_run_and_any_failed_member(spark: Spa
 
     then, now = datetime(2026, 1, 1), datetime(2026, 2, 1)  # naive: they come back as they went in
     first, second = "20260101T000000000000Z-aaaaaa", "20260201T000000000000Z-bbbbbb"
+    third = "20260301T000000000000Z-cccccc"
     rows = [
-        # source_file, run_id, size, modification_time, mapping_fingerprint, status
-        ("a.tar.gz", first, 10, then, "f1", "failed"),
-        ("a.tar.gz", second, 20, now, "f2", "mapped"),  # latest run: a member mapped,
-        ("a.tar.gz", second, 20, now, "f2", "failed"),  # then the archive's read error
-        ("b.dcm", first, 30, then, "f1", "mapped"),
-        ("c.dcm", first, 40, then, "f1", "failed"),
-        ("c.dcm", second, 41, now, "f2", "mapped"),  # retried, and mapped this time
+        # source_file, run_id, size, modification_time, mapping_fingerprint, status, reason
+        ("a.tar.gz", first, 10, then, "f1", "failed", "corrupt"),
+        ("a.tar.gz", second, 20, now, "f2", "mapped", None),  # latest run: a member mapped,
+        ("a.tar.gz", second, 20, now, "f2", "failed", "corrupt"),  # then the archive's read error
+        ("b.dcm", first, 30, then, "f1", "mapped", None),
+        ("c.dcm", first, 40, then, "f1", "failed", "crashed"),  # a crash of c.dcm as it was then
+        ("c.dcm", second, 41, now, "f2", "failed", "crashed"),  # two of c.dcm as it is now
+        ("c.dcm", third, 41, now, "f2", "failed", "crashed"),
+        ("d.dcm", first, 50, then, "f1", "failed", "quarantined"),
     ]
     uri = str(tmp_path / "documents")
-    columns = ["source_file", "run_id", "size", "modification_time", "mapping_fingerprint", "status"]
+    columns = ["source_file", "run_id", "size", "modification_time", "mapping_fingerprint", "status", "reason"]
     spark.createDataFrame(rows, columns).write.parquet(uri)
-    states = Ledger(open_store(spark, HadoopFS(spark), uri, LEDGER_SPEC, "parquet")).file_states().collect()
-    assert {r["source_file"]: tuple(r)[1:] for r in states} == {
-        "a.tar.gz": (20, now, "f2", True, False, second),
-        "b.dcm": (30, then, "f1", False, False, first),
-        "c.dcm": (41, now, "f2", False, False, second),
+    fields = ["known_size", "known_modification_time", "known_fingerprint", "known_failed", "known_removed"]
+    fields += ["known_run_id", "known_quarantined", "known_crashes"]
+
+    def states() -> dict[str, tuple]:
+        found = Ledger(open_store(spark, HadoopFS(spark), uri, LEDGER_SPEC, "parquet")).file_states().collect()
+        return {r["source_file"]: tuple(r[name] for name in fields) for r in found}
+
+    assert states() == {
+        "a.tar.gz": (20, now, "f2", True, False, second, False, 0),
+        "b.dcm": (30, then, "f1", False, False, first, False, 0),
+        "c.dcm": (41, now, "f2", True, False, third, False, 2),
+        "d.dcm": (50, then, "f1", True, False, first, True, 0),
     }
+
+    # A ledger of a version before `reason`: read as one where nothing crashed or was quarantined.
+    spark.createDataFrame([row[:-1] for row in rows], columns[:-1]).write.mode("overwrite").parquet(uri)
+    assert states()["c.dcm"] == (41, now, "f2", True, False, third, False, 0)
+    assert states()["d.dcm"] == (50, then, "f1", True, False, first, False, 0)
 
 
 def _removed_rows(spark: SparkSession, output: Path, table_format: str = "delta") -> dict[str, dict]:

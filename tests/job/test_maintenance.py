@@ -80,8 +80,8 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
     before = {name: data_files(spark, output, name) for name in ALL_TABLES}
     assert all(before[name] >= RUNS for name in ALL_TABLES), before  # at least one file per run and table
 
-    # A research table written before `source_file` had statistics (older versions) gets them back: Z-ordering
-    # by a column needs them.
+    # A research table of an older version kept statistics on `source_file` (a lake path, often identifying) and
+    # none on `content_sha256`; maintenance sets the current statistics columns back.
     measurements = output / "tables" / "measurements"
     stats = delta_maintenance.STATS_PROPERTY
 
@@ -89,12 +89,13 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
         return spark.sql(f"SHOW TBLPROPERTIES delta.`{measurements}`").where(f"key = '{stats}'").collect()[0]["value"]
 
     current = statistics_columns()
-    legacy = ",".join(column for column in current.split(",") if column != "source_file")
+    assert "source_file" not in current.split(",") and "content_sha256" in current.split(",")
+    legacy = ",".join(["source_file", *(column for column in current.split(",") if column != "content_sha256")])
     spark.sql(f"ALTER TABLE delta.`{measurements}` SET TBLPROPERTIES ('{stats}' = '{legacy}')")
 
     # The default retention (7 days) keeps every replaced file: time travel to the runs still works.
     reports = maintain(spark, output).tables
-    assert statistics_columns().split(",") == [*legacy.split(","), "source_file"]
+    assert statistics_columns() == current
     assert set(reports) == set(ALL_TABLES)
     for name in ALL_TABLES:
         after = data_files(spark, output, name)
@@ -120,7 +121,7 @@ def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession,
         return list(detail["partitionColumns"]), detail["properties"][stats]
 
     partitioned = index_layout()
-    assert partitioned == (["resource_type"], "run_id,source_file,resource_id")
+    assert partitioned == (["resource_type"], "run_id,resource_id")
     rows = spark.read.format("delta").load(index_uri)
     rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(index_uri)
     legacy_index = "run_id,source_file,resource_type,resource_id"
