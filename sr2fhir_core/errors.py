@@ -21,8 +21,14 @@ class RejectionReason(StrEnum):
     """An SR of another template (Basic Text, a private template, the 2015 'TID 1000' draft, ...)."""
     MISSING_REQUIRED = "missing_required"
     """A TID 1500 report without content the mapping needs (SOP Instance UID, Study Instance UID, ...)."""
+    TOO_LARGE = "too_large"
+    """Larger than the core reads it: over `reading.REFERENCE_READER_MAX_BYTES` with a structure only the
+    reference reader reads (the job also ledgers inputs over `input.max_file_bytes` with this code)."""
     INTERNAL_ERROR = "internal_error"
     """A defect of sr2fhir itself; the document record says so instead of the job failing."""
+    TIMEOUT = "timeout"
+    """Not decided within the time given to `map_sr` (`time_limit`); status `failed`, as the input may map
+    with more time."""
 
 
 class SRRejected(Exception):

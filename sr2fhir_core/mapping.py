@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from . import codes
+from . import codes, deadline
 from .content import count_items
 from .errors import MappingWarning, RejectionReason, SRRejected
 from .fhir import build_resources
@@ -94,12 +94,33 @@ def map_sr(
     options: MappingOptions | None = None,
     *,
     source_path: str | None = None,
+    time_limit: float | None = None,
 ) -> MappingResult:
     """Map one DICOM SR (bytes, or a path to read) to FHIR resources and table rows.
 
     `source_path` names the input in rows and records when bytes are given (a job passes its URI).
+    `time_limit`: seconds this call may take (None: no limit). When they are up, the mapping stops at its next
+    check (`deadline`) and the record is `failed` with reason `timeout`: a job's per-input budget.
     """
-    options = options or _DEFAULT_OPTIONS
+    # The mapping builds large acyclic structures that reference counting frees; the cyclic collector's
+    # repeated scans of them cost about a third of the time on large reports, so it pauses meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    limit = deadline.start(time_limit)
+    try:
+        return _map_source(source, options or _DEFAULT_OPTIONS, source_path, time_limit)
+    finally:
+        deadline.stop(limit)
+        if collecting:
+            gc.enable()
+
+
+def _map_source(
+    source: bytes | str | os.PathLike[str],
+    options: MappingOptions,
+    source_path: str | None,
+    time_limit: float | None,
+) -> MappingResult:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     else:
@@ -108,10 +129,6 @@ def map_sr(
             data = Path(source).read_bytes()
         except OSError as exc:
             return _failed(source_path, "io_error", f"cannot read input ({type(exc).__name__}: {exc.strerror})")
-    # The mapping builds large acyclic structures that reference counting frees; the cyclic collector's
-    # repeated scans of them cost about a third of the time on large reports, so it pauses meanwhile.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
         return _map(data, options, source_path)
     except SRRejected as rejection:
@@ -122,6 +139,10 @@ def map_sr(
                 reason=rejection.reason.value,
                 message=rejection.message,
             )
+        )
+    except deadline.MappingTimeout:
+        return _failed(
+            source_path, RejectionReason.TIMEOUT.value, f"not decided within the time limit ({time_limit:g} s)"
         )
     except RecursionError:
         return MappingResult(
@@ -134,13 +155,12 @@ def map_sr(
         )
     except Exception as exc:
         return _failed(source_path, RejectionReason.INTERNAL_ERROR.value, _describe_defect(exc))
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _map(data: bytes, options: MappingOptions, source_path: str | None) -> MappingResult:
+    deadline.check()
     document = read_document(data, options.reader)
+    deadline.check()
     try:
         report = parse_report(document)
     except SRRejected as rejection:
@@ -158,7 +178,9 @@ def _map(data: bytes, options: MappingOptions, source_path: str | None) -> Mappi
             )
         )
     systems = codes.CodeSystems(document.coding_schemes, options.code_systems)
+    deadline.check()
     resources, warnings = build_resources(report, options, systems)
+    deadline.check()
     rows = build_rows(report, source_path, systems)
     groups = report.all_groups
     record = DocumentRecord(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 SR_STORAGE_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 """Every SR document storage SOP class lives under this root (Basic Text, Enhanced, Comprehensive, ...)."""
+NOT_AN_SR_DOCUMENT = "SOP Class UID (0008,0016) or Value Type (0040,A040) is not that of an SR document"
+"""Both readers' `not_sr` message for a data set that is not an SR document (never the UID itself)."""
 
 SOP_CLASS_NAMES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",

@@ -28,6 +28,7 @@ import random
 import signal
 import struct
 import tracemalloc
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ SOURCES = [
     "vr_mutations",
     "undefined_length_swaps",
     "charset_mutations",
+    "nested_charset_mutations",
+    "code_string_mutations",
     "byte_flips",
 ]
 """Fixture names of every input source the differential test runs over."""
@@ -589,6 +592,13 @@ _BAD_CHARSETS = [
     b"\xff\xfe",
     b"",
     b"  ",
+    # A NUL inside a value: pydicom cannot convert it (codecs.lookup refuses it) and fails the read; one at the
+    # end is padding it strips.
+    b"ISO_IR\x00100",
+    b"\x00ISO_IR 100",
+    b"ISO_IR 100\x00",
+    b"ISO 2022\x00IR 6\\ISO 2022 IR 87",
+    b"ISO_IR 192\\\x00",
 ]
 
 
@@ -610,6 +620,72 @@ def charset_mutations(charset_variants: list[Input]) -> list[Input]:
             header = data[start : start + 4] + (b"CS" + size if explicit else size)
             mutated = data[:start] + header + padded + data[value_start + length :]
             inputs.append((f"{name}:charset={value!r}", mutated))
+    return inputs
+
+
+_PLACEHOLDER_CHARSET = "ISO_IR 144"
+_NESTED_CHARSETS = [b"ISO_IR\x00100", b"\x00SO_IR 100", b"ISO_IR 10\x00", b"ISO_IR 192", b"ISO_IR 999", b"\\SO_IR 100"]
+"""Replacements of `_PLACEHOLDER_CHARSET` (same length, so every length around it stays right)."""
+
+
+@pytest.fixture(scope="module")
+def nested_charset_mutations(mutation_seeds: list[Input]) -> list[Input]:
+    """Specific Character Set in content items and code items: in defined-length sequences (pydicom parses
+    them when asked for) and undefined-length ones (parsed at load time). pydicom will not write a value it
+    cannot convert, so the items get a placeholder that is replaced in the written bytes."""
+    inputs = []
+    for name, data in mutation_seeds:
+        rng = random.Random(f"{SEED}:{name}:nested_charset")
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        items = [item for element in dataset.iterall() if element.VR == "SQ" for item in element.value]
+        for count in (1, 3, len(items)):
+            for item in rng.sample(items, min(count, len(items))):
+                item.SpecificCharacterSet = _PLACEHOLDER_CHARSET
+            written = _write(dataset, dataset.file_meta.TransferSyntaxUID)
+            for value in _NESTED_CHARSETS:
+                inputs.append((f"{name}:nested-charset={value!r}x{count}", written.replace(b"ISO_IR 144", value)))
+            for item in items:
+                if "SpecificCharacterSet" in item:
+                    del item.SpecificCharacterSet
+    return inputs
+
+
+_CODE_STRING_TAGS = {
+    "ValueType": 0x0040A040,
+    "RelationshipType": 0x0040A010,
+    "ContinuityOfContent": 0x0040A050,
+    "TemplateIdentifier": 0x0040DB00,
+    "MappingResource": 0x00080105,
+    "GraphicType": 0x00700023,
+    "Modality": 0x00080060,
+    "CompletionFlag": 0x0040A491,
+    "VerificationFlag": 0x0040A493,
+    "PatientSex": 0x00100040,
+    "CodingSchemeDesignator": 0x00080102,
+}
+_CODE_STRINGS = ["", "\x00", "NUM\x00", "N\x00M", "num", " NUM", "NUM\\CODE", "\\", "CONTAINS\x00\x00", "1500\x00", "ÿ"]
+
+
+@pytest.fixture(scope="module")
+def code_string_mutations(mutation_seeds: list[Input]) -> list[Input]:
+    """Code strings (and the Coding Scheme Designator) the readers compare or map: NUL inside or at the end,
+    lower case, leading space, several values, empty, non-ASCII; in one element or in all of that tag."""
+    inputs = []
+    for name, data in mutation_seeds:
+        rng = random.Random(f"{SEED}:{name}:code_strings")
+        for _ in range(40):
+            keyword = rng.choice(list(_CODE_STRING_TAGS))
+            value = rng.choice(_CODE_STRINGS)
+            dataset = pydicom.dcmread(io.BytesIO(data))
+            elements = [e for e in dataset.iterall() if e.tag == _CODE_STRING_TAGS[keyword]]
+            if not elements:
+                continue
+            for element in elements if rng.random() < 0.5 else [rng.choice(elements)]:
+                element.value = value
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's warnings about invalid code strings
+                written = _write(dataset, dataset.file_meta.TransferSyntaxUID)
+            inputs.append((f"{name}:{keyword}={value!r}", written))
     return inputs
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import random
+import signal
 import struct
 import sys
 from collections.abc import Callable
@@ -275,8 +276,8 @@ def test_shared_code_item_checked_again_where_it_recurs(explicit: bool, defined:
     concept = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code], explicit, defined)
     for depth in (fast_parser.MAX_DEPTH - 3, fast_parser.MAX_DEPTH - 2, fast_parser.MAX_DEPTH - 1):
         result = same(concept + nested(depth, t.CONTENT_SEQUENCE, explicit, defined, innermost=concept), explicit)
-        # (Implicit VR skips a defined-length sequence it does not keep by its length: never too deep.)
-        if depth == fast_parser.MAX_DEPTH - 1 and (explicit or not defined):
+        # (A defined-length sequence nothing keeps is skipped by its length, as pydicom never parses it.)
+        if depth == fast_parser.MAX_DEPTH - 1 and not defined:
             assert result == unsupported("nested too deeply")
         else:
             assert isinstance(result, dict)
@@ -412,8 +413,8 @@ def test_deep_nesting(depth: int, tag: int, explicit: bool, defined: bool) -> No
     if depth <= 3:
         assert data == _nested_by_concatenation(depth, tag, explicit, defined)
     result = same(data, explicit)
-    # Implicit VR skips an unkept defined-length sequence by its length, however deep it is inside.
-    walked = explicit or tag == t.CONTENT_SEQUENCE or not defined
+    # An unkept defined-length sequence is skipped by its length (pydicom never parses it), however deep.
+    walked = tag == t.CONTENT_SEQUENCE or not defined
     if depth > fast_parser.MAX_DEPTH and walked:
         assert result == unsupported("nested too deeply")
     else:
@@ -536,6 +537,7 @@ def _scanner(**overrides: object) -> Scanner:
         "unsupported": FastReaderUnsupported,
         "corrupt": fast_parser._corrupt,
         "is_sequence_tag": fast_parser._is_sequence_tag,
+        "check_charset": fast_parser._check_charset,
         "max_depth": fast_parser.MAX_DEPTH,
     }
     arguments.update(overrides)
@@ -577,6 +579,7 @@ def test_scanner_keeps_the_tags_it_is_given() -> None:
         ({"shared_item_sequences": None}, TypeError),
         ({"unsupported": "FastReaderUnsupported"}, TypeError),
         ({"corrupt": None}, TypeError),
+        ({"check_charset": None}, TypeError),
         ({"max_depth": 0}, ValueError),
         ({"max_depth": 1_000_000}, ValueError),
     ],
@@ -605,6 +608,9 @@ def test_callback_errors_propagate() -> None:
         _scanner(corrupt=lambda: "not an exception").scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)
     with pytest.raises(ZeroDivisionError):
         _scanner(corrupt=lambda: 1 / 0).scan(element(t.TEXT_VALUE, b"UT", b"", 9), 0, True)
+    charset = element(t.SPECIFIC_CHARACTER_SET, b"CS", b"ISO_IR 100")
+    with pytest.raises(KeyError):
+        _scanner(check_charset=broken).scan(charset, 0, True)
 
 
 def test_no_reinitialisation_during_a_scan() -> None:
@@ -620,6 +626,7 @@ def test_no_reinitialisation_during_a_scan() -> None:
             unsupported=FastReaderUnsupported,
             corrupt=fast_parser._corrupt,
             is_sequence_tag=reinitialise,
+            check_charset=fast_parser._check_charset,
             max_depth=1,
         )
         return True
@@ -656,3 +663,210 @@ def test_no_leaks_on_success_or_failure() -> None:
     growth = memory_growth(run)
     assert growth < LEAK_LIMIT, f"memory grew by {growth} bytes"
     assert sys.getrefcount(key) == references
+
+
+# --- Specific Character Set values pydicom cannot convert ---------------------------------------------------
+
+CHARSET_UNREADABLE = (
+    "SRRejected",
+    RejectionReason.CORRUPT,
+    "corrupt: Specific Character Set (0008,0005) value cannot be read",
+)
+
+
+@pytest.mark.parametrize(("explicit", "defined"), ENCODINGS)
+@pytest.mark.parametrize("value", [b"ISO_IR\x00100", b"\x00ISO_IR 100", b"ISO_IR 19\x002"])
+@pytest.mark.parametrize("where", ["top", "kept item", "unkept item"])
+def test_unreadable_charset(explicit: bool, defined: bool, value: bytes, where: str) -> None:
+    """pydicom converts the Specific Character Set of every data set it parses and fails on a NUL inside one
+    (the ValueError that once escaped the fast reader as an internal error). Where pydicom parses at load
+    time (the top level, undefined-length sequences) the file is corrupt; inside a defined-length sequence,
+    which pydicom parses only when asked for, the reference reader decides."""
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    charset = enc(t.SPECIFIC_CHARACTER_SET, b"CS", value + b" " * (len(value) % 2))
+    inner = item(charset + enc(t.CODE_VALUE, b"SH", b"12"), defined)
+    sop_class = enc(t.SOP_CLASS_UID, b"UI", b"1.2.840.10008.5.1.4.1.1.88.22\0")
+    expected: object
+    if where == "top":
+        data, expected = charset + sop_class, CHARSET_UNREADABLE
+    else:
+        tag = t.CONCEPT_NAME_CODE_SEQUENCE if where == "kept item" else UNKEPT_SEQUENCE
+        data = sop_class + sequence(tag, [inner], explicit, defined)
+        if not defined:
+            expected = CHARSET_UNREADABLE
+        elif where == "kept item":
+            expected = unsupported("unreadable Specific Character Set in a sequence pydicom parses on demand")
+        else:
+            expected = None  # an unkept defined-length sequence is skipped by its length: pydicom never parses it
+    result = same(data, explicit)
+    if expected is None:
+        assert isinstance(result, dict)
+    else:
+        assert result == expected
+    readable = data.replace(value, b"ISO_IR 100"[: len(value)].ljust(len(value), b" "))
+    assert isinstance(same(readable, explicit), dict)
+
+
+# --- pydicom's leniencies the walk follows (issue 17: the fast reader finishes where it can) ---------------
+
+SOP = t.SOP_CLASS_UID
+SOP_VALUE = b"1.2\0"
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_repeated_and_out_of_order_elements(explicit: bool) -> None:
+    """pydicom keeps a data set's elements in a dict: a tag's last occurrence is the element, whatever the order."""
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    name = enc(t.PATIENT_NAME, b"PN", b"A ")
+    later = enc(t.PATIENT_NAME, b"PN", b"B ")
+    assert same_dataset(enc(SOP, b"UI", SOP_VALUE) + name + later, explicit)[t.PATIENT_NAME] == b"B "
+    assert same_dataset(name + enc(SOP, b"UI", SOP_VALUE), explicit) == {t.PATIENT_NAME: b"A ", SOP: SOP_VALUE}
+    concept = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code_item(explicit, True)], explicit)
+    inside = item(enc(t.VALUE_TYPE, b"CS", b"NUM ") + concept + enc(t.RELATIONSHIP_TYPE, b"CS", b"CONTAINS"))
+    items = items_of(same_dataset(sequence(t.CONTENT_SEQUENCE, [inside], explicit), explicit)[t.CONTENT_SEQUENCE])
+    assert items[0][t.RELATIONSHIP_TYPE] == b"CONTAINS"
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_specific_character_set_after_other_elements_is_left_to_pydicom(explicit: bool) -> None:
+    """pydicom reads an undefined-length sequence with the character set seen before it: one that comes later
+    (or again) would change how earlier items decode, so that reading is the reference reader's."""
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    charset = enc(t.SPECIFIC_CHARACTER_SET, b"CS", b"ISO_IR 100")
+    why = unsupported("Specific Character Set out of order or repeated")
+    assert same(enc(SOP, b"UI", SOP_VALUE) + charset, explicit) == why
+    assert same(charset + charset, explicit) == why
+    assert isinstance(same(charset + enc(SOP, b"UI", SOP_VALUE), explicit), dict)
+
+
+def test_elements_without_vr_letters_are_implicit_vr() -> None:
+    """pydicom reads an element whose VR bytes are not two letters (b"AA" <= vr <= b"ZZ") as implicit VR: its
+    4-byte length follows the tag, and a kept tag's VR is the dictionary's."""
+    head = element(SOP, b"UI", SOP_VALUE)
+    text = implicit(t.TEXT_VALUE, b"no VR")  # (0040,A160) UT, its length's low bytes in the VR's place
+    assert same_dataset(head + text, True) == {SOP: SOP_VALUE, t.TEXT_VALUE: b"no VR"}
+    assert same_dataset(head + implicit(UNKEPT_VALUE, b"skip") + text, True)[t.TEXT_VALUE] == b"no VR"
+    # A kept sequence: its items are explicit VR, as pydicom parses its value with the data set's encoding.
+    concept = implicit(t.CONCEPT_NAME_CODE_SEQUENCE, item(element(t.CODE_VALUE, b"SH", b"12")))
+    assert same_dataset(head + concept, True)[t.CONCEPT_NAME_CODE_SEQUENCE] == [{t.CODE_VALUE: b"12"}]
+    undefined = implicit(t.CONCEPT_NAME_CODE_SEQUENCE, b"", UNDEFINED)
+    items = item(element(t.CODE_VALUE, b"SH", b"12"), False) + delimiter(t.SEQUENCE_DELIMITATION_ITEM)
+    assert same_dataset(head + undefined + items, True)[t.CONCEPT_NAME_CODE_SEQUENCE] == [{t.CODE_VALUE: b"12"}]
+    assert same(head + implicit(t.TEXT_VALUE, b"x", UNDEFINED), True) == unsupported(
+        "undefined length on a VR that cannot have it"
+    )
+    # Zero bytes after a data set: empty (0000,0000) elements, however many (zero-filled storage, padding).
+    for zeros in (8, 64, 8 * 1000 + 8):
+        assert same_dataset(head + bytes(zeros), True) == {SOP: SOP_VALUE}
+    assert same(head + bytes(12), True) == CORRUPT  # a partial header at the end
+
+
+def test_unknown_vr_letters_are_skipped_unless_kept() -> None:
+    """An unknown VR of letters has a 2-byte length in pydicom, which fails only when converting its value."""
+    head = element(SOP, b"UI", SOP_VALUE)
+    assert same_dataset(head + element(UNKEPT_VALUE, b"ZZ", b"skip"), True) == {SOP: SOP_VALUE}
+    assert same(head + element(t.TEXT_VALUE, b"ZZ", b"kept"), True) == unsupported("unknown VR")
+
+
+def test_item_in_implicit_vr_inside_explicit_vr_is_left_to_pydicom() -> None:
+    """pydicom reads an item whose first element has no VR letters as implicit VR throughout."""
+    head = element(SOP, b"UI", SOP_VALUE)
+    content = sequence(
+        t.CONTENT_SEQUENCE, [item(implicit(t.VALUE_TYPE, b"NUM ") + implicit(t.TEXT_VALUE, b"ab"))], True
+    )
+    assert same(head + content, True) == unsupported("item in implicit VR inside explicit VR")
+    empty = sequence(t.CONTENT_SEQUENCE, [item(b""), item(b"", False)], True)
+    assert same_dataset(head + empty, True)[t.CONTENT_SEQUENCE] == [{}, {}]
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_item_delimitation_item_ends_the_top_level_data_set(explicit: bool) -> None:
+    """pydicom ends the top-level data set at an Item Delimitation Item, whatever follows."""
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    head = enc(SOP, b"UI", SOP_VALUE)
+    after = enc(t.PATIENT_NAME, b"PN", b"D ") + b"\xff" * 5
+    assert same_dataset(head + delimiter(t.ITEM_DELIMITATION_ITEM) + after, explicit) == {SOP: SOP_VALUE}
+    assert same_dataset(head + delimiter(t.ITEM_DELIMITATION_ITEM, 7), explicit) == {SOP: SOP_VALUE}
+    if explicit:  # its length's low bytes read as a long VR: 4 more bytes, which must be there
+        assert same(head + delimiter(t.ITEM_DELIMITATION_ITEM, int.from_bytes(b"OB", "little")), True) == CORRUPT
+
+
+@pytest.mark.parametrize("zeros", [1, 4, 7])
+def test_zero_run_shorter_than_a_header_inside_an_item(zeros: int) -> None:
+    """The Python walker skips a run of zero bytes at once, but only within the current container: an item
+    ending in fewer than 8 zero bytes, with more zeros after it, once made it loop forever (found by the fuzz
+    campaign on the pure-Python path)."""
+    head = element(SOP, b"UI", SOP_VALUE)
+    content = sequence(t.CONTENT_SEQUENCE, [item(element(t.VALUE_TYPE, b"CS", b"NUM ") + bytes(zeros))], True)
+    data = head + content + bytes(64)
+    previous = signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(10)
+    try:
+        assert same(data, True) == OVERRUN
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _too_long(signum: int, frame: object) -> None:
+    raise AssertionError("the walk did not end")
+
+
+@pytest.mark.parametrize(("explicit", "defined"), ENCODINGS)
+def test_any_tag_in_a_sequence_starts_an_item(explicit: bool, defined: bool) -> None:
+    """pydicom reads an item wherever a sequence has a tag other than the Sequence Delimitation Item: a damaged
+    Item tag (a flipped bit) leaves the item as it was."""
+    code = code_item(explicit, defined)
+    damaged = b"\xfe\xff\x01\xe0" + code[4:]
+    kept = same_dataset(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [damaged], explicit, defined), explicit)
+    assert kept == same_dataset(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code], explicit, defined), explicit)
+    # An Item Delimitation Item where an item should be: an empty item (its length, 0, bounds it).
+    stray = same_dataset(sequence(t.CONTENT_SEQUENCE, [delimiter(t.ITEM_DELIMITATION_ITEM), code], explicit), explicit)
+    assert items_of(stray[t.CONTENT_SEQUENCE])[0] == {}
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_sequence_delimitation_item_ends_a_sequence_whatever_its_length(explicit: bool) -> None:
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    code = code_item(explicit, True)
+    name = enc(t.PATIENT_NAME, b"PN", b"D ")
+    undefined = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code], explicit, False)[:-8] + delimiter(
+        t.SEQUENCE_DELIMITATION_ITEM, 4
+    )
+    assert same_dataset(undefined + name, explicit)[t.PATIENT_NAME] == b"D "
+    # In a defined-length sequence pydicom reads no further in the value: the second item is not read.
+    early = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code, delimiter(t.SEQUENCE_DELIMITATION_ITEM), code], explicit)
+    assert len(items_of(same_dataset(early + name, explicit)[t.CONCEPT_NAME_CODE_SEQUENCE])) == 1
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_item_delimitation_item_ends_an_item_whatever_its_length(explicit: bool) -> None:
+    code = code_item(explicit, False)
+    for length in (4, 1 << 16):
+        changed = code[:-4] + length.to_bytes(4, "little")
+        assert same_dataset(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [changed], explicit, False), explicit) == (
+            same_dataset(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code], explicit, False), explicit)
+        )
+    if explicit:  # the length's low bytes read as a long VR ("OB"): pydicom reads 4 more bytes
+        long_vr = code[:-4] + int.from_bytes(b"OB", "little").to_bytes(4, "little")
+        data = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [long_vr + b"\0" * 4], True, False)
+        assert same_dataset(data, True)[t.CONCEPT_NAME_CODE_SEQUENCE] == [
+            {t.CODE_VALUE: b"121071", t.CODING_SCHEME_DESIGNATOR: b"DCM ", t.CODE_MEANING: b"Finding "}
+        ]
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_item_and_sequence_tags_among_elements_are_elements(explicit: bool) -> None:
+    """An Item or Sequence Delimitation tag where an element should be is an element for pydicom (read with
+    the rules of any other); only an Item Delimitation Item ends a data set (here, a defined-length item's, which
+    pydicom ends early and reads on from: left to it)."""
+    enc = element if explicit else (lambda tag, vr, value, length=None: implicit(tag, value, length))
+    head = enc(SOP, b"UI", SOP_VALUE)
+    name = enc(t.PATIENT_NAME, b"PN", b"D ")
+    for tag in (t.ITEM, t.SEQUENCE_DELIMITATION_ITEM):
+        assert same_dataset(head + delimiter(tag, 4) + b"abcd" + name, explicit) == {
+            SOP: SOP_VALUE,
+            t.PATIENT_NAME: b"D ",
+        }
+    early = sequence(t.CONTENT_SEQUENCE, [item(name + delimiter(t.ITEM_DELIMITATION_ITEM) + name)], explicit)
+    assert same(head + early, explicit) == unsupported("Item Delimitation Item inside a defined-length item")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from .. import codes
 from ..content import Code
@@ -72,9 +72,11 @@ class CodingContext:
             MappingWarning(
                 WarningCode.UNKNOWN_CODING_SCHEME,
                 "",
-                f"coding scheme {designator!r} has no registered FHIR system; used {codes.system_for(designator)[0]}",
+                # Not the designator: messages never quote the file (a private scheme can name a site).
+                f"a Coding Scheme Designator (0008,0102) has no registered FHIR system; its codes use "
+                f"{codes.UNREGISTERED_SYSTEM_PREFIX}<designator>",
             )
-            for designator in sorted(self.systems.unregistered)
+            for _ in self.systems.unregistered  # one warning per designator, as before
         ]
 
 
@@ -88,17 +90,6 @@ def fixed(coding: Mapping) -> dict:
     if concept is None:
         concept = _FIXED[id(coding)] = {"coding": [dict(coding)]}
     return concept
-
-
-def decimal_value(text: str | None) -> Decimal | None:
-    """A DS value as an exact decimal; None when absent or not a finite number."""
-    if text is None:
-        return None
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
 
 
 def quantity(value: Decimal, unit: Code | None, context: CodingContext) -> dict:

@@ -18,7 +18,7 @@ from ..errors import WarningCode
 from ..tid1500.model import FindingSite, Measurement, MeasurementGroup, QualitativeEvaluation
 from . import profiles
 from .context import ReportContext, meta
-from .datatypes import decimal_value, fixed, quantity, uid_identifier
+from .datatypes import fixed, quantity, uid_identifier
 from .devices import DeviceRegistry
 from .ids import document_resource_id
 
@@ -89,7 +89,8 @@ def _value_absent(measurement: Measurement, context: ReportContext) -> dict:
         codings.append(context.codings.coding(qualifier))
     result: dict = {"coding": codings}
     if measurement.numeric_value is not None and reason in ("error", "not-a-number"):
-        result["text"] = f"Numeric Value {measurement.numeric_value!r} is not a finite decimal"
+        value = measurement.numeric_value
+        result["text"] = f"Numeric Value {value!r} is not a finite decimal FHIR and a 64-bit float can hold"
     return result
 
 
@@ -137,7 +138,7 @@ class ObservationBuilder:
                 context.warn(
                     WarningCode.INVALID_VALUE,
                     position,
-                    f"Observation DateTime {observation_datetime!r} is not a complete date and time",
+                    "Observation DateTime (0040,A032) is not a complete date and time",
                 )
                 return self._times[None]
             cached = self._times[observation_datetime] = (own, own)
@@ -288,7 +289,7 @@ class ObservationBuilder:
                 # A NUM INFERRED FROM its group's region by reference resolves to the group's selection: once.
                 if (own := context.ref(selection)) not in references:
                     references.append(own)
-        number = decimal_value(measurement.numeric_value)
+        number = measurement.number
         if number is not None:
             value = ("valueQuantity", quantity(number, measurement.unit, codings))
             note = (

@@ -36,6 +36,7 @@
 #define TAG_ITEM 0xFFFEE000u
 #define TAG_ITEM_DELIMITATION_ITEM 0xFFFEE00Du
 #define TAG_SEQUENCE_DELIMITATION_ITEM 0xFFFEE0DDu
+#define TAG_SPECIFIC_CHARACTER_SET 0x00080005u /* checked in every data set: see check_charset */
 #define GROUP_DELIMITERS 0xFFFEu
 #define UNDEFINED_LENGTH 0xFFFFFFFFu
 #define VR_CODE(a, b) ((uint16_t)((uint8_t)(a) | (uint8_t)(b) << 8)) /* as int.from_bytes(vr, "little") */
@@ -78,6 +79,7 @@ typedef struct {
     PyObject *unsupported;          /* FastReaderUnsupported */
     PyObject *corrupt;              /* () -> SRRejected(CORRUPT, ...) */
     PyObject *is_sequence_tag;      /* (tag, data, pos, end) -> bool */
+    PyObject *check_charset;        /* (value, eager) -> None, or raises */
     int max_depth;
     int scans; /* scans in progress: the callbacks run Python code, which must not re-initialise the tables */
 } Scanner;
@@ -91,6 +93,22 @@ vr_slot(uint16_t vr)
         return -1;
     }
     return (int)(first * VR_LETTERS + second);
+}
+
+/* pydicom's test of the first element of a data set for an explicit VR (filereader._is_implicit_vr). */
+static inline int
+vr_letters(uint8_t first, uint8_t second)
+{
+    return 0x40 < first && first < 0x5B && 0x40 < second && second < 0x5B;
+}
+
+/* pydicom's test of any other element's VR bytes: b"AA" <= vr <= b"ZZ", byte-wise. Outside it an element is
+ * read as implicit VR; inside it an unknown VR has a 2-byte length. */
+static inline int
+vr_in_letter_range(uint16_t vr)
+{
+    uint16_t big_endian = (uint16_t)((vr & 0xFF) << 8 | vr >> 8);
+    return 0x4141 <= big_endian && big_endian <= 0x5A5A;
 }
 
 static inline unsigned
@@ -249,6 +267,7 @@ Scanner_traverse(Scanner *self, visitproc visit, void *arg)
     Py_VISIT(self->unsupported);
     Py_VISIT(self->corrupt);
     Py_VISIT(self->is_sequence_tag);
+    Py_VISIT(self->check_charset);
     return 0;
 }
 
@@ -261,6 +280,7 @@ Scanner_clear(Scanner *self)
     Py_CLEAR(self->unsupported);
     Py_CLEAR(self->corrupt);
     Py_CLEAR(self->is_sequence_tag);
+    Py_CLEAR(self->check_charset);
     return 0;
 }
 
@@ -277,22 +297,22 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {
         "read_vr", "header_sizes", "encapsulated_vrs", "shared_item_sequences", "unsupported", "corrupt",
-        "is_sequence_tag", "max_depth", NULL,
+        "is_sequence_tag", "check_charset", "max_depth", NULL,
     };
     PyObject *read_vr, *header_sizes, *encapsulated_vrs, *shared_item_sequences, *unsupported, *corrupt,
-        *is_sequence_tag;
+        *is_sequence_tag, *check_charset;
     int max_depth;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOi:Scanner", keywords, &read_vr, &header_sizes,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOi:Scanner", keywords, &read_vr, &header_sizes,
                                      &encapsulated_vrs, &shared_item_sequences, &unsupported, &corrupt,
-                                     &is_sequence_tag, &max_depth)) {
+                                     &is_sequence_tag, &check_charset, &max_depth)) {
         return -1;
     }
     if (!PyExceptionClass_Check(unsupported)) {
         PyErr_SetString(PyExc_TypeError, "unsupported must be an exception class");
         return -1;
     }
-    if (!PyCallable_Check(corrupt) || !PyCallable_Check(is_sequence_tag)) {
-        PyErr_SetString(PyExc_TypeError, "corrupt and is_sequence_tag must be callable");
+    if (!PyCallable_Check(corrupt) || !PyCallable_Check(is_sequence_tag) || !PyCallable_Check(check_charset)) {
+        PyErr_SetString(PyExc_TypeError, "corrupt, is_sequence_tag and check_charset must be callable");
         return -1;
     }
     if (self->scans > 0) {
@@ -318,6 +338,8 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     self->corrupt = corrupt;
     Py_INCREF(is_sequence_tag);
     self->is_sequence_tag = is_sequence_tag;
+    Py_INCREF(check_charset);
+    self->check_charset = check_charset;
     self->max_depth = max_depth;
     return 0;
 }
@@ -547,6 +569,25 @@ fail_overrun(const Walk *walk, uint64_t needed, int eager)
     return fail_unsupported(walk, "length overruns its enclosing item or sequence");
 }
 
+/* fast_parser._check_charset on a Specific Character Set value, met in any data set (kept or not): pydicom
+ * converts the value of every data set it parses and fails the parse when it cannot. 0, or -1 with the
+ * exception the callback raised. Rare (one element per data set at most), so the verdict stays in Python. */
+static int
+check_charset(const Walk *walk, const uint8_t *value, Py_ssize_t length, int eager)
+{
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)value, length);
+    if (raw == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallFunction(walk->scanner->check_charset, "Oi", raw, eager);
+    Py_DECREF(raw);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
 /*
  * The raw data set is a tree (dicts of bytes and of lists of dicts) that nothing makes cyclic before it is
  * dropped, so its containers are kept out of the cyclic garbage collector's sight: a radiomics report has
@@ -617,6 +658,21 @@ skip_encapsulated(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end)
     }
     /* pydicom falls back to a byte search for the delimiter here; leave such files to it. */
     return fail_unsupported(walk, "encapsulated pixel data that is not well formed");
+}
+
+/* An undefined-length element this reader does not keep: a sequence or not, decided in Python
+ * (fast_parser._is_sequence_tag, from pydicom's data dictionary). 1, 0, or -1 with an exception. */
+static int
+is_sequence_tag(const Walk *walk, uint32_t tag, Py_ssize_t pos, Py_ssize_t end)
+{
+    PyObject *verdict =
+        PyObject_CallFunction(walk->scanner->is_sequence_tag, "kOnn", (unsigned long)tag, walk->data, pos, end);
+    if (verdict == NULL) {
+        return -1;
+    }
+    int result = PyObject_IsTrue(verdict);
+    Py_DECREF(verdict);
+    return result;
 }
 
 /* explicit_dataset or implicit_dataset: one data set from *pos to `end` (or its delimiter). */
@@ -702,20 +758,46 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
             if (pos + 8 > end) {
                 return fail_overrun(walk, (uint64_t)pos + 8, eager);
             }
-            /* As the Python walker, which reads the header as explicit VR: `length` is the upper half of
-             * the delimiter's 4-byte length. */
-            if (delimited && tag == TAG_ITEM_DELIMITATION_ITEM && length == 0) {
+            if (delimited && tag == TAG_ITEM_DELIMITATION_ITEM) {
+                /* pydicom ends the item here whatever the length, read as explicit VR: the header's low
+                 * length bytes read as a long VR take 4 more bytes. */
+                int slot = vr_slot(vr);
+                if (slot >= 0 && scanner->header_size[slot] == 12) {
+                    if (pos + 12 > end) {
+                        return fail_overrun(walk, (uint64_t)pos + 12, eager);
+                    }
+                    pos += 4;
+                }
                 pos += 8;
                 break;
             }
-            return fail_unsupported(walk, "delimiter or item tag where an element was expected");
+            if (tag == TAG_ITEM_DELIMITATION_ITEM && !delimited && depth == 0) {
+                /* pydicom ends the top-level data set at an Item Delimitation Item and reads nothing after it;
+                 * it reads the header as explicit VR first, with 4 more bytes after a long VR. */
+                int slot = vr_slot(vr);
+                if (slot >= 0 && scanner->header_size[slot] == 12 && pos + 12 > end) {
+                    return fail_overrun(walk, (uint64_t)pos + 12, eager);
+                }
+                pos = end;
+                break;
+            }
+            if (tag == TAG_ITEM_DELIMITATION_ITEM) {
+                /* It ends a defined-length item early for pydicom, which then reads its next item from there. */
+                return fail_unsupported(walk, "Item Delimitation Item inside a defined-length item");
+            }
+            /* Any other (FFFE,xxxx) tag is an element like any other for pydicom, and so it is here. */
         }
-        if ((int64_t)tag <= last_tag) {
-            return fail_unsupported(walk, "elements out of order or repeated");
+        if (tag == TAG_SPECIFIC_CHARACTER_SET && last_tag >= (int64_t)tag) {
+            /* pydicom reads undefined-length sequences met before a later one with the character set before. */
+            return fail_unsupported(walk, "Specific Character Set out of order or repeated");
         }
-        last_tag = tag;
+        if ((int64_t)tag > last_tag) {
+            last_tag = tag;
+        }
+        /* A tag out of order or repeated is read as pydicom does: its last occurrence is the element. */
         int slot = vr_slot(vr);
         int header_size = slot < 0 ? 0 : scanner->header_size[slot];
+        int implicit_element = 0;
         if (header_size == 8) {
             pos += 8;
         }
@@ -726,15 +808,34 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
             length = read_u32(buf + pos + 8);
             pos += 12;
         }
+        else if (!vr_in_letter_range(vr)) {
+            /* No VR letters: pydicom reads this element as implicit VR (a 4-byte length after the tag). */
+            length = read_u32(buf + pos + 4);
+            pos += 8;
+            implicit_element = 1;
+        }
         else {
-            /* Includes an item whose elements have no VR at all, which pydicom reads as implicit VR. */
-            return fail_unsupported(walk, "unknown VR");
+            /* A VR pydicom does not know has a 2-byte length, and fails only when its value is converted. */
+            if (find_wanted(scanner, tag) != NULL) {
+                return fail_unsupported(walk, "unknown VR");
+            }
+            pos += 8;
         }
         const WantedTag *wanted = find_wanted(scanner, tag);
-        if (vr == VR_SQ) {
-            if (wanted != NULL && wanted->vr != VR_SQ) {
+        int sequence;
+        if (implicit_element) {
+            sequence = wanted != NULL && wanted->vr == VR_SQ;
+            if (wanted == NULL && length == UNDEFINED_LENGTH && (sequence = is_sequence_tag(walk, tag, pos, end)) < 0) {
+                return -1;
+            }
+        }
+        else {
+            sequence = vr == VR_SQ;
+            if (sequence && wanted != NULL && wanted->vr != VR_SQ) {
                 return fail_unsupported(walk, "VR differs from the data dictionary");
             }
+        }
+        if (sequence && (wanted != NULL || length == UNDEFINED_LENGTH)) {
             if (depth >= scanner->max_depth) {
                 return fail_unsupported(walk, "nested too deeply");
             }
@@ -765,8 +866,9 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
             }
             continue;
         }
+        /* Past here: a value, or a defined-length sequence nothing reads, which pydicom never parses either. */
         if (length == UNDEFINED_LENGTH) {
-            if (wanted == NULL && scanner->encapsulated[slot]) {
+            if (!implicit_element && wanted == NULL && slot >= 0 && scanner->encapsulated[slot]) {
                 if (skip_encapsulated(walk, &pos, end) < 0) {
                     return -1;
                 }
@@ -779,11 +881,14 @@ explicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
             return fail_overrun(walk, value_end, eager);
         }
         if (wanted != NULL) {
-            if (wanted->vr != vr) {
+            if (!implicit_element && wanted->vr != vr) {
                 return fail_unsupported(walk, "VR differs from the data dictionary");
             }
             if (dataset != NULL &&
                 store(dataset, wanted, value_bytes(walk, buf + pos, (Py_ssize_t)length)) < 0) {
+                return -1;
+            }
+            if (tag == TAG_SPECIFIC_CHARACTER_SET && check_charset(walk, buf + pos, (Py_ssize_t)length, eager) < 0) {
                 return -1;
             }
         }
@@ -813,7 +918,16 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
         uint32_t tag = (uint32_t)read_u16(buf + pos) << 16 | read_u16(buf + pos + 2);
         uint32_t length = read_u32(buf + pos + 4);
         pos += 8;
-        if (tag == TAG_ITEM) {
+        if (tag == TAG_SEQUENCE_DELIMITATION_ITEM) {
+            /* pydicom ends a sequence at this tag whatever its length, and a defined-length one reads no
+             * further in its value. */
+            if (!delimited) {
+                pos = end;
+            }
+            break;
+        }
+        /* Any other tag starts an item for pydicom (read_sequence_item), the Item tag or not. */
+        {
             Py_ssize_t item_end = end;
             int item_delimited = 1;
             if (length != UNDEFINED_LENGTH) {
@@ -824,6 +938,11 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
                 }
                 item_end = pos + (Py_ssize_t)length;
                 item_delimited = 0;
+            }
+            if (pos + 6 <= item_end && read_u32(buf + pos) != 0xE00DFFFEu && !vr_letters(buf[pos + 4], buf[pos + 5])) {
+                /* pydicom reads an item whose first element has no VR letters as implicit VR, all of it (one that
+                 * is only an Item Delimitation Item ends either way). */
+                return fail_unsupported(walk, "item in implicit VR inside explicit VR");
             }
             if (items == NULL) {
                 if (explicit_dataset(walk, &pos, item_end, item_delimited, eager, depth, NULL) < 0) {
@@ -838,12 +957,6 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
                 return -1;
             }
         }
-        else if (tag == TAG_SEQUENCE_DELIMITATION_ITEM && delimited && length == 0) {
-            break;
-        }
-        else {
-            return fail_unsupported(walk, "sequence content that is not an item");
-        }
     }
     *pos_io = pos;
     return 0;
@@ -855,21 +968,6 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
  * level is 0, and an item data set deeper than max_depth is refused when it is entered.
  */
 static int implicit_sequence(const Walk *, Py_ssize_t *, Py_ssize_t, int, int, int, PyObject *, int);
-
-/* An undefined-length element this reader does not keep: a sequence or not, decided in Python
- * (fast_parser._is_sequence_tag, from pydicom's data dictionary). 1, 0, or -1 with an exception. */
-static int
-is_sequence_tag(const Walk *walk, uint32_t tag, Py_ssize_t pos, Py_ssize_t end)
-{
-    PyObject *verdict =
-        PyObject_CallFunction(walk->scanner->is_sequence_tag, "kOnn", (unsigned long)tag, walk->data, pos, end);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int result = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return result;
-}
 
 static int
 implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delimited, int eager, int depth,
@@ -891,17 +989,26 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
         uint32_t length = read_u32(buf + pos + 4);
         pos += 8;
         if (group == GROUP_DELIMITERS) {
-            if (delimited && tag == TAG_ITEM_DELIMITATION_ITEM && length == 0) {
+            if (delimited && tag == TAG_ITEM_DELIMITATION_ITEM) { /* whatever its length, as pydicom */
                 untrack_dataset(dataset);
                 *pos_io = pos;
                 return 0;
             }
-            return fail_unsupported(walk, "delimiter or item tag where an element was expected");
+            if (tag == TAG_ITEM_DELIMITATION_ITEM && !delimited && depth == 0) {
+                pos = end; /* pydicom ends the top-level data set there and reads nothing after it */
+                break;
+            }
+            if (tag == TAG_ITEM_DELIMITATION_ITEM) {
+                return fail_unsupported(walk, "Item Delimitation Item inside a defined-length item");
+            }
+            /* Any other (FFFE,xxxx) tag is an element like any other for pydicom. */
         }
-        if ((int64_t)tag <= last_tag) {
-            return fail_unsupported(walk, "elements out of order or repeated");
+        if (tag == TAG_SPECIFIC_CHARACTER_SET && last_tag >= (int64_t)tag) {
+            return fail_unsupported(walk, "Specific Character Set out of order or repeated"); /* as explicit */
         }
-        last_tag = tag;
+        if ((int64_t)tag > last_tag) {
+            last_tag = tag;
+        }
         const WantedTag *wanted = find_wanted(scanner, tag);
         if (length == UNDEFINED_LENGTH) {
             if (wanted == NULL) {
@@ -951,10 +1058,14 @@ implicit_dataset(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int delim
                     return -1;
                 }
             }
-            else if (dataset != NULL &&
-                     store(dataset, wanted, value_bytes(walk, buf + pos, (Py_ssize_t)length)) <
-                         0) {
-                return -1;
+            else {
+                if (dataset != NULL && store(dataset, wanted, value_bytes(walk, buf + pos, (Py_ssize_t)length)) < 0) {
+                    return -1;
+                }
+                if (tag == TAG_SPECIFIC_CHARACTER_SET &&
+                    check_charset(walk, buf + pos, (Py_ssize_t)length, eager) < 0) {
+                    return -1;
+                }
             }
         }
         pos = (Py_ssize_t)value_end;
@@ -981,7 +1092,12 @@ implicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
         uint32_t tag = (uint32_t)read_u16(buf + pos) << 16 | read_u16(buf + pos + 2);
         uint32_t length = read_u32(buf + pos + 4);
         pos += 8;
-        if (tag == TAG_ITEM) {
+        if (tag == TAG_SEQUENCE_DELIMITATION_ITEM) {
+            *pos_io = delimited ? pos : end; /* as explicit_sequence */
+            return 0;
+        }
+        /* Any other tag starts an item for pydicom, the Item tag or not. */
+        {
             Py_ssize_t item_pos = pos, item_end = end;
             int item_delimited = 1;
             if (length != UNDEFINED_LENGTH) {
@@ -1003,13 +1119,6 @@ implicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
             }
             /* A defined-length item ends at its length, wherever its data set stopped (as the Python walker). */
             pos = item_delimited ? item_pos : item_end;
-        }
-        else if (tag == TAG_SEQUENCE_DELIMITATION_ITEM && delimited && length == 0) {
-            *pos_io = pos;
-            return 0;
-        }
-        else {
-            return fail_unsupported(walk, "sequence content that is not an item");
         }
     }
     if (delimited) {
@@ -1079,13 +1188,14 @@ static PyMethodDef Scanner_methods[] = {
 
 PyDoc_STRVAR(Scanner_doc,
              "Scanner(*, read_vr, header_sizes, encapsulated_vrs, shared_item_sequences, unsupported, corrupt, "
-             "is_sequence_tag, max_depth)\n--\n\n"
+             "is_sequence_tag, check_charset, max_depth)\n--\n\n"
              "Walks DICOM data sets keeping the tags of `read_vr` (tag -> 2-byte VR). `header_sizes`: VR code\n"
              "(int.from_bytes(vr, 'little')) -> explicit VR header size; `encapsulated_vrs`: VR codes that\n"
              "may hold encapsulated pixel data; `shared_item_sequences`: sequence tags whose equal items are\n"
              "returned as one dict within a scan. `unsupported`: exception class raised with a reason;\n"
              "`corrupt()`: returns the exception for truncated data; `is_sequence_tag(tag, data, pos, end)`:\n"
-             "whether an undefined-length implicit VR element that is not kept is a sequence.");
+             "whether an undefined-length implicit VR element that is not kept is a sequence;\n"
+             "`check_charset(value, eager)`: raises for a Specific Character Set value pydicom cannot read.");
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sr2fhir_core.reading._scan.Scanner",
@@ -1104,7 +1214,7 @@ static PyTypeObject ScannerType = {
 /* --- module ------------------------------------------------------------------------------------------ */
 
 /* fast_parser refuses a build whose VERSION differs from the one it expects (a stale in-place build). */
-#define SCAN_VERSION 2
+#define SCAN_VERSION 7
 
 PyDoc_STRVAR(module_doc, "The element-header walk of sr2fhir_core.reading.fast_parser, in C.");
 

@@ -27,9 +27,13 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from struct import Struct
 from struct import error as struct_error
 from typing import Literal, TypeAlias
+
+from pydicom.charset import convert_encodings
+from pydicom.values import convert_string
 
 from ..errors import RejectionReason, SRRejected
 from . import tags as t
@@ -108,6 +112,8 @@ _READ_VR_CODE = {tag: _vr_code(vr) for tag, vr in _READ_VR.items()}
 _ITEM = t.ITEM
 _ITEM_DELIMITATION_ITEM = t.ITEM_DELIMITATION_ITEM
 _SEQUENCE_DELIMITATION_ITEM = t.SEQUENCE_DELIMITATION_ITEM
+_SPECIFIC_CHARACTER_SET = t.SPECIFIC_CHARACTER_SET
+_ITEM_DELIMITATION_BYTES = b"\xfe\xff\x0d\xe0"
 
 _EXPLICIT_LE_STANDARD_SYNTAXES = (
     "1.2.840.10008.1.2.4.",  # JPEG family, JPEG 2000, JPEG-LS, MPEG, HEVC (PS3.5 A.4)
@@ -118,12 +124,49 @@ _EXPLICIT_LE_STANDARD_SYNTAXES = (
 """Encapsulated syntaxes: their data set is explicit VR little endian by definition (PS3.5 A.4)."""
 
 
+def _letters(first: int, second: int) -> bool:
+    """pydicom's test of the first element of a data set for an explicit VR (`filereader._is_implicit_vr`)."""
+    return 0x40 < first < 0x5B and 0x40 < second < 0x5B
+
+
+_LOWEST_VR = int.from_bytes(b"AA", "big")
+_HIGHEST_VR = int.from_bytes(b"ZZ", "big")
+"""pydicom's test of any other element's VR bytes (`b"AA" <= vr <= b"ZZ"`, byte-wise) as a big-endian int: an
+element whose VR bytes fall outside is read as implicit VR, one inside with an unknown VR has a 2-byte length."""
+
+
 def _unsupported(why: str) -> FastReaderUnsupported:
     return FastReaderUnsupported(why)
 
 
 def _corrupt() -> SRRejected:
     return SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
+
+
+def _check_charset(raw: bytes, eager: bool) -> None:
+    """A Specific Character Set value as the walker meets it, in any data set. pydicom converts the value of
+    every data set it parses and fails the whole parse when it cannot (a NUL inside a value: `codecs.lookup`
+    refuses it). Where pydicom parses at load time (`eager`) that is a corrupt file for the reference reader
+    too; inside a defined-length sequence it parses only when the reader asks for the sequence, so the
+    reference reader decides."""
+    if _charset_unreadable(raw):
+        if eager:
+            raise SRRejected(RejectionReason.CORRUPT, "Specific Character Set (0008,0005) value cannot be read")
+        raise _unsupported("unreadable Specific Character Set in a sequence pydicom parses on demand")
+
+
+@lru_cache(maxsize=256)
+def _charset_unreadable(raw: bytes) -> bool:
+    # pydicom's own conversion (data_element_generator: convert_string, then convert_encodings), so that the
+    # verdict is the reference reader's by construction. Its warnings about unknown terms come again when the
+    # value is used.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            convert_encodings(convert_string(raw, True))
+        except ValueError:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +188,8 @@ def parse(data: bytes) -> ParsedFile:
     if not has_preamble:
         if len(data) < 8 or (not has_meta and _implicit_first_element_overruns(data)):
             raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set")
+        if not has_meta and _no_sop_class_tag(data):
+            raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
         try:
             transfer_syntax, pos = _parse_file_meta(data, pos) if has_meta else (None, pos)
             return ParsedFile(_parse_bare(data, pos, transfer_syntax), False, has_meta, transfer_syntax)
@@ -194,8 +239,29 @@ def _implicit_first_element_overruns(data: bytes) -> bool:
     )
 
 
+_SOP_CLASS_TAGS = (b"\x08\x00\x16\x00", b"\x00\x08\x00\x16")
+"""SOP Class UID's tag as pydicom reads it from bytes without a preamble: little endian, or big endian."""
+_UNDEFINED_LENGTH_BYTES = b"\xff" * 4
+_FEW_UNDEFINED_LENGTHS = 64
+
+
+def _no_sop_class_tag(data: bytes) -> bool:
+    """Bytes without preamble or file meta in which pydicom cannot find a SOP Class UID whatever it makes of
+    them: its tag's bytes are nowhere. pydicom then says "not DICOM" (its read fails, or finds no SOP Class
+    UID), and so can this reader without walking them: zero-filled or random data of any size is decided in
+    one pass over the bytes. Only while too few undefined lengths are there for pydicom to nest deeply enough
+    to exhaust its recursion, which `map_sr` reports as corrupt."""
+    return (
+        _SOP_CLASS_TAGS[0] not in data
+        and _SOP_CLASS_TAGS[1] not in data
+        and data.count(_UNDEFINED_LENGTH_BYTES) < _FEW_UNDEFINED_LENGTHS
+    )
+
+
 def _parse_deflated(data: bytes, pos: int) -> RawDataSet:
-    # Same call as pydicom (raw deflate of everything after the meta), so both readers see the same bytes.
+    # Same call as pydicom (raw deflate of everything after the meta and any command set, which it reads
+    # before inflating), so both readers see the same bytes.
+    pos = _skip_command_set(data, pos)
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         inflated = inflater.decompress(data[pos:], MAX_INFLATED)
@@ -207,7 +273,7 @@ def _parse_deflated(data: bytes, pos: int) -> RawDataSet:
         # zlib.decompress (what pydicom calls) fails on an unfinished stream, and ignores trailing bytes.
         raise SRRejected(RejectionReason.CORRUPT, "deflated data set is truncated")
     try:
-        return _parse_top_level(inflated, 0, True)
+        return _parse_top_level(inflated, 0, True, command_set=False)
     except SRRejected as exc:
         # pydicom reads inflated bytes from its own buffer, where the reference reader cannot see short
         # reads; let it decide truncation inside the inflated data.
@@ -231,6 +297,7 @@ def _parse_file_meta(data: bytes, pos: int) -> tuple[str | None, int]:
     end = len(data)
     transfer_syntax: str | None = None
     last_tag = -1
+    first: tuple[int, int, int] | None = None
     while pos + 8 <= end and data[pos : pos + 2] == b"\x02\x00":
         group, element, vr, length = _EXPLICIT_HEADER.unpack_from(data, pos)
         tag = group << 16 | element
@@ -251,6 +318,8 @@ def _parse_file_meta(data: bytes, pos: int) -> tuple[str | None, int]:
             raise _unsupported("undefined length in the file meta")
         if pos + length > end:
             raise _corrupt()
+        if first is None:
+            first = (tag, vr, length)
         if tag == t.TRANSFER_SYNTAX_UID:
             if vr != _UI_CODE:
                 raise _unsupported("transfer syntax UID with another VR")
@@ -261,20 +330,82 @@ def _parse_file_meta(data: bytes, pos: int) -> tuple[str | None, int]:
         pos += length
     if pos < end and pos + 8 > end and data[pos : pos + 2] == b"\x02\x00":
         raise _corrupt()
+    if first is not None:  # the group read whole and in order: its first element is pydicom's lowest tag
+        _check_first_meta_element(*first)
     return transfer_syntax or None, pos
 
 
-def _parse_top_level(data: bytes, pos: int, explicit: bool) -> RawDataSet:
+_NUMBER_SIZES = {
+    _vr_code(vr.encode()): size
+    for vr, size in (("US", 2), ("SS", 2), ("UL", 4), ("SL", 4), ("FL", 4), ("FD", 8), ("SV", 8), ("UV", 8))
+}
+_UN_CODE = _vr_code(b"UN")
+
+
+def _check_first_meta_element(tag: int, vr: int, length: int) -> None:
+    """pydicom converts the first file meta element to test the encoding (`_read_file_meta_info`): a binary
+    number whose length is not a multiple of its size fails the whole read (BytesLengthException), a file the
+    reference reader calls corrupt. An explicit UN takes the data dictionary's VR first."""
+    if vr == _UN_CODE:
+        from pydicom.datadict import dictionary_VR
+
+        try:
+            vr = _vr_code(dictionary_VR(tag)[:2].encode())
+        except KeyError:
+            raise _unsupported("file meta element of VR UN not in the data dictionary") from None
+    size = _NUMBER_SIZES.get(vr)
+    if size is not None and length % size:
+        raise SRRejected(RejectionReason.CORRUPT, "file meta information: a number of the wrong length")
+    if vr == _SQ_CODE:
+        raise _unsupported("file meta element that is a sequence")
+
+
+def _parse_top_level(data: bytes, pos: int, explicit: bool, command_set: bool = True) -> RawDataSet:
     end = len(data)
-    if pos + 6 <= end:
-        first_group = int.from_bytes(data[pos : pos + 2], "little")
-        if first_group == 0x0000:
-            raise _unsupported("command set elements")  # pydicom reads group 0000 as implicit VR
-        vr_letters = 0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B
-        if vr_letters != explicit:
-            # pydicom would switch encoding here (with a warning); not a guess this reader makes.
-            raise _unsupported("data set encoding differs from the transfer syntax")
+    if command_set:
+        pos = _skip_command_set(data, pos)
+    if pos + 6 <= end and _letters(data[pos + 4], data[pos + 5]) != explicit:
+        # pydicom would switch encoding here (with a warning); not a guess this reader makes.
+        raise _unsupported("data set encoding differs from the transfer syntax")
     return _walk(data, pos, explicit)
+
+
+_ZERO_HEADER = bytes(8)
+
+
+def _skip_command_set(data: bytes, pos: int) -> int:
+    """Where the data set proper starts: pydicom first reads any group 0000 elements (a command set) as
+    implicit VR whatever the transfer syntax (`filereader._read_command_set_elements`), until an element of
+    another group or an Item Delimitation Item, whose header it consumes. None of them is kept here. A run
+    of zero bytes (zero-filled storage, padding) is a run of empty (0000,0000) elements, skipped at once."""
+    end = len(data)
+    if pos + 8 > end:
+        return pos  # the walk reports what is too short
+    if data[pos : pos + 2] == b"\0\0" and _letters(data[pos + 4], data[pos + 5]):
+        raise _unsupported("command set elements in explicit VR")
+    start = pos
+    while pos + 8 <= end:
+        group, element, length = _IMPLICIT_HEADER.unpack_from(data, pos)
+        if group << 16 | element == _ITEM_DELIMITATION_ITEM:
+            # As the first element, its header is read as explicit VR if it looks so: 4 more bytes for a long VR.
+            explicit = pos == start and _letters(data[pos + 4], data[pos + 5])
+            if explicit and _EXPLICIT_HEADER_SIZES.get(length & 0xFFFF) == 12:
+                if pos + 12 > end:
+                    raise _corrupt()
+                return pos + 12
+            return pos + 8
+        if group != 0:
+            return pos
+        if data[pos : pos + 8] == _ZERO_HEADER:
+            run = end - pos - len(data[pos:end].lstrip(b"\0"))
+            pos += run - run % 8
+            continue
+        if length == UNDEFINED_LENGTH:
+            raise _unsupported("command set element of undefined length")
+        if pos + 8 + length > end:
+            raise _corrupt()
+        pos += 8 + length
+    return pos
 
 
 def _python_scan(data: bytes, pos: int, explicit: bool) -> RawDataSet:
@@ -334,7 +465,18 @@ def _explicit_dataset(
             group, element, length = unpack_item(data, pos)
             tag = group << 16 | element
             pos += 8
-            if tag == _ITEM:
+            if tag == _SEQUENCE_DELIMITATION_ITEM:
+                # pydicom ends a sequence at this tag whatever its length, and a defined-length one reads no
+                # further in its value.
+                if not delimited:
+                    pos = end
+                    continue
+                finished, (dataset, end, delimited, eager, last_tag, store_as) = items, stack.pop()
+                if store_as is not None:
+                    dataset[store_as] = finished
+                in_sequence = False
+            else:
+                # Any other tag starts an item for pydicom (`read_sequence_item`), the Item tag or not.
                 stack.append((items, end, delimited, eager))
                 if length != UNDEFINED_LENGTH:
                     item_end = pos + length
@@ -345,16 +487,17 @@ def _explicit_dataset(
                     end, delimited = item_end, False
                 else:
                     delimited = True
+                if (
+                    pos + 6 <= end
+                    and data[pos : pos + 4] != _ITEM_DELIMITATION_BYTES
+                    and not _letters(data[pos + 4], data[pos + 5])
+                ):
+                    # pydicom reads an item whose first element has no VR letters as implicit VR, all of it
+                    # (one that is only an Item Delimitation Item ends either way).
+                    raise _unsupported("item in implicit VR inside explicit VR")
                 dataset = {}
                 last_tag = -1
                 in_sequence = False
-            elif tag == _SEQUENCE_DELIMITATION_ITEM and delimited and length == 0:
-                finished, (dataset, end, delimited, eager, last_tag, store_as) = items, stack.pop()
-                if store_as is not None:
-                    dataset[store_as] = finished
-                in_sequence = False
-            else:
-                raise _unsupported("sequence content that is not an item")
             continue
 
         if pos >= end:
@@ -375,7 +518,13 @@ def _explicit_dataset(
         if group == 0xFFFE:
             if pos + 8 > end:
                 raise _overrun(pos + 8, data, eager)
-            if delimited and tag == _ITEM_DELIMITATION_ITEM and length == 0:
+            if delimited and tag == _ITEM_DELIMITATION_ITEM:
+                # pydicom ends the item here whatever the length, read as explicit VR: the header's low
+                # length bytes read as a long VR take 4 more bytes.
+                if header_sizes.get(vr) == 12:
+                    if pos + 12 > end:
+                        raise _overrun(pos + 12, data, eager)
+                    pos += 4
                 pos += 8
                 if not stack:
                     return dataset, pos
@@ -383,11 +532,34 @@ def _explicit_dataset(
                 items.append(finished_item)
                 in_sequence = True
                 continue
-            raise _unsupported("delimiter or item tag where an element was expected")
-        if tag <= last_tag:
-            raise _unsupported("elements out of order or repeated")
-        last_tag = tag
+            if tag == _ITEM_DELIMITATION_ITEM and not delimited and not stack and depth == 0:
+                # pydicom ends the top-level data set at an Item Delimitation Item and reads nothing after
+                # it; it reads the header as explicit VR first, with 4 more bytes after a long VR.
+                if header_sizes.get(vr) == 12 and pos + 12 > end:
+                    raise _overrun(pos + 12, data, eager)
+                return dataset, end
+            if tag == _ITEM_DELIMITATION_ITEM:
+                # It ends a defined-length item early for pydicom, which then reads its next item from there.
+                raise _unsupported("Item Delimitation Item inside a defined-length item")
+            # Any other (FFFE,xxxx) tag is an element like any other for pydicom, and so it is here.
+        if tag == 0 and data[pos : pos + 8] == _ZERO_HEADER:
+            # Zero bytes (padding, zero-filled storage) are empty (0000,0000) elements in implicit VR for
+            # pydicom: a run of them is skipped at once, as the C walker would one by one. Only within this
+            # container: fewer than 8 zero bytes before its end are an element that overruns it, below.
+            chunk = data[pos:end]
+            run = len(chunk) - len(chunk.lstrip(b"\0"))
+            if run >= 8:
+                pos += run - run % 8
+                last_tag = max(last_tag, 0)
+                continue
+        if tag == _SPECIFIC_CHARACTER_SET and last_tag >= tag:
+            # pydicom reads undefined-length sequences met before a later one with the character set before.
+            raise _unsupported("Specific Character Set out of order or repeated")
+        if tag > last_tag:
+            last_tag = tag
+        # A tag out of order or repeated is read as pydicom does: its last occurrence is the element.
         header_size = header_sizes.get(vr)
+        implicit_element = False
         if header_size == 8:
             pos += 8
         elif header_size == 12:
@@ -395,13 +567,26 @@ def _explicit_dataset(
                 raise _overrun(pos + 12, data, eager)
             (length,) = unpack_uint32(data, pos + 8)
             pos += 12
+        elif not _LOWEST_VR <= ((vr & 0xFF) << 8 | vr >> 8) <= _HIGHEST_VR:
+            # No VR letters: pydicom reads this element as implicit VR (a 4-byte length after the tag).
+            (length,) = unpack_uint32(data, pos + 4)
+            pos += 8
+            implicit_element = True
         else:
-            # Includes an item whose elements have no VR at all, which pydicom reads as implicit VR.
-            raise _unsupported("unknown VR")
+            # A VR pydicom does not know has a 2-byte length, and fails only when its value is converted.
+            if read_vr.get(tag) is not None:
+                raise _unsupported("unknown VR")
+            pos += 8
         wanted = read_vr.get(tag)
-        if vr == sq:
-            if wanted is not None and wanted != sq:
+        if implicit_element:
+            sequence = wanted == sq or (
+                wanted is None and length == undefined and _is_sequence_tag(tag, data, pos, end)
+            )
+        else:
+            sequence = vr == sq
+            if sequence and wanted is not None and wanted != sq:
                 raise _unsupported("VR differs from the data dictionary")
+        if sequence and (wanted is not None or length == undefined):
             if len(stack) >= max_stack:
                 raise _unsupported("nested too deeply")
             stack.append((dataset, end, delimited, eager, last_tag, tag if wanted is not None else None))
@@ -416,8 +601,9 @@ def _explicit_dataset(
             else:
                 delimited = True
             continue
+        # Past here: a value, or a defined-length sequence nothing reads, which pydicom never parses either.
         if length == undefined:
-            if vr in _ENCAPSULATED_VR_CODES and wanted is None:
+            if not implicit_element and vr in _ENCAPSULATED_VR_CODES and wanted is None:
                 pos = _skip_encapsulated(data, pos, end)
                 continue
             raise _unsupported("undefined length on a VR that cannot have it")
@@ -425,9 +611,11 @@ def _explicit_dataset(
         if value_end > end:
             raise _overrun(value_end, data, eager)
         if wanted is not None:
-            if wanted != vr:
+            if wanted != vr and not implicit_element:
                 raise _unsupported("VR differs from the data dictionary")
-            dataset[tag] = data[pos:value_end]
+            dataset[tag] = value = data[pos:value_end]
+            if tag == _SPECIFIC_CHARACTER_SET:
+                _check_charset(value, eager)
         pos = value_end
 
 
@@ -448,12 +636,17 @@ def _implicit_dataset(
         tag = group << 16 | element
         pos += 8
         if group == 0xFFFE:
-            if delimited and tag == _ITEM_DELIMITATION_ITEM and length == 0:
-                return dataset, pos
-            raise _unsupported("delimiter or item tag where an element was expected")
-        if tag <= last_tag:
-            raise _unsupported("elements out of order or repeated")
-        last_tag = tag
+            if delimited and tag == _ITEM_DELIMITATION_ITEM:
+                return dataset, pos  # whatever its length, as pydicom
+            if tag == _ITEM_DELIMITATION_ITEM and not delimited and depth == 0:
+                return dataset, end  # pydicom ends the top-level data set there and reads nothing after it
+            if tag == _ITEM_DELIMITATION_ITEM:
+                raise _unsupported("Item Delimitation Item inside a defined-length item")  # as _explicit_dataset
+            # Any other (FFFE,xxxx) tag is an element like any other for pydicom.
+        if tag == _SPECIFIC_CHARACTER_SET and last_tag >= tag:
+            raise _unsupported("Specific Character Set out of order or repeated")  # as _explicit_dataset
+        if tag > last_tag:
+            last_tag = tag
         wanted = read_vr.get(tag)
         if length == UNDEFINED_LENGTH:
             if wanted is None and not _is_sequence_tag(tag, data, pos, end):
@@ -471,7 +664,9 @@ def _implicit_dataset(
             if wanted == _SQ:
                 dataset[tag], _ = _implicit_sequence(data, pos, value_end, False, False, depth)
             else:
-                dataset[tag] = data[pos:value_end]
+                dataset[tag] = value = data[pos:value_end]
+                if tag == _SPECIFIC_CHARACTER_SET:
+                    _check_charset(value, eager)
         pos = value_end
     if delimited:
         raise _overrun(end + 8, data, eager)
@@ -494,22 +689,22 @@ def _implicit_sequence(
         group, element, length = unpack_header(data, pos)
         tag = group << 16 | element
         pos += 8
-        if tag == _ITEM:
-            if length == UNDEFINED_LENGTH:
-                item, pos = parse_dataset(data, pos, end, True, eager, depth)
-            else:
-                item_end = pos + length
-                if item_end > end:
-                    # Not truncation for pydicom: an item's length only bounds its loop, which also ends
-                    # at an Item Delimitation Item or at the end of the data, without a word.
-                    raise _unsupported("item length overruns its sequence")
-                item, _ = parse_dataset(data, pos, item_end, False, eager, depth)
-                pos = item_end
-            append(item)
-        elif tag == _SEQUENCE_DELIMITATION_ITEM and delimited and length == 0:
-            return items, pos
+        if tag == _SEQUENCE_DELIMITATION_ITEM:
+            # As in _explicit_dataset: the end of the sequence, whatever its length; in a defined-length one,
+            # pydicom reads no further in its value.
+            return items, pos if delimited else end
+        # Any other tag starts an item for pydicom, the Item tag or not.
+        if length == UNDEFINED_LENGTH:
+            item, pos = parse_dataset(data, pos, end, True, eager, depth)
         else:
-            raise _unsupported("sequence content that is not an item")
+            item_end = pos + length
+            if item_end > end:
+                # Not truncation for pydicom: an item's length only bounds its loop, which also ends
+                # at an Item Delimitation Item or at the end of the data, without a word.
+                raise _unsupported("item length overruns its sequence")
+            item, _ = parse_dataset(data, pos, item_end, False, eager, depth)
+            pos = item_end
+        append(item)
     if delimited:
         raise _overrun(end + 8, data, eager)
     return items, pos
@@ -567,7 +762,7 @@ def _dictionary_tags() -> frozenset[int]:
 # --- which walker runs ------------------------------------------------------------------------------------
 
 ScannerName: TypeAlias = Literal["c", "python"]
-_C_SCAN_VERSION = 2
+_C_SCAN_VERSION = 7
 """The `_scan.VERSION` this module is written against: a stale in-place build is not used."""
 
 
@@ -591,6 +786,7 @@ def _load_c_scan() -> Callable[[bytes, int, bool], RawDataSet] | None:
         unsupported=FastReaderUnsupported,
         corrupt=_corrupt,
         is_sequence_tag=_is_sequence_tag,
+        check_charset=_check_charset,
         max_depth=MAX_DEPTH,
     )
     return scanner.scan

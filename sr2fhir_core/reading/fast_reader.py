@@ -60,7 +60,7 @@ from ..document import (
     Udi,
 )
 from ..errors import RejectionReason, SRRejected
-from ..sop_classes import is_sr_storage
+from ..sop_classes import NOT_AN_SR_DOCUMENT, is_sr_storage
 from . import fast_values as v
 from . import tags as t
 from .fast_parser import FastReaderUnsupported, RawDataSet, parse
@@ -85,7 +85,7 @@ def read_document(data: bytes) -> SRDocument:
         raise SRRejected(RejectionReason.NOT_SR, "no SOP Class UID")
     value_type = (_text(dataset, t.VALUE_TYPE, encodings) or "").upper()
     if not is_sr_storage(sop_class_uid) or value_type != "CONTAINER":
-        raise SRRejected(RejectionReason.NOT_SR, f"SOP Class {sop_class_uid} is not an SR document")
+        raise SRRejected(RejectionReason.NOT_SR, NOT_AN_SR_DOCUMENT)
     check_transfer_syntax(parsed.transfer_syntax)
     return _document(dataset, sop_class_uid, encodings)
 

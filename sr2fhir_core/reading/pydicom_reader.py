@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import warnings
 import zlib
 from collections.abc import Iterable
 
 import pydicom
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, VR, PersonName
 
+from .. import deadline
 from ..content import (
     ByReferenceItem,
     Code,
@@ -61,7 +63,7 @@ from ..document import (
     Udi,
 )
 from ..errors import RejectionReason, SRRejected
-from ..sop_classes import is_sr_storage
+from ..sop_classes import NOT_AN_SR_DOCUMENT, is_sr_storage
 from .tags import (
     CODE_MEANING,
     CODE_VALUE,
@@ -86,6 +88,7 @@ from .tags import (
     OBSERVATION_DATETIME,
     OBSERVATION_UID,
     PERSON_NAME,
+    READ_VR,
     REFERENCED_CONTENT_ITEM_IDENTIFIER,
     REFERENCED_DATETIME,
     REFERENCED_FRAME_NUMBER,
@@ -106,10 +109,13 @@ from .tags import (
     URN_CODE_VALUE,
     VALUE_TYPE,
 )
-from .transfer_syntaxes import check_transfer_syntax
+from .transfer_syntaxes import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, check_transfer_syntax
 
 # Tags as ints (tags.py, shared with the fast reader): tag access is about twice as fast as keyword access in
 # pydicom.
+
+_SEQUENCE_OR_CHARSET = frozenset(tag for tag, vr in READ_VR.items() if vr == b"SQ") | {0x00080005}
+"""Tags `_convert` leaves to `Dataset.__getitem__`."""
 
 _EOF_WARNING_PREFIXES = ("End of file reached before delimiter", "Unexpected end of file")
 """pydicom's own truncation warnings. Matched at the start only: other warnings quote element values, and
@@ -137,11 +143,23 @@ _UNREADABLE = (
 
 class _ShortReadRecorder(io.BytesIO):
     """Notes a partial element header. pydicom ends a data set silently when fewer than the 8 bytes of a
-    header remain; for a file that is truncation (or trailing garbage), and the fast reader says so."""
+    header remain; for a file that is truncation (or trailing garbage), and the fast reader says so.
+
+    Also the mapping's deadline, at every read: once it has passed, the input seems to end there (pydicom
+    turns any exception raised inside some reads into its own, so none is raised here) and `timed_out` says
+    why; `_parse` then raises `MappingTimeout` whatever pydicom made of the end."""
 
     partial_header = False
+    timed_out = False
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.deadline = deadline.current()
 
     def read(self, size: int | None = -1, /) -> bytes:
+        if self.deadline is not None and (self.timed_out or time.monotonic() > self.deadline):
+            self.timed_out = True
+            return b""
         chunk = super().read(size)
         if size == 8 and 0 < len(chunk) < 8:
             self.partial_header = True
@@ -171,11 +189,17 @@ def _parse(data: bytes) -> Dataset:
         try:
             dataset = pydicom.dcmread(source, force=not has_preamble)
         except InvalidDicomError as exc:
+            if source.timed_out:
+                raise deadline.MappingTimeout from None
             raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set") from exc
         except _UNREADABLE as exc:
+            if source.timed_out:
+                raise deadline.MappingTimeout from None
             if not has_preamble:
                 raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble or data set") from exc
             raise SRRejected(RejectionReason.CORRUPT, f"unreadable header ({type(exc).__name__})") from exc
+    if source.timed_out:
+        raise deadline.MappingTimeout
     if not has_preamble and 0x00080016 not in dataset:
         raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
     if has_preamble and len(dataset.file_meta) == 0:
@@ -185,6 +209,7 @@ def _parse(data: bytes) -> Dataset:
         raise SRRejected(RejectionReason.CORRUPT, "truncated: partial element header at the end of the data")
     _check_meta_complete(dataset.file_meta, data)
     _check_complete(dataset)
+    _check_charset_complete(dataset, data)
     return dataset
 
 
@@ -197,13 +222,12 @@ def _raise_on_eof_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
 def _check_complete(dataset: Dataset) -> None:
     """pydicom keeps a short read as a short value; a value shorter than its length means truncation.
 
-    `get_item(keep_deferred=True)` rather than `elements()`: the latter converts elements whose value is
-    None (left so by pydicom's end-of-file handling), which can raise for a broken VR.
+    The elements as stored (what `get_item(keep_deferred=True)` returns, without a call per element), not
+    `elements()`: that converts elements whose value is None (left so by pydicom's end-of-file handling),
+    which can raise for a broken VR.
     """
-    tags = dataset.keys()  # not iteration over the data set, which converts
-    for tag in tags:
-        element = dataset.get_item(tag, keep_deferred=True)
-        if isinstance(element, RawDataElement) and element.length not in (0, 0xFFFFFFFF):
+    for element in dataset._dict.values():
+        if type(element) is RawDataElement and element.length not in (0, 0xFFFFFFFF):
             value = element.value
             if value is None or (isinstance(value, bytes) and len(value) != element.length):
                 raise SRRejected(RejectionReason.CORRUPT, f"truncated in element {element.tag}")
@@ -213,24 +237,76 @@ def _check_meta_complete(file_meta: Dataset, data: bytes) -> None:
     """Stricter than before, for agreement with the fast reader: a file cut inside its file meta read as
     "not an SR" (an empty data set) instead of "corrupt"."""
     _check_complete(file_meta)
-    tags = file_meta.keys()
+    tags = file_meta.keys()  # not iteration over the data set, which converts
     for tag in tags:
         element = file_meta.get_item(tag, keep_deferred=True)
         if isinstance(element, RawDataElement) or element.file_tell is None:
             continue
-        # pydicom converts the first meta element to test its encoding, which drops the element's length;
-        # it is read back from the header (always explicit VR LE, PS3.10 7.1) just before the value.
-        size = 4 if element.VR in EXPLICIT_VR_LENGTH_32 else 2
-        length = int.from_bytes(data[element.file_tell - size : element.file_tell], "little")
-        if element.file_tell + length > len(data):
+        # pydicom converts the first meta element (to test its encoding) and the transfer syntax, which drops
+        # their lengths: read back from their headers (always explicit VR LE, PS3.10 7.1).
+        length = _header_length(data, element.file_tell, tag, implicit=False)
+        if length is not None and element.file_tell + length > len(data):
             raise SRRejected(RejectionReason.CORRUPT, "truncated in the file meta information")
 
 
+def _check_charset_complete(dataset: Dataset, data: bytes) -> None:
+    """Stricter than before, for agreement with the fast reader: pydicom converts the top-level Specific
+    Character Set while it loads (to learn the data set's encoding), which drops the element's length, so
+    `_check_complete` cannot see that value cut short by the end of the file (it read as "not an SR"). The
+    length is read back from the header before the value, in the bytes pydicom read (not for a deflated
+    data set, which it reads from an inflated copy; nor big endian, whose tags differ)."""
+    element = dataset.get_item(0x00080005, keep_deferred=True)
+    if element is None or isinstance(element, RawDataElement) or element.file_tell is None:
+        return
+    syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
+    if syntax is not None and str(syntax) == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        return
+    length = _header_length(data, element.file_tell, 0x00080005, implicit=bool(dataset.original_encoding[0]))
+    if length is not None and element.file_tell + length > len(data):
+        raise SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
+
+
+def _header_length(data: bytes, start: int, tag: int, implicit: bool) -> int | None:
+    """The length in the header of the element of `tag` whose value starts at `start`, read as pydicom read
+    it: the header's form follows from its bytes (the VR as written, not the one conversion gave it: an
+    explicit UN becomes its dictionary VR). None when no header of that tag ends there."""
+    tag_bytes = tag.to_bytes(4, "big")
+    tag_bytes = tag_bytes[1::-1] + tag_bytes[:1:-1]  # little-endian group, then element
+    long_vr = data[start - 8 : start - 6].decode("latin-1") in EXPLICIT_VR_LENGTH_32
+    if not implicit and data[start - 12 : start - 8] == tag_bytes and long_vr:
+        return int.from_bytes(data[start - 4 : start], "little")
+    if data[start - 8 : start - 4] == tag_bytes:
+        short = not implicit and b"AA" <= data[start - 4 : start - 2] <= b"ZZ"  # pydicom's test for an explicit VR
+        return int.from_bytes(data[start - 2 : start] if short else data[start - 4 : start], "little")
+    return None
+
+
 def _get(dataset: Dataset, tag: int):
-    element = dataset.get(tag)
+    """`dataset.get(tag).value`, without its cost where nothing is converted: a missing element (which
+    `get` finds by catching a KeyError) and one already converted are read from the data set's dict."""
+    element = dataset._dict.get(tag)  # type: ignore[call-overload]  # keyed by BaseTag, an int: equal hashes
     if element is None:
         return None
+    if type(element) is RawDataElement:
+        element = _convert(dataset, tag, element)
     return element.value
+
+
+def _convert(dataset: Dataset, tag: int, raw: RawDataElement) -> DataElement:
+    """`dataset[tag]` for a raw element: pydicom's conversion with the data set's character set, kept in the
+    data set. Done here for the plain values this reader reads, as `Dataset.__getitem__` does for them (it
+    costs as much again in tag normalisation, re-entry and checks that do not apply: private creators, pixel
+    data); everything else is `Dataset.__getitem__`'s (sequences, the character set itself, deferred values,
+    ambiguous VRs)."""
+    if raw.VR == VR.SQ or raw.value is None or tag in _SEQUENCE_OR_CHARSET:
+        return dataset[tag]
+    element = convert_raw_data_element(
+        raw, encoding=dataset.original_character_set or dataset._character_set, ds=dataset
+    )
+    if element.VR == VR.SQ or element.VR in AMBIGUOUS_VR:
+        return dataset[tag]  # converted again by pydicom's own path, which knows what to do with it
+    dataset._dict[raw.tag] = element
+    return element
 
 
 def _text(dataset: Dataset, tag: int) -> str | None:
@@ -291,12 +367,24 @@ def _code(item: Dataset | None) -> Code | None:
     scheme = _text(item, CODING_SCHEME_DESIGNATOR)
     if value is None:
         return None
-    return Code(
+    code = Code(
         value=value,
         scheme=scheme or "",
         meaning=_text(item, CODE_MEANING) or "",
         scheme_version=_text(item, CODING_SCHEME_VERSION),
     )
+    # Equal codes as one object, as the fast reader's are: the mapping's lookups keyed by codes then hash
+    # strings whose hashes are already known (a third of its time on a radiomics report otherwise).
+    shared = _CODES.get(code)
+    if shared is None:
+        if len(_CODES) >= _CODES_LIMIT:
+            _CODES.clear()
+        shared = _CODES[code] = code
+    return shared
+
+
+_CODES: dict[Code, Code] = {}
+_CODES_LIMIT = 20_000
 
 
 def _sop_reference(item: Dataset) -> SopReference | None:
@@ -316,6 +404,7 @@ def _sop_reference(item: Dataset) -> SopReference | None:
 
 
 def _content_item(item: Dataset, position: tuple[int, ...]) -> ContentItem:
+    deadline.check()
     relationship = RelationshipType.parse(_text(item, RELATIONSHIP_TYPE))
     referenced = _get(item, REFERENCED_CONTENT_ITEM_IDENTIFIER)
     if referenced is not None and _get(item, VALUE_TYPE) is None:
@@ -522,7 +611,7 @@ def _document(dataset: Dataset) -> SRDocument:
         raise SRRejected(RejectionReason.NOT_SR, "no SOP Class UID")
     value_type = (_text(dataset, VALUE_TYPE) or "").upper()
     if not is_sr_storage(sop_class_uid) or value_type != "CONTAINER":
-        raise SRRejected(RejectionReason.NOT_SR, f"SOP Class {sop_class_uid} is not an SR document")
+        raise SRRejected(RejectionReason.NOT_SR, NOT_AN_SR_DOCUMENT)
     transfer_syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
     check_transfer_syntax(str(transfer_syntax) if transfer_syntax else None)
     template = _first(dataset, CONTENT_TEMPLATE_SEQUENCE)

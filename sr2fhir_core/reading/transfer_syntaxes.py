@@ -17,4 +17,4 @@ def check_transfer_syntax(uid: str | None) -> None:
     """A data set without file meta (uid None) is read as implicit VR little endian; a private transfer
     syntax has an encoding no reader here can know."""
     if uid is not None and not uid.startswith(STANDARD_ROOT):
-        raise SRRejected(RejectionReason.UNSUPPORTED_ENCODING, f"private transfer syntax {uid}")
+        raise SRRejected(RejectionReason.UNSUPPORTED_ENCODING, "a private Transfer Syntax UID (0002,0010)")

@@ -11,12 +11,14 @@ own or its group's, so that every consumer sees the same answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 from ..content import Code
 from ..document import SRDocument
 from ..errors import MappingWarning
+from ..numbers import measured_value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,18 +113,16 @@ class Measurement:
     """Whether `algorithm` is the measurement's own TID 4019 (rather than inherited)."""
     image_references: tuple[ImageReference, ...] = ()
     """The measurement's own references (TID 320 INFERRED FROM); the group's are in its group."""
+    number: Decimal | None = field(init=False, default=None)
+    """`numeric_value` as the number FHIR and the tables both take (`numbers.measured_value`), or None."""
+
+    def __post_init__(self) -> None:
+        self.number = measured_value(self.numeric_value)
 
     @property
     def value(self) -> float | None:
-        """The value as a float for tables; None when absent, NaN or not a finite number."""
-        text = self.numeric_value
-        if text is None:
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return number if number == number and number not in (float("inf"), float("-inf")) else None
+        """The value as a float for tables; None when the FHIR value is absent too."""
+        return None if self.number is None else float(self.number)
 
 
 @dataclass(slots=True, kw_only=True)

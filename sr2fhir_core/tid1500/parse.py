@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, TypedDict
 
-from .. import codes
+from .. import codes, deadline
 from ..codes import concept_key, same_concept
 from ..content import (
     ByReferenceItem,
@@ -48,6 +48,8 @@ from .model import (
 
 TID1500_IDENTIFIERS = frozenset({"1500", "TID1500", "TID 1500"})
 """Template Identifier (0040,DB00) values accepted as TID 1500; "TID1500" is a highdicom quirk."""
+_UNUSABLE_NUMBER = "a Numeric Value that is not a finite decimal both FHIR and a 64-bit float can hold"
+"""numbers.measured_value's rule, as a warning says it."""
 
 IMAGE_KINDS: dict[tuple[str, str], ImageReferenceKind] = {
     codes.REFERENCED_SEGMENT.key: ImageReferenceKind.REFERENCED_SEGMENT,
@@ -81,11 +83,13 @@ def parse_report(document: SRDocument) -> MeasurementReport:
     if root is None:
         raise SRRejected(RejectionReason.NOT_SR, "no SR content tree")
     if not is_tid1500(document):
-        template = f"template {root.template_id!r}" if root.template_id else "no template identifier"
-        raise SRRejected(
-            RejectionReason.NOT_TID1500,
-            f"SR with {template} and root concept {root.concept} is not a TID 1500 Measurement Report",
+        # Attributes and reasons only, never their values: messages reach logs and ledgers.
+        why = (
+            "a Template Identifier (0040,DB00) other than 1500"
+            if root.template_id
+            else "no Template Identifier (0040,DB00) and a root Concept Name other than (126000, DCM)"
         )
+        raise SRRejected(RejectionReason.NOT_TID1500, f"SR with {why} is not a TID 1500 Measurement Report")
     if not document.sop_instance_uid:
         raise SRRejected(RejectionReason.MISSING_REQUIRED, "SOP Instance UID (0008,0018) is missing")
     if not document.study_instance_uid:
@@ -116,6 +120,8 @@ class _ReportParser:
         """Children with by-reference items replaced by the item they point at, carrying the by-reference
         item's relationship. By-reference items are rare, so the common case returns the tuple itself."""
         kids = item.children
+        if kids:
+            deadline.check()  # map_sr's time limit, once per item with children
         for child in kids:
             if child.__class__ is ByReferenceItem:
                 resolved = self._resolved_children.get(id(item))
@@ -170,9 +176,9 @@ class _ReportParser:
         root = self.document.root
         assert root is not None
         if root.template_id is not None and root.template_id.strip() != "1500":
-            self.warn(WarningCode.TEMPLATE_QUIRK, root, f"template identifier {root.template_id!r} read as 1500")
+            self.warn(WarningCode.TEMPLATE_QUIRK, root, "Template Identifier (0040,DB00) other than 1500 read as 1500")
         elif root.template_id is not None and not same_concept(root.concept, codes.IMAGING_MEASUREMENT_REPORT):
-            self.warn(WarningCode.TEMPLATE_QUIRK, root, f"TID 1500 with root concept {root.concept}")
+            self.warn(WarningCode.TEMPLATE_QUIRK, root, "TID 1500 with a root Concept Name other than (126000, DCM)")
 
         language: Code | None = None
         procedures: list[Code] = []
@@ -396,10 +402,7 @@ class _ReportParser:
                 if reference is not None:
                     references.append(reference)
         own_algorithm = self.algorithm(algorithm_items)
-        if item.numeric_value is None or item.qualifier is not None:
-            why = f"qualifier {item.qualifier}" if item.qualifier is not None else "no Measured Value Sequence"
-            self.warn(WarningCode.VALUE_ABSENT, item, f"NUM {item.concept} has no usable value ({why})")
-        return Measurement(
+        measurement = Measurement(
             position=item.position,
             concept=item.concept,
             numeric_value=item.numeric_value,
@@ -415,6 +418,12 @@ class _ReportParser:
             own_algorithm=own_algorithm is not None,
             image_references=tuple(references),
         )
+        if item.numeric_value is None or item.qualifier is not None:
+            why = "a Numeric Value Qualifier" if item.qualifier is not None else "no Measured Value Sequence"
+            self.warn(WarningCode.VALUE_ABSENT, item, f"NUM has no usable value ({why})")
+        elif measurement.number is None:
+            self.warn(WarningCode.VALUE_ABSENT, item, f"NUM has no usable value ({_UNUSABLE_NUMBER})")
+        return measurement
 
     def qualitative_evaluation(
         self, item: ContentItem, inherited_algorithm: Algorithm | None
@@ -428,7 +437,7 @@ class _ReportParser:
         else:
             return None
         if value_code is None and not value_text:
-            self.warn(WarningCode.VALUE_ABSENT, item, f"qualitative evaluation {item.concept} has no value")
+            self.warn(WarningCode.VALUE_ABSENT, item, "qualitative evaluation has no value")
         own_algorithm = self.algorithm(self.children(item))
         return QualitativeEvaluation(
             position=item.position,

@@ -1,0 +1,1000 @@
+"""Fuzz campaign: seeded mutations of the real corpus through `map_sr` with both readers.
+
+    PYTHONPATH=. python -m benchmarks.fuzz run --count 1000000          # or resume: the same command again
+    PYTHONPATH=. python -m benchmarks.fuzz status                       # counts and findings so far
+    PYTHONPATH=. python -m benchmarks.fuzz report                       # writes benchmarks/FUZZ.md
+    PYTHONPATH=. python -m benchmarks.fuzz reproduce 123456 -o case.dcm  # one mutation's bytes, to debug it
+
+Mutation `i` of a campaign is a function of the campaign's seed, `i` and the corpus alone (`mutate`), so a
+campaign resumes where it stopped (its state is saved every few seconds under `--dir`, default
+`benchmarks/.cache/fuzz/seed-<seed>`), any finding is reproduced from its index, and a slice of it is a test
+(`tests/test_fuzz.py` runs one in CI). Seeds are every DICOM file of the corpus (`../shared/corpus`,
+`$SR2FHIR_SHARED`), plus each small SR re-encoded in implicit VR and with undefined lengths, so that every
+walker path is mutated; a seed is drawn with a weight that falls with its size above `WEIGHT_BYTES`, so the
+large files (the 1.2 MB radiomics report) are mutated less often, and cheap small ones more.
+
+Each mutation goes to a worker process of its own (one at a time; the machine is shared), bounded in memory
+(`RLIMIT_AS`) and in time (the coordinator kills it after `HARD_LIMIT_S`), which maps it with `Reader.AUTO`
+and with `Reader.PYDICOM` and reports, per reader, its outcome, CPU time and peak RSS. Findings, each with the
+index that reproduces it:
+
+- `escaped`: an exception out of `map_sr` (it must turn every bad input into a record);
+- `internal_error`: a record `failed/internal_error` (a defect, not a verdict about the input);
+- `disagreement`: the two readers give different records (message aside), resources, rows or warnings;
+- `scanner_disagreement`: on every `PYTHON_PATH_EVERY`th input, the pure-Python scanner and tree builder
+  give another result than the C ones;
+- `slow`: a reader took more than `SECONDS_PER_MB` of CPU time per MB of input (inputs under
+  `TIME_FLOOR_BYTES` count as that size: a call's fixed cost is not a per-byte cost), in the best of
+  `SLOW_REPEATS` + 1 runs (other work on a shared machine stretches CPU time too);
+- `memory`: a reader's peak RSS over `RSS_LIMIT_MB` (measured per input: the peak is reset before each);
+- `crash`: the worker died from a signal (a segfault in the C extensions), `timeout`: the worker was killed
+  after `HARD_LIMIT_S`, `worker_exit`: it exited otherwise.
+
+The counts also say how often the fast reader decided an input itself and why it declined the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import random
+import resource
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = Path(os.environ.get("SR2FHIR_SHARED", REPO.parent / "shared")) / "corpus"
+DEFAULT_DIR = REPO / "benchmarks" / ".cache" / "fuzz"
+DEFAULT_SEED = 1500
+
+SECONDS_PER_MB = 1.0
+TIME_FLOOR_BYTES = 100_000
+SLOW_REPEATS = 4
+RSS_LIMIT_MB = 512
+ADDRESS_SPACE_LIMIT = 3 * 2**30
+"""RLIMIT_AS of a worker: about 350 MB of it are the interpreter and its libraries; a runaway allocation fails
+(MemoryError, a finding) instead of taking the machine's memory."""
+HARD_LIMIT_S = 120.0
+"""A worker that has not answered for one input in this long is killed (`timeout`)."""
+PYTHON_PATH_EVERY = 16
+WEIGHT_BYTES = 16_000
+"""Seeds up to this size are drawn with weight 1, larger ones with WEIGHT_BYTES / size."""
+VARIANT_MAX_BYTES = 20_000
+"""SR seeds up to this size also get implicit VR and undefined-length re-encodings."""
+BATCH = 500
+SAVE_EVERY_S = 10.0
+FINDINGS_KEPT = 2_000
+"""Findings kept in the state (with their index); counts go on beyond."""
+
+# --- seeds: the corpus, and where each element of a seed sits --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """An element or item header in a well-formed seed."""
+
+    offset: int
+    tag: int
+    vr: bytes | None
+    """The explicit VR; None for implicit VR elements and for items and delimiters."""
+    length_offset: int
+    length_size: int
+    length: int
+    containers: tuple[int, ...]
+    """Indices (into the seed's elements) of the enclosing defined-length sequences and items: a value that
+    changes size changes their lengths too."""
+
+    @property
+    def value_offset(self) -> int:
+        return self.length_offset + self.length_size
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    name: str
+    data: bytes
+    elements: tuple[Element, ...]
+    explicit: bool
+
+    def of_vr(self, vrs: frozenset[bytes]) -> list[Element]:
+        return [e for e in self.elements if _value_vr(e, self.explicit) in vrs and e.length != 0xFFFFFFFF]
+
+
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_ITEM_TAGS = (0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD)
+
+
+def _dictionary_vr(tag: int) -> bytes | None:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag).split(" or ")[0].encode()
+    except KeyError:
+        return None
+
+
+def _value_vr(element: Element, explicit: bool) -> bytes | None:
+    if element.tag in _ITEM_TAGS:
+        return None
+    return element.vr if explicit else _dictionary_vr(element.tag)
+
+
+def walk(data: bytes) -> tuple[bool, tuple[Element, ...]]:
+    """Headers of a well-formed Part 10 file in explicit or implicit VR little endian, nested ones included.
+    Independent of the core's parser: a mutation target list, not a reader."""
+    pos = 132
+    elements: list[Element] = []
+    open_: list[tuple[int, int]] = []  # (end, index) of open defined-length containers
+    transfer_syntax = ""
+    while data[pos : pos + 2] == b"\x02\x00":
+        pos, element = _header(data, pos, True, (), elements)
+        if element.tag == 0x00020010:
+            transfer_syntax = data[element.value_offset : element.value_offset + element.length].decode().strip("\0 ")
+        pos = element.value_offset + element.length
+    explicit = transfer_syntax != "1.2.840.10008.1.2"
+    while pos + 8 <= len(data):
+        while open_ and pos >= open_[-1][0]:
+            open_.pop()
+        pos, element = _header(data, pos, explicit, tuple(index for _, index in open_), elements)
+        vr = _value_vr(element, explicit)
+        undefined = element.length == 0xFFFFFFFF
+        if element.tag == 0xFFFEE000 or vr == b"SQ" or (undefined and element.tag not in _ITEM_TAGS):
+            if not undefined:
+                open_.append((element.value_offset + element.length, len(elements) - 1))
+            continue  # step into the sequence or item
+        if element.tag not in _ITEM_TAGS:
+            pos = element.value_offset + element.length
+    return explicit, tuple(elements)
+
+
+def _header(
+    data: bytes, pos: int, explicit: bool, containers: tuple[int, ...], found: list[Element]
+) -> tuple[int, Element]:
+    group, number = struct.unpack_from("<HH", data, pos)
+    tag = group << 16 | number
+    if group == 0xFFFE or not explicit:
+        element = Element(pos, tag, None, pos + 4, 4, struct.unpack_from("<L", data, pos + 4)[0], containers)
+    elif data[pos + 4 : pos + 6] in _LONG_VRS:
+        length = struct.unpack_from("<L", data, pos + 8)[0]
+        element = Element(pos, tag, data[pos + 4 : pos + 6], pos + 8, 4, length, containers)
+    else:
+        length = struct.unpack_from("<H", data, pos + 6)[0]
+        element = Element(pos, tag, data[pos + 4 : pos + 6], pos + 6, 2, length, containers)
+    found.append(element)
+    return element.value_offset, element
+
+
+def load_seeds(corpus: Path) -> list[Seed]:
+    """Every DICOM file of the corpus, and small SRs re-encoded (implicit VR; undefined lengths), in a fixed
+    order. Files the walker cannot follow (none in the corpus today) are mutated by the byte operators only."""
+    import pydicom
+
+    seeds = []
+    for path in sorted(corpus.rglob("*.dcm")):
+        data = path.read_bytes()
+        name = str(path.relative_to(corpus))
+        seeds.append(_seed(name, data))
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        is_sr = str(dataset.get("SOPClassUID", "")).startswith("1.2.840.10008.5.1.4.1.1.88.")
+        if is_sr and len(data) <= VARIANT_MAX_BYTES:
+            seeds.append(_seed(f"{name}:implicit", _encode(dataset, implicit=True, undefined=False)))
+            seeds.append(_seed(f"{name}:undefined", _encode(pydicom.dcmread(io.BytesIO(data)), False, True)))
+    return seeds
+
+
+def _seed(name: str, data: bytes) -> Seed:
+    try:
+        explicit, elements = walk(data)
+    except (struct.error, UnicodeDecodeError):
+        explicit, elements = True, ()
+    return Seed(name, data, elements, explicit)
+
+
+def _encode(dataset: Any, implicit: bool, undefined: bool) -> bytes:
+    import pydicom
+
+    if undefined:
+        for element in dataset.iterall():
+            if element.VR == "SQ":
+                element.is_undefined_length = True
+                for item in element.value:
+                    item.is_undefined_length_sequence_item = True
+    dataset.file_meta.TransferSyntaxUID = (
+        pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+    )
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def weights(seeds: list[Seed]) -> list[float]:
+    return [min(1.0, WEIGHT_BYTES / len(seed.data)) for seed in seeds]
+
+
+# --- mutations --------------------------------------------------------------------------------------------
+
+Mutator = Callable[[random.Random, Seed], bytes]
+
+_CHARSETS = [
+    b"ISO_IR\x00100",
+    b"\x00ISO_IR 100",
+    b"ISO_IR 100\x00",
+    b"\x00",
+    b"ISO_IR 192",
+    b"ISO_IR 100\\ISO_IR 144",
+    b"\\ISO 2022 IR 87",
+    b"ISO 2022 IR 6\\ISO 2022 IR 87",
+    b"ISO 2022 IR 13\\ISO 2022 IR 87",
+    b"ISO 2022\x00IR 6\\ISO 2022 IR 87",
+    b"GB18030",
+    b"GBK",
+    b"ISO_IR 999",
+    b"ISO-IR 100",
+    b"utf-8",
+    b"",
+    b"  ",
+    b"\\",
+    b"\xff\xfe",
+    b"ISO_IR 6\\\x00",
+]
+_CODE_STRINGS = [
+    b"",
+    b"\x00",
+    b"CONTAINER",
+    b"NUM",
+    b"CODE",
+    b"TEXT",
+    b"IMAGE",
+    b"SCOORD",
+    b"SCOORD3D",
+    b"UIDREF",
+    b"CONTAINS",
+    b"HAS PROPERTIES",
+    b"INFERRED FROM",
+    b"HAS OBS CONTEXT",
+    b"HAS CONCEPT MOD",
+    b"SEPARATE",
+    b"NUM\x00",
+    b"N\x00M",
+    b"num",
+    b" NUM ",
+    b"NUM\\CODE",
+    b"\\",
+    b"\xff\xfe",
+    b"1500",
+    b"TID1500",
+    b"\x1b$B",
+    b"DCM",
+    b"99PRIVATE",
+    b"SRT\x00",
+]
+_NUMBERS = [
+    b"1e400",
+    b"-1e400",
+    b"1e-400",
+    b"-1e-400",
+    b"1e308",
+    b"1.8e308",
+    b"4.9e-324",
+    b"2e-324",
+    b"-0",
+    b"nan",
+    b"NaN",
+    b"inf",
+    b"-Infinity",
+    b"9" * 16,
+    b"9" * 40,
+    b"0." + b"0" * 30 + b"1",
+    b"1.5\\2.5",
+    b"1\\",
+    b"",
+    b" ",
+    b"\x00",
+    b"0x10",
+    b"1_000",
+    b"+.5",
+    b"5.",
+    b"1e",
+    b"\xef\xbc\x91",
+]
+_UIDS = [b"", b"\x00", b"1.2.3\x00", b"1.2..3", b"1" * 70, b"1.2.840.10008.5.1.4.1.1.88.22", b"1.2.3\\4.5.6", b" 1.2 "]
+_DATES = [b"", b"20241301", b"00000000", b"2024", b"99991231235959.999999+9999", b"1\x00", b"2024-01-01", b"+0100"]
+_TEXT = [b"\x1b$B", b"\xff\xfe\xfd", b"\x00\x00\x00\x00", b"a" * 1000, b"\x1b(J\x1b$)C", b"=^^", b"\\\\\\"]
+_VRS = [b"CS", b"SH", b"LO", b"UT", b"UI", b"DS", b"IS", b"FD", b"FL", b"UL", b"US", b"SQ", b"OB", b"UN", b"PN"]
+_ODD_VRS = [b"ZZ", b"\x00\x00", b"ox", b"Cs", b"A\x00", b"B\x00", b"  ", b"\xff\xff", b"QQ"]
+
+
+def _with_length(data: bytes | bytearray, element: Element, length: int) -> bytes:
+    size = element.length_size
+    length &= (1 << (8 * size)) - 1
+    start = element.length_offset
+    return bytes(data[:start]) + length.to_bytes(size, "little") + bytes(data[start + size :])
+
+
+def replace_value(seed: Seed, element: Element, value: bytes) -> bytes:
+    """`element`'s value replaced by `value`, its length and those of its defined-length containers adjusted:
+    a well-formed file with another value (unless a 2-byte length cannot hold it)."""
+    data = bytearray(seed.data)
+    start, end = element.value_offset, element.value_offset + element.length
+    delta = len(value) - element.length
+    data[start:end] = value
+    limit = (1 << (8 * element.length_size)) - 1
+    data[element.length_offset : element.length_offset + element.length_size] = min(len(value), limit).to_bytes(
+        element.length_size, "little"
+    )
+    for index in element.containers:  # all before `start`: their offsets did not move
+        container = seed.elements[index]
+        if container.length != 0xFFFFFFFF:
+            new = (container.length + delta) & 0xFFFFFFFF
+            data[container.length_offset : container.length_offset + 4] = new.to_bytes(4, "little")
+    return bytes(data)
+
+
+def _padded(value: bytes, rng: random.Random) -> bytes:
+    if len(value) % 2 and rng.random() < 0.8:
+        return value + rng.choice([b" ", b"\x00"])
+    return value
+
+
+def _value_mutator(vrs: frozenset[bytes], values: list[bytes], tags: frozenset[int] = frozenset()) -> Mutator:
+    def mutate(rng: random.Random, seed: Seed) -> bytes:
+        targets = seed.of_vr(vrs)
+        if tags:
+            targets = [e for e in targets if e.tag in tags] or targets
+        if not targets:
+            return _flip(rng, seed)
+        element = rng.choice(targets)
+        value = rng.choice(values)
+        if rng.random() < 0.3:  # the new value among others, or after the old one
+            old = seed.data[element.value_offset : element.value_offset + element.length].rstrip(b" \x00")
+            value = rng.choice([old + b"\\" + value, value + b"\\" + old, old + value])
+        return replace_value(seed, element, _padded(value, rng))
+
+    return mutate
+
+
+def _charset(rng: random.Random, seed: Seed) -> bytes:
+    targets = [e for e in seed.elements if e.tag == 0x00080005]
+    value = _padded(rng.choice(_CHARSETS), rng)
+    if targets and rng.random() < 0.7:
+        return replace_value(seed, rng.choice(targets), value)
+    # Insert one where there is none: at the top level (before the first element after 0008,0005), or in an item.
+    items = [e for e in seed.elements if e.tag == 0xFFFEE000 and e.length != 0xFFFFFFFF]
+    header = (b"\x08\x00\x05\x00CS" + len(value).to_bytes(2, "little")) if seed.explicit else None
+    header = header or b"\x08\x00\x05\x00" + len(value).to_bytes(4, "little")
+    if items and rng.random() < 0.5:
+        item = rng.choice(items)
+        # An empty "element" at the item's start: replace_value inserts there and fixes the lengths around it.
+        containers = (*item.containers, seed.elements.index(item))
+        start = Element(item.value_offset, 0, None, item.value_offset, 0, 0, containers)
+        return replace_value(seed, start, header + value)
+    top = [e for e in seed.elements if not e.containers and e.tag > 0x00080005 and e.tag >> 16 != 2]
+    if not top:
+        return _flip(rng, seed)
+    first = min(top, key=lambda e: e.offset)
+    return seed.data[: first.offset] + header + value + seed.data[first.offset :]
+
+
+def _flip(rng: random.Random, seed: Seed) -> bytes:
+    data = bytearray(seed.data)
+    for _ in range(rng.choice([1, 1, 1, 2, 3, 4, 8])):
+        data[rng.randrange(128 if len(data) > 256 else 0, len(data))] ^= 1 << rng.randrange(8)
+    return bytes(data)
+
+
+def _bytes(rng: random.Random, seed: Seed) -> bytes:
+    data = bytearray(seed.data)
+    for _ in range(rng.choice([1, 1, 2, 4])):
+        data[rng.randrange(len(data))] = rng.choice([0x00, 0xFF, 0x20, 0x5C, 0x7F, 0x80, rng.randrange(256)])
+    return bytes(data)
+
+
+def _length(rng: random.Random, seed: Seed) -> bytes:
+    if not seed.elements:
+        return _flip(rng, seed)
+    element = rng.choice(seed.elements)
+    length = rng.choice(
+        [
+            0,
+            1,
+            element.length + 1,
+            element.length - 1,
+            element.length + 2,
+            element.length + 8,
+            0xFFFF,
+            0xFFFFFFFF,
+            0x7FFFFFFF,
+            rng.randrange(1 << (8 * element.length_size)),
+            len(seed.data) - element.offset,
+        ]
+    )
+    return _with_length(seed.data, element, length)
+
+
+def _vr(rng: random.Random, seed: Seed) -> bytes:
+    explicit = [e for e in seed.elements if e.vr is not None and e.offset > 132]
+    if not explicit:
+        return _flip(rng, seed)
+    element = rng.choice(explicit)
+    vr = rng.choice(_VRS + _ODD_VRS)
+    return seed.data[: element.offset + 4] + vr + seed.data[element.offset + 6 :]
+
+
+def _tag(rng: random.Random, seed: Seed) -> bytes:
+    if not seed.elements:
+        return _flip(rng, seed)
+    element = rng.choice(seed.elements)
+    others = [e.tag for e in rng.sample(seed.elements, min(4, len(seed.elements)))]
+    tag = rng.choice([0, 0x00080005, 0x00080016, 0x0040A730, *_ITEM_TAGS, element.tag + 1, element.tag - 1, *others])
+    tag &= 0xFFFFFFFF
+    raw = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    return seed.data[: element.offset] + raw + seed.data[element.offset + 4 :]
+
+
+def _undefined_swap(rng: random.Random, seed: Seed) -> bytes:
+    candidates = [e for e in seed.elements if e.length_size == 4 and (e.vr in (b"SQ", None))]
+    if not candidates:
+        return _flip(rng, seed)
+    element = rng.choice(candidates)
+    if element.length == 0xFFFFFFFF:
+        return _with_length(seed.data, element, rng.choice([0, 8, 16, rng.randrange(len(seed.data))]))
+    mutated = _with_length(seed.data, element, 0xFFFFFFFF)
+    if rng.random() < 0.5:
+        end = element.value_offset + element.length
+        delimiter = b"\xfe\xff\x0d\xe0\0\0\0\0" if element.tag == 0xFFFEE000 else b"\xfe\xff\xdd\xe0\0\0\0\0"
+        mutated = mutated[:end] + delimiter + mutated[end:]
+    return mutated
+
+
+def _truncate(rng: random.Random, seed: Seed) -> bytes:
+    if seed.elements and rng.random() < 0.5:
+        element = rng.choice(seed.elements)
+        return seed.data[: element.offset + rng.choice([0, 2, 4, 6, 8, element.length_size + 5])]
+    return seed.data[: rng.randrange(len(seed.data))]
+
+
+def _splice(rng: random.Random, seed: Seed) -> bytes:
+    """Delete a range, insert junk, or repeat an element (a repeated or out-of-order tag)."""
+    data = seed.data
+    choice = rng.randrange(4)
+    if choice == 0:
+        start = rng.randrange(len(data))
+        return data[:start] + data[start + rng.choice([1, 2, 4, 8, 64, 1024]) :]
+    if choice == 1:
+        start = rng.randrange(len(data))
+        junk = rng.choice([bytes(rng.choice([1, 8, 64, 4096])), rng.randbytes(rng.choice([1, 7, 8, 100]))])
+        return data[:start] + junk + data[start:]
+    if choice == 2 and seed.elements:
+        element = rng.choice(seed.elements)
+        end = element.value_offset + (0 if element.length == 0xFFFFFFFF else element.length)
+        chunk = data[element.offset : end]
+        at = rng.choice(seed.elements).offset
+        return data[:at] + chunk + data[at:]
+    tail = rng.choice(
+        [bytes(rng.choice([1, 7, 8, 4096, 65536])), rng.randbytes(rng.choice([3, 8, 1000])), b"\xfe\xff\x00\xe0" * 64]
+    )
+    return data + tail
+
+
+MUTATORS: dict[str, Mutator] = {
+    "flip": _flip,
+    "bytes": _bytes,
+    "length": _length,
+    "vr": _vr,
+    "tag": _tag,
+    "undefined": _undefined_swap,
+    "truncate": _truncate,
+    "splice": _splice,
+    "charset": _charset,
+    "code_string": _value_mutator(frozenset({b"CS"}), _CODE_STRINGS),
+    "number": _value_mutator(frozenset({b"DS", b"IS"}), _NUMBERS, frozenset({0x0040A30A})),
+    "uid": _value_mutator(frozenset({b"UI"}), _UIDS),
+    "date": _value_mutator(frozenset({b"DA", b"TM", b"DT"}), _DATES),
+    "text": _value_mutator(frozenset({b"LO", b"SH", b"PN", b"UT", b"ST", b"LT", b"UC"}), _TEXT),
+}
+_MUTATOR_WEIGHTS = {"flip": 4, "bytes": 2, "length": 2, "vr": 1, "tag": 1, "undefined": 1, "truncate": 1, "splice": 2}
+_MUTATOR_NAMES = list(MUTATORS)
+_MUTATOR_WEIGHT_LIST = [_MUTATOR_WEIGHTS.get(name, 1) for name in _MUTATOR_NAMES]
+
+
+def mutate(seeds: list[Seed], seed_weights: list[float], campaign_seed: int, index: int) -> tuple[Seed, str, bytes]:
+    """Mutation `index` of the campaign: (its seed, the operators applied, the bytes). A function of its
+    arguments alone."""
+    rng = random.Random(f"{campaign_seed}:{index}")
+    seed = rng.choices(seeds, seed_weights)[0]
+    names = rng.choices(_MUTATOR_NAMES, _MUTATOR_WEIGHT_LIST, k=rng.choice([1, 1, 1, 2, 3]))
+    data = MUTATORS[names[0]](rng, seed)
+    for name in names[1:]:  # later operators mutate bytes; structure-aware ones fall back to their seed's view
+        data = MUTATORS[name](rng, Seed(seed.name, data, seed.elements, seed.explicit)) if len(data) else data
+    return seed, "+".join(names), data
+
+
+# --- one input, both readers (worker side) ----------------------------------------------------------------
+
+
+def _reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):  # Linux: resets this process's VmHWM
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _comparable(result: Any) -> str:
+    """A mapping result as one digest: the record (without the free-text message of a rejection), resources,
+    rows and warnings."""
+    from sr2fhir_core import dumps_json
+
+    record = result.record.as_dict()
+    if record["status"] != "mapped":
+        record.pop("message")
+    text = repr(
+        (
+            record,
+            b"\n".join(dumps_json(r) for r in result.resources),
+            repr(result.rows),
+            [(w.code, w.position, w.message) for w in result.warnings],
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _describe_exception(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"
+
+
+def _cpu_seconds(data: bytes, reader: Any) -> float:
+    from sr2fhir_core import MappingOptions, map_sr
+
+    started = time.process_time()
+    map_sr(data, MappingOptions(reader=reader))
+    return time.process_time() - started
+
+
+def check(data: bytes, python_path: bool) -> dict[str, Any]:
+    """Map `data` with each reader; the report the coordinator counts."""
+    from sr2fhir_core import MappingOptions, map_sr
+    from sr2fhir_core.options import Reader
+    from sr2fhir_core.reading import FastReaderUnsupported, fast_parser, fast_reader, read_fast
+
+    report: dict[str, Any] = {"size": len(data), "findings": []}
+    findings: list[dict[str, Any]] = report["findings"]
+    try:
+        read_fast(data)
+        report["fast"] = "decided"
+    except FastReaderUnsupported as declined:
+        report["fast"] = f"declined: {declined}"
+    except Exception:
+        report["fast"] = "decided"  # a rejection, or an error map_sr will report below
+    digests = {}
+    budget = SECONDS_PER_MB * max(len(data), TIME_FLOOR_BYTES) / 1e6
+    for reader in (Reader.AUTO, Reader.PYDICOM):
+        _reset_peak_rss()
+        started = time.process_time()
+        try:
+            result = map_sr(data, MappingOptions(reader=reader))
+        except BaseException as exc:  # anything out of map_sr is the finding
+            findings.append({"kind": "escaped", "reader": reader.value, "detail": _describe_exception(exc)})
+            digests[reader] = f"escaped {type(exc).__name__}"
+            continue
+        finally:
+            cpu = time.process_time() - started
+            rss = _peak_rss_mb()
+        report[reader.value] = {"status": result.record.status.value, "reason": result.record.reason, "cpu": cpu}
+        digests[reader] = _comparable(result)
+        if result.record.reason == "internal_error":
+            findings.append({"kind": "internal_error", "reader": reader.value, "detail": result.record.message})
+        if cpu > budget:
+            # Other load stretches CPU time too (a shared machine): an input is slow if it stays over in the
+            # best of `SLOW_REPEATS` more runs.
+            cpu = min([cpu, *(_cpu_seconds(data, reader) for _ in range(SLOW_REPEATS))])
+            report[reader.value]["cpu"] = cpu
+            if cpu > budget:
+                detail = f"{cpu:.2f} s CPU (best of {SLOW_REPEATS + 1}), budget {budget:.2f}"
+                findings.append({"kind": "slow", "reader": reader.value, "detail": detail})
+        if rss > RSS_LIMIT_MB:
+            findings.append({"kind": "memory", "reader": reader.value, "detail": f"peak RSS {rss:.0f} MB"})
+    if digests[Reader.AUTO] != digests[Reader.PYDICOM]:
+        auto, reference = report.get("auto", {}), report.get("pydicom", {})
+        detail = (
+            f"auto {auto.get('status')}/{auto.get('reason')}, "
+            f"pydicom {reference.get('status')}/{reference.get('reason')}"
+        )
+        findings.append({"kind": "disagreement", "reader": "both", "detail": detail})
+    if python_path and fast_parser.C_SCANNER_AVAILABLE and fast_reader.C_TREE_BUILDER_AVAILABLE:
+        with fast_parser.using_scanner("python"), fast_reader.using_tree_builder("python"):
+            try:
+                python = _comparable(map_sr(data, MappingOptions(reader=Reader.AUTO)))
+            except BaseException as exc:
+                python = f"escaped {type(exc).__name__}"
+        if python != digests[Reader.AUTO]:
+            findings.append({"kind": "scanner_disagreement", "reader": "auto", "detail": "pure-Python path differs"})
+        report["python_path"] = True
+    return report
+
+
+def worker_main(corpus: Path, campaign_seed: int) -> None:
+    """Answer index ranges from stdin ("start stop" lines) with one JSON line per index on the protocol pipe."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printing to stdout goes to the log, not into the protocol
+    warnings.simplefilter("ignore")
+    seeds = load_seeds(corpus)
+    seed_weights = weights(seeds)
+    protocol.write(json.dumps({"ready": len(seeds)}) + "\n")
+    for line in sys.stdin:
+        start, stop = map(int, line.split())
+        for index in range(start, stop):
+            seed, operators, data = mutate(seeds, seed_weights, campaign_seed, index)
+            report = check(data, python_path=index % PYTHON_PATH_EVERY == 0)
+            report.update(index=index, seed=seed.name, operators=operators)
+            protocol.write(json.dumps(report) + "\n")
+
+
+# --- the coordinator --------------------------------------------------------------------------------------
+
+
+def core_fingerprint() -> str:
+    """A hash of the core's sources and built extensions: a campaign's counts belong to one version of it."""
+    digest = hashlib.sha256()
+    core = REPO / "sr2fhir_core"
+    for path in sorted(core.rglob("*")):
+        if path.suffix in (".py", ".c") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(core)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class State:
+    seed: int
+    core: str
+    next_index: int = 0
+    elapsed_seconds: float = 0.0
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, table: str, key: str, n: int = 1) -> None:
+        self.counts.setdefault(table, Counter())[key] += n
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "core": self.core,
+            "next_index": self.next_index,
+            "elapsed_seconds": round(self.elapsed_seconds, 1),
+            "counts": {table: dict(sorted(counter.items())) for table, counter in sorted(self.counts.items())},
+            "findings": self.findings,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> State:
+        return cls(
+            seed=raw["seed"],
+            core=raw["core"],
+            next_index=raw["next_index"],
+            elapsed_seconds=raw["elapsed_seconds"],
+            counts={table: Counter(counter) for table, counter in raw["counts"].items()},
+            findings=raw["findings"],
+        )
+
+
+FINDING_KINDS = (
+    "escaped",
+    "internal_error",
+    "disagreement",
+    "scanner_disagreement",
+    "slow",
+    "memory",
+    "crash",
+    "timeout",
+    "worker_exit",
+)
+
+
+class Worker:
+    def __init__(self, corpus: Path, seed: int, log: IO[str], environment: dict[str, str]) -> None:
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+        command = [sys.executable, "-m", "benchmarks.fuzz", "worker", "--corpus", str(corpus), "--seed", str(seed)]
+        env = {**os.environ, "PYTHONPATH": str(REPO), **environment}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, preexec_fn=limit, bufsize=0
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin, self.output = self.process.stdin, self.process.stdout.fileno()
+        self.pending = b""
+        ready = self.read(300.0)
+        if ready is None or "ready" not in ready:
+            self.stop()
+            raise RuntimeError("the fuzz worker did not start (see its log)")
+
+    def send(self, start: int, stop: int) -> None:
+        self.stdin.write(f"{start} {stop}\n".encode())
+
+    def read(self, timeout: float) -> dict[str, Any] | None:
+        """The next report, or None if the worker ended or `timeout` passed (then it is killed). Reads the pipe
+        unbuffered, keeping what follows the line: select() cannot see lines already in a file object's buffer."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self.output], [], [], max(remaining, 0))
+            if not ready:
+                self.stop()
+                return None
+            chunk = os.read(self.output, 1 << 16)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait()
+
+
+class Campaign:
+    def __init__(
+        self,
+        directory: Path,
+        corpus: Path,
+        seed: int,
+        environment: dict[str, str] | None = None,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        self.directory = directory
+        self.corpus = corpus
+        self.environment = environment or {}
+        self.path = directory / "state.json"
+        core = core_fingerprint()
+        if self.path.exists():
+            self.state = State.from_json(json.loads(self.path.read_text()))
+            if self.state.seed != seed:
+                raise SystemExit(f"{self.path} is a campaign with seed {self.state.seed}, not {seed}")
+            if self.state.core != core and not read_only:
+                raise SystemExit(
+                    f"{self.path} was run on another version of sr2fhir_core ({self.state.core}, now {core}): "
+                    "its counts would mix two versions; start a new campaign (--restart)"
+                )
+        else:
+            self.state = State(seed=seed, core=core)
+
+    def save(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.state.to_json(), indent=1) + "\n")
+        temporary.replace(self.path)
+
+    def run(self, count: int, progress: Callable[[State], None] | None = None) -> State:
+        """Run mutations until `count` are done (resuming from the saved state); return the state."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        state = self.state
+        with open(self.directory / "worker.log", "a") as log:
+            worker: Worker | None = None
+            saved = time.monotonic()
+            started = time.monotonic()
+            try:
+                while state.next_index < count:
+                    if worker is None:
+                        worker = Worker(self.corpus, state.seed, log, self.environment)
+                    stop = min(state.next_index + BATCH, count)
+                    worker.send(state.next_index, stop)
+                    while state.next_index < stop:
+                        report = worker.read(HARD_LIMIT_S)
+                        if report is None:
+                            self._lost(worker, state.next_index)
+                            worker = None
+                            state.next_index += 1
+                            break
+                        self._record(report)
+                        state.next_index += 1
+                    now = time.monotonic()
+                    if now - saved > SAVE_EVERY_S:
+                        state.elapsed_seconds += now - started
+                        started = saved = now
+                        self.save()
+                        if progress:
+                            progress(state)
+            finally:
+                if worker is not None:
+                    worker.stdin.close()
+                    worker.stop()
+                state.elapsed_seconds += time.monotonic() - started
+                self.save()
+        return state
+
+    def _record(self, report: dict[str, Any]) -> None:
+        state = self.state
+        state.count("mutations", "total")
+        state.count("fast_reader", "decided" if report["fast"] == "decided" else "declined")
+        if report["fast"] != "decided":
+            state.count("declined_because", report["fast"].removeprefix("declined: "))
+        for reader in ("auto", "pydicom"):
+            if reader in report:
+                outcome = report[reader]
+                state.count(f"{reader}_outcomes", f"{outcome['status']}/{outcome['reason'] or '-'}")
+        if report.get("python_path"):
+            state.count("mutations", "pure_python_checked")
+        for finding in report["findings"]:
+            kind, reader, detail = finding["kind"], finding["reader"], finding["detail"]
+            self._finding(kind, reader, report["index"], report["seed"], report, detail)
+
+    def _lost(self, worker: Worker, index: int) -> None:
+        returncode = worker.stop()
+        self.state.count("mutations", "total")
+        if returncode < 0 and returncode != -signal.SIGKILL:
+            kind, detail = "crash", f"worker killed by {signal.Signals(-returncode).name}"
+        elif returncode == -signal.SIGKILL:
+            kind, detail = "timeout", f"no answer within {HARD_LIMIT_S:.0f} s"
+        else:
+            kind, detail = "worker_exit", f"worker exited with status {returncode}"
+        self._finding(kind, "both", index, "", {}, detail)
+
+    def _finding(self, kind: str, reader: str, index: int, seed: str, report: dict[str, Any], detail: str) -> None:
+        state = self.state
+        state.count("findings", f"{kind}" if reader == "both" else f"{kind} [{reader}]")
+        if len(state.findings) < FINDINGS_KEPT:
+            state.findings.append(
+                {
+                    "index": index,
+                    "kind": kind,
+                    "reader": reader,
+                    "seed": seed,
+                    "operators": report.get("operators", ""),
+                    "size": report.get("size"),
+                    "detail": detail,
+                }
+            )
+
+
+def summary(state: State) -> str:
+    counts = state.counts
+    total = counts.get("mutations", Counter())["total"]
+    findings = counts.get("findings", Counter())
+    lines = [
+        f"seed {state.seed}, core {state.core}: {total:,} mutations in {state.elapsed_seconds / 3600:.2f} h",
+        "findings: " + (", ".join(f"{k} {v:,}" for k, v in sorted(findings.items())) or "none"),
+    ]
+    for table in ("fast_reader", "auto_outcomes", "pydicom_outcomes", "declined_because"):
+        counter = counts.get(table, Counter())
+        lines.append(f"{table}: " + ", ".join(f"{k} {v:,}" for k, v in counter.most_common()))
+    return "\n".join(lines)
+
+
+def markdown(state: State) -> str:
+    """The campaign's counts as benchmarks/FUZZ.md (written by `report`, like RESULTS.md by the runner)."""
+    counts = state.counts
+    total = counts.get("mutations", Counter())["total"]
+    findings = counts.get("findings", Counter())
+
+    def table(name: str, title: str) -> list[str]:
+        counter = counts.get(name, Counter())
+        rows = [f"| {key} | {value:,} | {value / total:.2%} |" for key, value in counter.most_common()]
+        return ["", f"## {title}", "", "| | count | of mutations |", "|---|---|---|", *rows]
+
+    kinds = [
+        f"| {kind} [{reader}] | {findings.get(kind if reader == 'both' else f'{kind} [{reader}]', 0):,} |"
+        for kind, readers in (
+            ("escaped", ("auto", "pydicom")),
+            ("internal_error", ("auto", "pydicom")),
+            ("slow", ("auto", "pydicom")),
+            ("memory", ("auto", "pydicom")),
+            ("disagreement", ("both",)),
+            ("scanner_disagreement", ("auto",)),
+            ("crash", ("both",)),
+            ("timeout", ("both",)),
+            ("worker_exit", ("both",)),
+        )
+        for reader in readers
+    ]
+    lines = [
+        "# Fuzz campaign (benchmarks/fuzz.py)",
+        "",
+        "Written by `python -m benchmarks.fuzz report`. Seed "
+        f"{state.seed}; sr2fhir_core fingerprint `{state.core}`; {total:,} mutations of the real corpus, each mapped "
+        f"by `map_sr` with `Reader.AUTO` and with `Reader.PYDICOM` in a worker bounded by RLIMIT_AS "
+        f"({ADDRESS_SPACE_LIMIT // 2**30} GiB) and a {HARD_LIMIT_S:.0f} s kill; one worker, "
+        f"{state.elapsed_seconds / 3600:.1f} h. `slow`: over {SECONDS_PER_MB:g} s of CPU per MB (inputs under "
+        f"{TIME_FLOOR_BYTES // 1000} kB count as that size), best of {SLOW_REPEATS + 1} runs; `memory`: peak RSS over "
+        f"{RSS_LIMIT_MB} MB; the pure-Python scanner and tree builder against the C ones on every "
+        f"{PYTHON_PATH_EVERY}th input ({counts.get('mutations', Counter())['pure_python_checked']:,}).",
+        "",
+        "## Findings",
+        "",
+        "| kind [reader] | count |",
+        "|---|---|",
+        *kinds,
+    ]
+    lines += table("auto_outcomes", "Outcomes, Reader.AUTO")
+    lines += table("pydicom_outcomes", "Outcomes, Reader.PYDICOM")
+    lines += table("fast_reader", "The fast reader decided, or left the input to pydicom")
+    lines += table("declined_because", "Why the fast reader left an input to pydicom")
+    if state.findings:
+        lines += ["", "## Findings kept (index reproduces: `python -m benchmarks.fuzz reproduce INDEX`)", ""]
+        lines += [
+            f"- {f['index']}: {f['kind']} [{f['reader']}] {f['seed']} {f['operators']}: {f['detail']}"
+            for f in state.findings
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("run", "status", "report", "reproduce", "worker"))
+    parser.add_argument("index", nargs="?", type=int, help="reproduce: the mutation's index")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--count", type=int, default=1_000_000, help="run: mutations to reach")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--dir", type=Path, help="campaign state (default benchmarks/.cache/fuzz/seed-<seed>)")
+    parser.add_argument("--restart", action="store_true", help="run: discard the saved state first")
+    parser.add_argument("-o", "--output", type=Path, help="reproduce: write the bytes here; report: the file")
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        worker_main(args.corpus, args.seed)
+        return 0
+    if not (args.corpus / "MANIFEST.md").is_file():
+        print(f"corpus not found at {args.corpus} (set SR2FHIR_SHARED or --corpus)", file=sys.stderr)
+        return 2
+    directory = args.dir or DEFAULT_DIR / f"seed-{args.seed}"
+    if args.command == "reproduce":
+        if args.index is None:
+            parser.error("reproduce needs an index")
+        seeds = load_seeds(args.corpus)
+        seed, operators, data = mutate(seeds, weights(seeds), args.seed, args.index)
+        print(f"mutation {args.index}: {seed.name}, {operators}, {len(data):,} bytes", file=sys.stderr)
+        if args.output:
+            args.output.write_bytes(data)
+        else:
+            warnings.simplefilter("ignore")
+            print(json.dumps(check(data, python_path=True), indent=1))
+        return 0
+    if args.restart and (directory / "state.json").exists():
+        (directory / "state.json").unlink()
+    campaign = Campaign(directory, args.corpus, args.seed, read_only=args.command in ("status", "report"))
+    if campaign.state.core != core_fingerprint():
+        print(f"note: counts of another version of sr2fhir_core ({campaign.state.core})", file=sys.stderr)
+    # SIGTERM ends a run as Ctrl-C does: the state is saved and the worker stopped (finally blocks run).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.command == "status":
+        print(summary(campaign.state))
+        return 0
+    if args.command == "report":
+        (args.output or REPO / "benchmarks" / "FUZZ.md").write_text(markdown(campaign.state))
+        return 0
+
+    def progress(state: State) -> None:
+        total = state.counts.get("mutations", Counter())["total"]
+        findings = sum(state.counts.get("findings", Counter()).values())
+        rate = total / state.elapsed_seconds if state.elapsed_seconds else 0.0
+        print(f"[{time.strftime('%H:%M:%S')}] {total:,} mutations, {rate:.0f}/s, {findings} findings", flush=True)
+
+    print(summary(campaign.run(args.count, progress)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

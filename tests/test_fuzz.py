@@ -1,0 +1,28 @@
+"""A short seeded slice of the fuzz campaign (benchmarks/fuzz.py) over the real corpus, run in two parts to go
+through a resume: every finding kind must stay at zero. The full campaign (a million mutations) is run by hand;
+its counts are in benchmarks/FUZZ.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import fuzz
+
+SLICE = 600
+"""About 30 s on one core (a second worker start included): CI's share of the campaign."""
+SEED = 20_260_000
+"""Not the full campaign's seed: CI explores other mutations than the recorded run."""
+
+
+@pytest.mark.corpus
+def test_fuzz_slice_finds_nothing(corpus_dir: Path, tmp_path: Path) -> None:
+    campaign = fuzz.Campaign(tmp_path / "fuzz", corpus_dir, SEED)
+    campaign.run(SLICE // 2)
+    state = fuzz.Campaign(tmp_path / "fuzz", corpus_dir, SEED).run(SLICE)  # resumed from the saved state
+    counts = state.counts
+    assert counts["mutations"]["total"] == SLICE
+    assert not counts.get("findings"), (dict(counts["findings"]), state.findings[:10])
+    assert counts["fast_reader"]["decided"] > SLICE // 3, counts["fast_reader"]
+    assert counts["pydicom_outcomes"]["mapped/-"] > 0  # the mutations leave some reports mappable
