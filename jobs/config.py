@@ -42,6 +42,8 @@ class InputConfig:
     max_file_bytes: int | None
     """None: `auto`, what the session's memory allows (jobs/limits.py); a run resolves it before it starts."""
     max_archive_bytes: int
+    max_seconds_per_input: float | None
+    """The mapping's time budget per input (`map_sr(time_limit=...)`): past it, `failed/timeout`. None: none."""
 
     @property
     def file_limit(self) -> int:
@@ -284,7 +286,14 @@ def load_config(
             quiet_jvm_logs=_flag("spark.quiet_jvm_logs"),
             settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
         ),
-        input=_section(InputConfig, tree["input"], "input", max_file_bytes=_bytes_or_auto, max_archive_bytes=int),
+        input=_section(
+            InputConfig,
+            tree["input"],
+            "input",
+            max_file_bytes=_bytes_or_auto,
+            max_archive_bytes=int,
+            max_seconds_per_input=_seconds_or_none,
+        ),
         incremental=incremental,
         out=out,
         fhir=fhir,
@@ -302,6 +311,14 @@ def _octal_umask(value: object) -> str | None:
     if not (3 <= len(text) <= 4 and all(c in "01234567" for c in text)):
         raise ConfigError(f'output.umask must be octal digits such as "027", or null, not {value!r}')
     return text
+
+
+def _seconds_or_none(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"input.max_seconds_per_input must be a positive number of seconds or null, not {value!r}")
+    return float(value)
 
 
 def _bytes_or_auto(value: object) -> int | None:

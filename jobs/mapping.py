@@ -63,6 +63,7 @@ class MapperSettings:
     options: MappingOptions
     max_file_bytes: int
     max_archive_bytes: int
+    max_seconds_per_input: float | None = None
 
 
 FLUSH_ROWS = 4096
@@ -272,7 +273,9 @@ class Mapper:
                 [],
                 {},
             )
-        result = map_sr(data, self.settings.options, source_path=source_path)
+        result = map_sr(
+            data, self.settings.options, source_path=source_path, time_limit=self.settings.max_seconds_per_input
+        )
         return (
             {**stored, "source_path": source_path, "content_sha256": _sha256(data)},
             result.record,

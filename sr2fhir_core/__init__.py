@@ -5,13 +5,14 @@ and flat measurement rows. Pure: bytes in, dicts and rows out; no Spark, no I/O 
 from .errors import MappingWarning, RejectionReason, SRRejected, WarningCode
 from .fhir.ids import DOCUMENT_SCOPED_TYPES
 from .fhir.json import dumps as dumps_json
-from .mapping import BUNDLE_BASE_URL, DocumentRecord, DocumentStatus, MappingResult, map_sr
+from .mapping import BUNDLE_BASE_URL, MAPPING_VERSION, DocumentRecord, DocumentStatus, MappingResult, map_sr
 from .options import DeviceFallback, IgVersion, MappingOptions, SopClassSystem
 from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
 
 __all__ = [
     "BUNDLE_BASE_URL",
     "DOCUMENT_SCOPED_TYPES",
+    "MAPPING_VERSION",
     "MEASUREMENTS_SCHEMA",
     "QUALITATIVE_EVALUATIONS_SCHEMA",
     "TABLE_SCHEMAS",

@@ -183,6 +183,7 @@ DEVICE_OBSERVER_NAME = _dcm("121013", "Device Observer Name")
 DEVICE_OBSERVER_MANUFACTURER = _dcm("121014", "Device Observer Manufacturer")
 DEVICE_OBSERVER_MODEL_NAME = _dcm("121015", "Device Observer Model Name")
 DEVICE_OBSERVER_SERIAL_NUMBER = _dcm("121016", "Device Observer Serial Number")
+DEVICE_OBSERVER_PHYSICAL_LOCATION = _dcm("121017", "Device Observer Physical Location During Observation")
 
 TRACKING_IDENTIFIER = _dcm("112039", "Tracking Identifier")
 TRACKING_UID = _dcm("112040", "Tracking Unique Identifier")

@@ -61,6 +61,15 @@ class WarningCode(StrEnum):
     """Recognised as TID 1500 despite a non-standard template identifier or root concept."""
     INVALID_VALUE = "invalid_value"
     """A value that does not fit its FHIR type (e.g. an unparseable date) and was left out."""
+    INVALID_UNIT = "invalid_unit"
+    """A unit code under UCUM that is not valid UCUM: corrected when it is a known misspelling, else kept
+    under a non-UCUM system (sr2fhir_core/units.py)."""
+    NONCONFORMANT_CONTENT = "nonconformant_content"
+    """Content the templates or the SR IOD do not allow (a mandatory TID 1500 row missing, a relationship the
+    SR rules forbid); mapped as far as it goes."""
+    UNMAPPED_CONTENT = "unmapped_content"
+    """Content items that reach neither FHIR nor the tables (docs/mapping-decisions.md says which and why);
+    one warning per document, listing their concept codes and positions."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,22 @@ from pathlib import Path
 
 from . import codes, deadline
 from .content import count_items
-from .errors import MappingWarning, RejectionReason, SRRejected
+from .errors import MappingWarning, RejectionReason, SRRejected, WarningCode
 from .fhir import build_resources
 from .options import MappingOptions
 from .reading import legacy_snomed_table, read_document
 from .rows import build_rows
+from .tid1500.model import UnmappedItem
 from .tid1500.parse import parse_report
 
 codes.use_legacy_snomed_table(legacy_snomed_table)
+
+
+MAPPING_VERSION = 2
+"""Raised whenever the same input and options map to different output (resources, rows, record columns): a
+job's mapping fingerprint includes it, so the first run of a new version maps every report again. 2: every
+finding site, device observers, segment numbers, other spatial items, float32 coordinates, UCUM checks,
+unmapped-item accounting (issue 16)."""
 
 
 class DocumentStatus(StrEnum):
@@ -50,6 +58,11 @@ class DocumentRecord:
     qualitative_evaluations: int = 0
     resources: int = 0
     warnings: int = 0
+    unmapped_items: int = 0
+    """Content items that reach neither FHIR nor the tables."""
+    unmapped_concepts: str | None = None
+    """Which: their concept names, each with its count and first position (`unmapped_listing`); the text of the
+    document's one `unmapped_content` warning."""
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -180,6 +193,13 @@ def _map(data: bytes, options: MappingOptions, source_path: str | None) -> Mappi
     systems = codes.CodeSystems(document.coding_schemes, options.code_systems)
     deadline.check()
     resources, warnings = build_resources(report, options, systems)
+    unmapped = unmapped_listing(report.unmapped) if report.unmapped else None
+    if unmapped is not None:
+        warnings.append(
+            MappingWarning(
+                WarningCode.UNMAPPED_CONTENT, "", f"{len(report.unmapped)} content items not mapped: {unmapped}"
+            )
+        )
     deadline.check()
     rows = build_rows(report, source_path, systems)
     groups = report.all_groups
@@ -189,14 +209,35 @@ def _map(data: bytes, options: MappingOptions, source_path: str | None) -> Mappi
         sop_instance_uid=document.sop_instance_uid,
         sop_class_uid=document.sop_class_uid,
         study_instance_uid=document.study_instance_uid,
-        content_items=count_items(document.root) if document.root else 0,
+        content_items=report.content_items,
         measurement_groups=len(groups),
         measurements=len(rows["measurements"]),
         qualitative_evaluations=len(rows["qualitative_evaluations"]),
         resources=len(resources),
         warnings=len(warnings),
+        unmapped_items=len(report.unmapped),
+        unmapped_concepts=unmapped,
     )
     return MappingResult(record=record, resources=resources, rows=rows, warnings=warnings)
+
+
+UNMAPPED_LISTED = 20
+"""Concepts an `unmapped_content` warning names at most (each with its count and first position)."""
+
+
+def unmapped_listing(unmapped: tuple[UnmappedItem, ...]) -> str:
+    """The content items no output carries, by concept name (codes are not values from the report, so they
+    may be named), each with its count and first position: "(121049, DCM) at 1.1; (121058, DCM) x2 at 1.4"."""
+    by_concept: dict[tuple[str, str] | None, list[UnmappedItem]] = {}
+    for item in unmapped:
+        by_concept.setdefault(item.concept, []).append(item)
+    parts = []
+    for concept, items in list(by_concept.items())[:UNMAPPED_LISTED]:
+        name = f"({concept[1]}, {concept[0]})" if concept else "(no concept name)"
+        first = ".".join(map(str, items[0].position))
+        parts.append(f"{name} x{len(items)} at {first}" if len(items) > 1 else f"{name} at {first}")
+    more = len(by_concept) - UNMAPPED_LISTED
+    return "; ".join(parts) + (f"; and {more} more concepts" if more > 0 else "")
 
 
 def _failed(source_path: str | None, reason: str, message: str) -> MappingResult:

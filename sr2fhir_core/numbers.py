@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import struct
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 FHIR_DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,17})?([eE](0|[+\-]?[1-9][0-9]{0,9}))?")
@@ -45,3 +47,35 @@ def measured_value(text: str | None) -> Decimal | None:
     if math.isinf(number) or (number == 0 and value != 0):
         return None
     return value
+
+
+_FLOAT32 = struct.Struct("<f")
+
+
+def float32_decimal(value: float) -> float:
+    """The double of the shortest decimal that reads back as the same float32 as `value`.
+
+    Graphic Data (0070,0022) is FL: a reader widens each float32 to a double, and 83.58 becomes
+    83.58000183105469 in JSON. The producer wrote 83.58, and 83.58 is what reads back as that float32, so
+    FHIR and the tables get 83.58. A value that is no float32 (an FD, or a value computed elsewhere) is kept.
+    """
+    if not math.isfinite(value):
+        return value
+    try:
+        single = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    except OverflowError:
+        return value
+    if single != value:
+        return value
+    # Rounding to 6 significant digits already gives the shortest form when it has at most 6 (a float32 is
+    # within 6e-8 of it); 9 always reads back (IEEE 754 binary32).
+    for digits in range(6, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if _FLOAT32.unpack(_FLOAT32.pack(candidate))[0] == value:
+            return candidate
+    return value
+
+
+def float32_decimals(values: Sequence[float]) -> tuple[float, ...]:
+    """`float32_decimal` of each value."""
+    return tuple(float32_decimal(v) for v in values)

@@ -13,11 +13,60 @@ from datetime import date
 
 import pyarrow as pa
 
-from . import codes
+from . import codes, units
 from .content import Code
 from .datetimes import dicom_date
 from .fhir.ids import document_resource_id
-from .tid1500.model import FindingSite, Measurement, MeasurementGroup, MeasurementReport, QualitativeEvaluation
+from .tid1500.model import (
+    ConceptModifier,
+    DerivationParameter,
+    FindingSite,
+    Measurement,
+    MeasurementGroup,
+    MeasurementReport,
+    QualitativeEvaluation,
+)
+
+FINDING_SITE_TYPE = pa.struct(
+    [
+        pa.field("code", pa.string()),
+        pa.field("system", pa.string()),
+        pa.field("display", pa.string()),
+        pa.field("laterality_code", pa.string()),
+        pa.field("laterality_display", pa.string()),
+        pa.field("modifier_code", pa.string()),
+        pa.field("modifier_system", pa.string()),
+        pa.field("modifier_display", pa.string()),
+    ]
+)
+"""One Finding Site with its Laterality and Topographical modifier. A row's `finding_sites` lists every site
+of its measurement (else of its group) in document order; the scalar `finding_site_*` and `laterality_*`
+columns are the first of them."""
+
+CONCEPT_MODIFIER_TYPE = pa.struct(
+    [
+        pa.field("code", pa.string()),
+        pa.field("system", pa.string()),
+        pa.field("display", pa.string()),
+        pa.field("value_code", pa.string()),
+        pa.field("value_system", pa.string()),
+        pa.field("value_display", pa.string()),
+    ]
+)
+"""A measurement's open concept modifier (HAS CONCEPT MOD CODE): a radiomics feature's "Image transformation",
+a "Preprocessing operation"; empty list when it has none."""
+DERIVATION_PARAMETER_TYPE = pa.struct(
+    [
+        pa.field("code", pa.string()),
+        pa.field("system", pa.string()),
+        pa.field("display", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("value_text", pa.string()),
+        pa.field("unit_code", pa.string()),
+    ]
+)
+"""A value the measurement was derived from (INFERRED FROM NUM), as `value`/`value_text`/`unit_code` are for the
+measurement itself."""
 
 _CONTEXT_FIELDS = [
     pa.field("source_path", pa.string()),
@@ -41,6 +90,7 @@ _CONTEXT_FIELDS = [
     pa.field("finding_site_display", pa.string()),
     pa.field("laterality_code", pa.string()),
     pa.field("laterality_display", pa.string()),
+    pa.field("finding_sites", pa.list_(FINDING_SITE_TYPE)),
 ]
 
 MEASUREMENTS_SCHEMA = pa.schema(
@@ -59,6 +109,8 @@ MEASUREMENTS_SCHEMA = pa.schema(
         pa.field("derivation_display", pa.string()),
         pa.field("method_code", pa.string()),
         pa.field("method_display", pa.string()),
+        pa.field("concept_modifiers", pa.list_(CONCEPT_MODIFIER_TYPE)),
+        pa.field("derivation_parameters", pa.list_(DERIVATION_PARAMETER_TYPE)),
         pa.field("algorithm_name", pa.string()),
         pa.field("algorithm_version", pa.string()),
         pa.field("is_derived", pa.bool_()),
@@ -98,6 +150,7 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
 
 
 _NO_CODE: tuple[None, None, None] = (None, None, None)
+_NO_SITE = dict.fromkeys(FINDING_SITE_TYPE.names)
 
 
 class _RowBuilder:
@@ -131,15 +184,55 @@ class _RowBuilder:
             self._codes[code] = fields
         return fields
 
-    def site_fields(self, site: FindingSite | None) -> dict:
-        site_code, site_display, site_system = self.code(site.site if site else None)
-        laterality_code, laterality_display, _ = self.code(site.laterality if site else None)
+    def site_fields(self, sites: tuple[FindingSite, ...]) -> dict:
+        listed = [self.site(site) for site in sites]
+        first = listed[0] if listed else _NO_SITE
         return {
-            "finding_site_code": site_code,
-            "finding_site_system": site_system,
-            "finding_site_display": site_display,
+            "finding_site_code": first["code"],
+            "finding_site_system": first["system"],
+            "finding_site_display": first["display"],
+            "laterality_code": first["laterality_code"],
+            "laterality_display": first["laterality_display"],
+            "finding_sites": listed,
+        }
+
+    def modifier(self, modifier: ConceptModifier) -> dict:
+        code, display, system = self.code(modifier.concept)
+        value_code, value_display, value_system = self.code(modifier.value)
+        return {
+            "code": code,
+            "system": system,
+            "display": display,
+            "value_code": value_code,
+            "value_system": value_system,
+            "value_display": value_display,
+        }
+
+    def parameter(self, parameter: DerivationParameter) -> dict:
+        code, display, system = self.code(parameter.concept)
+        unit = parameter.unit
+        return {
+            "code": code,
+            "system": system,
+            "display": display,
+            "value": None if parameter.number is None else float(parameter.number),
+            "value_text": parameter.numeric_value,
+            "unit_code": units.unit_code(unit, self.code(unit)[2] or "") if unit else None,
+        }
+
+    def site(self, site: FindingSite) -> dict:
+        code, display, system = self.code(site.site)
+        laterality_code, laterality_display, _ = self.code(site.laterality)
+        modifier_code, modifier_display, modifier_system = self.code(site.topographical_modifier)
+        return {
+            "code": code,
+            "system": system,
+            "display": display,
             "laterality_code": laterality_code,
             "laterality_display": laterality_display,
+            "modifier_code": modifier_code,
+            "modifier_system": modifier_system,
+            "modifier_display": modifier_display,
         }
 
     def context(self, group: MeasurementGroup | None) -> dict:
@@ -150,7 +243,7 @@ class _RowBuilder:
             fields = dict(self.document_fields)
             if group is None:
                 fields.update(dict.fromkeys(_GROUP_COLUMNS))
-                fields.update(self.site_fields(None))
+                fields.update(self.site_fields(()))
             else:
                 category_code, category_display, _ = self.code(group.finding_category)
                 finding_code, finding_display, finding_system = self.code(group.finding)
@@ -169,16 +262,16 @@ class _RowBuilder:
                         "group_observation_id": document_resource_id("Observation", self.sop, group.position),
                     }
                 )
-                fields.update(self.site_fields(group.finding_site))
+                fields.update(self.site_fields(group.finding_sites))
             self._contexts[key] = fields
         return fields
 
     def measurement(self, measurement: Measurement, group: MeasurementGroup | None, derived: bool) -> dict:
         row = dict(self.context(group))
-        site = measurement.finding_site
-        # Usually the very object the group has (inherited): `is` spares the dataclass comparison.
-        if group is None or (site is not group.finding_site and site != group.finding_site):
-            row.update(self.site_fields(site))
+        sites = measurement.finding_sites
+        # Usually the very object the group has (inherited): `is` spares the tuple comparison.
+        if group is None or (sites is not group.finding_sites and sites != group.finding_sites):
+            row.update(self.site_fields(sites))
         concept_code, concept_display, concept_system = self.code(measurement.concept)
         derivation_code, derivation_display, _ = self.code(measurement.derivation)
         method_code, method_display, _ = self.code(measurement.method)
@@ -188,7 +281,7 @@ class _RowBuilder:
         row["measurement_display"] = concept_display
         row["value"] = measurement.value
         row["value_text"] = measurement.numeric_value
-        row["unit_code"] = unit.value if unit else None
+        row["unit_code"] = units.unit_code(unit, self.code(unit)[2] or "") if unit else None  # as in FHIR
         row["unit_display"] = (unit.meaning or None) if unit else None
         row["value_qualifier_code"] = qualifier.value if qualifier else None
         row["value_qualifier_display"] = (qualifier.meaning or None) if qualifier else None
@@ -196,6 +289,8 @@ class _RowBuilder:
         row["derivation_display"] = derivation_display
         row["method_code"] = method_code
         row["method_display"] = method_display
+        row["concept_modifiers"] = [self.modifier(m) for m in measurement.concept_modifiers]
+        row["derivation_parameters"] = [self.parameter(p) for p in measurement.derivation_parameters]
         row["algorithm_name"] = algorithm.name if algorithm else None
         row["algorithm_version"] = algorithm.version if algorithm else None
         row["is_derived"] = derived

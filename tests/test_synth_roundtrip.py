@@ -48,6 +48,16 @@ SYSTEMS = {
 }
 """Coding Scheme Designator → FHIR system (IG notes §6.2); private schemes come from the SR's own
 Coding Scheme Identification Sequence."""
+
+UCUM_CORRECTIONS = {"{SUVbw}g/ml": "g/ml{SUVbw}"}
+"""The catalog's units that are not valid UCUM → the code the mapping writes (docs/units.md): SUV units as
+PS3.16 CID 85 wrote them before the annotation moved to the end, and as producers still write them."""
+
+
+def ucum(unit: Code | None) -> str | None:
+    return UCUM_CORRECTIONS.get(unit.value, unit.value) if unit is not None else None
+
+
 IG = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 SOP_CLASS_SYSTEM = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
 OBSERVATION_UID_TYPE = "observation-uid"
@@ -268,10 +278,22 @@ def check_common(case: MappedCase, observation: dict, observation_uid: str | Non
     assert [name.get("family") for name in performers] == expected_families
 
 
-def check_device(case: MappedCase, observation: dict, algorithm: Algorithm | None) -> None:
+def check_device(
+    case: MappedCase, observation: dict, algorithm: Algorithm | None, *, equipment_only: bool = False
+) -> None:
+    """The algorithm's Device, else the report's first TID 1004 device observer, else the equipment
+    (`equipment_only`: STU1's derived measurements, whose profile names no participant device)."""
     device = case.resolve(observation["device"])
     equipment = case.spec.equipment
-    if algorithm is None:
+    observers = case.spec.device_observers
+    if algorithm is None and observers and not equipment_only:
+        observer = observers[0]
+        assert device["meta"]["profile"][0] in (IG + "dicom-general-equipment", IG + "dicom-participant-device")
+        assert device["identifier"][0]["value"] == f"urn:oid:{observer.uid}"
+        if observer.name:
+            assert device["displayName"] == observer.name
+            assert device["name"] == [{"value": observer.name, "type": "user-friendly-name"}]
+    elif algorithm is None:
         assert device["meta"]["profile"] == [IG + "dicom-general-equipment"]
         assert device["manufacturer"] == equipment.manufacturer
         assert device.get("displayName") == equipment.model_name
@@ -324,7 +346,7 @@ def check_selection(case: MappedCase, selection: dict, reference: ImageReference
     if kind is ReferenceKind.REFERENCED_SEGMENT:
         subset = instance.segment_numbers
     elif kind is ReferenceKind.REFERENCED_SEGMENTATION_FRAME:
-        subset = instance.frame_numbers or instance.segment_numbers
+        subset = instance.segment_numbers or instance.frame_numbers
     elif kind is ReferenceKind.REGION_IN_SPACE:
         subset = reference.roi_numbers
     else:
@@ -398,7 +420,7 @@ def test_measurement_rows_and_observations(cases: list[Case]) -> None:
             assert row["measurement_system"] == system(spec, m.concept.scheme)
             assert row["value_text"] == m.value
             assert row["value"] == (float(m.value) if m.value is not None else None)
-            assert row["unit_code"] == (m.unit.value if m.unit else None)
+            assert row["unit_code"] == ucum(m.unit)
             assert row["unit_display"] == (m.unit.meaning if m.unit else None)
             assert row["value_qualifier_code"] == (m.qualifier.value if m.qualifier else None)
             assert row["derivation_code"] == (m.derivation.value if m.derivation else None)
@@ -438,7 +460,7 @@ def test_measurement_rows_and_observations(cases: list[Case]) -> None:
                 assert (quantity["unit"], quantity["system"], quantity["code"]) == (
                     m.unit.meaning,
                     SYSTEMS["UCUM"],
-                    m.unit.value,
+                    ucum(m.unit),
                 )
                 assert "dataAbsentReason" not in observation
             else:

@@ -30,6 +30,7 @@ from test_synth_roundtrip import (
     exact_value,
     expected_items,
     references_in,
+    ucum,
 )
 
 from sr2fhir_core import IgVersion, MappingOptions, MappingResult, dumps_json, map_sr
@@ -340,7 +341,7 @@ def test_measurements(cases: list[Case]) -> None:
             if m.value is not None:
                 assert decimal_tuple(str(exact_value(observation))) == decimal_tuple(m.value)
                 assert m.unit is not None  # a NUM with a value has units
-                assert observation["valueQuantity"]["code"] == m.unit.value
+                assert observation["valueQuantity"]["code"] == ucum(m.unit)
             else:
                 assert "valueQuantity" not in observation and "dataAbsentReason" in observation
             if m.derivation is not None:
@@ -348,7 +349,7 @@ def test_measurements(cases: list[Case]) -> None:
             if item.method is not None:
                 assert observation["method"]["coding"] == [coding(spec, item.method)]
             check_common(case, observation, m.observation_uid, m.observation_datetime)
-            check_device(case, observation, item.algorithm)
+            check_device(case, observation, item.algorithm, equipment_only=item.derived)
             check_source_item(case, observation, m.observation_uid)
             if item.derived:
                 assert "category" in observation  # derived keeps its (optional) category

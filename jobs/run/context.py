@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
+from sr2fhir_core import MAPPING_VERSION
+
 from ..config import JobConfig
 from ..layout import Layout, new_run_id
 from ..output_lock import OutputLock
@@ -23,8 +25,13 @@ from .execution import Steps
 
 
 def mapping_fingerprint(config: JobConfig) -> str:
-    """Identity of the mapping: a file mapped with other options is mapped again."""
-    return hashlib.sha256(json.dumps(config.mapping.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """Identity of the mapping: a file mapped with other options, or by a core whose `MAPPING_VERSION` differs
+    (its output for the same input changed), is mapped again. Version 1 hashed the options alone, so an output
+    written then keeps matching until the version moves."""
+    identity: dict[str, object] = dict(config.mapping.as_dict())
+    if MAPPING_VERSION > 1:
+        identity["mapping_version"] = MAPPING_VERSION
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

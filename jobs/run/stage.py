@@ -49,6 +49,7 @@ def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
         options=config.mapping,
         max_file_bytes=config.input.file_limit,
         max_archive_bytes=config.input.max_archive_bytes,
+        max_seconds_per_input=config.input.max_seconds_per_input,
     )
     with run.steps("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
         _Mapping(run, plan, Mapper(settings, progress.callback())).all()
@@ -147,23 +148,39 @@ class _Mapping:
         return f"{self.run.staging}/part-{self.parts:05d}"
 
 
+NO_TOTALS = {
+    "inputs": 0,
+    "mapped": 0,
+    "rejected": 0,
+    "failed": 0,
+    "measurements": 0,
+    "qualitative_evaluations": 0,
+    "unmapped_items": 0,
+    "with_unmapped_items": 0,
+}
+"""The run's counts: inputs by status, table rows, and content items no output carries (and in how many
+inputs: the `unmapped_content` warnings say which)."""
+
+
 def statistics(records: DataFrame) -> dict:
     """What the run mapped, from the staged document records."""
     by_reason: dict[str, int] = {}
-    totals = {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
+    totals = dict(NO_TOTALS)
     for row in (
         records.groupBy("status", "reason")
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.sum("measurements").alias("measurements"),
             F.sum("qualitative_evaluations").alias("qualitative_evaluations"),
+            F.sum("unmapped_items").alias("unmapped_items"),
+            F.count(F.when(F.col("unmapped_items") > 0, 1)).alias("with_unmapped_items"),
         )
         .collect()
     ):
         totals["inputs"] += row["n"]
         totals[row["status"]] += row["n"]
-        totals["measurements"] += row["measurements"] or 0
-        totals["qualitative_evaluations"] += row["qualitative_evaluations"] or 0
+        for name in ("measurements", "qualitative_evaluations", "unmapped_items", "with_unmapped_items"):
+            totals[name] += row[name] or 0
         if row["reason"]:
             key = f"{row['status']}/{row['reason']}"
             by_reason[key] = by_reason.get(key, 0) + row["n"]

@@ -16,11 +16,9 @@ from ..sinks import index, ndjson, tables
 from ..sinks.ledger import SPEC as LEDGER_SPEC
 from .context import Run
 from .select import Plan
-from .stage import Staged
+from .stage import NO_TOTALS, Staged
 
 log = logging.getLogger("sr2fhir")
-
-NO_TOTALS = {"inputs": 0, "mapped": 0, "rejected": 0, "failed": 0, "measurements": 0, "qualitative_evaluations": 0}
 
 
 def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | None, removed: dict[str, int]) -> dict:
@@ -48,6 +46,7 @@ def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | 
         "limits": {
             "max_file_bytes": config.input.max_file_bytes,
             "max_archive_bytes": config.input.max_archive_bytes,
+            "max_seconds_per_input": config.input.max_seconds_per_input,
         },
         "finished": datetime.now(UTC).isoformat(),
         "elapsed_seconds": round(elapsed, 3),
@@ -57,6 +56,7 @@ def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | 
         "files_per_second": round(processed / elapsed, 2) if elapsed else None,
         "inputs_per_second": round(totals["inputs"] / elapsed, 2) if elapsed else None,
         "rows": {name: totals[name] for name in tables.TABLES},
+        "unmapped_items": {"items": totals["unmapped_items"], "inputs": totals["with_unmapped_items"]},
         "resources": dict(sorted(export.counts.items())) if export else {},
         "resources_before_dedup": export.counts_before_dedup if export and staged is not None else {},
         "deleted": export.deleted if export else {},

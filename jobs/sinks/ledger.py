@@ -14,6 +14,8 @@ from datetime import datetime
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_type
+from pyspark.sql.types import DataType
 
 from ..staging import INPUT_FIELDS, RECORD_FIELDS
 from .store import TableSpec, TableStore
@@ -36,6 +38,11 @@ COLUMNS = [
     *(f.name for f in RECORD_FIELDS),
 ]
 
+
+_COLUMN_TYPES: dict[str, DataType] = {
+    field.name: from_arrow_type(field.type) for field in (*INPUT_FIELDS, *RECORD_FIELDS)
+}
+"""Spark type of each input and record column, for the rows of a ledger that does not have it yet."""
 
 SPEC = TableSpec(name="documents", stats_columns=("run_id", "status", "reason"))
 """Read whole by every run (each file's latest state): bin-packing is what maintenance gives it, not a sort order."""
@@ -119,9 +126,10 @@ class Ledger:
             "reason": F.lit(REMOVED_REASON),
             "message": F.lit(message),
         }
+        # A ledger written by an older version lacks the newer record columns (`unmapped_items`): null there.
+        types = {field.name: field.dataType for field in latest.schema.fields}
         columns = [
-            values.get(field.name, F.lit(None)).cast(field.dataType).alias(field.name)
-            for field in latest.select(*COLUMNS).schema.fields
+            values.get(name, F.lit(None)).cast(types.get(name, _COLUMN_TYPES[name])).alias(name) for name in COLUMNS
         ]
         rows = latest.select(*columns).dropDuplicates(["source_path"]).persist()
         try:

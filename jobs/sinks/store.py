@@ -138,15 +138,16 @@ class DeltaStore(TableStore):
 
     def append(self, rows: DataFrame) -> None:
         self.create(rows)
-        rows.write.format("delta").mode("append").save(self.uri)
+        # mergeSchema: a table written by an older version gains the columns a newer one adds (nullable).
+        rows.write.format("delta").mode("append").option("mergeSchema", "true").save(self.uri)
 
     def overwrite(self, rows: DataFrame) -> None:
         self.create(rows)
-        rows.write.format("delta").mode("overwrite").save(self.uri)
+        rows.write.format("delta").mode("overwrite").option("mergeSchema", "true").save(self.uri)
 
     def merge(self, rows: DataFrame, scope: DataFrame) -> None:
         if self.create(rows) or not self._written():  # nothing to replace: an append costs no read of the table
-            rows.write.format("delta").mode("append").save(self.uri)
+            rows.write.format("delta").mode("append").option("mergeSchema", "true").save(self.uri)
             return
         key, scope_column = list(self.spec.key), self.spec.scope
         target = self._table()
@@ -159,6 +160,7 @@ class DeltaStore(TableStore):
         (
             target.alias("t")
             .merge(source.alias("s"), condition)
+            .withSchemaEvolution()  # new columns of a newer version join the table (older rows: null)
             .whenMatchedDelete(condition="s._delete")
             .whenMatchedUpdate(set=values)
             .whenNotMatchedInsert(condition="NOT s._delete", values=values)
@@ -220,7 +222,8 @@ class ParquetStore(TableStore):
         return self.fs.exists(self.uri)
 
     def read(self) -> DataFrame:
-        return self.spark.read.parquet(self.uri)
+        # Part files appended by different versions can differ in columns: read their union.
+        return self.spark.read.option("mergeSchema", "true").parquet(self.uri)
 
     def _with_generated(self, rows: DataFrame) -> DataFrame:
         for name, (_, expression) in self.spec.generated.items():

@@ -95,22 +95,19 @@ def build_resources(
         return list(batches.values())
 
     def finding_site_for(
-        site: FindingSite | None, position: tuple[int, ...], tracking: MeasurementGroup | None = None
+        finding_sites: tuple[FindingSite, ...], position: tuple[int, ...], tracking: MeasurementGroup | None = None
     ) -> SiteLink:
-        """Ballot: a BodyStructure for every finding site. STU1: `bodySite` for a bare site, a BodyStructure
-        when laterality, topographical modifier or the group's tracking identifiers need one."""
-        if site is None and tracking is None:
+        """Ballot: a BodyStructure for every set of finding sites. STU1: `bodySite` for one bare site, a
+        BodyStructure when laterality, topographical modifier, several sites (`bodySite` is 0..1) or the
+        group's tracking identifiers need one."""
+        if not finding_sites and tracking is None:
             return NO_SITE
-        if (
-            facts.body_site_without_modifiers
-            and tracking is None
-            and site is not None
-            and site.laterality is None
-            and site.topographical_modifier is None
-        ):
-            return SiteLink(None, context.codings.concept(site.site))
+        if facts.body_site_without_modifiers and tracking is None and len(finding_sites) == 1:
+            site = finding_sites[0]
+            if site.laterality is None and site.topographical_modifier is None:
+                return SiteLink(None, context.codings.concept(site.site))
         if position not in sites:
-            sites[position] = build_finding_site(context, site, position, tracking)
+            sites[position] = build_finding_site(context, finding_sites, position, tracking)
         return SiteLink(context.ref(sites[position]), None)
 
     def source_item_for(position: tuple[int, ...], observation_uid: str | None) -> dict | None:
@@ -129,14 +126,22 @@ def build_resources(
 
     def group_observation(group: MeasurementGroup) -> dict:
         if facts.tracking_body_structure:
-            site = finding_site_for(group.finding_site, group.position)
+            if group.source_series_uid:
+                context.warn(
+                    WarningCode.UNMAPPED_CONTENT,
+                    group.position,
+                    "Source series for segmentation (121232, DCM) has no element under the ballot structure "
+                    "(ig_version stu1 writes it as the source image selection's seriesUid)",
+                )
+            site = finding_site_for(group.finding_sites, group.position)
             tracking = build_tracking(context, group)
             references = [context.ref(s) for s in selections_for(group.image_references)]
             if tracking is not None:
                 references.append(context.ref(tracking))
-            resource, _ = observations.group(group, references, site)
+            own = [context.ref(s) for s in selections_for(group.other_spatial_items)]
+            resource, _ = observations.group(group, references, site, own)
             return resource
-        site = finding_site_for(group.finding_site, group.position, group if has_tracking(group) else None)
+        site = finding_site_for(group.finding_sites, group.position, group if has_tracking(group) else None)
         source = source_item_for(group.position, group.observation_uid)
         owner = SelectionOwner(site.codeable_reference(facts), [source] if source is not None else [])
         image_references = list(group.image_references)
@@ -153,7 +158,8 @@ def build_resources(
                     # Nothing segmented names it in its focus: the group itself keeps the reference.
                     extra.append(image_ref)
         references = [context.ref(s) for s in selections_for(image_references, owner)] + extra
-        resource, _ = observations.group(group, references, site)
+        own = [context.ref(s) for s in selections_for(group.other_spatial_items, owner)]
+        resource, _ = observations.group(group, references, site, own)
         return resource
 
     for group in report.groups:

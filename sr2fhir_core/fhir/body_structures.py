@@ -11,24 +11,31 @@ from .datatypes import fixed, uid_identifier
 from .ids import document_resource_id
 
 
+def included_structure(context: ReportContext, site: FindingSite) -> dict:
+    structure: dict = {"structure": context.codings.concept(site.site)}
+    if site.laterality is not None:
+        structure["laterality"] = context.codings.concept(site.laterality)
+    if site.topographical_modifier is not None:
+        # Not in the ballot profile; R5 has the element and STU1 maps it here (FHIR-47462).
+        structure["qualifier"] = [context.codings.concept(site.topographical_modifier)]
+    return structure
+
+
 def build_finding_site(
     context: ReportContext,
-    site: FindingSite | None,
+    sites: tuple[FindingSite, ...],
     position: tuple[int, ...],
     tracking: MeasurementGroup | None = None,
 ) -> dict:
-    """The finding site; with `tracking` (STU1) also the group's tracking identifiers, and without a site
-    the lesion named by its tracking identifier (R5 needs an included structure)."""
-    if site is not None:
-        structure: dict = {"structure": context.codings.concept(site.site)}
-        if site.laterality is not None:
-            structure["laterality"] = context.codings.concept(site.laterality)
-        if site.topographical_modifier is not None:
-            # Not in the ballot profile; R5 has the element and STU1 maps it here (FHIR-47462).
-            structure["qualifier"] = [context.codings.concept(site.topographical_modifier)]
+    """The finding sites of a group or measurement: one BodyStructure, one `includedStructure` per site in
+    document order (docs/mapping-decisions.md §15); with `tracking` (STU1) also the group's tracking
+    identifiers, and without a site the lesion named by its tracking identifier (R5 needs an included
+    structure)."""
+    if sites:
+        structures = [included_structure(context, site) for site in sites]
     else:
         assert tracking is not None
-        structure = {"structure": {"text": tracking.tracking_identifier or tracking.tracking_uid}}
+        structures = [{"structure": {"text": tracking.tracking_identifier or tracking.tracking_uid}}]
     resource: dict = {
         "resourceType": "BodyStructure",
         "id": document_resource_id("BodyStructure", context.sop_instance_uid, position, "finding-site"),
@@ -36,7 +43,7 @@ def build_finding_site(
     }
     if tracking is not None:
         resource["identifier"] = tracking_identifiers(tracking)
-    resource["includedStructure"] = [structure]
+    resource["includedStructure"] = structures
     resource["patient"] = context.subject
     return context.add(resource)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from .. import codes
+from .. import codes, units
 from ..content import Code
 from ..errors import MappingWarning, WarningCode
 
@@ -25,6 +25,7 @@ class CodingContext:
         self._codings: dict[Code, dict] = {}
         self._concepts: dict[Code, dict] = {}
         self._quantities: dict[Code, dict] = {}
+        self._unit_warnings: list[MappingWarning] = []
 
     def coding(self, code: Code) -> dict:
         """The Coding of a code; per document by the code itself, which spares the canonical form and the
@@ -55,16 +56,18 @@ class CodingContext:
             concept = self._concepts[code] = {"coding": [self.coding(code)]}
         return concept
 
-    def unit(self, unit: Code) -> dict:
-        """The unit elements of a Quantity (`unit`, `system`, `code`), made once per unit and document."""
+    def unit(self, unit: Code, position: tuple[int, ...] = ()) -> dict:
+        """The unit elements of a Quantity (`unit`, `system`, `code`), made once per unit and document: UCUM
+        codes checked and corrected (units.py), with one warning per unit and document, at `position` (the
+        first content item with the unit)."""
         fields = self._quantities.get(unit)
         if fields is None:
-            coding = self.coding(unit)
-            fields = self._quantities[unit] = {
-                "unit": unit.meaning or unit.value,
-                "system": coding["system"],
-                "code": coding["code"],
-            }
+            resolved = units.quantity_unit(
+                codes.canonical(unit), self.coding(unit)["system"], ".".join(map(str, position))
+            )
+            if resolved.warning is not None:
+                self._unit_warnings.append(resolved.warning)
+            fields = self._quantities[unit] = {"unit": resolved.unit, "system": resolved.system, "code": resolved.code}
         return fields
 
     def warnings(self) -> list[MappingWarning]:
@@ -77,7 +80,7 @@ class CodingContext:
                 f"{codes.UNREGISTERED_SYSTEM_PREFIX}<designator>",
             )
             for _ in self.systems.unregistered  # one warning per designator, as before
-        ]
+        ] + self._unit_warnings
 
 
 _FIXED: dict[int, dict] = {}
@@ -92,10 +95,10 @@ def fixed(coding: Mapping) -> dict:
     return concept
 
 
-def quantity(value: Decimal, unit: Code | None, context: CodingContext) -> dict:
+def quantity(value: Decimal, unit: Code | None, context: CodingContext, position: tuple[int, ...] = ()) -> dict:
     if unit is None:
         return {"value": value}
-    return {"value": value} | context.unit(unit)
+    return {"value": value} | context.unit(unit, position)
 
 
 def reference(resource_type: str, resource_id: str) -> dict:

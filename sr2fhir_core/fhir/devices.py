@@ -1,13 +1,14 @@
 """Devices: the General Equipment of the SR (dicom-general-equipment), one Device per distinct TID 4019
-algorithm (algorithm-identification), whose parent is that equipment, and (STU1) the Participant Sequence
-devices (dicom-participant-device)."""
+algorithm (algorithm-identification), whose parent is that equipment, the TID 1004 device observers of the
+observation context, and (STU1) the Participant Sequence devices (dicom-participant-device)."""
 
 from __future__ import annotations
 
 import re
 
 from ..document import Equipment, Participant
-from ..tid1500.model import Algorithm
+from ..errors import WarningCode
+from ..tid1500.model import Algorithm, DeviceObserver
 from . import profiles
 from .context import ReportContext, meta
 from .datatypes import fixed, uid_identifier
@@ -95,6 +96,16 @@ def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dic
     return device
 
 
+def _distinct(observers: tuple[DeviceObserver, ...]) -> list[DeviceObserver]:
+    """One per device: an observer context can name the same device twice (ids would collide)."""
+    seen: dict[tuple, DeviceObserver] = {}
+    for observer in observers:
+        seen.setdefault(
+            (observer.uid,) if observer.uid else (observer.name, observer.manufacturer, observer.model_name), observer
+        )
+    return list(seen.values())
+
+
 def _participant_equipment(participant: Participant) -> Equipment:
     return Equipment(
         manufacturer=participant.manufacturer,
@@ -132,6 +143,36 @@ def participant_device(context: ReportContext, equipment: dict) -> dict | None:
     return None
 
 
+def build_device_observer(context: ReportContext, observer: DeviceObserver) -> dict:
+    """A TID 1004 Device Observer: STU1's participant device profile (the observer context is where the SR
+    names who made its observations), the general equipment profile under the ballot, which has no other
+    profile `Observation.device` may name (docs/mapping-decisions.md §16)."""
+    profile = profiles.PARTICIPANT_DEVICE if context.facts.participants else profiles.GENERAL_EQUIPMENT
+    key = (
+        ("uid", observer.uid)
+        if observer.uid
+        else ("attributes", observer.name or "", observer.manufacturer or "", observer.model_name or "")
+    )
+    device: dict = {"resourceType": "Device", "id": resource_id("Device", "observer", *key), "meta": meta(profile)}
+    if observer.uid:
+        device["identifier"] = [uid_identifier(observer.uid)]
+    display = observer.name or observer.model_name
+    if display:
+        device["displayName"] = display
+    if observer.manufacturer:
+        device["manufacturer"] = observer.manufacturer
+    if observer.serial_number:
+        device["serialNumber"] = observer.serial_number
+    if observer.model_name:
+        device["modelNumber"] = observer.model_name
+    if observer.name:
+        device["name"] = [{"value": observer.name, "type": "user-friendly-name"}]
+    if observer.physical_location:
+        # R5 `location` is a Reference(Location); the SR names the place only in words.
+        device["location"] = {"display": observer.physical_location}
+    return device
+
+
 class DeviceRegistry:
     """One Device per distinct algorithm in a report, created on first use."""
 
@@ -145,8 +186,20 @@ class DeviceRegistry:
         stays its own."""
         self._use_inherited = context.options.device_fallback == "inherit"
         equipment = context.ref(self.equipment)
+        observers = [context.add(build_device_observer(context, o)) for o in _distinct(context.report.device_observers)]
+        if len(observers) > 1:
+            context.warn(
+                WarningCode.UNMAPPED_CONTENT,
+                context.report.device_observers[1].position,
+                f"{len(observers)} device observers: Observation.device (0..1) names the first; all are Devices",
+            )
         participant = participant_device(context, self.equipment) if context.facts.participants else None
-        self._fallback = (equipment, context.ref(participant) if participant is not None else equipment)
+        if observers:
+            observer = context.ref(observers[0])
+            # STU1's derived measurement profile names no participant device.
+            self._fallback = (equipment if context.facts.participants else observer, observer)
+        else:
+            self._fallback = (equipment, context.ref(participant) if participant is not None else equipment)
 
     def reference_for(self, algorithm: Algorithm | None, *, own: bool, derived: bool = False) -> dict:
         """`Observation.device`: the item's algorithm (own, or inherited when the options say so), else the

@@ -87,15 +87,40 @@ def _regions_2d(reference: ImageReference) -> list[dict]:
     return [{"regionType": region_type, "coordinate": list(data)}]
 
 
-def _subset(reference: ImageReference, instance: ReferencedInstance) -> list[str]:
-    if reference.kind is ImageReferenceKind.REGION_IN_SPACE:
+def _is_2d_region(reference: ImageReference) -> bool:
+    """A SCOORD (coordinates on referenced images), whatever its concept; SCOORD3D has no instances."""
+    return reference.graphic_type is not None and bool(reference.instances)
+
+
+def _subset(context: ReportContext, reference: ImageReference, instance: ReferencedInstance) -> list[str]:
+    """`instance.subset`: ROI numbers of a region in space; Referenced Segment Numbers (0062,000B) of a
+    segment or segmentation frame reference, as the IG maps both (a frame reference's Referenced Frame Numbers
+    have no element beside them and are reported); frame numbers of other images."""
+    kind = reference.kind
+    if kind is ImageReferenceKind.REGION_IN_SPACE:
         return list(reference.subset)
-    if reference.kind is ImageReferenceKind.REFERENCED_SEGMENT:
+    if kind in _SEGMENT_KINDS:
+        if instance.frame_numbers:
+            if instance.segment_numbers:
+                context.warn(
+                    WarningCode.UNMAPPED_CONTENT,
+                    reference.position,
+                    "Referenced Frame Number (0008,1160) of a segmentation reference not written: instance.subset "
+                    "holds its Referenced Segment Numbers, as the IG maps",
+                )
+            else:
+                context.warn(
+                    WarningCode.NONCONFORMANT_CONTENT,
+                    reference.position,
+                    "segmentation reference without a Referenced Segment Number (0062,000B): instance.subset holds "
+                    "its Referenced Frame Numbers",
+                )
+                return [str(n) for n in instance.frame_numbers]
         return [str(n) for n in instance.segment_numbers]
-    if reference.kind is ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME:
-        # The IG maps the segment number; a frame reference is the frame number when the SR has one.
-        return [str(n) for n in instance.frame_numbers or instance.segment_numbers]
     return [str(n) for n in instance.frame_numbers]
+
+
+_SEGMENT_KINDS = frozenset({ImageReferenceKind.REFERENCED_SEGMENT, ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME})
 
 
 def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
@@ -189,7 +214,7 @@ def writable(reference: ImageReference) -> bool:
     concept) and, for a 2D image region, coordinates R5 can hold."""
     if profiles.SELECTION_PROFILES[reference.kind].code is None and reference.concept is None:
         return False
-    return reference.kind is not ImageReferenceKind.IMAGE_REGION_2D or bool(_regions_2d(reference))
+    return not _is_2d_region(reference) or bool(_regions_2d(reference))
 
 
 def build_imaging_selection(
@@ -216,14 +241,14 @@ def build_imaging_selection(
         return None
     instances = []
     for reference in references:
-        regions = _regions_2d(reference) if reference.kind is ImageReferenceKind.IMAGE_REGION_2D else None
+        regions = _regions_2d(reference) if _is_2d_region(reference) else None
         if reference.instances and regions == []:
             return None
         for instance in reference.instances:
             entry = _instance(instance, context, reference.position)
             if entry is None:
                 continue
-            subset = _subset(reference, instance)
+            subset = _subset(context, reference, instance)
             if subset:
                 entry["subset"] = subset
             if regions:

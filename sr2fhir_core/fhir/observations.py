@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from .. import codes
+from ..content import Code
 from ..datetimes import from_dicom_datetime
 from ..errors import WarningCode
 from ..tid1500.model import FindingSite, Measurement, MeasurementGroup, QualitativeEvaluation
@@ -102,7 +103,7 @@ class ObservationBuilder:
         context: ReportContext,
         devices: DeviceRegistry,
         selections_for: Callable[..., list[dict]],
-        finding_site_for: Callable[[FindingSite | None, tuple[int, ...]], SiteLink],
+        finding_site_for: Callable[[tuple[FindingSite, ...], tuple[int, ...]], SiteLink],
         source_item_for: Callable[[tuple[int, ...], str | None], dict | None],
         selection_profile: Callable[[str], str | None],
     ) -> None:
@@ -215,14 +216,19 @@ class ObservationBuilder:
         source = self.source_item_for(position, observation_uid)
         return None, [*references, source] if source is not None else references
 
-    def group(self, group: MeasurementGroup, references: list[dict], site: SiteLink) -> tuple[dict, list[dict]]:
+    def group(
+        self, group: MeasurementGroup, references: list[dict], site: SiteLink, own: list[dict] | None = None
+    ) -> tuple[dict, list[dict]]:
         """The group Observation and its members; `references` holds the group's selections (ballot: and
-        its tracking BodyStructure), which its members copy."""
+        its tracking BodyStructure), which its members copy; `own` the selections of its other spatial items
+        (not its region: members do not copy them)."""
         codings = self.context.codings
         members = [self.measurement(m, group, references, site) for m in group.measurements]
         evaluation_site = site if self.facts.evaluation_site else NO_SITE
         members += [self.qualitative_evaluation(e, references, evaluation_site) for e in group.qualitative_evaluations]
-        focus, derived_from = self._links(references, group.position, group.observation_uid)
+        focus, derived_from = self._links(
+            [*references, *own] if own else references, group.position, group.observation_uid
+        )
         resource = self._observation(
             self.group_kind,
             group.position,
@@ -252,17 +258,17 @@ class ObservationBuilder:
         # Usually the very object the group has (inherited): `is` spares the dataclass comparison.
         own_site = (
             group is not None
-            and measurement.finding_site is not group.finding_site
-            and measurement.finding_site != group.finding_site
+            and measurement.finding_sites is not group.finding_sites
+            and measurement.finding_sites != group.finding_sites
         )
         if self.references_in_focus:
             own_selections = self.selections_for(measurement.image_references) if measurement.image_references else ()
             if own_site:
-                site = self.finding_site_for(measurement.finding_site, measurement.position)
+                site = self.finding_site_for(measurement.finding_sites, measurement.position)
         else:
             # STU1: the measurement's own selections carry its site and source item, so these come first.
             if own_site:
-                site = self.finding_site_for(measurement.finding_site, measurement.position)
+                site = self.finding_site_for(measurement.finding_sites, measurement.position)
             own_selections = ()
             if measurement.image_references:
                 source = self.source_item_for(measurement.position, measurement.observation_uid)
@@ -291,7 +297,7 @@ class ObservationBuilder:
                     references.append(own)
         number = measurement.number
         if number is not None:
-            value = ("valueQuantity", quantity(number, measurement.unit, codings))
+            value = ("valueQuantity", quantity(number, measurement.unit, codings, measurement.position))
             note = (
                 [{"text": f"Numeric Value Qualifier: {measurement.qualifier}"}]
                 if measurement.qualifier is not None
@@ -319,19 +325,34 @@ class ObservationBuilder:
             note=note,
             site=site,
             method=codings.concept(measurement.method) if measurement.method is not None else None,
-            component=(
-                [
-                    {
-                        "code": codings.concept(codes.DERIVATION),
-                        "valueCodeableConcept": codings.concept(derivation),
-                    }
-                ]
-                if derivation is not None
-                else None
-            ),
+            component=self.components(measurement, derivation),
             focus=focus,
             derived_from=derived_from,
         )
+
+    def components(self, measurement: Measurement, derivation: Code | None) -> list[dict] | None:
+        """The measurement's Derivation (§2), open concept modifiers and derivation parameters (§17), in that
+        order; None without any."""
+        if derivation is None and not measurement.concept_modifiers and not measurement.derivation_parameters:
+            return None
+        codings = self.context.codings
+        components = []
+        if derivation is not None:
+            components.append(
+                {"code": codings.concept(codes.DERIVATION), "valueCodeableConcept": codings.concept(derivation)}
+            )
+        for modifier in measurement.concept_modifiers:
+            components.append(
+                {"code": codings.concept(modifier.concept), "valueCodeableConcept": codings.concept(modifier.value)}
+            )
+        for parameter in measurement.derivation_parameters:
+            component: dict = {"code": codings.concept(parameter.concept)}
+            if parameter.number is not None:
+                component["valueQuantity"] = quantity(parameter.number, parameter.unit, codings)
+            else:
+                component["dataAbsentReason"] = _UNKNOWN_ABSENT_REASON
+            components.append(component)
+        return components
 
     def qualitative_evaluation(self, evaluation: QualitativeEvaluation, references: list[dict], site: SiteLink) -> dict:
         codings = self.context.codings

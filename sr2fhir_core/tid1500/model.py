@@ -5,7 +5,7 @@ see the content tree. Treat them as immutable; only the small values used as key
 `FindingSite`, observers) are frozen, because a frozen dataclass's `__init__` costs several times more and a
 radiomics report builds thousands of measurements.
 Names follow PS3.16 (TID 1500, 1410, 1411, 1501, 1420, 300, 4019, 1502).
-Inherited context is resolved here, once: a measurement's `method`, `finding_site` and `algorithm` are its
+Inherited context is resolved here, once: a measurement's `method`, `finding_sites` and `algorithm` are its
 own or its group's, so that every consumer sees the same answer.
 """
 
@@ -92,6 +92,28 @@ class ImageReference:
     purpose: ImageReferencePurpose | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConceptModifier:
+    """A HAS CONCEPT MOD CODE under a measurement that TID 300 leaves open ($ModType = $ModValue), e.g. a
+    radiomics feature's "Image transformation" or a "Preprocessing operation"."""
+
+    concept: Code
+    value: Code
+
+
+@dataclass(slots=True, kw_only=True)
+class DerivationParameter:
+    """An INFERRED FROM NUM under a measurement: a value it was derived from (e.g. a filter's sigma)."""
+
+    concept: Code
+    numeric_value: str | None
+    unit: Code | None
+    number: Decimal | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.number = measured_value(self.numeric_value)
+
+
 @dataclass(slots=True, kw_only=True)
 class Measurement:
     """TID 300 Measurement (a NUM), with its own context and what it inherits from its group."""
@@ -107,17 +129,25 @@ class Measurement:
     observation_datetime: str | None
     derivation: Code | None = None
     method: Code | None = None
-    finding_site: FindingSite | None = None
+    finding_sites: tuple[FindingSite, ...] = ()
+    """Its own Finding Sites (TID 300 allows 1-n), else its group's; in document order."""
     algorithm: Algorithm | None = None
     own_algorithm: bool = False
     """Whether `algorithm` is the measurement's own TID 4019 (rather than inherited)."""
     image_references: tuple[ImageReference, ...] = ()
     """The measurement's own references (TID 320 INFERRED FROM); the group's are in its group."""
+    concept_modifiers: tuple[ConceptModifier, ...] = ()
+    derivation_parameters: tuple[DerivationParameter, ...] = ()
     number: Decimal | None = field(init=False, default=None)
     """`numeric_value` as the number FHIR and the tables both take (`numbers.measured_value`), or None."""
 
     def __post_init__(self) -> None:
         self.number = measured_value(self.numeric_value)
+
+    @property
+    def finding_site(self) -> FindingSite | None:
+        """The first finding site in document order (the tables' scalar site columns)."""
+        return self.finding_sites[0] if self.finding_sites else None
 
     @property
     def value(self) -> float | None:
@@ -153,7 +183,8 @@ class MeasurementGroup:
     time_point: str | None = None
     finding_category: Code | None = None
     finding: Code | None = None
-    finding_site: FindingSite | None = None
+    finding_sites: tuple[FindingSite, ...] = ()
+    """Finding Sites (TID 1410/1411/1501 allow 1-n), in document order."""
     method: Code | None = None
     algorithm: Algorithm | None = None
     own_algorithm: bool = False
@@ -163,6 +194,14 @@ class MeasurementGroup:
     qualitative_evaluations: tuple[QualitativeEvaluation, ...] = ()
     index: int = 0
     """1-based position among the report's groups, in document order (derived-measurement groups last)."""
+    other_spatial_items: tuple[ImageReference, ...] = ()
+    """Spatial items under the group that are not its region (a viewer's "Reference Points" (122438), ...):
+    each keeps its own concept, never promoted to the group's ROI."""
+
+    @property
+    def finding_site(self) -> FindingSite | None:
+        """The first finding site in document order (the tables' scalar site columns)."""
+        return self.finding_sites[0] if self.finding_sites else None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -191,6 +230,18 @@ class DeviceObserver:
     manufacturer: str | None = None
     model_name: str | None = None
     serial_number: str | None = None
+    physical_location: str | None = None
+    position: tuple[int, ...] = ()
+    """Its Observer Type item's position (the first of its rows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedItem:
+    """A content item that reaches neither FHIR nor the tables: its position and concept name's key."""
+
+    position: tuple[int, ...]
+    concept: tuple[str, str] | None
+    relationship: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -208,6 +259,10 @@ class MeasurementReport:
     qualitative_evaluations: tuple[QualitativeEvaluation, ...] = ()
     """Report-level evaluations from the "Qualitative Evaluations" container (no group)."""
     warnings: tuple[MappingWarning, ...] = ()
+    content_items: int = 0
+    """Content items in the tree (by-reference items included)."""
+    unmapped: tuple[UnmappedItem, ...] = ()
+    """Content items that no output carries (`tid1500.parse` accounts for every item), in document order."""
 
     @property
     def all_groups(self) -> tuple[MeasurementGroup, ...]:

@@ -30,8 +30,11 @@ from ..content import (
 )
 from ..document import SRDocument
 from ..errors import MappingWarning, RejectionReason, SRRejected, WarningCode
+from ..numbers import float32_decimals
 from .model import (
     Algorithm,
+    ConceptModifier,
+    DerivationParameter,
     DerivedMeasurement,
     DeviceObserver,
     FindingSite,
@@ -44,6 +47,7 @@ from .model import (
     PersonObserver,
     QualitativeEvaluation,
     ReferencedInstance,
+    UnmappedItem,
 )
 
 TID1500_IDENTIFIERS = frozenset({"1500", "TID1500", "TID 1500"})
@@ -66,6 +70,12 @@ IMAGE_PURPOSES: dict[tuple[str, str], ImageReferencePurpose] = {
     codes.SOURCE_IMAGE_FOR_SEGMENTATION.key: ImageReferencePurpose.SOURCE_IMAGE_FOR_SEGMENTATION,
 }
 """Concept name of an IMAGE / COMPOSITE item of kind OTHER → what it is for (TID 1411)."""
+REGION_CONCEPTS = frozenset({codes.IMAGE_REGION.key, codes.VOLUME_SURFACE.key})
+"""Concept names of a group's own region (TID 1410 "Image Region", TID 1411 "Volume Surface"); a SCOORD or
+SCOORD3D the group CONTAINS without a concept name is read as its region too. Other spatial items keep their
+own concept."""
+CONCEPT_MODIFIER_VALUE_TYPES = (CodeItem, TextItem)
+"""What HAS CONCEPT MOD may point at (PS3.3 Table A.35.3-2 and its Enhanced/Comprehensive siblings)."""
 
 
 def is_tid1500(document: SRDocument) -> bool:
@@ -110,6 +120,9 @@ class _ReportParser:
         group's regions by reference, and each such name would read the same item again."""
         self._evidence = {e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence}
         self._group_count = 0
+        self.used: set[tuple[int, ...]] = set()
+        """Positions of the content items some output carries; every other item is reported (accounting)."""
+        self.use = self.used.add
 
     def warn(self, code: WarningCode, item: ContentItem | None, message: str) -> None:
         self.warnings.append(MappingWarning(code, item.position_text if item else "", message))
@@ -145,8 +158,10 @@ class _ReportParser:
                     "by-reference item points at no content item " + ".".join(map(str, child.referenced_position)),
                 )
             elif target.relationship is child.relationship:
+                self.use(child.position)
                 resolved.append(target)
             else:
+                self.use(child.position)
                 resolved.append(_with_relationship(target, child.relationship))
         return tuple(resolved)
 
@@ -188,6 +203,7 @@ class _ReportParser:
         found_container = False
         container_algorithm: Algorithm | None = None
 
+        self.use(root.position)
         for item in self.children(root):
             key = concept_key(item.concept)
             if isinstance(item, CodeItem):
@@ -199,12 +215,14 @@ class _ReportParser:
                 continue
             elif key == codes.IMAGING_MEASUREMENTS.key:
                 found_container = True
+                self.use(item.position)
                 container_algorithm = self.algorithm(self.children(item))
                 for child in self.children(item):
                     if isinstance(child, ContainerItem) and concept_key(child.concept) == codes.MEASUREMENT_GROUP.key:
                         groups.append(self.group(child, container_algorithm))
             elif key == codes.DERIVED_IMAGING_MEASUREMENTS.key:
                 found_container = True
+                self.use(item.position)
                 # Context reaches descendants only: the Imaging Measurements container is a sibling.
                 derived_algorithm = self.algorithm(self.children(item))
                 for child in self.children(item):
@@ -212,6 +230,7 @@ class _ReportParser:
                         derived.append(self.derived_measurement(child, derived_algorithm))
             elif key == codes.QUALITATIVE_EVALUATIONS.key:
                 found_container = True
+                self.use(item.position)
                 qe_algorithm = self.algorithm(self.children(item))
                 for child in self.children(item):
                     if child.relationship is RelationshipType.CONTAINS:
@@ -225,6 +244,8 @@ class _ReportParser:
                 "no Imaging Measurements, Derived Imaging Measurements or Qualitative Evaluations container",
             )
         persons, devices = self.observers(root)
+        self.check_root_rows(language, procedures, persons, devices)
+        content_items, unmapped = self.account(root)
         return MeasurementReport(
             document=self.document,
             language=language,
@@ -235,24 +256,80 @@ class _ReportParser:
             derived_measurements=tuple(derived),
             qualitative_evaluations=tuple(evaluations),
             warnings=tuple(self.warnings),
+            content_items=content_items,
+            unmapped=unmapped,
         )
+
+    def check_root_rows(
+        self,
+        language: Code | None,
+        procedures: list[Code],
+        persons: tuple[PersonObserver, ...],
+        devices: tuple[DeviceObserver, ...],
+    ) -> None:
+        """TID 1500's mandatory root rows (rows 2, 3 and 4): a report without them is mapped, with a warning."""
+        missing = [
+            row
+            for row, present in (
+                ("Language of Content Item and Descendants (TID 1204)", language is not None),
+                ("Observation Context with an observer (TID 1001)", bool(persons or devices)),
+                ("Procedure reported (121058, DCM)", bool(procedures)),
+            )
+            if not present
+        ]
+        if missing:
+            self.warn(
+                WarningCode.NONCONFORMANT_CONTENT,
+                self.document.root,
+                "TID 1500 report without its mandatory " + ", ".join(missing),
+            )
+
+    def account(self, root: ContainerItem) -> tuple[int, tuple[UnmappedItem, ...]]:
+        """(content items in the tree, the items no output carries) — one walk, after everything was read."""
+        used = self.used
+        unmapped: list[UnmappedItem] = []
+        count = 0
+        stack: list[ContentItem] = [root]
+        while stack:
+            item = stack.pop()
+            count += 1
+            if item.position not in used:
+                relationship = item.relationship.value if item.relationship is not None else None
+                unmapped.append(UnmappedItem(item.position, concept_key(item.concept), relationship))
+            stack.extend(item.children)
+        unmapped.sort(key=lambda u: u.position)
+        return count, tuple(unmapped)
 
     def observers(self, root: ContainerItem) -> tuple[tuple[PersonObserver, ...], tuple[DeviceObserver, ...]]:
         """TID 1001 at the document level: each Observer Type item starts a new observer (TID 1002)."""
         persons: list[PersonObserver] = []
         devices: list[DeviceObserver] = []
-        device: dict[str, str] | None = None
+        device: dict | None = None
+        device_items: list[tuple[int, ...]] = []
+        """The rows of the device observer being read: used only if it is one (it has a UID or a name)."""
+
+        def close_device() -> None:
+            if device is not None and (device.get("uid") or device.get("name")):
+                devices.append(DeviceObserver(**device))
+                self.used.update(device_items)
+
         for item in self.children(root):
             if item.relationship is not RelationshipType.HAS_OBS_CONTEXT:
                 continue
             key = concept_key(item.concept)
             if key == codes.OBSERVER_TYPE.key and isinstance(item, CodeItem):
-                if device is not None:
-                    devices.append(DeviceObserver(**device))
-                device = {} if same_concept(item.value, codes.OBSERVER_DEVICE) else None
-            elif key == codes.PERSON_OBSERVER_NAME.key and isinstance(item, PNameItem):
+                close_device()
+                device_items = [item.position]
+                device = {"position": item.position} if same_concept(item.value, codes.OBSERVER_DEVICE) else None
+                if device is None:
+                    self.use(item.position)  # the person observer's type: said by the Practitioner
+            elif key == codes.PERSON_OBSERVER_NAME.key and isinstance(item, PNameItem | TextItem):
                 if item.value:
+                    if isinstance(item, TextItem):
+                        # highdicom before 0.23 wrote the name as TEXT; TID 1003 says PNAME.
+                        self.warn(WarningCode.TEMPLATE_QUIRK, item, "Person Observer Name as TEXT, read as PNAME")
                     persons.append(PersonObserver(name=item.value))
+                    self.use(item.position)
             elif key == codes.PERSON_OBSERVER_ORGANIZATION.key and isinstance(item, TextItem):
                 if persons and persons[-1].organization is None:
                     last = persons.pop()
@@ -262,20 +339,23 @@ class _ReportParser:
                 value = getattr(item, "value", None)
                 if field and isinstance(value, str) and value:
                     device[field] = value
-        if device is not None:
-            devices.append(DeviceObserver(**device))
-        return tuple(persons), tuple(d for d in devices if d.uid or d.name)
+                    device_items.append(item.position)
+        close_device()
+        return tuple(persons), tuple(devices)
 
     # --- groups and their parts ------------------------------------------------------------------------
 
     def group(self, container: ContainerItem, inherited_algorithm: Algorithm | None) -> MeasurementGroup:
         self._group_count += 1
+        self.use(container.position)
         fields: _GroupContext = {}
         references: list[ImageReference] = []
+        others: list[ImageReference] = []
         numbers: list[NumItem] = []
         evaluation_items: list[ContentItem] = []
         algorithm_items: list[ContentItem] = []
         kids = self.children(container)
+        sites = self.finding_sites(kids)
         for item in kids:
             relationship = item.relationship
             key = concept_key(item.concept)
@@ -283,15 +363,29 @@ class _ReportParser:
                 algorithm_items.append(item)
             if (text_field := _GROUP_TEXT_FIELDS.get(key)) is not None:
                 fields[text_field] = _text_of(item)
+                if text_field in _MAPPED_GROUP_TEXT_FIELDS:
+                    self.use(item.position)
             elif (coded_field := _GROUP_CODED_FIELDS.get(key)) is not None:
                 if isinstance(item, CodeItem):
                     fields[coded_field] = item.value
-            elif key == codes.FINDING_SITE.key and isinstance(item, CodeItem):
-                fields["finding_site"] = self.finding_site(item, kids)
+                    self.use(item.position)
+            elif key == codes.FINDING_SITE.key:
+                pass  # read above, all of them
             elif isinstance(item, NumItem):
                 numbers.append(item)
+            elif isinstance(item, _SPATIAL_ITEMS) and not _is_region(item):
+                if relationship is RelationshipType.HAS_CONCEPT_MOD:
+                    self.warn(
+                        WarningCode.NONCONFORMANT_CONTENT,
+                        item,
+                        f"{item.value_type} as HAS CONCEPT MOD, which the SR IOD does not allow: kept as a "
+                        "spatial item of its own concept",
+                    )
+                reference = self.image_reference(item, in_group=True)
+                if reference is not None:
+                    others.append(reference)
             elif isinstance(item, _REFERENCE_ITEMS):
-                reference = self.image_reference(item)
+                reference = self.image_reference(item, in_group=True)
                 if reference is not None:
                     references.append(reference)
             elif (
@@ -303,13 +397,12 @@ class _ReportParser:
 
         own_algorithm = self.algorithm(algorithm_items)
         algorithm = own_algorithm or inherited_algorithm
-        site = fields.get("finding_site")
         method = fields.get("method")
         measurements = tuple(
             self.measurement(
                 number,
                 inherited_method=method,
-                inherited_site=site,
+                inherited_sites=sites,
                 inherited_algorithm=algorithm,
             )
             for number in numbers
@@ -328,29 +421,53 @@ class _ReportParser:
             algorithm=algorithm,
             own_algorithm=own_algorithm is not None,
             image_references=tuple(references),
+            other_spatial_items=tuple(others),
             measurements=measurements,
             qualitative_evaluations=evaluations,
             index=self._group_count,
+            finding_sites=sites,
             **fields,
         )
 
-    def finding_site(self, item: CodeItem, siblings: tuple[ContentItem, ...]) -> FindingSite | None:
-        """The site of a Finding Site item, given its parent's (resolved) children."""
-        if item.value is None:
-            return None
-        laterality = modifier = None
+    def finding_sites(self, siblings: tuple[ContentItem, ...]) -> tuple[FindingSite, ...]:
+        """Every Finding Site among an item's (resolved) children, in document order (TID 1410/1411/1501 and
+        TID 300 allow 1-n), each with its own Laterality and Topographical modifier."""
+        sites = [item for item in siblings if isinstance(item, CodeItem) and concept_key(item.concept) == _SITE_KEY]
+        if not sites:
+            return ()
         # TID 300/1419 put Laterality and Topographical modifier under the Finding Site; some producers put
-        # them beside it, so both places are read.
-        for source in (self.children(item), siblings):
-            for child in source:
-                if not isinstance(child, CodeItem):
-                    continue
+        # them beside it, which says whose they are only when there is one site.
+        beside = self.site_modifiers(siblings) if len(sites) == 1 else {}
+        result = []
+        for item in sites:
+            if item.value is None:
+                continue
+            self.use(item.position)
+            own = self.site_modifiers(self.children(item))
+            laterality = own.get("laterality") or beside.get("laterality")
+            modifier = own.get("topographical_modifier") or beside.get("topographical_modifier")
+            for used in (laterality, modifier):
+                if used is not None:
+                    self.use(used.position)
+            result.append(
+                FindingSite(
+                    site=item.value,
+                    laterality=laterality.value if laterality else None,
+                    topographical_modifier=modifier.value if modifier else None,
+                )
+            )
+        return tuple(result)
+
+    @staticmethod
+    def site_modifiers(items: tuple[ContentItem, ...]) -> dict[str, CodeItem]:
+        """The first Laterality and Topographical modifier CODE items among `items`, by model field."""
+        found: dict[str, CodeItem] = {}
+        for child in items:
+            if isinstance(child, CodeItem) and child.value is not None:
                 field = _SITE_MODIFIER_FIELDS.get(concept_key(child.concept))
-                if field == "laterality":
-                    laterality = laterality or child.value
-                elif field == "topographical_modifier":
-                    modifier = modifier or child.value
-        return FindingSite(site=item.value, laterality=laterality, topographical_modifier=modifier)
+                if field is not None and field not in found:
+                    found[field] = child
+        return found
 
     def algorithm(self, children: Sequence[ContentItem]) -> Algorithm | None:
         """TID 4019 among an item's (resolved) children, if it has an Algorithm Name."""
@@ -370,6 +487,9 @@ class _ReportParser:
                 version = _text_of(child)
         if not name:
             return None
+        for child in children:
+            if concept_key(child.concept) in _ALGORITHM_FIELDS:
+                self.use(child.position)
         return Algorithm(name=name, version=version, family=family, parameters=tuple(parameters))
 
     def measurement(
@@ -377,14 +497,18 @@ class _ReportParser:
         item: NumItem,
         *,
         inherited_method: Code | None,
-        inherited_site: FindingSite | None,
+        inherited_sites: tuple[FindingSite, ...],
         inherited_algorithm: Algorithm | None,
     ) -> Measurement:
         assert item.concept is not None
-        derivation = method = site = None
+        self.use(item.position)
+        derivation = method = None
+        modifiers: list[ConceptModifier] = []
+        parameters: list[DerivationParameter] = []
         references: list[ImageReference] = []
         algorithm_items: list[ContentItem] = []
         kids = self.children(item)
+        sites = self.finding_sites(kids) if kids else ()
         for child in kids:
             key = concept_key(child.concept)
             if key in _ALGORITHM_FIELDS:
@@ -393,10 +517,24 @@ class _ReportParser:
                 field = _MEASUREMENT_CODED_FIELDS.get(key)
                 if field == "derivation":
                     derivation = child.value
+                    self.use(child.position)
                 elif field == "method":
                     method = child.value
-                elif field == "finding_site":
-                    site = self.finding_site(child, kids)
+                    self.use(child.position)
+                elif (
+                    child.relationship is RelationshipType.HAS_CONCEPT_MOD
+                    and key not in _NOT_CONCEPT_MODIFIERS
+                    and child.concept is not None
+                    and child.value is not None
+                ):
+                    modifiers.append(ConceptModifier(child.concept, child.value))
+                    self.use(child.position)
+            elif child.relationship is RelationshipType.INFERRED_FROM and isinstance(child, NumItem):
+                if child.concept is not None:
+                    parameters.append(
+                        DerivationParameter(concept=child.concept, numeric_value=child.numeric_value, unit=child.unit)
+                    )
+                    self.use(child.position)
             elif child.relationship is RelationshipType.INFERRED_FROM and isinstance(child, _REFERENCE_ITEMS):
                 reference = self.image_reference(child)
                 if reference is not None:
@@ -413,10 +551,12 @@ class _ReportParser:
             observation_datetime=item.observation_datetime,
             derivation=derivation,
             method=method or inherited_method,
-            finding_site=site or inherited_site,
+            finding_sites=sites or inherited_sites,
             algorithm=own_algorithm or inherited_algorithm,
             own_algorithm=own_algorithm is not None,
             image_references=tuple(references),
+            concept_modifiers=tuple(modifiers),
+            derivation_parameters=tuple(parameters),
         )
         if item.numeric_value is None or item.qualifier is not None:
             why = "a Numeric Value Qualifier" if item.qualifier is not None else "no Measured Value Sequence"
@@ -438,6 +578,7 @@ class _ReportParser:
             return None
         if value_code is None and not value_text:
             self.warn(WarningCode.VALUE_ABSENT, item, "qualitative evaluation has no value")
+        self.use(item.position)
         own_algorithm = self.algorithm(self.children(item))
         return QualitativeEvaluation(
             position=item.position,
@@ -452,7 +593,7 @@ class _ReportParser:
 
     def derived_measurement(self, item: NumItem, inherited_algorithm: Algorithm | None) -> DerivedMeasurement:
         measurement = self.measurement(
-            item, inherited_method=None, inherited_site=None, inherited_algorithm=inherited_algorithm
+            item, inherited_method=None, inherited_sites=(), inherited_algorithm=inherited_algorithm
         )
         groups = tuple(
             self.group(child, measurement.algorithm)
@@ -482,51 +623,54 @@ class _ReportParser:
             segment_numbers=reference.segment_numbers,
         )
 
-    def image_reference(self, item: ContentItem) -> ImageReference | None:
+    def image_reference(self, item: ContentItem, *, in_group: bool = False) -> ImageReference | None:
         """The reference an item makes (a by-reference target read as often as it is named, with the same
-        warnings each time, but built once)."""
+        warnings each time, but built once: the first reading, its group's, decides whether it is a region)."""
         known = self._image_references.get(item.position)
         if known is None:
             before = len(self.warnings)
-            reference = self._image_reference(item)
+            reference = self._image_reference(item, not in_group or _is_region(item))
             known = self._image_references[item.position] = (reference, self.warnings[before:])
         else:
             self.warnings.extend(known[1])
         return known[0]
 
-    def _image_reference(self, item: ContentItem) -> ImageReference | None:
+    def _image_reference(self, item: ContentItem, region: bool) -> ImageReference | None:
+        """`region`: whether a SCOORD or SCOORD3D is a region (a group's own, or one a measurement is inferred
+        from) rather than another spatial item of its own concept."""
         concept = item.concept
         if isinstance(item, ScoordItem):
-            instances = tuple(
-                instance
-                for child in self.children(item)
-                if isinstance(child, ImageItem) and (instance := self.instance(child)) is not None
-            )
+            images = [child for child in self.children(item) if isinstance(child, ImageItem)]
+            instances = tuple(instance for child in images if (instance := self.instance(child)) is not None)
             if not instances:
                 self.warn(WarningCode.REGION_WITHOUT_IMAGE, item, "SCOORD without an IMAGE it is selected from")
                 return None
             if item.graphic_type == "MULTIPOINT":
                 self.warn(WarningCode.MULTIPOINT_AS_POINTS, item, "MULTIPOINT written as one point region per point")
+            self.use(item.position)
+            self.used.update(child.position for child in images if child.reference is not None)
             return ImageReference(
-                kind=ImageReferenceKind.IMAGE_REGION_2D,
+                kind=ImageReferenceKind.IMAGE_REGION_2D if region else ImageReferenceKind.OTHER,
                 position=item.position,
                 concept=concept,
                 instances=instances,
                 graphic_type=item.graphic_type,
-                graphic_data=item.graphic_data,
+                graphic_data=float32_decimals(item.graphic_data),
             )
         if isinstance(item, Scoord3DItem):
-            kind = (
-                ImageReferenceKind.VOLUME_SURFACE
-                if same_concept(concept, codes.VOLUME_SURFACE)
-                else ImageReferenceKind.IMAGE_REGION_3D
-            )
+            if not region:
+                kind = ImageReferenceKind.OTHER
+            elif same_concept(concept, codes.VOLUME_SURFACE):
+                kind = ImageReferenceKind.VOLUME_SURFACE
+            else:
+                kind = ImageReferenceKind.IMAGE_REGION_3D
+            self.use(item.position)
             return ImageReference(
                 kind=kind,
                 position=item.position,
                 concept=concept,
                 graphic_type=item.graphic_type,
-                graphic_data=item.graphic_data,
+                graphic_data=float32_decimals(item.graphic_data),
                 frame_of_reference_uid=item.frame_of_reference_uid,
             )
         if isinstance(item, ImageItem | CompositeItem):
@@ -538,12 +682,15 @@ class _ReportParser:
             kind = ImageReferenceKind.OTHER if key is None else table.get(key, ImageReferenceKind.OTHER)
             purpose = IMAGE_PURPOSES.get(key) if key is not None and kind is ImageReferenceKind.OTHER else None
             subset: tuple[str, ...] = ()
+            self.use(item.position)
             if kind is ImageReferenceKind.REGION_IN_SPACE:
-                subset = tuple(
-                    text
+                numbers = [
+                    child
                     for child in self.children(item)
-                    if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and (text := _text_of(child))
-                )
+                    if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and _text_of(child)
+                ]
+                self.used.update(child.position for child in numbers)
+                subset = tuple(text for child in numbers if (text := _text_of(child)))
             return ImageReference(
                 kind=kind,
                 position=item.position,
@@ -570,7 +717,6 @@ class _GroupContext(TypedDict, total=False):
     finding_category: Code | None
     finding: Code | None
     method: Code | None
-    finding_site: FindingSite | None
 
 
 _GROUP_TEXT_FIELDS: dict[
@@ -589,6 +735,8 @@ _GROUP_CODED_FIELDS: dict[ConceptKey, Literal["finding_category", "finding", "me
 }
 """Children of a measurement group (TID 1410/1411/1501) that are its context, by concept → model field: the
 value of any item for text fields, of CODE items for coded ones."""
+_MAPPED_GROUP_TEXT_FIELDS = frozenset({"tracking_identifier", "tracking_uid", "time_point", "source_series_uid"})
+"""The group text fields an output carries (Activity Session is read but reaches neither FHIR nor a table)."""
 
 _ALGORITHM_FIELDS: dict[ConceptKey, Literal["name", "version", "family", "parameters"]] = {
     codes.ALGORITHM_NAME.key: "name",
@@ -598,12 +746,22 @@ _ALGORITHM_FIELDS: dict[ConceptKey, Literal["name", "version", "family", "parame
 }
 """TID 4019 Algorithm Identification rows."""
 
-_MEASUREMENT_CODED_FIELDS: dict[ConceptKey, Literal["derivation", "method", "finding_site"]] = {
+_MEASUREMENT_CODED_FIELDS: dict[ConceptKey, Literal["derivation", "method"]] = {
     codes.DERIVATION.key: "derivation",
     codes.MEASUREMENT_METHOD.key: "method",
-    codes.FINDING_SITE.key: "finding_site",
 }
-"""CODE children of a measurement (TID 300) that are its context."""
+"""CODE children of a measurement (TID 300) that are its context (its Finding Sites: `finding_sites`)."""
+_SITE_KEY = codes.FINDING_SITE.key
+_NOT_CONCEPT_MODIFIERS = frozenset(
+    {
+        *_MEASUREMENT_CODED_FIELDS,
+        *_ALGORITHM_FIELDS,
+        _SITE_KEY,
+        codes.LATERALITY.key,
+        codes.TOPOGRAPHICAL_MODIFIER.key,
+    }
+)
+"""HAS CONCEPT MOD CODEs under a NUM that are rows of their own, not open concept modifiers."""
 
 _SITE_MODIFIER_FIELDS: dict[ConceptKey, Literal["laterality", "topographical_modifier"]] = {
     codes.LATERALITY.key: "laterality",
@@ -612,6 +770,15 @@ _SITE_MODIFIER_FIELDS: dict[ConceptKey, Literal["laterality", "topographical_mod
 """CODE items that qualify a Finding Site (TID 300/1419)."""
 
 _REFERENCE_ITEMS = (ScoordItem, Scoord3DItem, ImageItem, CompositeItem)
+_SPATIAL_ITEMS = (ScoordItem, Scoord3DItem)
+
+
+def _is_region(item: ContentItem) -> bool:
+    """Whether a group's spatial item is its region: CONTAINS, with a region concept name or none."""
+    if item.relationship is not RelationshipType.CONTAINS:
+        return False
+    return item.concept is None or concept_key(item.concept) in REGION_CONCEPTS
+
 
 _DEVICE_OBSERVER_FIELDS: dict[ConceptKey, str] = {
     codes.DEVICE_OBSERVER_UID.key: "uid",
@@ -619,6 +786,7 @@ _DEVICE_OBSERVER_FIELDS: dict[ConceptKey, str] = {
     codes.DEVICE_OBSERVER_MANUFACTURER.key: "manufacturer",
     codes.DEVICE_OBSERVER_MODEL_NAME.key: "model_name",
     codes.DEVICE_OBSERVER_SERIAL_NUMBER.key: "serial_number",
+    codes.DEVICE_OBSERVER_PHYSICAL_LOCATION.key: "physical_location",
 }
 
 
