@@ -133,6 +133,7 @@ QUALITATIVE_EVALUATIONS_SCHEMA = pa.schema(
         pa.field("value_system", pa.string()),
         pa.field("value_display", pa.string()),
         pa.field("value_text", pa.string()),
+        pa.field("concept_modifiers", pa.list_(CONCEPT_MODIFIER_TYPE)),
         pa.field("algorithm_name", pa.string()),
         pa.field("algorithm_version", pa.string()),
         pa.field("observation_uid", pa.string()),
@@ -311,6 +312,7 @@ class _RowBuilder:
         row["value_system"] = value_system
         row["value_display"] = value_display
         row["value_text"] = evaluation.value_text
+        row["concept_modifiers"] = [self.modifier(m) for m in evaluation.concept_modifiers]
         row["algorithm_name"] = algorithm.name if algorithm else None
         row["algorithm_version"] = algorithm.version if algorithm else None
         row["observation_uid"] = evaluation.observation_uid
@@ -341,12 +343,19 @@ def build_rows(
     builder = _RowBuilder(report, source_path, code_systems)
     measurements: list[dict] = []
     evaluations: list[dict] = []
+    emitted: set[int] = set()
+    """Groups whose rows are written: a derived measurement can name a group of the Imaging Measurements
+    container by reference, whose rows are written once."""
     for group in report.groups:
+        emitted.add(id(group))
         measurements.extend(builder.measurement(m, group, False) for m in group.measurements)
         evaluations.extend(builder.evaluation(e, group) for e in group.qualitative_evaluations)
     for derived in report.derived_measurements:
         measurements.append(builder.measurement(derived.measurement, None, True))
         for group in derived.groups:
+            if id(group) in emitted:
+                continue
+            emitted.add(id(group))
             measurements.extend(builder.measurement(m, group, False) for m in group.measurements)
             evaluations.extend(builder.evaluation(e, group) for e in group.qualitative_evaluations)
     evaluations.extend(builder.evaluation(e, None) for e in report.qualitative_evaluations)

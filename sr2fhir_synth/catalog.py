@@ -45,11 +45,37 @@ PERSON_OBSERVER_NAME = _dcm("121008", "Person Observer Name")
 PERSON_OBSERVER_ORGANIZATION = _dcm("121009", "Person Observer's Organization Name")
 DEVICE_OBSERVER_UID = _dcm("121012", "Device Observer UID")
 DEVICE_OBSERVER_NAME = _dcm("121013", "Device Observer Name")
+DEVICE_OBSERVER_MANUFACTURER = _dcm("121014", "Device Observer Manufacturer")
+DEVICE_OBSERVER_MODEL_NAME = _dcm("121015", "Device Observer Model Name")
+DEVICE_OBSERVER_SERIAL_NUMBER = _dcm("121016", "Device Observer Serial Number")
+DEVICE_OBSERVER_PHYSICAL_LOCATION = _dcm("121017", "Device Observer Physical Location During Observation")
+DEVICE_ROLE_IN_PROCEDURE = _dcm("113876", "Device Role in Procedure")
+STATION_AE_TITLE = _dcm("110119", "Station AE Title")
+DEVICE_OBSERVER_MANUFACTURER_CLASS_UID = _dcm("121061", "Device Observer Manufacturer Class UID")
+UNIQUE_DEVICE_IDENTIFIERS = _dcm("121000", "Unique Device Identifiers")
+UNIQUE_DEVICE_IDENTIFIER = Code("74711-3", "LN", "Unique Device Identifier")
+DEVICE_DESCRIPTION = _dcm("120999", "Device Description")
+"""TID 1004 rows (PS3.16), in table order."""
+PERSON_OBSERVER_LOGIN_NAME = _dcm("128774", "Person Observer's Login Name")
+PERSON_OBSERVER_ROLE_IN_ORGANIZATION = _dcm("121010", "Person Observer's Role in the Organization")
+PERSON_OBSERVER_ROLE_IN_PROCEDURE = _dcm("121011", "Person Observer's Role in this Procedure")
+IDENTIFIER_WITHIN_PERSON_OBSERVER_ROLE = _dcm("128775", "Identifier within Person Observer's Role")
+COUNTRY_OF_LANGUAGE = _dcm("121046", "Country of Language")
 
 TRACKING_IDENTIFIER = _dcm("112039", "Tracking Identifier")
 TRACKING_UID = _dcm("112040", "Tracking Unique Identifier")
 ACTIVITY_SESSION = Code("C67447", "NCIt", "Activity Session")
 TIME_POINT = Code("C2348792", "UMLS", "Time Point")
+SUBJECT_TIME_POINT_IDENTIFIER = _dcm("126070", "Subject Time Point Identifier")
+PROTOCOL_TIME_POINT_IDENTIFIER = _dcm("126071", "Protocol Time Point Identifier")
+TIME_POINT_TYPE = _dcm("126072", "Time Point Type")
+TIME_POINT_ORDER = _dcm("126073", "Time Point Order")
+TEMPORAL_OFFSET_FROM_EVENT = _dcm("128740", "Longitudinal Temporal Offset from Event")
+TEMPORAL_EVENT_TYPE = _dcm("128741", "Longitudinal Temporal Event Type")
+GEOMETRIC_PURPOSE = _dcm("130400", "Geometric purpose of region")
+SOURCE_IMAGE_FOR_SEGMENTATION = _dcm("121233", "Source image for segmentation")
+EQUIVALENT_MEANING = _dcm("121050", "Equivalent Meaning of Concept Name")
+REFERENCE_POINTS = _dcm("122438", "Reference Points")
 FINDING_CATEGORY = _sct("276214006", "Finding category")
 FINDING = _dcm("121071", "Finding")
 FINDING_SITE = _sct("363698007", "Finding Site")
@@ -63,6 +89,8 @@ REFERENCED_ROI_IDENTIFIER = _dcm("130489", "Referenced Region of Interest Identi
 ALGORITHM_NAME = _dcm("111001", "Algorithm Name")
 ALGORITHM_VERSION = _dcm("111003", "Algorithm Version")
 ALGORITHM_PARAMETERS = _dcm("111002", "Algorithm Parameters")
+ALGORITHM_MANUFACTURER = _dcm("122405", "Algorithm Manufacturer")
+ALGORITHM_FAMILY = _dcm("111000", "Algorithm Family")
 
 REFERENCE_ITEMS: MappingProxyType[ReferenceKind, tuple[str, Code]] = MappingProxyType(
     {
@@ -117,6 +145,11 @@ HU = _ucum("[hnsf'U]", "Hounsfield unit")
 SUV_BW = _ucum("{SUVbw}g/ml", "Standardized Uptake Value body weight")
 GRAM = _ucum("g", "gram")
 NO_UNITS = _ucum("1", "no units")
+DAYS = _ucum("d", "day")
+
+UNIT_MISSPELLINGS: MappingProxyType[str, str] = MappingProxyType({"[hnsf'U]": "hnsf'U"})
+"""Canonical UCUM code → the misspelling DICOM-era producers wrote under UCUM (PS3.16 once listed
+Hounsfield unit as hnsf'U, without the brackets UCUM requires)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,17 +230,46 @@ FINDING_SITES: tuple[Code, ...] = (
     _sct("45048000", "Neck"),
     _sct("15825003", "Aorta"),
 )
-LATERALITIES: tuple[Code, ...] = (
-    _sct("24028007", "Right"),
-    _sct("7771000", "Left"),
-    _sct("51440002", "Right and left"),
-)
+RIGHT = _sct("24028007", "Right")
+LEFT = _sct("7771000", "Left")
+LATERALITIES: tuple[Code, ...] = (RIGHT, LEFT, _sct("51440002", "Right and left"))
 TOPOGRAPHICAL_MODIFIERS: tuple[Code, ...] = (
     _sct("255561001", "Medial"),
     _sct("49370004", "Lateral"),
     _sct("255549009", "Anterior"),
     _sct("255551008", "Posterior"),
 )
+
+IMAGE_PURPOSES: tuple[Code, ...] = (
+    _dcm("121112", "Source of Measurement"),
+    _dcm("121226", "Approximate spatial location"),
+    _dcm("121225", "Vector"),
+    _dcm("121223", "Arm of angle"),
+)
+"""CID 7551, the $ImagePurpose of TID 320 and TID 1501 image and coordinate rows."""
+GEOMETRIC_PURPOSES: tuple[Code, ...] = (
+    _dcm("111041", "Outline"),
+    _dcm("111010", "Center"),
+    _dcm("128139", "Seed point"),
+)
+"""CID 219 (a subset)."""
+ALGORITHM_FAMILIES: tuple[Code, ...] = (
+    _dcm("123110", "Artificial Intelligence"),
+    _dcm("123109", "Manual Processing"),
+    _dcm("123105", "Histogram Analysis"),
+)
+"""CID 7162 (a subset)."""
+MEASUREMENT_MODIFIERS: tuple[tuple[Code, Code], ...] = (
+    (_sct("272741003", "Laterality"), _sct("66459002", "Unilateral")),
+    (_sct("106233006", "Topographical modifier"), _sct("26216008", "Central")),
+    (_sct("106233006", "Topographical modifier"), _sct("264217000", "Superior")),
+)
+"""$ModType = $ModValue and $QualModType = $QualModValue pairs (CID 210 / CID 211)."""
+DERIVATION_PARAMETER_CODES: tuple[Code, ...] = (
+    _dcm("111041", "Outline"),
+    _sct("258083009", "Visual estimation"),
+)
+EQUATION = _dcm("121420", "Equation")
 
 # --- Qualitative evaluations ------------------------------------------------------------------------------
 
@@ -223,6 +285,12 @@ SYNTHETIC_GRADES = CodingScheme(
     uid="2.25.198372049857328460815634826592310274117",
 )
 """A private scheme identified only by an OID: its FHIR system is urn:oid:<uid>."""
+SYNTHETIC_ALGORITHMS = CodingScheme(
+    designator="99SYNALG",
+    name="sr2fhir synthetic algorithms",
+    url="http://example.org/sr2fhir/CodeSystem/synthetic-algorithms",
+)
+"""The scheme of coded Algorithm Names (TID 4019 row 1b) in `every_row_spec`."""
 
 
 def _scores(scheme: CodingScheme, what: str) -> tuple[Code, ...]:
@@ -253,6 +321,44 @@ PROCEDURES: tuple[Code, ...] = (
     _sct("77477000", "Computed Tomography"),
     _sct("363679005", "Imaging procedure"),
 )
+COUNTRIES: tuple[Code, ...] = (
+    Code("US", "ISO3166_1", "United States"),
+    Code("DE", "ISO3166_1", "Germany"),
+    Code("JP", "ISO3166_1", "Japan"),
+)
+"""CID 5001 (a subset)."""
+
+# --- Observer and time point context --------------------------------------------------------------------
+
+ORGANIZATION_ROLES: tuple[Code, ...] = (
+    _sct("309343006", "Physician"),
+    _sct("159016003", "Radiologic Technologist"),
+    _dcm("121088", "Fellow"),
+)
+"""CID 7452 (a subset)."""
+PROCEDURE_ROLES: tuple[Code, ...] = (
+    Code("C28747", "NCIt", "Reader"),
+    Code("C54634", "NCIt", "Reviewer"),
+    _dcm("121094", "Performing"),
+)
+"""CID 7453 (a subset)."""
+DEVICE_ROLES: tuple[Code, ...] = (
+    _dcm("121097", "Recording"),
+    _dcm("113942", "X-Ray Reading Device"),
+    _dcm("113859", "Irradiating Device"),
+)
+"""CID 7445."""
+TIME_POINT_TYPES: tuple[Code, ...] = (
+    Code("C1442488", "UMLS", "Baseline"),
+    _dcm("126074", "Posttreatment"),
+    _sct("262061000", "Post-operative"),
+)
+"""CID 6146 (a subset)."""
+TEMPORAL_EVENT_TYPES: tuple[Code, ...] = (
+    _dcm("121079", "Baseline"),
+    Code("C37948", "NCIt", "Enrollment"),
+)
+"""CID 280."""
 
 SNOMED_RT: MappingProxyType[str, str] = MappingProxyType(
     {
@@ -302,6 +408,12 @@ SNOMED_RT: MappingProxyType[str, str] = MappingProxyType(
         "24484000": "G-A003",  # Severe
         "77477000": "P5-08000",  # Computed Tomography
         "363679005": "P0-0099A",  # Imaging procedure
+        "309343006": "J-004E8",  # Physician
+        "159016003": "J-00187",  # Radiologic Technologist
+        "66459002": "G-A103",  # Unilateral
+        "26216008": "G-A110",  # Central
+        "264217000": "R-42191",  # Superior
+        "262061000": "R-413B7",  # Post-operative
     }
 )
 """SNOMED CT concept id → its legacy SNOMED-RT identifier (scheme SRT)."""

@@ -3,6 +3,11 @@
 Everything derives from `random.Random(seed)` and UIDs from name-based UUIDs of (seed, label), so a seed
 gives the same spec on every machine and run. The probabilities are chosen so that a few dozen seeds cover
 every feature the mapping must handle (see `tests/test_synth_generator.py::test_seeds_cover_every_feature`).
+
+`random_spec(seed, features=...)` adds opt-in `Feature`s on top (issue 16: content a mapping loses, and
+reports without TID 1500's mandatory root rows). Each feature draws from its own generator after the report
+is made, so a seed gives the same report with the feature's additions and nothing else changed; without
+features the output is what it always was.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 from . import catalog
@@ -35,8 +42,10 @@ from .spec import (
     ReferencedInstance,
     ReferenceKind,
     ReportSpec,
+    SpatialItem,
     SRStorage,
     StudySpec,
+    UniqueDeviceIdentifier,
 )
 from .writer import count_content_items, count_group_items
 
@@ -104,6 +113,54 @@ _OBJECT_CLASSES: dict[ReferenceKind, str] = {
 """SOP class of the object each IMAGE / COMPOSITE reference kind points at (one object per report)."""
 
 
+class Feature(StrEnum):
+    """Opt-in cases of `random_spec(features=...)`. The first six add content a faithful mapping must
+    keep; the `OMIT_*` ones leave out a row TID 1500 requires, so that non-conformance warnings can be
+    tested (they win over `DEVICE_OBSERVERS`)."""
+
+    FINDING_SITES = "finding-sites"
+    """Several Finding Sites per group (always in the first group) and per measurement, each with its own
+    Laterality / Topographical modifier children; sometimes the same site with two lateralities."""
+    DEVICE_OBSERVERS = "device-observers"
+    """One or two TID 1004 device observers (replacing the report's) with every row filled (roles,
+    manufacturer class UIDs and UDI containers once or twice), after the report's person observers (TID
+    1003); a report without one gets a person observer 60% of the time."""
+    SEGMENT_NUMBERS = "segment-numbers"
+    """Referenced Segment items name 2-3 segments (Referenced Segment Number VM > 1) most of the time;
+    Referenced Segmentation Frame items always name frames and sometimes two segments."""
+    OTHER_SPATIAL_ITEMS = "other-spatial-items"
+    """(122438, DCM, "Reference Points") SCOORD (POINT / MULTIPOINT, own SELECTED FROM IMAGE) or SCOORD3D
+    under groups (always the first) as HAS PROPERTIES or, as some viewers write it although the SR IOD's
+    relationship constraints (PS3.3 Table A.35.3-2) do not allow a SCOORD there, HAS CONCEPT MOD: spatial
+    items that are not the group's ROI."""
+    FLOAT32_COORDINATES = "float32-coordinates"
+    """Every Graphic Data value is a short decimal float32 cannot hold (e.g. 83.58): the spec keeps the
+    decimal; a reader writing the float32's double expansion (83.58000183105469) differs from it."""
+    MISSPELLED_UNITS = "misspelled-units"
+    """Hounsfield units written as hnsf'U under UCUM (adds an HU measurement if the report has none)."""
+    OMIT_LANGUAGE = "omit-language"
+    """No (121049, DCM, "Language of Content Item and Descendants") row."""
+    OMIT_OBSERVER_CONTEXT = "omit-observer-context"
+    """No observer context (TID 1001 / 1002): no person and no device observer."""
+    OMIT_PROCEDURE_REPORTED = "omit-procedure-reported"
+    """No (121058, DCM, "Procedure reported") row."""
+
+
+FIDELITY_FEATURES = frozenset(
+    {
+        Feature.FINDING_SITES,
+        Feature.DEVICE_OBSERVERS,
+        Feature.SEGMENT_NUMBERS,
+        Feature.OTHER_SPATIAL_ITEMS,
+        Feature.FLOAT32_COORDINATES,
+        Feature.MISSPELLED_UNITS,
+    }
+)
+"""The content features (issue 16)."""
+ROOT_OMISSIONS = frozenset({Feature.OMIT_LANGUAGE, Feature.OMIT_OBSERVER_CONTEXT, Feature.OMIT_PROCEDURE_REPORTED})
+"""The features that leave out TID 1500's mandatory root rows."""
+
+
 def random_spec(
     seed: int,
     target_items: int | None = None,
@@ -111,15 +168,21 @@ def random_spec(
     patient: PatientSpec | None = None,
     study: StudySpec | None = None,
     participants: bool = False,
+    features: Iterable[Feature | str] = (),
 ) -> ReportSpec:
     """A random valid report. With `target_items`, one whose content-item count (`count_content_items`)
     equals it (for any target from about 10 up; tiny targets give the smallest report this can make).
     `patient` and `study` let several reports share a patient and a study. `participants` adds a
     Participant Sequence (a person and a device); it draws from its own generator, so the rest of the report
-    is the same as without it."""
+    is the same as without it. `features` adds opt-in `Feature`s (e.g. `FIDELITY_FEATURES`), each from its
+    own generator too; features that add items make a sized report larger than `target_items`."""
     spec = _Generator(seed, patient, study).report(target_items)
     if participants:
         spec = dataclasses.replace(spec, participants=_participants(seed, spec))
+    wanted = {Feature(f) for f in features}
+    for feature, apply in _FEATURES.items():  # in this order: spatial items before float32 coordinates
+        if feature in wanted:
+            spec = apply(spec, random.Random(f"{feature.value}-{seed}"), seed)
     return spec
 
 
@@ -460,7 +523,7 @@ class _Generator:
             qualifier=qualifier,
             derivation=self.code(catalog.DERIVATIONS) if self.chance(0.25) else None,
             method=self.code(catalog.MEASUREMENT_METHODS) if self.chance(0.15) else None,
-            finding_site=self.finding_site(0.15),
+            finding_sites=_optional(self.finding_site(0.15)),
             algorithm=self.algorithm(0.2),
             image_references=tuple(own_references),
             group_references=group_references,
@@ -524,7 +587,7 @@ class _Generator:
             time_point=rng.choice(("baseline", "follow-up 1")) if self.chance(0.2) else None,
             finding_category=self.code(catalog.FINDING_CATEGORIES) if self.chance(0.7) else None,
             finding=self.code(catalog.FINDINGS) if self.chance(0.8) else None,
-            finding_site=self.finding_site(0.75),
+            finding_sites=_optional(self.finding_site(0.75)),
             method=self.code(catalog.MEASUREMENT_METHODS) if self.chance(0.4) else None,
             algorithm=self.algorithm(0.4),
             image_references=tuple(references),
@@ -541,7 +604,7 @@ class _Generator:
     def derived(self) -> DerivedMeasurement:
         measurement = self.measurement(0, catalog.DERIVED_MEASUREMENT_KINDS)
         measurement = dataclasses.replace(
-            measurement, finding_site=None, method=None, image_references=(), algorithm=self.algorithm(0.5)
+            measurement, finding_sites=(), method=None, image_references=(), algorithm=self.algorithm(0.5)
         )
         return DerivedMeasurement(
             measurement=measurement,
@@ -618,6 +681,275 @@ class _Generator:
             fillers = tuple(self.bare_measurement() for _ in range(remaining))
             groups[-1] = dataclasses.replace(last, measurements=last.measurements + fillers)
         return tuple(groups)
+
+
+# --- Opt-in features -----------------------------------------------------------------------------------------
+
+
+def _map_groups(spec: ReportSpec, change: Callable[[MeasurementGroup], MeasurementGroup]) -> ReportSpec:
+    """The report with every group changed, in document order (under Imaging Measurements first, then
+    under derived measurements)."""
+    groups = tuple(change(g) for g in spec.groups)
+    derived = tuple(
+        dataclasses.replace(d, groups=tuple(change(g) for g in d.groups)) for d in spec.derived_measurements
+    )
+    return dataclasses.replace(spec, groups=groups, derived_measurements=derived)
+
+
+def _map_references(spec: ReportSpec, change: Callable[[ImageReference], ImageReference]) -> ReportSpec:
+    """The report with every reference item (of groups, their measurements and derived NUMs) changed."""
+
+    def measurement(m: Measurement) -> Measurement:
+        return dataclasses.replace(m, image_references=tuple(change(r) for r in m.image_references))
+
+    def group(g: MeasurementGroup) -> MeasurementGroup:
+        return dataclasses.replace(
+            g,
+            image_references=tuple(change(r) for r in g.image_references),
+            measurements=tuple(measurement(m) for m in g.measurements),
+        )
+
+    spec = _map_groups(spec, group)
+    derived = tuple(dataclasses.replace(d, measurement=measurement(d.measurement)) for d in spec.derived_measurements)
+    return dataclasses.replace(spec, derived_measurements=derived)
+
+
+def _extra_site(rng: random.Random, first: FindingSite | None) -> FindingSite:
+    """Another finding site; sometimes the first one's site with the other laterality (left and right lung)."""
+    if first is not None and rng.random() < 0.3:
+        laterality = catalog.LEFT if first.laterality == catalog.RIGHT else catalog.RIGHT
+        return FindingSite(site=first.site, laterality=laterality)
+    sites = [c for c in catalog.FINDING_SITES if first is None or c != first.site]
+    return FindingSite(
+        site=rng.choice(sites),
+        laterality=rng.choice(catalog.LATERALITIES) if rng.random() < 0.7 else None,
+        topographical_modifier=rng.choice(catalog.TOPOGRAPHICAL_MODIFIERS) if rng.random() < 0.5 else None,
+    )
+
+
+def _several_sites(rng: random.Random, sites: tuple[FindingSite, ...], count: int) -> tuple[FindingSite, ...]:
+    first = sites[0] if sites else FindingSite(site=rng.choice(catalog.FINDING_SITES), laterality=catalog.LEFT)
+    out = [first, *sites[1:]]
+    while len(out) < count:
+        out.append(_extra_site(rng, first))
+    return tuple(out)
+
+
+def _feature_finding_sites(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    index = 0
+
+    def group(g: MeasurementGroup) -> MeasurementGroup:
+        nonlocal index
+        index += 1
+        sites = g.finding_sites
+        if index == 1 or rng.random() < 0.6:
+            sites = _several_sites(rng, sites, rng.randint(2, 3))
+        measurements = tuple(
+            dataclasses.replace(m, finding_sites=_several_sites(rng, m.finding_sites, 2)) if rng.random() < 0.3 else m
+            for m in g.measurements
+        )
+        return dataclasses.replace(g, finding_sites=sites, measurements=measurements)
+
+    return _map_groups(spec, group)
+
+
+def device_observer(rng: random.Random, uid: str, number: int) -> DeviceObserver:
+    """A TID 1004 device observer with every row filled (VM 1-n rows once or twice)."""
+    roles = rng.sample(catalog.DEVICE_ROLES, rng.randint(1, 2))
+    return DeviceObserver(
+        uid=uid,
+        name=f"SynthCAD-{number}",
+        manufacturer=rng.choice(("Synthetic Imaging Co.", "Example AI Inc.")),
+        model_name=rng.choice(("LesionFinder", "NoduleNet")),
+        serial_number=f"DEV{rng.randrange(10**6):06d}",
+        physical_location=rng.choice(("Reading room 2", "Data center B")),
+        roles=tuple(roles),
+        station_ae_title=f"SYNTHCAD{number}",
+        manufacturer_class_uids=tuple(uid_for(uid, "class", n) for n in range(rng.randint(1, 2))),
+        udis=tuple(
+            UniqueDeviceIdentifier(udi=f"(01)0088458800{rng.randrange(10**4):04d}(21)SN{n}", description=f"Module {n}")
+            for n in range(rng.randint(1, 2))
+        ),
+    )
+
+
+def _feature_device_observers(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    devices = tuple(
+        device_observer(rng, uid_for(seed, "feature-device-observer", n), n + 1) for n in range(rng.randint(1, 2))
+    )
+    persons = spec.person_observers
+    if not persons and rng.random() < 0.6:
+        name = rng.choice(catalog.PERSON_NAMES[spec.instance.specific_character_set])
+        persons = (PersonObserver(name=name),)
+    return dataclasses.replace(spec, person_observers=persons, device_observers=devices)
+
+
+def _feature_segment_numbers(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    def change(reference: ImageReference) -> ImageReference:
+        instance = reference.instance
+        if instance is None:
+            return reference
+        if reference.kind is ReferenceKind.REFERENCED_SEGMENT and rng.random() < 0.75:
+            segments = tuple(sorted(rng.sample(range(1, 13), rng.randint(2, 3))))
+            instance = dataclasses.replace(instance, segment_numbers=segments)
+        elif reference.kind is ReferenceKind.REFERENCED_SEGMENTATION_FRAME:
+            frames = tuple(sorted(rng.sample(range(1, 301), rng.randint(1, 3))))
+            segments = tuple(sorted(rng.sample(range(1, 13), 2 if rng.random() < 0.5 else 1)))
+            instance = dataclasses.replace(instance, frame_numbers=frames, segment_numbers=segments)
+        return dataclasses.replace(reference, instance=instance)
+
+    return _map_references(spec, change)
+
+
+def _feature_other_spatial_items(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    images = [i for i in spec.referenced_instances() if i.sop_class_uid in catalog.SOURCE_IMAGE_CLASSES]
+    frames = [r.frame_of_reference_uid for r in spec.image_references() if r.frame_of_reference_uid]
+    allow_3d = spec.instance.sop_class is SRStorage.COMPREHENSIVE_3D_SR
+    index = 0
+
+    def image() -> ReferencedInstance:
+        if images:
+            return rng.choice(images)
+        images.append(
+            ReferencedInstance(
+                sop_class_uid=catalog.CT_IMAGE,
+                sop_instance_uid=uid_for(seed, "reference-points-image"),
+                series_instance_uid=uid_for(seed, "reference-points-series"),
+                study_instance_uid=spec.study.study_instance_uid,
+            )
+        )
+        return images[0]
+
+    def points(count: int) -> tuple[float, ...]:
+        return tuple(rng.randint(0, 2047) / 4 for _ in range(2 * count))
+
+    def group(g: MeasurementGroup) -> MeasurementGroup:
+        nonlocal index
+        index += 1
+        if index > 1 and rng.random() >= 0.5:
+            return g
+        relationship = rng.choice(("HAS CONCEPT MOD", "HAS PROPERTIES"))
+        uid = uid_for(seed, "reference-points", index) if rng.random() < 0.3 else None
+        if allow_3d and index > 1 and rng.random() < 0.3:
+            item = SpatialItem(
+                concept=catalog.REFERENCE_POINTS,
+                relationship=relationship,
+                graphic_type="POINT",
+                graphic_data=(rng.randint(-600, 600) / 2, rng.randint(-600, 600) / 2, rng.randint(-1200, 400) / 2),
+                frame_of_reference_uid=frames[0] if frames else uid_for(seed, "frame-of-reference"),
+                observation_uid=uid,
+            )
+        else:
+            count = rng.choice((1, rng.randint(2, 4)))
+            item = SpatialItem(
+                concept=catalog.REFERENCE_POINTS,
+                relationship=relationship,
+                graphic_type="POINT" if count == 1 else "MULTIPOINT",
+                graphic_data=points(count),
+                instance=image(),
+                observation_uid=uid,
+            )
+        return dataclasses.replace(g, other_spatial_items=(*g.other_spatial_items, item))
+
+    return _map_groups(spec, group)
+
+
+def float32_decimal(hundredths: int) -> float:
+    """The double nearest to `hundredths` / 100, a decimal with at most two places."""
+    return hundredths / 100
+
+
+def _inexact(rng: random.Random, data: tuple[float, ...], axes: int) -> tuple[float, ...]:
+    """`data` ((x, y) or (x, y, z) tuples) moved by a few hundredths per axis, so that every value is a
+    decimal of at most two places with no exact binary form (not a multiple of 1/4), hence none in float32.
+    A translation keeps every graphic type valid: closed polylines stay closed, ellipse axes perpendicular
+    (ellipse ends in eighths round to hundredths symmetrically, half to even)."""
+    hundredths = [round(v * 100) for v in data]
+    shifts = []
+    for axis in range(axes):
+        on_axis = hundredths[axis::axes]
+        candidates = [j for j in range(1, 100) if all((h + j) % 25 for h in on_axis)]
+        shifts.append(rng.choice(candidates))
+    return tuple(float32_decimal(h + shifts[i % axes]) for i, h in enumerate(hundredths))
+
+
+def _feature_float32(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    def change(reference: ImageReference) -> ImageReference:
+        if not reference.graphic_data:
+            return reference
+        axes = 3 if reference.frame_of_reference_uid is not None else 2
+        return dataclasses.replace(reference, graphic_data=_inexact(rng, reference.graphic_data, axes))
+
+    def group(g: MeasurementGroup) -> MeasurementGroup:
+        items = tuple(
+            dataclasses.replace(s, graphic_data=_inexact(rng, s.graphic_data, 2 if s.instance else 3))
+            for s in g.other_spatial_items
+        )
+        return dataclasses.replace(g, other_spatial_items=items)
+
+    return _map_groups(_map_references(spec, change), group)
+
+
+def _feature_misspelled_units(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    misspelled = catalog.UNIT_MISSPELLINGS
+
+    def measurement(m: Measurement) -> Measurement:
+        if m.unit is not None and m.unit.value in misspelled:
+            return dataclasses.replace(m, unit_spelling=misspelled[m.unit.value])
+        return m
+
+    def group(g: MeasurementGroup) -> MeasurementGroup:
+        return dataclasses.replace(g, measurements=tuple(measurement(m) for m in g.measurements))
+
+    spec = _map_groups(spec, group)
+    spec = dataclasses.replace(
+        spec,
+        derived_measurements=tuple(
+            dataclasses.replace(d, measurement=measurement(d.measurement)) for d in spec.derived_measurements
+        ),
+    )
+    if not any(m.unit_spelling for g in spec.all_groups for m in g.measurements) and spec.groups:
+        attenuation = next(k for k in catalog.MEASUREMENT_KINDS if k.units == (catalog.HU,))
+        added = Measurement(
+            concept=attenuation.concept,
+            value=f"{rng.uniform(-100.0, 300.0):.1f}",
+            unit=catalog.HU,
+            unit_spelling=misspelled[catalog.HU.value],
+        )
+        first = spec.groups[0]
+        first = dataclasses.replace(first, measurements=(*first.measurements, added))
+        spec = dataclasses.replace(spec, groups=(first, *spec.groups[1:]))
+    return spec
+
+
+def _feature_omit_language(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    return dataclasses.replace(spec, language=None, language_country=None)
+
+
+def _feature_omit_observer_context(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    return dataclasses.replace(spec, person_observers=(), device_observers=())
+
+
+def _feature_omit_procedure_reported(spec: ReportSpec, rng: random.Random, seed: int) -> ReportSpec:
+    return dataclasses.replace(spec, procedures_reported=())
+
+
+_FEATURES: dict[Feature, Callable[[ReportSpec, random.Random, int], ReportSpec]] = {
+    Feature.FINDING_SITES: _feature_finding_sites,
+    Feature.DEVICE_OBSERVERS: _feature_device_observers,
+    Feature.SEGMENT_NUMBERS: _feature_segment_numbers,
+    Feature.OTHER_SPATIAL_ITEMS: _feature_other_spatial_items,
+    Feature.FLOAT32_COORDINATES: _feature_float32,
+    Feature.MISSPELLED_UNITS: _feature_misspelled_units,
+    Feature.OMIT_LANGUAGE: _feature_omit_language,
+    Feature.OMIT_OBSERVER_CONTEXT: _feature_omit_observer_context,
+    Feature.OMIT_PROCEDURE_REPORTED: _feature_omit_procedure_reported,
+}
+"""Feature → how it changes a report, in the order they are applied."""
+
+
+def _optional(value: _T | None) -> tuple[_T, ...]:
+    return () if value is None else (value,)
 
 
 def _weighted(rng: random.Random, choices: tuple[tuple[_T, int], ...]) -> _T:

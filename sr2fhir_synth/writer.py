@@ -23,16 +23,23 @@ from . import catalog
 from .spec import (
     Algorithm,
     Code,
+    CodedValue,
+    DerivationParameter,
+    DeviceObserver,
     FindingSite,
     ImageReference,
     Issuer,
     Measurement,
     MeasurementGroup,
+    NumValue,
     Participant,
+    PersonObserver,
     QualitativeEvaluation,
     ReferencedInstance,
     ReferenceKind,
     ReportSpec,
+    SpatialItem,
+    TimePointContext,
 )
 
 IMPLEMENTATION_CLASS_UID = "2.25.173598232716364916574457366407283947081"
@@ -112,6 +119,14 @@ class _Item:
     position: tuple[int, ...] = ()
 
 
+@dataclass(slots=True)
+class _Context:
+    """Items that by-reference links of later items point at, collected while the tree is built."""
+
+    library: dict[str, _Item] = field(default_factory=dict)
+    """SOP Instance UID → its Image Library entry (targets of R-SELECTED FROM)."""
+
+
 def _by_reference(relationship: str, target: _Item) -> _Item:
     return _Item(relationship, "", target=target)
 
@@ -124,41 +139,61 @@ def _text(relationship: str, concept: Code, value: str) -> _Item:
     return _Item(relationship, "TEXT", concept, value)
 
 
+def _uid(relationship: str, concept: Code, value: str) -> _Item:
+    return _Item(relationship, "UIDREF", concept, value)
+
+
 def _algorithm(algorithm: Algorithm | None) -> list[_Item]:
     """TID 4019 Algorithm Identification, as HAS CONCEPT MOD children of the item it qualifies."""
     if algorithm is None:
         return []
-    items = [
-        _text("HAS CONCEPT MOD", catalog.ALGORITHM_NAME, algorithm.name),
-        _text("HAS CONCEPT MOD", catalog.ALGORITHM_VERSION, algorithm.version),
-    ]
+    items = [_text("HAS CONCEPT MOD", catalog.ALGORITHM_NAME, algorithm.name)]
+    if algorithm.name_code is not None:
+        items.append(_code("HAS CONCEPT MOD", catalog.ALGORITHM_NAME, algorithm.name_code))
+    items.append(_text("HAS CONCEPT MOD", catalog.ALGORITHM_VERSION, algorithm.version))
+    if algorithm.manufacturer is not None:
+        items.append(_text("HAS CONCEPT MOD", catalog.ALGORITHM_MANUFACTURER, algorithm.manufacturer))
     items += [_text("HAS CONCEPT MOD", catalog.ALGORITHM_PARAMETERS, p) for p in algorithm.parameters]
+    if algorithm.family is not None:
+        items.append(_code("HAS CONCEPT MOD", catalog.ALGORITHM_FAMILY, algorithm.family))
     return items
 
 
-def _finding_site(site: FindingSite | None) -> list[_Item]:
-    """Finding Site with Laterality and Topographical modifier as its children (TID 300 / 1419 / 1501)."""
-    if site is None:
-        return []
-    children = []
-    if site.laterality is not None:
-        children.append(_code("HAS CONCEPT MOD", catalog.LATERALITY, site.laterality))
-    if site.topographical_modifier is not None:
-        children.append(_code("HAS CONCEPT MOD", catalog.TOPOGRAPHICAL_MODIFIER, site.topographical_modifier))
-    return [_code("HAS CONCEPT MOD", catalog.FINDING_SITE, site.site, *children)]
+def _finding_sites(sites: tuple[FindingSite, ...]) -> list[_Item]:
+    """Finding Sites (TID 1419 / 1501 / 301, VM 1-n), each with its own Laterality and Topographical
+    modifier as its HAS CONCEPT MOD children."""
+    items = []
+    for site in sites:
+        children = []
+        if site.laterality is not None:
+            children.append(_code("HAS CONCEPT MOD", catalog.LATERALITY, site.laterality))
+        if site.topographical_modifier is not None:
+            children.append(_code("HAS CONCEPT MOD", catalog.TOPOGRAPHICAL_MODIFIER, site.topographical_modifier))
+        items.append(_code("HAS CONCEPT MOD", catalog.FINDING_SITE, site.site, *children))
+    return items
+
+
+def _modifiers(modifiers: tuple[CodedValue, ...]) -> list[_Item]:
+    return [_code("HAS CONCEPT MOD", m.concept, m.value) for m in modifiers]
 
 
 _SOURCE = Code("260753009", "SCT", "Source")
 """Concept name of the IMAGE a SCOORD is SELECTED FROM."""
 
 
-def _reference(reference: ImageReference, relationship: str) -> _Item:
+def _reference(reference: ImageReference, relationship: str, context: _Context | None = None) -> _Item:
     value_type, concept = catalog.REFERENCE_ITEMS[reference.kind]
-    item = _Item(relationship, value_type, concept, observation_uid=reference.observation_uid)
+    item = _Item(relationship, value_type, reference.purpose or concept, observation_uid=reference.observation_uid)
     if value_type == "SCOORD":
         assert reference.instance is not None and reference.graphic_type is not None
         item.value = _Graphic(reference.graphic_type, reference.graphic_data)
-        item.children.append(_Item("SELECTED FROM", "IMAGE", _SOURCE, reference.instance))
+        entry = None
+        if reference.select_by_reference and context is not None:
+            entry = context.library.get(reference.instance.sop_instance_uid)
+        if entry is not None:
+            item.children.append(_by_reference("SELECTED FROM", entry))
+        else:
+            item.children.append(_Item("SELECTED FROM", "IMAGE", _SOURCE, reference.instance))
     elif value_type == "SCOORD3D":
         assert reference.graphic_type is not None
         item.value = _Graphic(reference.graphic_type, reference.graphic_data, reference.frame_of_reference_uid)
@@ -171,21 +206,66 @@ def _reference(reference: ImageReference, relationship: str) -> _Item:
     return item
 
 
-def _measurement(measurement: Measurement, group_references: list[_Item]) -> _Item:
+def _spatial_item(spatial: SpatialItem) -> _Item:
+    """A SCOORD (with its own SELECTED FROM IMAGE) or SCOORD3D that is not the group's ROI."""
+    value_type = "SCOORD" if spatial.instance is not None else "SCOORD3D"
+    graphic = _Graphic(spatial.graphic_type, spatial.graphic_data, spatial.frame_of_reference_uid)
+    item = _Item(spatial.relationship, value_type, spatial.concept, graphic, observation_uid=spatial.observation_uid)
+    if spatial.instance is not None:
+        item.children.append(_Item("SELECTED FROM", "IMAGE", _SOURCE, spatial.instance))
+    return item
+
+
+def _parameter(parameter: DerivationParameter) -> _Item:
+    """A derivation parameter by value: INFERRED FROM NUM, CODE or TEXT (TID 1419 rows 13, 14b, 14c)."""
+    if isinstance(parameter, NumValue):
+        return _Item("INFERRED FROM", "NUM", parameter.concept, _Num(parameter.value, parameter.unit, None))
+    if isinstance(parameter, CodedValue):
+        return _code("INFERRED FROM", parameter.concept, parameter.value)
+    return _text("INFERRED FROM", parameter.concept, parameter.text)
+
+
+def _measurement(
+    measurement: Measurement,
+    group_references: list[_Item],
+    context: _Context | None = None,
+    siblings: list[_Item] | None = None,
+) -> _Item:
+    """TID 300 / TID 1419 measurement rows; `siblings` are the NUM items of the group's earlier
+    measurements (targets of by-reference derivation parameters)."""
     children: list[_Item] = []
+    if measurement.tracking_identifier is not None:
+        children.append(_text("HAS OBS CONTEXT", catalog.TRACKING_IDENTIFIER, measurement.tracking_identifier))
+    if measurement.tracking_uid is not None:
+        children.append(_uid("HAS OBS CONTEXT", catalog.TRACKING_UID, measurement.tracking_uid))
+    children += _modifiers(measurement.modifiers)
     if measurement.method is not None:
         children.append(_code("HAS CONCEPT MOD", catalog.MEASUREMENT_METHOD, measurement.method))
     if measurement.derivation is not None:
         children.append(_code("HAS CONCEPT MOD", catalog.DERIVATION, measurement.derivation))
-    children += _finding_site(measurement.finding_site)
-    children += [_reference(r, "INFERRED FROM") for r in measurement.image_references]
+    children += _finding_sites(measurement.finding_sites)
+    children += [_parameter(p) for p in measurement.derivation_parameters]
+    earlier = siblings or []
+    for index in measurement.derivation_parameter_references:
+        assert index < len(earlier), "a by-reference derivation parameter names an earlier measurement"
+        children.append(_by_reference("INFERRED FROM", earlier[index]))
+    if measurement.equation is not None:
+        children.append(_text("INFERRED FROM", measurement.equation.concept, measurement.equation.text))
+    children += [_reference(r, "INFERRED FROM", context) for r in measurement.image_references]
     children += [_by_reference("INFERRED FROM", group_references[i]) for i in measurement.group_references]
+    if measurement.equivalent_meaning is not None:
+        children.append(_text("HAS CONCEPT MOD", catalog.EQUIVALENT_MEANING, measurement.equivalent_meaning))
+    if measurement.equivalent_meaning_code is not None:
+        children.append(_code("HAS CONCEPT MOD", catalog.EQUIVALENT_MEANING, measurement.equivalent_meaning_code))
     children += _algorithm(measurement.algorithm)
+    unit = measurement.unit
+    if unit is not None and measurement.unit_spelling is not None:
+        unit = Code(measurement.unit_spelling, unit.scheme, unit.meaning)
     return _Item(
         "CONTAINS",
         "NUM",
         measurement.concept,
-        _Num(measurement.value, measurement.unit, measurement.qualifier),
+        _Num(measurement.value, unit, measurement.qualifier),
         children,
         observation_uid=measurement.observation_uid,
         observation_datetime=measurement.observation_datetime,
@@ -194,7 +274,7 @@ def _measurement(measurement: Measurement, group_references: list[_Item]) -> _It
 
 def _evaluation(evaluation: QualitativeEvaluation) -> _Item:
     if evaluation.value_code is not None:
-        item = _code("CONTAINS", evaluation.concept, evaluation.value_code)
+        item = _code("CONTAINS", evaluation.concept, evaluation.value_code, *_modifiers(evaluation.modifiers))
     else:
         item = _text("CONTAINS", evaluation.concept, evaluation.value_text or "")
     item.children += _algorithm(evaluation.algorithm)
@@ -203,30 +283,67 @@ def _evaluation(evaluation: QualitativeEvaluation) -> _Item:
     return item
 
 
-def _group(group: MeasurementGroup) -> _Item:
+def _time_point(group: MeasurementGroup) -> list[_Item]:
+    """TID 1502 Time Point Context, in table order (only with the mandatory Time Point row)."""
+    if group.time_point is None:
+        return []
+    context = group.time_point_context or TimePointContext()
+    items = []
+    if context.subject_time_point_identifier is not None:
+        items.append(
+            _text("HAS OBS CONTEXT", catalog.SUBJECT_TIME_POINT_IDENTIFIER, context.subject_time_point_identifier)
+        )
+    if context.protocol_time_point_identifier is not None:
+        items.append(
+            _text("HAS OBS CONTEXT", catalog.PROTOCOL_TIME_POINT_IDENTIFIER, context.protocol_time_point_identifier)
+        )
+    items.append(_text("HAS OBS CONTEXT", catalog.TIME_POINT, group.time_point))
+    items += [_code("HAS OBS CONTEXT", catalog.TIME_POINT_TYPE, t) for t in context.types]
+    if context.order is not None:
+        order = _Num(str(context.order), catalog.NO_UNITS, None)
+        items.append(_Item("HAS OBS CONTEXT", "NUM", catalog.TIME_POINT_ORDER, order))
+    if context.offset_days is not None:
+        offset = _Item(
+            "HAS OBS CONTEXT", "NUM", catalog.TEMPORAL_OFFSET_FROM_EVENT, _Num(context.offset_days, catalog.DAYS, None)
+        )
+        if context.offset_event is not None:
+            offset.children.append(_code("HAS CONCEPT MOD", catalog.TEMPORAL_EVENT_TYPE, context.offset_event))
+        items.append(offset)
+    return items
+
+
+def _group(group: MeasurementGroup, context: _Context | None = None) -> _Item:
     """TID 1410 / 1411 / 1501 rows in template order."""
     children: list[_Item] = []
     if group.tracking_identifier is not None:
         children.append(_text("HAS OBS CONTEXT", catalog.TRACKING_IDENTIFIER, group.tracking_identifier))
     if group.tracking_uid is not None:
-        children.append(_Item("HAS OBS CONTEXT", "UIDREF", catalog.TRACKING_UID, group.tracking_uid))
+        children.append(_uid("HAS OBS CONTEXT", catalog.TRACKING_UID, group.tracking_uid))
     if group.activity_session is not None:
         children.append(_text("HAS OBS CONTEXT", catalog.ACTIVITY_SESSION, group.activity_session))
-    if group.time_point is not None:
-        children.append(_text("HAS OBS CONTEXT", catalog.TIME_POINT, group.time_point))
+    children += _time_point(group)
     if group.finding_category is not None:
         children.append(_code("CONTAINS", catalog.FINDING_CATEGORY, group.finding_category))
     if group.finding is not None:
         children.append(_code("CONTAINS", catalog.FINDING, group.finding))
-    references = [_reference(r, "CONTAINS") for r in group.image_references]
+    if group.geometric_purpose is not None:
+        children.append(_code("CONTAINS", catalog.GEOMETRIC_PURPOSE, group.geometric_purpose))
+    references = [_reference(r, "CONTAINS", context) for r in group.image_references]
     children += references
+    children += [
+        _Item("CONTAINS", "IMAGE", catalog.SOURCE_IMAGE_FOR_SEGMENTATION, image) for image in group.source_images
+    ]
     if group.source_series_uid is not None:
-        children.append(_Item("CONTAINS", "UIDREF", catalog.SOURCE_SERIES_FOR_SEGMENTATION, group.source_series_uid))
+        children.append(_uid("CONTAINS", catalog.SOURCE_SERIES_FOR_SEGMENTATION, group.source_series_uid))
+    children += [_spatial_item(s) for s in group.other_spatial_items]
     if group.method is not None:
         children.append(_code("HAS CONCEPT MOD", catalog.MEASUREMENT_METHOD, group.method))
-    children += _finding_site(group.finding_site)
+    children += _finding_sites(group.finding_sites)
     children += _algorithm(group.algorithm)
-    children += [_measurement(m, references) for m in group.measurements]
+    measurements: list[_Item] = []
+    for measurement in group.measurements:
+        measurements.append(_measurement(measurement, references, context, measurements))
+    children += measurements
     children += [_evaluation(e) for e in group.qualitative_evaluations]
     return _Item(
         "CONTAINS",
@@ -239,28 +356,80 @@ def _group(group: MeasurementGroup) -> _Item:
     )
 
 
-def _observers(spec: ReportSpec) -> list[_Item]:
-    """TID 1002 Observer Context: each observer starts with its Observer Type."""
-    items: list[_Item] = []
-    for person in spec.person_observers:
-        items.append(_code("HAS OBS CONTEXT", catalog.OBSERVER_TYPE, catalog.OBSERVER_PERSON))
-        items.append(_Item("HAS OBS CONTEXT", "PNAME", catalog.PERSON_OBSERVER_NAME, person.name))
-        if person.organization is not None:
-            items.append(_text("HAS OBS CONTEXT", catalog.PERSON_OBSERVER_ORGANIZATION, person.organization))
-    for device in spec.device_observers:
-        items.append(_code("HAS OBS CONTEXT", catalog.OBSERVER_TYPE, catalog.OBSERVER_DEVICE))
-        items.append(_Item("HAS OBS CONTEXT", "UIDREF", catalog.DEVICE_OBSERVER_UID, device.uid))
-        if device.name is not None:
-            items.append(_text("HAS OBS CONTEXT", catalog.DEVICE_OBSERVER_NAME, device.name))
+def _person(person: PersonObserver) -> list[_Item]:
+    """TID 1002 Observer Type Person, then TID 1003 in table order."""
+    items = [
+        _code("HAS OBS CONTEXT", catalog.OBSERVER_TYPE, catalog.OBSERVER_PERSON),
+        _Item("HAS OBS CONTEXT", "PNAME", catalog.PERSON_OBSERVER_NAME, person.name),
+    ]
+    if person.login_name is not None:
+        items.append(_text("HAS OBS CONTEXT", catalog.PERSON_OBSERVER_LOGIN_NAME, person.login_name))
+    if person.organization is not None:
+        items.append(_text("HAS OBS CONTEXT", catalog.PERSON_OBSERVER_ORGANIZATION, person.organization))
+    if person.role_in_organization is not None:
+        items.append(
+            _code("HAS OBS CONTEXT", catalog.PERSON_OBSERVER_ROLE_IN_ORGANIZATION, person.role_in_organization)
+        )
+    if person.role_in_procedure is not None:
+        role = _code("HAS OBS CONTEXT", catalog.PERSON_OBSERVER_ROLE_IN_PROCEDURE, person.role_in_procedure)
+        if person.identifier_within_role is not None:
+            role.children.append(
+                _text("HAS CONCEPT MOD", catalog.IDENTIFIER_WITHIN_PERSON_OBSERVER_ROLE, person.identifier_within_role)
+            )
+        items.append(role)
     return items
 
 
-def _image_library(spec: ReportSpec) -> list[_Item]:
+def _device(device: DeviceObserver) -> list[_Item]:
+    """TID 1002 Observer Type Device, then TID 1004 in table order."""
+    items = [
+        _code("HAS OBS CONTEXT", catalog.OBSERVER_TYPE, catalog.OBSERVER_DEVICE),
+        _uid("HAS OBS CONTEXT", catalog.DEVICE_OBSERVER_UID, device.uid),
+    ]
+    texts = (
+        (catalog.DEVICE_OBSERVER_NAME, device.name),
+        (catalog.DEVICE_OBSERVER_MANUFACTURER, device.manufacturer),
+        (catalog.DEVICE_OBSERVER_MODEL_NAME, device.model_name),
+        (catalog.DEVICE_OBSERVER_SERIAL_NUMBER, device.serial_number),
+        (catalog.DEVICE_OBSERVER_PHYSICAL_LOCATION, device.physical_location),
+    )
+    items += [_text("HAS OBS CONTEXT", concept, value) for concept, value in texts if value is not None]
+    items += [_code("HAS OBS CONTEXT", catalog.DEVICE_ROLE_IN_PROCEDURE, role) for role in device.roles]
+    if device.station_ae_title is not None:
+        items.append(_text("HAS OBS CONTEXT", catalog.STATION_AE_TITLE, device.station_ae_title))
+    items += [
+        _uid("HAS OBS CONTEXT", catalog.DEVICE_OBSERVER_MANUFACTURER_CLASS_UID, uid)
+        for uid in device.manufacturer_class_uids
+    ]
+    for udi in device.udis:
+        container = _Item("HAS OBS CONTEXT", "CONTAINER", catalog.UNIQUE_DEVICE_IDENTIFIERS)
+        container.children.append(_text("CONTAINS", catalog.UNIQUE_DEVICE_IDENTIFIER, udi.udi))
+        if udi.description is not None:
+            container.children.append(_text("CONTAINS", catalog.DEVICE_DESCRIPTION, udi.description))
+        items.append(container)
+    return items
+
+
+def _observers(spec: ReportSpec) -> list[_Item]:
+    """TID 1001 / 1002 Observer Context: each observer starts with its Observer Type."""
+    items: list[_Item] = []
+    for person in spec.person_observers:
+        items += _person(person)
+    for device in spec.device_observers:
+        items += _device(device)
+    return items
+
+
+def _image_library(spec: ReportSpec, context: _Context) -> list[_Item]:
     """TID 1600 Image Library: one group listing the referenced images (not SEG, RWVM or RTSTRUCT)."""
     images = [i for i in spec.referenced_instances() if i.sop_class_uid in catalog.SOURCE_IMAGE_CLASSES]
     if not spec.image_library or not images:
         return []
-    entries = [_Item("CONTAINS", "IMAGE", None, _without_subsets(i)) for i in images]
+    entries = []
+    for image in images:
+        entry = _Item("CONTAINS", "IMAGE", None, _without_subsets(image))
+        context.library[image.sop_instance_uid] = entry
+        entries.append(entry)
     group = _Item("CONTAINS", "CONTAINER", catalog.IMAGE_LIBRARY_GROUP, children=entries)
     return [_Item("CONTAINS", "CONTAINER", catalog.IMAGE_LIBRARY, children=[group])]
 
@@ -271,12 +440,17 @@ def _without_subsets(instance: ReferencedInstance) -> ReferencedInstance:
 
 
 def _content_tree(spec: ReportSpec) -> _Item:
+    context = _Context()
     children: list[_Item] = []
     if spec.language is not None:
-        children.append(_code("HAS CONCEPT MOD", catalog.LANGUAGE_OF_CONTENT, spec.language))
+        country = []
+        if spec.language_country is not None:
+            country.append(_code("HAS CONCEPT MOD", catalog.COUNTRY_OF_LANGUAGE, spec.language_country))
+        children.append(_code("HAS CONCEPT MOD", catalog.LANGUAGE_OF_CONTENT, spec.language, *country))
     children += _observers(spec)
     children += [_code("HAS CONCEPT MOD", catalog.PROCEDURE_REPORTED, p) for p in spec.procedures_reported]
-    children += _image_library(spec)
+    children += _image_library(spec, context)
+    groups: list[_Item] = []
     if (
         spec.groups
         or spec.measurements_algorithm is not None
@@ -284,17 +458,21 @@ def _content_tree(spec: ReportSpec) -> _Item:
     ):
         measurements = _Item("CONTAINS", "CONTAINER", catalog.IMAGING_MEASUREMENTS)
         measurements.children += _algorithm(spec.measurements_algorithm)
-        measurements.children += [_group(g) for g in spec.groups]
+        groups = [_group(g, context) for g in spec.groups]
+        measurements.children += groups
         children.append(measurements)
     if spec.derived_measurements:
         derived = _Item("CONTAINS", "CONTAINER", catalog.DERIVED_IMAGING_MEASUREMENTS)
+        derived.children += _algorithm(spec.derived_measurements_algorithm)
         for d in spec.derived_measurements:
-            item = _measurement(d.measurement, [])
-            item.children += [_group(g) for g in d.groups]
+            item = _measurement(d.measurement, [], context)
+            item.children += [_group(g, context) for g in d.groups]
+            item.children += [_by_reference("INFERRED FROM", groups[i]) for i in d.group_references]
             derived.children.append(item)
         children.append(derived)
     if spec.qualitative_evaluations:
         evaluations = _Item("CONTAINS", "CONTAINER", catalog.QUALITATIVE_EVALUATIONS)
+        evaluations.children += _algorithm(spec.qualitative_evaluations_algorithm)
         evaluations.children += [_evaluation(e) for e in spec.qualitative_evaluations]
         children.append(evaluations)
     root = _Item(None, "CONTAINER", catalog.IMAGING_MEASUREMENT_REPORT, children=children, template_id="1500")

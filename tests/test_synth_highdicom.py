@@ -383,7 +383,7 @@ def _check_references(group: Group, selections: list[dict], evidence: dict[str, 
         [instance] = selection["instance"]
         assert instance["uid"] == segment.referenced_sop_instance_uid
         assert instance["sopClass"]["code"] == segment.referenced_sop_class_uid
-        expected = segment.referenced_frame_numbers or segment.referenced_segment_numbers
+        expected = segment.referenced_segment_numbers or segment.referenced_frame_numbers
         if selection["code"]["coding"][0]["code"] == "121191":
             expected = segment.referenced_segment_numbers
         assert instance["subset"] == [str(n) for n in expected]

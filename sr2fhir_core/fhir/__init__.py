@@ -124,7 +124,16 @@ def build_resources(
         context, devices, selections_for, finding_site_for, source_item_for, selection_profiles.get
     )
 
+    group_observations: dict[tuple[int, ...], dict] = {}
+
     def group_observation(group: MeasurementGroup) -> dict:
+        """Once per group: a derived measurement can name a group of the Imaging Measurements container."""
+        known = group_observations.get(group.position)
+        if known is None:
+            known = group_observations[group.position] = _group_observation(group)
+        return known
+
+    def _group_observation(group: MeasurementGroup) -> dict:
         if facts.tracking_body_structure:
             if group.source_series_uid:
                 context.warn(

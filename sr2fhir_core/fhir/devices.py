@@ -76,6 +76,8 @@ def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dic
         algorithm.version or "",
         f"{family['system']}|{family['code']}" if family else "",
         *algorithm.parameters,
+        # Only when present, so that the ids of algorithms without one stay as they were.
+        *((f"manufacturer|{algorithm.manufacturer}",) if algorithm.manufacturer else ()),
     )
     device: dict = {
         "resourceType": "Device",
@@ -83,6 +85,8 @@ def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dic
         "meta": meta(profiles.ALGORITHM_IDENTIFICATION),
         "displayName": algorithm.name,
     }
+    if algorithm.manufacturer:
+        device["manufacturer"] = algorithm.manufacturer
     if family:
         device["type"] = [{"coding": [family]}]
     if algorithm.version:

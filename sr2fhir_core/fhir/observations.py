@@ -374,6 +374,11 @@ class ObservationBuilder:
             site=site,
             focus=focus,
             derived_from=derived_from,
+            component=[
+                {"code": codings.concept(m.concept), "valueCodeableConcept": codings.concept(m.value)}
+                for m in evaluation.concept_modifiers
+            ]
+            or None,
         )
 
     def derived(self, measurement: Measurement, groups: list[dict]) -> dict:

@@ -29,6 +29,7 @@ class Algorithm:
     version: str | None = None
     family: Code | None = None
     parameters: tuple[str, ...] = ()
+    manufacturer: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +168,8 @@ class QualitativeEvaluation:
     observation_datetime: str | None
     algorithm: Algorithm | None = None
     own_algorithm: bool = False
+    concept_modifiers: tuple[ConceptModifier, ...] = ()
+    """$QualModType = $QualModValue (HAS CONCEPT MOD CODE under the evaluation, 1-n)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -266,4 +269,13 @@ class MeasurementReport:
 
     @property
     def all_groups(self) -> tuple[MeasurementGroup, ...]:
-        return self.groups + tuple(g for d in self.derived_measurements for g in d.groups)
+        """Every group once, in document order of first appearance: a derived measurement's groups are its own,
+        or (by reference) groups of the Imaging Measurements container."""
+        seen = {id(g) for g in self.groups}
+        extra = []
+        for derived in self.derived_measurements:
+            for group in derived.groups:
+                if id(group) not in seen:
+                    seen.add(id(group))
+                    extra.append(group)
+        return self.groups + tuple(extra)

@@ -120,6 +120,9 @@ class _ReportParser:
         group's regions by reference, and each such name would read the same item again."""
         self._evidence = {e.sop_instance_uid: (e.study_instance_uid, e.series_instance_uid) for e in document.evidence}
         self._group_count = 0
+        self._groups: dict[tuple[int, ...], MeasurementGroup] = {}
+        """Groups read so far, by position: a derived measurement names its groups by reference (R-INFERRED
+        FROM), and such a group is the one already read, not a second one."""
         self.used: set[tuple[int, ...]] = set()
         """Positions of the content items some output carries; every other item is reported (accounting)."""
         self.use = self.used.add
@@ -346,6 +349,9 @@ class _ReportParser:
     # --- groups and their parts ------------------------------------------------------------------------
 
     def group(self, container: ContainerItem, inherited_algorithm: Algorithm | None) -> MeasurementGroup:
+        known = self._groups.get(container.position)
+        if known is not None:
+            return known
         self._group_count += 1
         self.use(container.position)
         fields: _GroupContext = {}
@@ -372,7 +378,8 @@ class _ReportParser:
             elif key == codes.FINDING_SITE.key:
                 pass  # read above, all of them
             elif isinstance(item, NumItem):
-                numbers.append(item)
+                if key not in _TIME_POINT_KEYS:  # TID 1502's NUM rows are context (reported, §18)
+                    numbers.append(item)
             elif isinstance(item, _SPATIAL_ITEMS) and not _is_region(item):
                 if relationship is RelationshipType.HAS_CONCEPT_MOD:
                     self.warn(
@@ -413,7 +420,7 @@ class _ReportParser:
             for item in evaluation_items
             if (evaluation := self.qualitative_evaluation(item, algorithm)) is not None
         )
-        return MeasurementGroup(
+        group = self._groups[container.position] = MeasurementGroup(
             position=container.position,
             template_id=container.template_id,
             observation_uid=container.observation_uid,
@@ -428,6 +435,7 @@ class _ReportParser:
             finding_sites=sites,
             **fields,
         )
+        return group
 
     def finding_sites(self, siblings: tuple[ContentItem, ...]) -> tuple[FindingSite, ...]:
         """Every Finding Site among an item's (resolved) children, in document order (TID 1410/1411/1501 and
@@ -471,7 +479,7 @@ class _ReportParser:
 
     def algorithm(self, children: Sequence[ContentItem]) -> Algorithm | None:
         """TID 4019 among an item's (resolved) children, if it has an Algorithm Name."""
-        name = version = family = None
+        name = version = family = manufacturer = None
         parameters: list[str] = []
         for child in children:
             field = _ALGORITHM_FIELDS.get(concept_key(child.concept))
@@ -485,12 +493,16 @@ class _ReportParser:
                 name = _text_of(child)
             elif field == "version":
                 version = _text_of(child)
+            elif field == "manufacturer":
+                manufacturer = _text_of(child)
         if not name:
             return None
         for child in children:
             if concept_key(child.concept) in _ALGORITHM_FIELDS:
                 self.use(child.position)
-        return Algorithm(name=name, version=version, family=family, parameters=tuple(parameters))
+        return Algorithm(
+            name=name, version=version, family=family, parameters=tuple(parameters), manufacturer=manufacturer
+        )
 
     def measurement(
         self,
@@ -526,6 +538,7 @@ class _ReportParser:
                     and key not in _NOT_CONCEPT_MODIFIERS
                     and child.concept is not None
                     and child.value is not None
+                    and child.position not in self.used  # a Laterality read as its one Finding Site's
                 ):
                     modifiers.append(ConceptModifier(child.concept, child.value))
                     self.use(child.position)
@@ -579,7 +592,19 @@ class _ReportParser:
         if value_code is None and not value_text:
             self.warn(WarningCode.VALUE_ABSENT, item, "qualitative evaluation has no value")
         self.use(item.position)
-        own_algorithm = self.algorithm(self.children(item))
+        kids = self.children(item)
+        own_algorithm = self.algorithm(kids)
+        modifiers = []
+        for child in kids:
+            if (
+                isinstance(child, CodeItem)
+                and child.relationship is RelationshipType.HAS_CONCEPT_MOD
+                and child.concept is not None
+                and child.value is not None
+                and concept_key(child.concept) not in _ALGORITHM_FIELDS
+            ):
+                modifiers.append(ConceptModifier(child.concept, child.value))
+                self.use(child.position)
         return QualitativeEvaluation(
             position=item.position,
             concept=item.concept,
@@ -589,6 +614,7 @@ class _ReportParser:
             observation_datetime=item.observation_datetime,
             algorithm=own_algorithm or inherited_algorithm,
             own_algorithm=own_algorithm is not None,
+            concept_modifiers=tuple(modifiers),
         )
 
     def derived_measurement(self, item: NumItem, inherited_algorithm: Algorithm | None) -> DerivedMeasurement:
@@ -738,11 +764,12 @@ value of any item for text fields, of CODE items for coded ones."""
 _MAPPED_GROUP_TEXT_FIELDS = frozenset({"tracking_identifier", "tracking_uid", "time_point", "source_series_uid"})
 """The group text fields an output carries (Activity Session is read but reaches neither FHIR nor a table)."""
 
-_ALGORITHM_FIELDS: dict[ConceptKey, Literal["name", "version", "family", "parameters"]] = {
+_ALGORITHM_FIELDS: dict[ConceptKey, Literal["name", "version", "family", "parameters", "manufacturer"]] = {
     codes.ALGORITHM_NAME.key: "name",
     codes.ALGORITHM_VERSION.key: "version",
     codes.ALGORITHM_FAMILY.key: "family",
     codes.ALGORITHM_PARAMETERS.key: "parameters",
+    codes.ALGORITHM_MANUFACTURER.key: "manufacturer",
 }
 """TID 4019 Algorithm Identification rows."""
 
@@ -752,16 +779,11 @@ _MEASUREMENT_CODED_FIELDS: dict[ConceptKey, Literal["derivation", "method"]] = {
 }
 """CODE children of a measurement (TID 300) that are its context (its Finding Sites: `finding_sites`)."""
 _SITE_KEY = codes.FINDING_SITE.key
-_NOT_CONCEPT_MODIFIERS = frozenset(
-    {
-        *_MEASUREMENT_CODED_FIELDS,
-        *_ALGORITHM_FIELDS,
-        _SITE_KEY,
-        codes.LATERALITY.key,
-        codes.TOPOGRAPHICAL_MODIFIER.key,
-    }
-)
-"""HAS CONCEPT MOD CODEs under a NUM that are rows of their own, not open concept modifiers."""
+_TIME_POINT_KEYS = frozenset(c.key for c in codes.TIME_POINT_CONCEPTS)
+_NOT_CONCEPT_MODIFIERS = frozenset({*_MEASUREMENT_CODED_FIELDS, *_ALGORITHM_FIELDS, _SITE_KEY})
+"""HAS CONCEPT MOD CODEs under a NUM that are rows of their own, not open concept modifiers ($ModType). A
+Laterality or Topographical modifier beside a measurement's one Finding Site is read as that site's (a
+producer quirk); otherwise it is a concept modifier of the measurement (TID 300's $ModType examples)."""
 
 _SITE_MODIFIER_FIELDS: dict[ConceptKey, Literal["laterality", "topographical_modifier"]] = {
     codes.LATERALITY.key: "laterality",

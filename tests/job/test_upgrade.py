@@ -27,7 +27,7 @@ pytestmark = pytest.mark.spark
 
 NEW_COLUMNS: dict[str, tuple[str, ...]] = {
     "measurements": ("finding_sites", "concept_modifiers", "derivation_parameters"),
-    "qualitative_evaluations": ("finding_sites",),
+    "qualitative_evaluations": ("finding_sites", "concept_modifiers"),
     "documents": ("unmapped_items", "unmapped_concepts"),
 }
 """The columns mapping version 2 added, by table."""
