@@ -55,8 +55,14 @@ def losses(unmapped: tuple[UnmappedItem, ...]) -> list[UnmappedItem]:
 
 
 def reported(item: UnmappedItem) -> bool:
-    # TID 310 properties are reported whatever their concept (§18: "HAS PROPERTIES ... any concept").
-    return item.concept in REPORTED or item.relationship == "HAS PROPERTIES"
+    # Rows §18 reports whatever their concept: TID 310 properties (HAS PROPERTIES), coded and text derivation
+    # parameters (INFERRED FROM CODE or TEXT).
+    return (
+        item.concept in REPORTED
+        or item.relationship == "HAS PROPERTIES"
+        or (item.relationship == "INFERRED FROM" and item.value_type in ("CODE", "TEXT"))
+        or (item.concept == ("DCM", "111001") and item.value_type == "CODE")  # Algorithm Name as a CODE
+    )
 
 
 def test_the_decision_table_reports_what_no_output_carries() -> None:

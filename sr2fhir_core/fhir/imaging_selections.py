@@ -239,7 +239,7 @@ def build_imaging_selection(
         resource["code"] = context.codings.concept(first.concept)
     else:
         return None
-    instances = []
+    instances: list[dict] = []
     for reference in references:
         regions = _regions_2d(reference) if _is_2d_region(reference) else None
         if reference.instances and regions == []:
@@ -249,6 +249,10 @@ def build_imaging_selection(
             if entry is None:
                 continue
             subset = _subset(context, reference, instance)
+            if reference.kind in _SEGMENT_KINDS and len(subset) > 1:
+                # The segment profiles allow one subset value per instance entry: one entry per segment.
+                instances.extend({**entry, "subset": [number]} for number in subset)
+                continue
             if subset:
                 entry["subset"] = subset
             if regions:

@@ -307,6 +307,13 @@ class ObservationBuilder:
             value, note = ("dataAbsentReason", _value_absent(measurement, context)), None
         derivation = measurement.derivation
         focus: list[dict] | None = None
+        # Derivation parameters that are other measurements of the group (R-INFERRED FROM) are Observations of
+        # their own: `derivedFrom` names them rather than a component copying their value.
+        linked = self.measured_sources(measurement, group)
+        sources = [
+            self.context.ref({"resourceType": "Observation", "id": document_resource_id("Observation", self.sop, p)})
+            for p in linked
+        ]
         if derived_from is not None:  # a derived measurement: its groups, then (STU1) its source item
             if not self.references_in_focus:
                 source = self.source_item_for(measurement.position, measurement.observation_uid)
@@ -314,6 +321,8 @@ class ObservationBuilder:
                     derived_from = [*derived_from, source]
         else:
             focus, derived_from = self._links(references, measurement.position, measurement.observation_uid)
+        if sources:
+            derived_from = [*(derived_from or ()), *sources]
         return self._observation(
             self.measurement_kind if group is not None else self.derived_kind,
             measurement.position,
@@ -325,17 +334,31 @@ class ObservationBuilder:
             note=note,
             site=site,
             method=codings.concept(measurement.method) if measurement.method is not None else None,
-            component=self.components(measurement, derivation),
+            component=self.components(measurement, derivation, linked),
             focus=focus,
             derived_from=derived_from,
         )
 
-    def components(self, measurement: Measurement, derivation: Code | None) -> list[dict] | None:
+    @staticmethod
+    def measured_sources(measurement: Measurement, group: MeasurementGroup | None) -> list[tuple[int, ...]]:
+        """Positions of the group's measurements this one names as derivation parameters (by reference)."""
+        if group is None or not any(p.by_reference for p in measurement.derivation_parameters):
+            return []
+        measured = {m.position for m in group.measurements}
+        return [p.position for p in measurement.derivation_parameters if p.by_reference and p.position in measured]
+
+    def components(
+        self, measurement: Measurement, derivation: Code | None, linked: list[tuple[int, ...]]
+    ) -> list[dict] | None:
         """The measurement's Derivation (§2), open concept modifiers and derivation parameters (§17), in that
-        order; None without any."""
+        order; None without any. `linked`: positions of the parameters that are measurements of the group,
+        which `derivedFrom` names instead. A parameter of the measurement's own concept is no component (obs-7:
+        the value would then belong in the component) but stays in the table's `derivation_parameters`, with a
+        warning."""
         if derivation is None and not measurement.concept_modifiers and not measurement.derivation_parameters:
             return None
         codings = self.context.codings
+        own_code = codings.concept(measurement.concept)
         components = []
         if derivation is not None:
             components.append(
@@ -346,13 +369,23 @@ class ObservationBuilder:
                 {"code": codings.concept(modifier.concept), "valueCodeableConcept": codings.concept(modifier.value)}
             )
         for parameter in measurement.derivation_parameters:
-            component: dict = {"code": codings.concept(parameter.concept)}
+            if parameter.position in linked:
+                continue
+            code = codings.concept(parameter.concept)
+            if code == own_code:
+                self.context.warn(
+                    WarningCode.UNMAPPED_CONTENT,
+                    parameter.position,
+                    "derivation parameter of the measurement's own concept: no component (obs-7), table row only",
+                )
+                continue
+            component: dict = {"code": code}
             if parameter.number is not None:
                 component["valueQuantity"] = quantity(parameter.number, parameter.unit, codings)
             else:
                 component["dataAbsentReason"] = _UNKNOWN_ABSENT_REASON
             components.append(component)
-        return components
+        return components or None
 
     def qualitative_evaluation(self, evaluation: QualitativeEvaluation, references: list[dict], site: SiteLink) -> dict:
         codings = self.context.codings

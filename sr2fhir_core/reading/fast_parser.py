@@ -768,7 +768,7 @@ _C_SCAN_VERSION = 7
 
 def _load_c_scan() -> Callable[[bytes, int, bool], RawDataSet] | None:
     try:
-        from . import _scan  # type: ignore[attr-defined]
+        from . import _scan
     except ImportError:
         return None  # not built (no compiler at install time): the Python walker does the same work
     if getattr(_scan, "VERSION", None) != _C_SCAN_VERSION:

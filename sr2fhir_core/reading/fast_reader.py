@@ -837,7 +837,7 @@ class _TreeBuilder(Protocol):
 
 def _load_c_tree() -> _TreeBuilder | None:
     try:
-        from . import _tree  # type: ignore[attr-defined]
+        from . import _tree
     except ImportError:
         return None  # not built (no compiler at install time): `_children` does the same work
     if getattr(_tree, "VERSION", None) != _C_TREE_VERSION:

@@ -109,6 +109,10 @@ class DerivationParameter:
     concept: Code
     numeric_value: str | None
     unit: Code | None
+    position: tuple[int, ...] = ()
+    by_reference: bool = False
+    """Named by reference (R-INFERRED FROM): the NUM at `position` is another item of the report, usually a
+    measurement of the same group with an Observation of its own."""
     number: Decimal | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -245,6 +249,7 @@ class UnmappedItem:
     position: tuple[int, ...]
     concept: tuple[str, str] | None
     relationship: str | None = None
+    value_type: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

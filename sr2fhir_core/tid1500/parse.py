@@ -298,7 +298,9 @@ class _ReportParser:
             count += 1
             if item.position not in used:
                 relationship = item.relationship.value if item.relationship is not None else None
-                unmapped.append(UnmappedItem(item.position, concept_key(item.concept), relationship))
+                unmapped.append(
+                    UnmappedItem(item.position, concept_key(item.concept), relationship, item.value_type.value)
+                )
             stack.extend(item.children)
         unmapped.sort(key=lambda u: u.position)
         return count, tuple(unmapped)
@@ -437,10 +439,14 @@ class _ReportParser:
         )
         return group
 
-    def finding_sites(self, siblings: tuple[ContentItem, ...]) -> tuple[FindingSite, ...]:
-        """Every Finding Site among an item's (resolved) children, in document order (TID 1410/1411/1501 and
-        TID 300 allow 1-n), each with its own Laterality and Topographical modifier."""
-        sites = [item for item in siblings if isinstance(item, CodeItem) and concept_key(item.concept) == _SITE_KEY]
+    def finding_sites(
+        self, siblings: tuple[ContentItem, ...], sites: list[CodeItem] | None = None
+    ) -> tuple[FindingSite, ...]:
+        """Every Finding Site among an item's (resolved) children (or `sites`, when the caller found them), in
+        document order (TID 1410/1411/1501 and TID 300 allow 1-n), each with its own Laterality and
+        Topographical modifier."""
+        if sites is None:
+            sites = [i for i in siblings if isinstance(i, CodeItem) and concept_key(i.concept) == _SITE_KEY]
         if not sites:
             return ()
         # TID 300/1419 put Laterality and Topographical modifier under the Finding Site; some producers put
@@ -498,7 +504,9 @@ class _ReportParser:
         if not name:
             return None
         for child in children:
-            if concept_key(child.concept) in _ALGORITHM_FIELDS:
+            key = concept_key(child.concept)
+            # An Algorithm Name written as a CODE gives only its meaning: the code is reported (§18).
+            if key in _ALGORITHM_FIELDS and not (key == _ALGORITHM_NAME_KEY and isinstance(child, CodeItem)):
                 self.use(child.position)
         return Algorithm(
             name=name, version=version, family=family, parameters=tuple(parameters), manufacturer=manufacturer
@@ -520,12 +528,16 @@ class _ReportParser:
         references: list[ImageReference] = []
         algorithm_items: list[ContentItem] = []
         kids = self.children(item)
-        sites = self.finding_sites(kids) if kids else ()
+        site_items: list[CodeItem] = []
+        modifier_items: list[CodeItem] = []
         for child in kids:
             key = concept_key(child.concept)
-            if key in _ALGORITHM_FIELDS:
-                algorithm_items.append(child)
-            if isinstance(child, CodeItem):
+            if key in _ALGORITHM_FIELDS and child.relationship is not RelationshipType.INFERRED_FROM:
+                algorithm_items.append(child)  # TID 4019 rows; INFERRED FROM ones are derivation parameters
+            if key == _SITE_KEY:
+                if isinstance(child, CodeItem):
+                    site_items.append(child)
+            elif isinstance(child, CodeItem) and child.relationship is not RelationshipType.INFERRED_FROM:
                 field = _MEASUREMENT_CODED_FIELDS.get(key)
                 if field == "derivation":
                     derivation = child.value
@@ -538,20 +550,31 @@ class _ReportParser:
                     and key not in _NOT_CONCEPT_MODIFIERS
                     and child.concept is not None
                     and child.value is not None
-                    and child.position not in self.used  # a Laterality read as its one Finding Site's
                 ):
-                    modifiers.append(ConceptModifier(child.concept, child.value))
-                    self.use(child.position)
+                    modifier_items.append(child)
             elif child.relationship is RelationshipType.INFERRED_FROM and isinstance(child, NumItem):
                 if child.concept is not None:
                     parameters.append(
-                        DerivationParameter(concept=child.concept, numeric_value=child.numeric_value, unit=child.unit)
+                        DerivationParameter(
+                            concept=child.concept,
+                            numeric_value=child.numeric_value,
+                            unit=child.unit,
+                            position=child.position,
+                            # Named by reference: another NUM of the report (not one written under this one).
+                            by_reference=child.position[: len(item.position)] != item.position,
+                        )
                     )
                     self.use(child.position)
             elif child.relationship is RelationshipType.INFERRED_FROM and isinstance(child, _REFERENCE_ITEMS):
                 reference = self.image_reference(child)
                 if reference is not None:
                     references.append(reference)
+        sites = self.finding_sites(kids, site_items) if site_items else ()
+        for child in modifier_items:
+            if child.position not in self.used:  # else a Laterality read as its one Finding Site's
+                assert child.concept is not None and child.value is not None
+                modifiers.append(ConceptModifier(child.concept, child.value))
+                self.use(child.position)
         own_algorithm = self.algorithm(algorithm_items)
         measurement = Measurement(
             position=item.position,
@@ -655,7 +678,7 @@ class _ReportParser:
         known = self._image_references.get(item.position)
         if known is None:
             before = len(self.warnings)
-            reference = self._image_reference(item, not in_group or _is_region(item))
+            reference = self._image_reference(item, _is_region(item) if in_group else _has_region_concept(item))
             known = self._image_references[item.position] = (reference, self.warnings[before:])
         else:
             self.warnings.extend(known[1])
@@ -779,6 +802,7 @@ _MEASUREMENT_CODED_FIELDS: dict[ConceptKey, Literal["derivation", "method"]] = {
 }
 """CODE children of a measurement (TID 300) that are its context (its Finding Sites: `finding_sites`)."""
 _SITE_KEY = codes.FINDING_SITE.key
+_ALGORITHM_NAME_KEY = codes.ALGORITHM_NAME.key
 _TIME_POINT_KEYS = frozenset(c.key for c in codes.TIME_POINT_CONCEPTS)
 _NOT_CONCEPT_MODIFIERS = frozenset({*_MEASUREMENT_CODED_FIELDS, *_ALGORITHM_FIELDS, _SITE_KEY})
 """HAS CONCEPT MOD CODEs under a NUM that are rows of their own, not open concept modifiers ($ModType). A
@@ -797,8 +821,12 @@ _SPATIAL_ITEMS = (ScoordItem, Scoord3DItem)
 
 def _is_region(item: ContentItem) -> bool:
     """Whether a group's spatial item is its region: CONTAINS, with a region concept name or none."""
-    if item.relationship is not RelationshipType.CONTAINS:
-        return False
+    return item.relationship is RelationshipType.CONTAINS and _has_region_concept(item)
+
+
+def _has_region_concept(item: ContentItem) -> bool:
+    """A region concept name or none: a measurement's SCOORD (TID 320 INFERRED FROM) is its region then; one
+    named otherwise ("Source of Measurement", 121112) is an image reference of its own concept (§12)."""
     return item.concept is None or concept_key(item.concept) in REGION_CONCEPTS
 
 

@@ -31,8 +31,8 @@ from test_invalid_uids import malformed_reports
 
 from sr2fhir_core import IgVersion, MappingOptions, dumps_json, map_sr
 from sr2fhir_core.fhir.profiles import IDENTIFIER_TYPE_TRACKING_IDENTIFIER, IG_PROFILE_BASE
+from sr2fhir_synth import FIDELITY_FEATURES, every_row_spec, random_spec, write_sr
 from sr2fhir_synth import catalog as synth_catalog
-from sr2fhir_synth import random_spec, write_sr
 
 pytestmark = pytest.mark.profiles
 
@@ -46,6 +46,9 @@ SYNTH_SEEDS = range(40)
 """Generated reports; together they claim every IG profile (test_every_ig_profile_is_exercised)."""
 
 PARTICIPANT_SEEDS = frozenset(range(0, 40, 8))
+FIDELITY_SEEDS = range(6)
+"""Reports with every fidelity case (several finding sites, device observers, segment numbers, other spatial
+items, concept modifiers...), and one with every template row (`every_row_spec`)."""
 """Generated reports that carry a Participant Sequence (STU1: dicom-participant-device and -person)."""
 
 ABSTRACT_BASES = {"imaging-observation"}
@@ -272,6 +275,13 @@ def _output_bundles(options: MappingOptions) -> dict[str, dict]:
         result = map_sr(write_sr(random_spec(seed, participants=seed in PARTICIPANT_SEEDS)), options)
         assert result.mapped, result.record
         bundles[f"synth-{seed:02d}.json"] = result.bundle()
+    for seed in FIDELITY_SEEDS:
+        result = map_sr(write_sr(random_spec(seed, features=FIDELITY_FEATURES)), options)
+        assert result.mapped, result.record
+        bundles[f"synth-fidelity-{seed:02d}.json"] = result.bundle()
+    result = map_sr(write_sr(every_row_spec()), options)
+    assert result.mapped, result.record
+    bundles["synth-every-row.json"] = result.bundle()
     for name, data in malformed_reports():
         result = map_sr(data, options)
         assert result.mapped, result.record
