@@ -54,3 +54,38 @@ def test_a_ds_without_exponent_always_has_a_fhir_form() -> None:
 def test_measured_value(text: str | None, expected: str | None) -> None:
     value = measured_value(text)
     assert (None if value is None else str(value)) == expected
+
+
+def _float32(value: float) -> float:
+    import struct
+
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [(83.58, 83.58), (120.1, 120.1), (0.1, 0.1), (1e-07, 1e-07), (123456.7, 123456.7), (1.0, 1.0), (-0.0, -0.0)],
+)
+def test_float32_coordinates_are_written_as_the_producer_wrote_them(written: float, expected: float) -> None:
+    from sr2fhir_core.numbers import float32_decimal
+
+    widened = _float32(written)  # what a reader of FL gives: 83.58000183105469
+    assert widened != written or written == expected
+    assert float32_decimal(widened) == expected
+
+
+def test_float32_decimals_read_back_and_are_shortest() -> None:
+    import random
+
+    from sr2fhir_core.numbers import float32_decimal
+
+    rng = random.Random(7)
+    for _ in range(20_000):
+        value = _float32(rng.uniform(-1, 1) * 10 ** rng.randint(-8, 8))
+        decimal = float32_decimal(value)
+        assert _float32(decimal) == value
+        digits = len(f"{decimal:.9g}".lstrip("-").replace(".", "").split("e")[0].strip("0"))
+        shorter = f"{value:.{max(digits - 1, 1)}g}"
+        assert digits == 1 or _float32(float(shorter)) != value  # one digit fewer does not read back
+    assert float32_decimal(0.30000001) == 0.30000001  # a double that is no float32 is kept
+    assert float32_decimal(float("nan")) != float32_decimal(float("nan"))
