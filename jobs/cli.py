@@ -230,12 +230,13 @@ def command_maintain(args: argparse.Namespace) -> int:
 
 
 def command_sample(args: argparse.Namespace) -> int:
-    """Write the built-in sample lake under OUTPUT/lake, run the job on it into OUTPUT."""
-    from sr2fhir_synth import write_sample_corpus
+    """Write the built-in sample lake under OUTPUT/lake (the sample cohort, or with --count that many random
+    reports), run the job on it into OUTPUT."""
+    from sr2fhir_synth import write_sample_corpus, write_sample_lake
 
     output = Path(args.output).resolve()
     lake = output / "lake"
-    files = write_sample_corpus(lake, count=args.count)
+    files = write_sample_lake(lake) if args.count is None else write_sample_corpus(lake, count=args.count)
     print(f"sample lake: {len(files)} files in {lake}", file=sys.stderr)
     config = _job_config(args, [lake.as_uri()], output.as_uri())
     _print_summary(_run_job(args, config))
@@ -298,7 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     maintain_parser.set_defaults(handler=command_maintain)
     sample_parser = commands.add_parser("sample", help="write the built-in sample lake and run the job on it")
     sample_parser.add_argument("--output", default="sample-output", metavar="DIR", help="default: ./sample-output")
-    sample_parser.add_argument("--count", type=int, default=24, help="valid reports in the lake (default 24)")
+    sample_parser.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="instead of the sample cohort (7 patients followed over time), that many random generated reports",
+    )
     _add_job_options(sample_parser)
     sample_parser.set_defaults(handler=command_sample)
     return parser

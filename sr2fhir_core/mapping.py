@@ -226,18 +226,28 @@ UNMAPPED_LISTED = 20
 
 
 def unmapped_listing(unmapped: tuple[UnmappedItem, ...]) -> str:
-    """The content items no output carries, by concept name (codes are not values from the report, so they
+    """The content items no output carries, by concept name (`_concept_name`: codes of public schemes only, so they
     may be named), each with its count and first position: "(121049, DCM) at 1.1; (121058, DCM) x2 at 1.4"."""
-    by_concept: dict[tuple[str, str] | None, list[UnmappedItem]] = {}
+    by_concept: dict[str, list[UnmappedItem]] = {}
     for item in unmapped:
-        by_concept.setdefault(item.concept, []).append(item)
+        by_concept.setdefault(_concept_name(item.concept), []).append(item)
     parts = []
-    for concept, items in list(by_concept.items())[:UNMAPPED_LISTED]:
-        name = f"({concept[1]}, {concept[0]})" if concept else "(no concept name)"
+    for name, items in list(by_concept.items())[:UNMAPPED_LISTED]:
         first = ".".join(map(str, items[0].position))
         parts.append(f"{name} x{len(items)} at {first}" if len(items) > 1 else f"{name} at {first}")
     more = len(by_concept) - UNMAPPED_LISTED
     return "; ".join(parts) + (f"; and {more} more concepts" if more > 0 else "")
+
+
+def _concept_name(concept: tuple[str, str] | None) -> str:
+    """A concept as messages may name it: codes of the public schemes the core knows (DCM, SCT, LOINC, ...);
+    a private or unknown scheme's designator and code are values of the file, so they are not quoted."""
+    if concept is None:
+        return "(no concept name)"
+    scheme, value = concept
+    if scheme.upper() in codes.CODE_SYSTEMS:
+        return f"({value}, {scheme})"
+    return "(a code of a private or unknown scheme)"
 
 
 def _failed(source_path: str | None, reason: str, message: str) -> MappingResult:

@@ -4,7 +4,8 @@
     spec = random_spec(7, features=FIDELITY_FEATURES)  # plus opt-in cases a mapping tends to lose
     spec = every_row_spec()                    # one report with every row of the TID 1500 templates
     data = write_sr(spec, Encoding(...))       # Part 10 bytes in any of the encodings readers meet
-    write_sample_corpus(Path("lake"))          # a small lake of valid and deliberately bad inputs
+    write_sample_lake(Path("lake"))            # the sample cohort: patients followed over time, and bad inputs
+    write_sample_corpus(Path("lake"))          # random valid reports and deliberately bad inputs
 
 Deterministic: the same seed gives the same spec, and the same spec and encoding the same bytes.
 """
@@ -12,6 +13,7 @@ Deterministic: the same seed gives the same spec, and the same spec and encoding
 from .corpus import write_sample_corpus
 from .every_row import every_row_spec
 from .generate import FIDELITY_FEATURES, ROOT_OMISSIONS, Feature, random_spec, uid_for
+from .sample import write_sample_lake
 from .spec import ReportSpec
 from .writer import (
     DEFAULT_ENCODING,
@@ -38,5 +40,6 @@ __all__ = [
     "random_spec",
     "uid_for",
     "write_sample_corpus",
+    "write_sample_lake",
     "write_sr",
 ]

@@ -4,6 +4,9 @@ Valid reports spread over a few patients and studies (several SRs per study, so 
 ImagingStudy resources must be de-duplicated), in nested folders, some without a `.dcm` extension, in
 every encoding the writer knows; plus three inputs a job must reject and record: a text file, a truncated
 SR and an SR of another template. Folder and file names carry no patient data.
+
+Its values are random (`random_spec`), so they are not clinically plausible: job tests use it for its
+shape. The lake `sr2fhir sample` is meant to show a researcher is `sample.write_sample_lake`.
 """
 
 from __future__ import annotations
@@ -76,7 +79,6 @@ def write_sample_corpus(directory: Path, count: int = 24, seed: int = 0) -> list
     Report i belongs to study i mod 6, and study s to patient s mod 4; encodings cycle through
     `writer.ENCODINGS`. The same (count, seed) always gives byte-identical files.
     """
-    directory = Path(directory)
     patients = [random_spec(_seed(seed, "patient", p)).patient for p in range(PATIENTS)]
     studies = [random_spec(_seed(seed, "study", s)).study for s in range(STUDIES)]
     files: dict[str, bytes] = {}
@@ -88,13 +90,26 @@ def write_sample_corpus(directory: Path, count: int = 24, seed: int = 0) -> list
         data = write_sr(spec, ENCODINGS[index % len(ENCODINGS)])
         first_report = first_report or data
         files[_report_path(index, patient, study)] = data
-    files["site-b/notes/README.txt"] = README_TEXT.encode()
-    whole = first_report or write_sr(random_spec(seed))
-    files["site-b/incoming/truncated-sr.dcm"] = whole[: len(whole) * 2 // 3]  # cut inside the content tree
-    files["site-a/other-templates/basic-text-report.dcm"] = _other_template_sr(seed)
+    files.update(bad_inputs(first_report or write_sr(random_spec(seed)), seed))
+    return write_files(directory, files)
+
+
+def bad_inputs(report: bytes, seed: int) -> dict[str, bytes]:
+    """The three inputs a job must reject and record, by relative path: a text file (not_dicom), `report` cut
+    inside its content tree (corrupt) and a Basic Text SR of another template (not_tid1500). Shared by
+    `write_sample_corpus` and `sample.write_sample_lake`, so that both ledgers show the same rejections."""
+    return {
+        "site-b/notes/README.txt": README_TEXT.encode(),
+        "site-b/incoming/truncated-sr.dcm": report[: len(report) * 2 // 3],
+        "site-a/other-templates/basic-text-report.dcm": _other_template_sr(seed),
+    }
+
+
+def write_files(directory: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write `files` (relative path → bytes) under `directory`; return their paths, sorted."""
     paths = []
     for relative, data in sorted(files.items()):
-        path = directory / relative
+        path = Path(directory) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         paths.append(path)

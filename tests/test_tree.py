@@ -555,7 +555,7 @@ def test_using_tree_builder_switches_and_restores() -> None:
 
 
 def test_stale_build_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sr2fhir_core.reading import _tree  # type: ignore[attr-defined]
+    from sr2fhir_core.reading import _tree
 
     monkeypatch.setattr(_tree, "VERSION", _tree.VERSION + 1)
     with pytest.warns(RuntimeWarning, match="stale build"):
@@ -563,7 +563,7 @@ def test_stale_build_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_uninitialised_builder() -> None:
-    from sr2fhir_core.reading import _tree  # type: ignore[attr-defined]
+    from sr2fhir_core.reading import _tree
 
     builder = _tree.Builder.__new__(_tree.Builder)
     with pytest.raises(RuntimeError, match="not initialised"):
@@ -602,7 +602,7 @@ def test_only_plain_slotted_dataclasses_are_built_in_c() -> None:
 
 
 def test_builder_checks_its_tables() -> None:
-    from sr2fhir_core.reading import _tree  # type: ignore[attr-defined]
+    from sr2fhir_core.reading import _tree
 
     with pytest.raises(TypeError):
         _tree.Builder()
@@ -632,7 +632,7 @@ def test_builder_checks_its_tables() -> None:
 
 def test_no_reinitialisation_during_a_build(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fallback runs Python code in the middle of a build; it cannot swap the tables the build is using."""
-    from sr2fhir_core.reading import _tree  # type: ignore[attr-defined]
+    from sr2fhir_core.reading import _tree
 
     errors: list[str] = []
 

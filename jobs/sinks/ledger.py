@@ -129,7 +129,8 @@ class Ledger:
         # A ledger written by an older version lacks the newer record columns (`unmapped_items`): null there.
         types = {field.name: field.dataType for field in latest.schema.fields}
         columns = [
-            values.get(name, F.lit(None)).cast(types.get(name, _COLUMN_TYPES[name])).alias(name) for name in COLUMNS
+            values.get(name, F.lit(None)).cast(types[name] if name in types else _COLUMN_TYPES[name]).alias(name)
+            for name in COLUMNS
         ]
         rows = latest.select(*columns).dropDuplicates(["source_path"]).persist()
         try:

@@ -92,7 +92,7 @@ def _is_2d_region(reference: ImageReference) -> bool:
     return reference.graphic_type is not None and bool(reference.instances)
 
 
-def _subset(context: ReportContext, reference: ImageReference, instance: ReferencedInstance) -> list[str]:
+def _subset(reference: ImageReference, instance: ReferencedInstance) -> list[str]:
     """`instance.subset`: ROI numbers of a region in space; Referenced Segment Numbers (0062,000B) of a
     segment or segmentation frame reference, as the IG maps both (a frame reference's Referenced Frame Numbers
     have no element beside them and are reported); frame numbers of other images."""
@@ -100,23 +100,8 @@ def _subset(context: ReportContext, reference: ImageReference, instance: Referen
     if kind is ImageReferenceKind.REGION_IN_SPACE:
         return list(reference.subset)
     if kind in _SEGMENT_KINDS:
-        if instance.frame_numbers:
-            if instance.segment_numbers:
-                context.warn(
-                    WarningCode.UNMAPPED_CONTENT,
-                    reference.position,
-                    "Referenced Frame Number (0008,1160) of a segmentation reference not written: instance.subset "
-                    "holds its Referenced Segment Numbers, as the IG maps",
-                )
-            else:
-                context.warn(
-                    WarningCode.NONCONFORMANT_CONTENT,
-                    reference.position,
-                    "segmentation reference without a Referenced Segment Number (0062,000B): instance.subset holds "
-                    "its Referenced Frame Numbers",
-                )
-                return [str(n) for n in instance.frame_numbers]
-        return [str(n) for n in instance.segment_numbers]
+        # The parse warned about frame numbers beside segment numbers, and about frames alone.
+        return [str(n) for n in instance.segment_numbers or instance.frame_numbers]
     return [str(n) for n in instance.frame_numbers]
 
 
@@ -248,7 +233,7 @@ def build_imaging_selection(
             entry = _instance(instance, context, reference.position)
             if entry is None:
                 continue
-            subset = _subset(context, reference, instance)
+            subset = _subset(reference, instance)
             if reference.kind in _SEGMENT_KINDS and len(subset) > 1:
                 # The segment profiles allow one subset value per instance entry: one entry per segment.
                 instances.extend({**entry, "subset": [number]} for number in subset)

@@ -2,7 +2,8 @@
 
 `read_document` is the only entry point the rest of the core uses. Two readers sit behind it: the fast
 reader (`fast_reader`, a purpose-built parser of the few attributes an SR needs) and the reference reader
-(`pydicom_reader`). With `Reader.AUTO` the fast reader runs first and hands anything unusual to the
+(`pydicom_reader`); each builds the content tree, and `header` builds the rest of the document from either
+one's values. With `Reader.AUTO` the fast reader runs first and hands anything unusual to the
 reference reader; `Reader.PYDICOM` uses the reference reader alone. Both give the same `SRDocument` and
 the same rejections: `tests/test_reader_differential.py` holds them to it. The reference reader reads
 inputs up to `REFERENCE_READER_MAX_BYTES`; a larger one is read by the fast reader or rejected `too_large`,

@@ -2,7 +2,8 @@
 
 `fast_parser` walks the bytes once and keeps only the attributes in `tags.READ_VR`; this module builds the
 same `SRDocument` the reference reader (`pydicom_reader`) builds, accessor for accessor, with the value
-semantics of `fast_values`. It raises `SRRejected` only for what the reference reader is known to reject
+semantics of `fast_values`: the content tree here, the rest in `header` from the same accessors (`_RawSource`),
+as for the reference reader. It raises `SRRejected` only for what the reference reader is known to reject
 the same way (truncation where pydicom reads eagerly, not an SR document), and `FastReaderUnsupported`
 for anything else unusual, which `reading.read_document` answers with the reference reader.
 
@@ -49,21 +50,12 @@ from ..content import (
     UnknownItem,
     WaveformItem,
 )
-from ..document import (
-    CodingSchemeIdentification,
-    Equipment,
-    EvidenceInstance,
-    Issuer,
-    Participant,
-    Patient,
-    SRDocument,
-    Udi,
-)
+from ..document import EvidenceInstance, SRDocument
 from ..errors import RejectionReason, SRRejected
-from ..sop_classes import NOT_AN_SR_DOCUMENT, is_sr_storage
 from . import fast_values as v
 from . import tags as t
 from .fast_parser import FastReaderUnsupported, RawDataSet, parse
+from .header import build_document, sr_sop_class_uid
 from .transfer_syntaxes import check_transfer_syntax
 
 __all__ = ["TREE_BUILDER", "FastReaderUnsupported", "read_document", "using_tree_builder"]
@@ -80,14 +72,15 @@ def read_document(data: bytes) -> SRDocument:
     if not parsed.has_preamble and t.SOP_CLASS_UID not in dataset:
         raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
     encodings = _encodings(dataset, v.DEFAULT_ENCODINGS)
-    sop_class_uid = _text(dataset, t.SOP_CLASS_UID, encodings)
-    if sop_class_uid is None:
-        raise SRRejected(RejectionReason.NOT_SR, "no SOP Class UID")
-    value_type = (_text(dataset, t.VALUE_TYPE, encodings) or "").upper()
-    if not is_sr_storage(sop_class_uid) or value_type != "CONTAINER":
-        raise SRRejected(RejectionReason.NOT_SR, NOT_AN_SR_DOCUMENT)
+    source = _RawSource(dataset, encodings)
+    sop_class_uid = sr_sop_class_uid(source)
     check_transfer_syntax(parsed.transfer_syntax)
-    return _document(dataset, sop_class_uid, encodings)
+    return build_document(
+        source,
+        sop_class_uid,
+        children=lambda: _root_children(dataset, encodings),
+        evidence=lambda: _build_evidence(dataset, encodings),  # the builder in use when called
+    )
 
 
 # --- accessors, as in the reference reader ------------------------------------------------------------
@@ -277,11 +270,6 @@ def _decode_code(item: RawDataSet, encodings: Encodings) -> Code | None:
         meaning=_text(item, t.CODE_MEANING, encodings) or "",
         scheme_version=_text(item, t.CODING_SCHEME_VERSION, encodings),
     )
-
-
-def _first_code(item: RawDataSet, tag: int, encodings: Encodings) -> Code | None:
-    items = item.get(tag)
-    return _code(items[0], encodings) if items else None  # type: ignore[arg-type]
 
 
 def _sop_reference(item: RawDataSet, encodings: Encodings) -> SopReference | None:
@@ -649,72 +637,36 @@ def _children(content: list[RawDataSet], position: Position, encodings: Encoding
 # --- header -------------------------------------------------------------------------------------------
 
 
-def _issuer(local: str | None, qualifiers: RawDataSet | None, encodings: Encodings) -> Issuer | None:
-    if qualifiers:
-        encodings = _encodings(qualifiers, encodings)
-    universal = _text(qualifiers, t.UNIVERSAL_ENTITY_ID, encodings) if qualifiers else None
-    universal_type = _text(qualifiers, t.UNIVERSAL_ENTITY_ID_TYPE, encodings) if qualifiers else None
-    namespace = local or (_text(qualifiers, t.LOCAL_NAMESPACE_ENTITY_ID, encodings) if qualifiers else None)
-    if not (namespace or universal):
-        return None
-    return Issuer(local_namespace=namespace, universal_id=universal, universal_id_type=universal_type)
+class _RawSource:
+    """A raw data set and the character set it is read in, as the `HeaderSource` `header.build_document`
+    reads the header from (once per document: the content tree does not go through it)."""
+
+    __slots__ = ("dataset", "encodings")
+
+    def __init__(self, dataset: RawDataSet, encodings: Encodings) -> None:
+        self.dataset = dataset
+        self.encodings = encodings
+
+    def text(self, tag: int) -> str | None:
+        raw = self.dataset.get(tag)  # `_text`, inlined: the header reads some 40 values per document
+        return None if raw is None else _TEXT_BY_TAG[tag](raw, self.encodings)  # type: ignore[arg-type]
+
+    def texts(self, tag: int) -> tuple[str, ...]:
+        return _texts(self.dataset, tag, self.encodings)
+
+    def code(self, tag: int) -> Code | None:
+        items = self.dataset.get(tag)
+        return _code(items[0], self.encodings) if items else None  # type: ignore[arg-type]
+
+    def first(self, tag: int) -> _RawSource | None:
+        item = _first(self.dataset, tag)
+        return None if item is None else _RawSource(item, _encodings(item, self.encodings))
+
+    def items(self, tag: int) -> list[_RawSource]:
+        return [_RawSource(item, _encodings(item, self.encodings)) for item in _sequence(self.dataset, tag)]
 
 
-def _patient(dataset: RawDataSet, encodings: Encodings) -> Patient:
-    qualifiers = _first(dataset, t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE)
-    qualifier_encodings = _encodings(qualifiers, encodings) if qualifiers else encodings
-    return Patient(
-        id=_text(dataset, t.PATIENT_ID, encodings),
-        issuer=_issuer(_text(dataset, t.ISSUER_OF_PATIENT_ID, encodings), qualifiers, encodings),
-        id_type_code=_text(qualifiers, t.IDENTIFIER_TYPE_CODE, qualifier_encodings) if qualifiers else None,
-        name=_person_name(dataset, t.PATIENT_NAME, encodings) or None,
-        birth_date=_text(dataset, t.PATIENT_BIRTH_DATE, encodings),
-        sex=_text(dataset, t.PATIENT_SEX, encodings),
-    )
-
-
-def _equipment(dataset: RawDataSet, encodings: Encodings) -> Equipment:
-    udis = []
-    for item in _sequence(dataset, t.UDI_SEQUENCE):
-        item_encodings = _encodings(item, encodings)
-        udi = _text(item, t.UNIQUE_DEVICE_IDENTIFIER, item_encodings)
-        if udi:
-            udis.append(
-                Udi(
-                    unique_device_identifier=udi,
-                    description=_text(item, t.DEVICE_DESCRIPTION, item_encodings),
-                )
-            )
-    return Equipment(
-        manufacturer=_text(dataset, t.MANUFACTURER, encodings),
-        model_name=_text(dataset, t.MANUFACTURER_MODEL_NAME, encodings),
-        device_uid=_text(dataset, t.DEVICE_UID, encodings),
-        serial_number=_text(dataset, t.DEVICE_SERIAL_NUMBER, encodings),
-        software_versions=tuple(value for value in _texts(dataset, t.SOFTWARE_VERSIONS, encodings) if value),
-        station_name=_text(dataset, t.STATION_NAME, encodings),
-        institution_name=_text(dataset, t.INSTITUTION_NAME, encodings),
-        udi=tuple(udis),
-    )
-
-
-def _participants(dataset: RawDataSet, encodings: Encodings) -> tuple[Participant, ...]:
-    participants = []
-    for item in _sequence(dataset, t.PARTICIPANT_SEQUENCE):
-        item_encodings = _encodings(item, encodings)
-        participants.append(
-            Participant(
-                participation_type=_text(item, t.PARTICIPATION_TYPE, item_encodings),
-                observer_type=_text(item, t.OBSERVER_TYPE, item_encodings),
-                person_name=_person_name(item, t.PERSON_NAME, item_encodings) or None,
-                organization=_text(item, t.INSTITUTION_NAME, item_encodings),
-                device_uid=_text(item, t.DEVICE_UID, item_encodings),
-                manufacturer=_text(item, t.MANUFACTURER, item_encodings),
-                model_name=_text(item, t.MANUFACTURER_MODEL_NAME, item_encodings),
-                serial_number=_text(item, t.DEVICE_SERIAL_NUMBER, item_encodings),
-                datetime=_text(item, t.PARTICIPATION_DATETIME, item_encodings),
-            )
-        )
-    return tuple(participants)
+# --- what the header leaves to this reader: the evidence list and the root's content items ----------------
 
 
 _EVIDENCE_SEQUENCES = (t.CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, t.PERTINENT_OTHER_EVIDENCE_SEQUENCE)
@@ -745,23 +697,6 @@ def _evidence(dataset: RawDataSet, encodings: Encodings) -> tuple[EvidenceInstan
     return tuple(instances)
 
 
-def _coding_schemes(dataset: RawDataSet, encodings: Encodings) -> tuple[CodingSchemeIdentification, ...]:
-    schemes = []
-    for item in _sequence(dataset, t.CODING_SCHEME_IDENTIFICATION_SEQUENCE):
-        item_encodings = _encodings(item, encodings)
-        designator = _text(item, t.CODING_SCHEME_DESIGNATOR, item_encodings)
-        if designator:
-            schemes.append(
-                CodingSchemeIdentification(
-                    designator=designator,
-                    uid=_text(item, t.CODING_SCHEME_UID, item_encodings),
-                    url=_text(item, t.CODING_SCHEME_URL, item_encodings),
-                    name=_text(item, t.CODING_SCHEME_NAME, item_encodings),
-                )
-            )
-    return tuple(schemes)
-
-
 def _root_children(dataset: RawDataSet, encodings: Encodings) -> Children:
     content = dataset.get(t.CONTENT_SEQUENCE)
     if not content:
@@ -769,50 +704,6 @@ def _root_children(dataset: RawDataSet, encodings: Encodings) -> Children:
     # The C builder takes the list the scanner makes; anything else (never seen) is the Python one's to fail on.
     build = _build_children if type(content) is list else _children
     return build(content, (1,), encodings)  # type: ignore[arg-type]
-
-
-def _document(dataset: RawDataSet, sop_class_uid: str, encodings: Encodings) -> SRDocument:
-    template = _first(dataset, t.CONTENT_TEMPLATE_SEQUENCE)
-    template_encodings = _encodings(template, encodings) if template else encodings
-    root = ContainerItem(
-        position=(1,),
-        relationship=None,
-        concept=_first_code(dataset, t.CONCEPT_NAME_CODE_SEQUENCE, encodings),
-        observation_uid=_text(dataset, t.OBSERVATION_UID, encodings),
-        observation_datetime=_text(dataset, t.OBSERVATION_DATETIME, encodings),
-        children=_root_children(dataset, encodings),
-        continuity=_text(dataset, t.CONTINUITY_OF_CONTENT, encodings),
-        template_id=_text(template, t.TEMPLATE_IDENTIFIER, template_encodings) if template else None,
-        mapping_resource=_text(template, t.MAPPING_RESOURCE, template_encodings) if template else None,
-    )
-    accession_issuer = _first(dataset, t.ISSUER_OF_ACCESSION_NUMBER_SEQUENCE)
-    return SRDocument(
-        sop_class_uid=sop_class_uid,
-        sop_instance_uid=_text(dataset, t.SOP_INSTANCE_UID, encodings),
-        study_instance_uid=_text(dataset, t.STUDY_INSTANCE_UID, encodings),
-        series_instance_uid=_text(dataset, t.SERIES_INSTANCE_UID, encodings),
-        modality=_text(dataset, t.MODALITY, encodings),
-        specific_character_set=_texts(dataset, t.SPECIFIC_CHARACTER_SET, encodings),
-        patient=_patient(dataset, encodings),
-        accession_number=_text(dataset, t.ACCESSION_NUMBER, encodings),
-        accession_issuer=_issuer(None, accession_issuer, encodings) if accession_issuer else None,
-        study_date=_text(dataset, t.STUDY_DATE, encodings),
-        study_time=_text(dataset, t.STUDY_TIME, encodings),
-        study_description=_text(dataset, t.STUDY_DESCRIPTION, encodings),
-        series_number=_text(dataset, t.SERIES_NUMBER, encodings),
-        instance_number=_text(dataset, t.INSTANCE_NUMBER, encodings),
-        content_date=_text(dataset, t.CONTENT_DATE, encodings),
-        content_time=_text(dataset, t.CONTENT_TIME, encodings),
-        timezone_offset=_text(dataset, t.TIMEZONE_OFFSET_FROM_UTC, encodings),
-        equipment=_equipment(dataset, encodings),
-        preliminary_flag=_text(dataset, t.PRELIMINARY_FLAG, encodings),
-        completion_flag=_text(dataset, t.COMPLETION_FLAG, encodings),
-        verification_flag=_text(dataset, t.VERIFICATION_FLAG, encodings),
-        participants=_participants(dataset, encodings),
-        evidence=_build_evidence(dataset, encodings),
-        coding_schemes=_coding_schemes(dataset, encodings),
-        root=root,
-    )
 
 
 # --- which content-tree builder runs ------------------------------------------------------------------

@@ -52,18 +52,9 @@ from ..content import (
     UnknownItem,
     WaveformItem,
 )
-from ..document import (
-    CodingSchemeIdentification,
-    Equipment,
-    EvidenceInstance,
-    Issuer,
-    Participant,
-    Patient,
-    SRDocument,
-    Udi,
-)
+from ..document import EvidenceInstance, SRDocument
 from ..errors import RejectionReason, SRRejected
-from ..sop_classes import NOT_AN_SR_DOCUMENT, is_sr_storage
+from .header import build_document, sr_sop_class_uid
 from .tags import (
     CODE_MEANING,
     CODE_VALUE,
@@ -74,6 +65,7 @@ from .tags import (
     CONTENT_SEQUENCE,
     CONTENT_TEMPLATE_SEQUENCE,
     CONTINUITY_OF_CONTENT,
+    CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
     DATE,
     DATETIME,
     FLOATING_POINT_VALUE,
@@ -88,6 +80,7 @@ from .tags import (
     OBSERVATION_DATETIME,
     OBSERVATION_UID,
     PERSON_NAME,
+    PERTINENT_OTHER_EVIDENCE_SEQUENCE,
     READ_VR,
     REFERENCED_CONTENT_ITEM_IDENTIFIER,
     REFERENCED_DATETIME,
@@ -95,12 +88,17 @@ from .tags import (
     REFERENCED_FRAME_OF_REFERENCE_UID,
     REFERENCED_SAMPLE_POSITIONS,
     REFERENCED_SEGMENT_NUMBER,
+    REFERENCED_SERIES_SEQUENCE,
     REFERENCED_SOP_CLASS_UID,
     REFERENCED_SOP_INSTANCE_UID,
     REFERENCED_SOP_SEQUENCE,
     REFERENCED_TIME_OFFSETS,
     REFERENCED_WAVEFORM_CHANNELS,
     RELATIONSHIP_TYPE,
+    SERIES_INSTANCE_UID,
+    SOP_CLASS_UID,
+    SPECIFIC_CHARACTER_SET,
+    STUDY_INSTANCE_UID,
     TEMPLATE_IDENTIFIER,
     TEMPORAL_RANGE_TYPE,
     TEXT_VALUE,
@@ -114,7 +112,7 @@ from .transfer_syntaxes import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, check_transfe
 # Tags as ints (tags.py, shared with the fast reader): tag access is about twice as fast as keyword access in
 # pydicom.
 
-_SEQUENCE_OR_CHARSET = frozenset(tag for tag, vr in READ_VR.items() if vr == b"SQ") | {0x00080005}
+_SEQUENCE_OR_CHARSET = frozenset(tag for tag, vr in READ_VR.items() if vr == b"SQ") | {SPECIFIC_CHARACTER_SET}
 """Tags `_convert` leaves to `Dataset.__getitem__`."""
 
 _EOF_WARNING_PREFIXES = ("End of file reached before delimiter", "Unexpected end of file")
@@ -200,7 +198,7 @@ def _parse(data: bytes) -> Dataset:
             raise SRRejected(RejectionReason.CORRUPT, f"unreadable header ({type(exc).__name__})") from exc
     if source.timed_out:
         raise deadline.MappingTimeout
-    if not has_preamble and 0x00080016 not in dataset:
+    if not has_preamble and SOP_CLASS_UID not in dataset:
         raise SRRejected(RejectionReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
     if has_preamble and len(dataset.file_meta) == 0:
         raise SRRejected(RejectionReason.CORRUPT, "file meta information missing or truncated")
@@ -255,13 +253,15 @@ def _check_charset_complete(dataset: Dataset, data: bytes) -> None:
     `_check_complete` cannot see that value cut short by the end of the file (it read as "not an SR"). The
     length is read back from the header before the value, in the bytes pydicom read (not for a deflated
     data set, which it reads from an inflated copy; nor big endian, whose tags differ)."""
-    element = dataset.get_item(0x00080005, keep_deferred=True)
+    element = dataset.get_item(SPECIFIC_CHARACTER_SET, keep_deferred=True)
     if element is None or isinstance(element, RawDataElement) or element.file_tell is None:
         return
     syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
     if syntax is not None and str(syntax) == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
         return
-    length = _header_length(data, element.file_tell, 0x00080005, implicit=bool(dataset.original_encoding[0]))
+    length = _header_length(
+        data, element.file_tell, SPECIFIC_CHARACTER_SET, implicit=bool(dataset.original_encoding[0])
+    )
     if length is not None and element.file_tell + length > len(data):
         raise SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
 
@@ -510,70 +510,38 @@ def _person_name(value) -> str:
     return str(value).strip()
 
 
-def _issuer(local: str | None, qualifiers: Dataset | None) -> Issuer | None:
-    universal = _text(qualifiers, 0x00400032) if qualifiers else None
-    universal_type = _text(qualifiers, 0x00400033) if qualifiers else None
-    namespace = local or (_text(qualifiers, 0x00400031) if qualifiers else None)
-    if not (namespace or universal):
-        return None
-    return Issuer(local_namespace=namespace, universal_id=universal, universal_id_type=universal_type)
+class _DatasetSource:
+    """A pydicom data set as the `HeaderSource` `header.build_document` reads the header from."""
 
+    __slots__ = ("dataset",)
 
-def _patient(dataset: Dataset) -> Patient:
-    qualifiers = _first(dataset, 0x00100024)
-    return Patient(
-        id=_text(dataset, 0x00100020),
-        issuer=_issuer(_text(dataset, 0x00100021), qualifiers),
-        id_type_code=_text(qualifiers, 0x00400035) if qualifiers else None,
-        name=_person_name(_get(dataset, 0x00100010)) or None,
-        birth_date=_text(dataset, 0x00100030),
-        sex=_text(dataset, 0x00100040),
-    )
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
 
+    def text(self, tag: int) -> str | None:
+        return _text(self.dataset, tag)
 
-def _equipment(dataset: Dataset) -> Equipment:
-    return Equipment(
-        manufacturer=_text(dataset, 0x00080070),
-        model_name=_text(dataset, 0x00081090),
-        device_uid=_text(dataset, 0x00181002),
-        serial_number=_text(dataset, 0x00181000),
-        software_versions=tuple(v for v in _texts(dataset, 0x00181020) if v),
-        station_name=_text(dataset, 0x00081010),
-        institution_name=_text(dataset, 0x00080080),
-        udi=tuple(
-            Udi(unique_device_identifier=udi, description=_text(item, 0x00500020))
-            for item in _sequence(dataset, 0x0018100A)
-            if (udi := _text(item, 0x00181009))
-        ),
-    )
+    def texts(self, tag: int) -> tuple[str, ...]:
+        return _texts(self.dataset, tag)
 
+    def code(self, tag: int) -> Code | None:
+        return _code(_first(self.dataset, tag))
 
-def _participants(dataset: Dataset) -> tuple[Participant, ...]:
-    participants = []
-    for item in _sequence(dataset, 0x0040A07A):
-        participants.append(
-            Participant(
-                participation_type=_text(item, 0x0040A080),
-                observer_type=_text(item, 0x0040A084),
-                person_name=_person_name(_get(item, 0x0040A123)) or None,
-                organization=_text(item, 0x00080080),
-                device_uid=_text(item, 0x00181002),
-                manufacturer=_text(item, 0x00080070),
-                model_name=_text(item, 0x00081090),
-                serial_number=_text(item, 0x00181000),
-                datetime=_text(item, 0x0040A082),
-            )
-        )
-    return tuple(participants)
+    def first(self, tag: int) -> _DatasetSource | None:
+        item = _first(self.dataset, tag)
+        return None if item is None else _DatasetSource(item)
+
+    def items(self, tag: int) -> list[_DatasetSource]:
+        return [_DatasetSource(item) for item in _sequence(self.dataset, tag)]
 
 
 def _evidence(dataset: Dataset) -> tuple[EvidenceInstance, ...]:
     instances = []
-    for sequence_tag in (0x0040A375, 0x0040A385):
+    for sequence_tag in (CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, PERTINENT_OTHER_EVIDENCE_SEQUENCE):
         for study in _sequence(dataset, sequence_tag):
-            study_uid = _text(study, 0x0020000D)
-            for series in _sequence(study, 0x00081115):
-                series_uid = _text(series, 0x0020000E)
+            study_uid = _text(study, STUDY_INSTANCE_UID)
+            for series in _sequence(study, REFERENCED_SERIES_SEQUENCE):
+                series_uid = _text(series, SERIES_INSTANCE_UID)
                 for instance in _sequence(series, REFERENCED_SOP_SEQUENCE):
                     sop_instance = _text(instance, REFERENCED_SOP_INSTANCE_UID)
                     if sop_instance is None:
@@ -589,68 +557,14 @@ def _evidence(dataset: Dataset) -> tuple[EvidenceInstance, ...]:
     return tuple(instances)
 
 
-def _coding_schemes(dataset: Dataset) -> tuple[CodingSchemeIdentification, ...]:
-    schemes = []
-    for item in _sequence(dataset, 0x00080110):
-        designator = _text(item, CODING_SCHEME_DESIGNATOR)
-        if designator:
-            schemes.append(
-                CodingSchemeIdentification(
-                    designator=designator,
-                    uid=_text(item, 0x0008010C),
-                    url=_text(item, 0x0008010E),
-                    name=_text(item, 0x00080115),
-                )
-            )
-    return tuple(schemes)
-
-
 def _document(dataset: Dataset) -> SRDocument:
-    sop_class_uid = _text(dataset, 0x00080016)
-    if sop_class_uid is None:
-        raise SRRejected(RejectionReason.NOT_SR, "no SOP Class UID")
-    value_type = (_text(dataset, VALUE_TYPE) or "").upper()
-    if not is_sr_storage(sop_class_uid) or value_type != "CONTAINER":
-        raise SRRejected(RejectionReason.NOT_SR, NOT_AN_SR_DOCUMENT)
+    source = _DatasetSource(dataset)
+    sop_class_uid = sr_sop_class_uid(source)
     transfer_syntax = dataset.file_meta.get("TransferSyntaxUID") if dataset.file_meta else None
     check_transfer_syntax(str(transfer_syntax) if transfer_syntax else None)
-    template = _first(dataset, CONTENT_TEMPLATE_SEQUENCE)
-    root = ContainerItem(
-        position=(1,),
-        relationship=None,
-        concept=_code(_first(dataset, CONCEPT_NAME_CODE_SEQUENCE)),
-        observation_uid=_text(dataset, OBSERVATION_UID),
-        observation_datetime=_text(dataset, OBSERVATION_DATETIME),
-        children=_children(dataset, (1,)),
-        continuity=_text(dataset, CONTINUITY_OF_CONTENT),
-        template_id=_text(template, TEMPLATE_IDENTIFIER) if template else None,
-        mapping_resource=_text(template, MAPPING_RESOURCE) if template else None,
-    )
-    accession_issuer = _first(dataset, 0x00080051)
-    return SRDocument(
-        sop_class_uid=sop_class_uid,
-        sop_instance_uid=_text(dataset, 0x00080018),
-        study_instance_uid=_text(dataset, 0x0020000D),
-        series_instance_uid=_text(dataset, 0x0020000E),
-        modality=_text(dataset, 0x00080060),
-        specific_character_set=_texts(dataset, 0x00080005),
-        patient=_patient(dataset),
-        accession_number=_text(dataset, 0x00080050),
-        accession_issuer=_issuer(None, accession_issuer) if accession_issuer else None,
-        study_date=_text(dataset, 0x00080020),
-        study_time=_text(dataset, 0x00080030),
-        study_description=_text(dataset, 0x00081030),
-        series_number=_text(dataset, 0x00200011),
-        instance_number=_text(dataset, 0x00200013),
-        content_date=_text(dataset, 0x00080023),
-        content_time=_text(dataset, 0x00080033),
-        timezone_offset=_text(dataset, 0x00080201),
-        equipment=_equipment(dataset),
-        preliminary_flag=_text(dataset, 0x0040A496),
-        completion_flag=_text(dataset, 0x0040A491),
-        verification_flag=_text(dataset, 0x0040A493),
-        participants=_participants(dataset),
-        evidence=_evidence(dataset),
-        coding_schemes=_coding_schemes(dataset),
-        root=root,
+    return build_document(
+        source,
+        sop_class_uid,
+        children=lambda: _children(dataset, (1,)),
+        evidence=lambda: _evidence(dataset),
     )

@@ -672,6 +672,24 @@ class _ReportParser:
             segment_numbers=reference.segment_numbers,
         )
 
+    def warn_segment_frames(self, item: ContentItem, instance: ReferencedInstance) -> None:
+        """A segmentation reference's `instance.subset` holds its segment numbers (the IG): frame numbers
+        beside them have no element, and frame numbers alone stand in for them (§17)."""
+        if instance.segment_numbers:
+            self.warn(
+                WarningCode.UNMAPPED_CONTENT,
+                item,
+                "Referenced Frame Number (0008,1160) of a segmentation reference not written: instance.subset "
+                "holds its Referenced Segment Numbers, as the IG maps",
+            )
+        else:
+            self.warn(
+                WarningCode.NONCONFORMANT_CONTENT,
+                item,
+                "segmentation reference without a Referenced Segment Number (0062,000B): instance.subset holds "
+                "its Referenced Frame Numbers",
+            )
+
     def image_reference(self, item: ContentItem, *, in_group: bool = False) -> ImageReference | None:
         """The reference an item makes (a by-reference target read as often as it is named, with the same
         warnings each time, but built once: the first reading, its group's, decides whether it is a region)."""
@@ -732,6 +750,8 @@ class _ReportParser:
             purpose = IMAGE_PURPOSES.get(key) if key is not None and kind is ImageReferenceKind.OTHER else None
             subset: tuple[str, ...] = ()
             self.use(item.position)
+            if kind in _SEGMENT_KINDS and instance.frame_numbers:
+                self.warn_segment_frames(item, instance)
             if kind is ImageReferenceKind.REGION_IN_SPACE:
                 numbers = [
                     child
@@ -816,6 +836,7 @@ _SITE_MODIFIER_FIELDS: dict[ConceptKey, Literal["laterality", "topographical_mod
 """CODE items that qualify a Finding Site (TID 300/1419)."""
 
 _REFERENCE_ITEMS = (ScoordItem, Scoord3DItem, ImageItem, CompositeItem)
+_SEGMENT_KINDS = frozenset({ImageReferenceKind.REFERENCED_SEGMENT, ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME})
 _SPATIAL_ITEMS = (ScoordItem, Scoord3DItem)
 
 

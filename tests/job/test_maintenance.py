@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.spark]
 
-RUNS = 4
+RUNS = 3
 ALL_TABLES = (*TABLES, "documents", "resources")
 
 

@@ -1,5 +1,6 @@
 """The README's first command, `sr2fhir sample`, as a user runs it (its own process and local Spark
-session), and the researcher notebook executed over its output."""
+session), and the researcher notebooks executed over its output (`sr2fhir_synth.sample`'s lake: 7 patients
+followed over 2-4 studies, plus three bad inputs)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from sr2fhir_synth.sample import sample_reports
+
 from .helpers import REPO_ROOT
+
+REPORTS = len(sample_reports())
 
 pytestmark = [pytest.mark.spark]
 
@@ -28,8 +33,6 @@ def sample_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpr
             "sample",
             "--output",
             str(output),
-            "--count",
-            "8",
             "--set",
             "output.progress_interval_seconds=1",
         ],
@@ -53,8 +56,8 @@ def test_sample_command_writes_the_lake_and_runs_the_job(
     assert len(summary_files) == 1
     summary = json.loads(summary_files[0].read_text())
     lake_files = [p for p in (output / "lake").rglob("*") if p.is_file()]
-    assert summary["files"]["found"] == len(lake_files) == 8 + 3
-    assert summary["documents"] == {"inputs": 11, "mapped": 8, "rejected": 3, "failed": 0}
+    assert summary["files"]["found"] == len(lake_files) == REPORTS + 3
+    assert summary["documents"] == {"inputs": REPORTS + 3, "mapped": REPORTS, "rejected": 3, "failed": 0}
     assert summary["rows"]["measurements"] > 0
     assert (Path(summary["fhir"]["manifest"].removeprefix("file://"))).is_file()
     assert "mapping: " in done.stderr  # the driver's progress line
@@ -66,16 +69,34 @@ def test_sample_command_writes_the_lake_and_runs_the_job(
         assert (output / "tables" / name / "_delta_log").is_dir()
 
 
+@pytest.mark.parametrize(
+    ("notebook_name", "figures"),
+    [
+        ("cohort_lesion_volumes.ipynb", ["lesion-volumes.png"]),
+        ("longitudinal_lesions.ipynb", ["lesion-courses.png", "sum-of-diameters.png"]),
+    ],
+)
 def test_notebook_runs_on_the_sample_tables(
-    sample_output: tuple[Path, subprocess.CompletedProcess], monkeypatch: pytest.MonkeyPatch
+    sample_output: tuple[Path, subprocess.CompletedProcess],
+    monkeypatch: pytest.MonkeyPatch,
+    notebook_name: str,
+    figures: list[str],
 ) -> None:
+    """Each notebook runs to the end over the sample (its guards raise on implausible values) and saves its
+    figures beside the output."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     output, _ = sample_output
     monkeypatch.setenv("SR2FHIR_OUTPUT", str(output))
-    path = REPO_ROOT / "notebooks" / "cohort_lesion_volumes.ipynb"
+    path = REPO_ROOT / "notebooks" / notebook_name
     notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(
         notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
-    assert (output / "lesion-volumes.png").stat().st_size > 0
+    for figure in figures:
+        assert (output / figure).stat().st_size > 0
+    text = "".join(
+        o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+    )
+    if notebook_name == "longitudinal_lesions.ipynb":
+        assert "guards passed" in text
