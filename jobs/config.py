@@ -73,6 +73,9 @@ class OutputConfig:
 @dataclass(frozen=True, slots=True)
 class FhirConfig:
     max_resources_per_file: int
+    export_url_base: str | None = None
+    """Where an importing server fetches the output from (https or object-store URL of the output folder):
+    the manifest's `url`s are this plus each file's path under the output. None: the files' own URLs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +239,7 @@ def load_config(
     unknown_partitions = set(out.partition_by) - {"study_year"}
     if unknown_partitions:
         raise ConfigError(f"output.partition_by supports study_year or nothing, not {sorted(unknown_partitions)}")
-    fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int)
+    fhir = _section(FhirConfig, tree["fhir"], "fhir", max_resources_per_file=int, export_url_base=_url_base)
     if fhir.max_resources_per_file < 1:
         raise ConfigError(f"fhir.max_resources_per_file must be at least 1, not {fhir.max_resources_per_file}")
     incremental = _section(
@@ -311,6 +314,14 @@ def _octal_umask(value: object) -> str | None:
     if not (3 <= len(text) <= 4 and all(c in "01234567" for c in text)):
         raise ConfigError(f'output.umask must be octal digits such as "027", or null, not {value!r}')
     return text
+
+
+def _url_base(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or "://" not in value:
+        raise ConfigError(f"fhir.export_url_base must be a URL (https://..., s3://...) or null, not {value!r}")
+    return value.rstrip("/")
 
 
 def _seconds_or_none(value: object) -> float | None:

@@ -26,7 +26,23 @@ def exporter(run: Run) -> Callable[..., ndjson.Export]:
         max_per_file=run.config.fhir.max_resources_per_file,
         transaction_time=run.started.isoformat().replace("+00:00", "Z"),
         request=run.fs.url(run.layout.summary(run.run_id)),
+        url_for=export_urls(run.layout.root, run.config.fhir.export_url_base),
     )
+
+
+def export_urls(root: str, base: str | None) -> Callable[[str], str] | None:
+    """The manifest's URL of a file under the output `root`: `base` plus its path under the root (what an
+    importing server fetches: the output served over https, or its bucket), or None for the files' own URLs."""
+    if base is None:
+        return None
+    prefix = root.rstrip("/") + "/"
+
+    def url(target: str) -> str:
+        if not target.startswith(prefix):
+            raise ValueError("an export file outside the output folder")
+        return f"{base}/{target.removeprefix(prefix)}"
+
+    return url
 
 
 def write_sinks(run: Run, plan: Plan, staged: Staged) -> ndjson.Export:

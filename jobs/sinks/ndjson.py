@@ -26,6 +26,7 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -173,9 +174,12 @@ def write_ndjson(
     transaction_time: str,
     request: str,
     deleted: list[tuple[str, str]] | None = None,
+    url_for: Callable[[str], str] | None = None,
 ) -> Export:
     """Write the run's resources in files of at most `max_per_file` lines, one type per file, the deletions
-    (`staged` None: a run that only removes files), and the manifest."""
+    (`staged` None: a run that only removes files), and the manifest, whose `url`s are `url_for(file)` (default:
+    the file's own URL)."""
+    url = url_for or fs.url
     fine_counts, before_dedup = resource_counts(staged) if staged is not None else ({}, {})
     plan = plan_files(fine_counts, max_per_file)
     parts = f"{directory}/_parts"
@@ -201,7 +205,7 @@ def write_ndjson(
             target = f"{directory}/{file_name(resource_type, number)}"
             fs.rename(per_bucket[bucket][chunk[bucket]], target)
             chunk[bucket] += 1
-            output.append({"type": resource_type, "url": fs.url(target), "count": count})
+            output.append({"type": resource_type, "url": url(target), "count": count})
     fs.delete(parts)
     bundles = deletion_bundles(deleted or [])
     deleted_files = []
@@ -209,7 +213,7 @@ def write_ndjson(
         target = f"{directory}/{DELETED}.{number:05d}.ndjson"
         lines = bundles[start : start + max_per_file]
         fs.write_bytes(target, b"\n".join(lines) + b"\n")
-        deleted_files.append({"type": "Bundle", "url": fs.url(target), "count": len(lines)})
+        deleted_files.append({"type": "Bundle", "url": url(target), "count": len(lines)})
     manifest = {
         "transactionTime": transaction_time,
         "request": request,

@@ -52,6 +52,8 @@ def test_defaults_then_files_then_set_then_flags(tmp_path: Path) -> None:
         "maintenance.vacuum_retention_hours=-1",
         "maintenance.export_retention_days=-1",
         "maintenance.zorder_by=source_file",
+        "fhir.export_url_base=exports",
+        "input.max_seconds_per_input=0",
         "nokey",
     ],
 )
@@ -287,3 +289,19 @@ def test_pending_files_deleted_before_they_were_read_stay_pending() -> None:
     assert kept.purged == reconciliation.purged
     assert kept.counts(pending) == {"pending": 4, "mapped": 1, "deleted": 1, "kept": 2}
     assert reconciliation.keeping(["file:/lake/new.dcm"]) is reconciliation
+
+
+def test_manifest_urls_are_where_an_importing_server_fetches_the_files() -> None:
+    from jobs.run.sinks import export_urls
+
+    config = load_config(inputs=["a"], output="o", overrides=["fhir.export_url_base=https://files.example.org/out/"])
+    assert config.fhir.export_url_base == "https://files.example.org/out"
+    url = export_urls("s3a://lake/out", config.fhir.export_url_base)
+    assert url is not None
+    assert url("s3a://lake/out/fhir/r1/Observation.00000.ndjson") == (
+        "https://files.example.org/out/fhir/r1/Observation.00000.ndjson"
+    )
+    with pytest.raises(ValueError, match="outside"):
+        url("s3a://elsewhere/Observation.00000.ndjson")
+    assert export_urls("s3a://lake/out", None) is None  # the files' own URLs
+    assert load_config(inputs=["a"], output="o").input.max_seconds_per_input == 60
