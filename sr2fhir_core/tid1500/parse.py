@@ -1,8 +1,10 @@
 """Content tree → `MeasurementReport`: recognise TID 1500, then read its containers, groups and items.
 
 The rules follow PS3.16 and the IG's mapping tables (NOTES §5). Unknown or unexpected items are skipped,
-not fatal: real producers add context the template does not name. What the mapping cannot carry becomes a
-`MappingWarning`, so that nothing is dropped silently.
+not fatal: real producers add context the template does not name. Nothing is dropped silently: the parse
+records every item whose content an output carries (`use`), and the others become the report's `unmapped`
+items (counted in the document record, listed in one warning; docs/mapping-decisions.md §18); what the
+mapping can carry only in part becomes a `MappingWarning`.
 """
 
 from __future__ import annotations
