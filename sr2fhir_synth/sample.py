@@ -42,6 +42,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from . import catalog
+from .catalog import _dcm, _sct
 from .corpus import bad_inputs, write_files
 from .generate import uid_for
 from .spec import (
@@ -64,15 +65,6 @@ from .spec import (
     TimePointContext,
 )
 from .writer import ENCODINGS, write_sr
-
-
-def _sct(value: str, meaning: str) -> Code:
-    return Code(value, "SCT", meaning)
-
-
-def _dcm(value: str, meaning: str) -> Code:
-    return Code(value, "DCM", meaning)
-
 
 # --- Codes (meanings as in PS3.16 / pydicom's dictionary; tests/test_sample_lake.py checks them) ------------
 

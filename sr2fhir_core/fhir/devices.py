@@ -100,13 +100,18 @@ def build_algorithm(context: ReportContext, algorithm: Algorithm, equipment: dic
     return device
 
 
+def observer_key(observer: DeviceObserver) -> tuple[str, ...]:
+    """What identifies a device observer: its UID, else its name, manufacturer and model (its Device's id)."""
+    if observer.uid:
+        return ("uid", observer.uid)
+    return ("attributes", observer.name or "", observer.manufacturer or "", observer.model_name or "")
+
+
 def _distinct(observers: tuple[DeviceObserver, ...]) -> list[DeviceObserver]:
     """One per device: an observer context can name the same device twice (ids would collide)."""
-    seen: dict[tuple, DeviceObserver] = {}
+    seen: dict[tuple[str, ...], DeviceObserver] = {}
     for observer in observers:
-        seen.setdefault(
-            (observer.uid,) if observer.uid else (observer.name, observer.manufacturer, observer.model_name), observer
-        )
+        seen.setdefault(observer_key(observer), observer)
     return list(seen.values())
 
 
@@ -152,12 +157,11 @@ def build_device_observer(context: ReportContext, observer: DeviceObserver) -> d
     names who made its observations), the general equipment profile under the ballot, which has no other
     profile `Observation.device` may name (docs/mapping-decisions.md §16)."""
     profile = profiles.PARTICIPANT_DEVICE if context.facts.participants else profiles.GENERAL_EQUIPMENT
-    key = (
-        ("uid", observer.uid)
-        if observer.uid
-        else ("attributes", observer.name or "", observer.manufacturer or "", observer.model_name or "")
-    )
-    device: dict = {"resourceType": "Device", "id": resource_id("Device", "observer", *key), "meta": meta(profile)}
+    device: dict = {
+        "resourceType": "Device",
+        "id": resource_id("Device", "observer", *observer_key(observer)),
+        "meta": meta(profile),
+    }
     if observer.uid:
         device["identifier"] = [uid_identifier(observer.uid)]
     display = observer.name or observer.model_name

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from ..errors import WarningCode
 from ..options import SopClassSystem
 from ..sop_classes import SOP_CLASS_NAMES
-from ..tid1500.model import ImageReference, ImageReferenceKind, MeasurementGroup, ReferencedInstance
+from ..tid1500.model import (
+    SEGMENT_REFERENCE_KINDS,
+    ImageReference,
+    ImageReferenceKind,
+    MeasurementGroup,
+    ReferencedInstance,
+)
 from . import profiles
 from .context import ReportContext, meta
 from .datatypes import fixed
@@ -99,13 +105,10 @@ def _subset(reference: ImageReference, instance: ReferencedInstance) -> list[str
     kind = reference.kind
     if kind is ImageReferenceKind.REGION_IN_SPACE:
         return list(reference.subset)
-    if kind in _SEGMENT_KINDS:
+    if kind in SEGMENT_REFERENCE_KINDS:
         # The parse warned about frame numbers beside segment numbers, and about frames alone.
         return [str(n) for n in instance.segment_numbers or instance.frame_numbers]
     return [str(n) for n in instance.frame_numbers]
-
-
-_SEGMENT_KINDS = frozenset({ImageReferenceKind.REFERENCED_SEGMENT, ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME})
 
 
 def _selection(context: ReportContext, resource_id: str, profile: str) -> dict:
@@ -234,7 +237,7 @@ def build_imaging_selection(
             if entry is None:
                 continue
             subset = _subset(reference, instance)
-            if reference.kind in _SEGMENT_KINDS and len(subset) > 1:
+            if reference.kind in SEGMENT_REFERENCE_KINDS and len(subset) > 1:
                 # The segment profiles allow one subset value per instance entry: one entry per segment.
                 instances.extend({**entry, "subset": [number]} for number in subset)
                 continue

@@ -69,6 +69,12 @@ class ImageReferenceKind(StrEnum):
     """An image reference no IG profile names (e.g. TID 320 "Source of Measurement", TID 1501 "Source")."""
 
 
+SEGMENT_REFERENCE_KINDS = frozenset(
+    {ImageReferenceKind.REFERENCED_SEGMENT, ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME}
+)
+"""References whose `instance.subset` is Referenced Segment Numbers (0062,000B), as the IG maps both."""
+
+
 class ImageReferencePurpose(StrEnum):
     """What an image reference of kind OTHER is for, when its concept name says so (PS3.16)."""
 

@@ -34,6 +34,7 @@ from ..document import SRDocument
 from ..errors import MappingWarning, RejectionReason, SRRejected, WarningCode
 from ..numbers import float32_decimals
 from .model import (
+    SEGMENT_REFERENCE_KINDS,
     Algorithm,
     ConceptModifier,
     DerivationParameter,
@@ -76,8 +77,6 @@ REGION_CONCEPTS = frozenset({codes.IMAGE_REGION.key, codes.VOLUME_SURFACE.key})
 """Concept names of a group's own region (TID 1410 "Image Region", TID 1411 "Volume Surface"); a SCOORD or
 SCOORD3D the group CONTAINS without a concept name is read as its region too. Other spatial items keep their
 own concept."""
-CONCEPT_MODIFIER_VALUE_TYPES = (CodeItem, TextItem)
-"""What HAS CONCEPT MOD may point at (PS3.3 Table A.35.3-2 and its Enhanced/Comprehensive siblings)."""
 
 
 def is_tid1500(document: SRDocument) -> bool:
@@ -379,7 +378,7 @@ class _ReportParser:
                 if isinstance(item, CodeItem):
                     fields[coded_field] = item.value
                     self.use(item.position)
-            elif key == codes.FINDING_SITE.key:
+            elif key == _SITE_KEY:
                 pass  # read above, all of them
             elif isinstance(item, NumItem):
                 if key not in _TIME_POINT_KEYS:  # TID 1502's NUM rows are context (reported, §18)
@@ -547,12 +546,7 @@ class _ReportParser:
                 elif field == "method":
                     method = child.value
                     self.use(child.position)
-                elif (
-                    child.relationship is RelationshipType.HAS_CONCEPT_MOD
-                    and key not in _NOT_CONCEPT_MODIFIERS
-                    and child.concept is not None
-                    and child.value is not None
-                ):
+                elif key not in _NOT_CONCEPT_MODIFIERS and _is_concept_modifier(child):
                     modifier_items.append(child)
             elif child.relationship is RelationshipType.INFERRED_FROM and isinstance(child, NumItem):
                 if child.concept is not None:
@@ -574,9 +568,7 @@ class _ReportParser:
         sites = self.finding_sites(kids, site_items) if site_items else ()
         for child in modifier_items:
             if child.position not in self.used:  # else a Laterality read as its one Finding Site's
-                assert child.concept is not None and child.value is not None
-                modifiers.append(ConceptModifier(child.concept, child.value))
-                self.use(child.position)
+                modifiers.append(self.concept_modifier(child))
         own_algorithm = self.algorithm(algorithm_items)
         measurement = Measurement(
             position=item.position,
@@ -619,17 +611,13 @@ class _ReportParser:
         self.use(item.position)
         kids = self.children(item)
         own_algorithm = self.algorithm(kids)
-        modifiers = []
-        for child in kids:
-            if (
-                isinstance(child, CodeItem)
-                and child.relationship is RelationshipType.HAS_CONCEPT_MOD
-                and child.concept is not None
-                and child.value is not None
-                and concept_key(child.concept) not in _ALGORITHM_FIELDS
-            ):
-                modifiers.append(ConceptModifier(child.concept, child.value))
-                self.use(child.position)
+        modifiers = [
+            self.concept_modifier(child)
+            for child in kids
+            if isinstance(child, CodeItem)
+            and concept_key(child.concept) not in _ALGORITHM_FIELDS
+            and _is_concept_modifier(child)
+        ]
         return QualitativeEvaluation(
             position=item.position,
             concept=item.concept,
@@ -641,6 +629,12 @@ class _ReportParser:
             own_algorithm=own_algorithm is not None,
             concept_modifiers=tuple(modifiers),
         )
+
+    def concept_modifier(self, item: CodeItem) -> ConceptModifier:
+        """$ModType = $ModValue of a measurement, $QualModType = $QualModValue of an evaluation (mapped)."""
+        assert item.concept is not None and item.value is not None  # `_is_concept_modifier`
+        self.use(item.position)
+        return ConceptModifier(item.concept, item.value)
 
     def derived_measurement(self, item: NumItem, inherited_algorithm: Algorithm | None) -> DerivedMeasurement:
         measurement = self.measurement(
@@ -752,16 +746,16 @@ class _ReportParser:
             purpose = IMAGE_PURPOSES.get(key) if key is not None and kind is ImageReferenceKind.OTHER else None
             subset: tuple[str, ...] = ()
             self.use(item.position)
-            if kind in _SEGMENT_KINDS and instance.frame_numbers:
+            if kind in SEGMENT_REFERENCE_KINDS and instance.frame_numbers:
                 self.warn_segment_frames(item, instance)
             if kind is ImageReferenceKind.REGION_IN_SPACE:
                 numbers = [
-                    child
+                    (child.position, text)
                     for child in self.children(item)
-                    if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and _text_of(child)
+                    if same_concept(child.concept, codes.REGION_IN_SPACE_ROI_NUMBER) and (text := _text_of(child))
                 ]
-                self.used.update(child.position for child in numbers)
-                subset = tuple(text for child in numbers if (text := _text_of(child)))
+                self.used.update(position for position, _ in numbers)
+                subset = tuple(text for _, text in numbers)
             return ImageReference(
                 kind=kind,
                 position=item.position,
@@ -838,8 +832,13 @@ _SITE_MODIFIER_FIELDS: dict[ConceptKey, Literal["laterality", "topographical_mod
 """CODE items that qualify a Finding Site (TID 300/1419)."""
 
 _REFERENCE_ITEMS = (ScoordItem, Scoord3DItem, ImageItem, CompositeItem)
-_SEGMENT_KINDS = frozenset({ImageReferenceKind.REFERENCED_SEGMENT, ImageReferenceKind.REFERENCED_SEGMENTATION_FRAME})
 _SPATIAL_ITEMS = (ScoordItem, Scoord3DItem)
+
+
+def _is_concept_modifier(item: CodeItem) -> bool:
+    """A HAS CONCEPT MOD CODE with a concept and a value: an open modifier unless its concept is a row of its own
+    (the callers leave those out)."""
+    return item.relationship is RelationshipType.HAS_CONCEPT_MOD and item.concept is not None and item.value is not None
 
 
 def _is_region(item: ContentItem) -> bool:
