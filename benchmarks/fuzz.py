@@ -13,9 +13,10 @@ campaign resumes where it stopped (its state is saved every few seconds under `-
 walker path is mutated; a seed is drawn with a weight that falls with its size above `WEIGHT_BYTES`, so the
 large files (the 1.2 MB radiomics report) are mutated less often, and cheap small ones more.
 
-Each mutation goes to a worker process of its own (one at a time; the machine is shared), bounded in memory
-(`RLIMIT_AS`) and in time (the coordinator kills it after `HARD_LIMIT_S`), which maps it with `Reader.AUTO`
-and with `Reader.PYDICOM` and reports, per reader, its outcome, CPU time and peak RSS. Findings, each with the
+Mutations go to worker processes (`--workers`, default 1: the machine is shared), in batches, each worker
+bounded in memory (`RLIMIT_AS`) and in time (the coordinator kills it when an input goes unanswered for
+`HARD_LIMIT_S`); a worker maps each mutation with `Reader.AUTO` and with `Reader.PYDICOM` and reports, per
+reader, its outcome, CPU time and peak RSS. Findings, each with the
 index that reproduces it:
 
 - `escaped`: an exception out of `map_sr` (it must turn every bad input into a record);
@@ -671,6 +672,7 @@ class State:
     core: str
     next_index: int = 0
     elapsed_seconds: float = 0.0
+    workers: int = 1
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
 
@@ -683,6 +685,7 @@ class State:
             "core": self.core,
             "next_index": self.next_index,
             "elapsed_seconds": round(self.elapsed_seconds, 1),
+            "workers": self.workers,
             "counts": {table: dict(sorted(counter.items())) for table, counter in sorted(self.counts.items())},
             "findings": self.findings,
         }
@@ -694,6 +697,7 @@ class State:
             core=raw["core"],
             next_index=raw["next_index"],
             elapsed_seconds=raw["elapsed_seconds"],
+            workers=raw.get("workers", 1),
             counts={table: Counter(counter) for table, counter in raw["counts"].items()},
             findings=raw["findings"],
         )
@@ -734,19 +738,29 @@ class Worker:
         self.stdin.write(f"{start} {stop}\n".encode())
 
     def read(self, timeout: float) -> dict[str, Any] | None:
-        """The next report, or None if the worker ended or `timeout` passed (then it is killed). Reads the pipe
-        unbuffered, keeping what follows the line: select() cannot see lines already in a file object's buffer."""
+        """The next report, or None if the worker ended or `timeout` passed (then it is killed)."""
         deadline = time.monotonic() + timeout
-        while b"\n" not in self.pending:
+        while (report := self.take()) is None:
             remaining = deadline - time.monotonic()
             ready, _, _ = select.select([self.output], [], [], max(remaining, 0))
             if not ready:
                 self.stop()
                 return None
-            chunk = os.read(self.output, 1 << 16)
-            if not chunk:
+            if not self.fill():
                 return None
-            self.pending += chunk
+        return report
+
+    def fill(self) -> bool:
+        """Read what the pipe holds (it is readable); False at its end. Reads unbuffered, keeping what follows
+        a line: select() cannot see lines already in a file object's buffer."""
+        chunk = os.read(self.output, 1 << 16)
+        self.pending += chunk
+        return bool(chunk)
+
+    def take(self) -> dict[str, Any] | None:
+        """The next whole report already read, if any."""
+        if b"\n" not in self.pending:
+            return None
         line, self.pending = self.pending.split(b"\n", 1)
         return json.loads(line)
 
@@ -754,6 +768,20 @@ class Worker:
         if self.process.poll() is None:
             self.process.kill()
         return self.process.wait()
+
+
+@dataclass
+class _Batch:
+    """Indices `start` to `stop` of a campaign, answered up to `next`, with their reports in order."""
+
+    start: int
+    stop: int
+    next: int = -1
+    answered: float = 0.0
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.next = self.start
 
 
 class Campaign:
@@ -789,29 +817,53 @@ class Campaign:
         temporary.write_text(json.dumps(self.state.to_json(), indent=1) + "\n")
         temporary.replace(self.path)
 
-    def run(self, count: int, progress: Callable[[State], None] | None = None) -> State:
-        """Run mutations until `count` are done (resuming from the saved state); return the state."""
+    def run(self, count: int, progress: Callable[[State], None] | None = None, workers: int = 1) -> State:
+        """Run mutations until `count` are done (resuming from the saved state) on `workers` worker processes;
+        return the state.
+
+        Batches of `BATCH` indices go to the workers in turn; a batch's reports are counted only once every
+        batch before it is done, so the saved state is always a prefix of the campaign (`next_index`) and a
+        resumed run neither skips nor counts twice what was in flight when it stopped."""
         self.directory.mkdir(parents=True, exist_ok=True)
         state = self.state
+        state.workers = max(state.workers, workers)
+        pool: list[Worker | None] = [None] * workers
+        batches: dict[int, _Batch] = {}  # by first index, in flight or done but not yet counted
+        running: dict[int, _Batch] = {}  # by worker slot
+        next_batch = state.next_index
         with open(self.directory / "worker.log", "a") as log:
-            worker: Worker | None = None
-            saved = time.monotonic()
-            started = time.monotonic()
+            saved = started = time.monotonic()
             try:
                 while state.next_index < count:
-                    if worker is None:
-                        worker = Worker(self.corpus, state.seed, log, self.environment)
-                    stop = min(state.next_index + BATCH, count)
-                    worker.send(state.next_index, stop)
-                    while state.next_index < stop:
-                        report = worker.read(HARD_LIMIT_S)
-                        if report is None:
-                            self._lost(worker, state.next_index)
-                            worker = None
-                            state.next_index += 1
-                            break
-                        self._record(report)
-                        state.next_index += 1
+                    for slot in range(workers):
+                        if slot not in running and next_batch < count:
+                            batch = _Batch(next_batch, min(next_batch + BATCH, count))
+                            next_batch = batches.setdefault(batch.start, batch).stop
+                            pool[slot] = self._assign(pool[slot], batch, log)
+                            running[slot] = batch
+                    by_worker = {slot: worker for slot in running if (worker := pool[slot]) is not None}
+                    by_output = {worker.output: slot for slot, worker in by_worker.items()}
+                    readable, _, _ = select.select(list(by_output), [], [], 1.0)
+                    ended = {slot for output in readable if not by_worker[(slot := by_output[output])].fill()}
+                    for slot, batch in list(running.items()):
+                        worker = pool[slot]
+                        assert worker is not None
+                        while (report := worker.take()) is not None:
+                            batch.entries.append(report)
+                            batch.next += 1
+                            batch.answered = time.monotonic()
+                        if batch.next < batch.stop and (
+                            slot in ended or time.monotonic() - batch.answered > HARD_LIMIT_S
+                        ):
+                            batch.entries.append(self._lost(worker, batch.next))
+                            batch.next += 1
+                            pool[slot] = self._assign(None, batch, log) if batch.next < batch.stop else None
+                        if batch.next == batch.stop:
+                            del running[slot]
+                    while (done := batches.get(state.next_index)) is not None and done.next == done.stop:
+                        for entry in batches.pop(done.start).entries:
+                            self._record(entry)
+                        state.next_index = done.stop
                     now = time.monotonic()
                     if now - saved > SAVE_EVERY_S:
                         state.elapsed_seconds += now - started
@@ -820,16 +872,27 @@ class Campaign:
                         if progress:
                             progress(state)
             finally:
-                if worker is not None:
-                    worker.stdin.close()
-                    worker.stop()
+                for worker in pool:
+                    if worker is not None:
+                        worker.stdin.close()
+                        worker.stop()
                 state.elapsed_seconds += time.monotonic() - started
                 self.save()
         return state
 
+    def _assign(self, worker: Worker | None, batch: _Batch, log: IO[str]) -> Worker:
+        """Send the rest of `batch` to `worker`, or to a new one."""
+        worker = worker or Worker(self.corpus, self.state.seed, log, self.environment)
+        worker.send(batch.next, batch.stop)
+        batch.answered = time.monotonic()
+        return worker
+
     def _record(self, report: dict[str, Any]) -> None:
         state = self.state
         state.count("mutations", "total")
+        if "lost" in report:
+            self._finding(report["lost"], "both", report["index"], "", {}, report["detail"])
+            return
         state.count("fast_reader", "decided" if report["fast"] == "decided" else "declined")
         if report["fast"] != "decided":
             state.count("declined_because", report["fast"].removeprefix("declined: "))
@@ -843,16 +906,17 @@ class Campaign:
             kind, reader, detail = finding["kind"], finding["reader"], finding["detail"]
             self._finding(kind, reader, report["index"], report["seed"], report, detail)
 
-    def _lost(self, worker: Worker, index: int) -> None:
+    @staticmethod
+    def _lost(worker: Worker, index: int) -> dict[str, Any]:
+        """Stop a worker that ended or stopped answering; the entry that counts its input."""
         returncode = worker.stop()
-        self.state.count("mutations", "total")
         if returncode < 0 and returncode != -signal.SIGKILL:
             kind, detail = "crash", f"worker killed by {signal.Signals(-returncode).name}"
         elif returncode == -signal.SIGKILL:
             kind, detail = "timeout", f"no answer within {HARD_LIMIT_S:.0f} s"
         else:
             kind, detail = "worker_exit", f"worker exited with status {returncode}"
-        self._finding(kind, "both", index, "", {}, detail)
+        return {"lost": kind, "index": index, "detail": detail}
 
     def _finding(self, kind: str, reader: str, index: int, seed: str, report: dict[str, Any], detail: str) -> None:
         state = self.state
@@ -917,11 +981,11 @@ def markdown(state: State) -> str:
         "Written by `python -m benchmarks.fuzz report`. Seed "
         f"{state.seed}; sr2fhir_core fingerprint `{state.core}`; {total:,} mutations of the real corpus, each mapped "
         f"by `map_sr` with `Reader.AUTO` and with `Reader.PYDICOM` in a worker bounded by RLIMIT_AS "
-        f"({ADDRESS_SPACE_LIMIT // 2**30} GiB) and a {HARD_LIMIT_S:.0f} s kill; one worker, "
-        f"{state.elapsed_seconds / 3600:.1f} h. `slow`: over {SECONDS_PER_MB:g} s of CPU per MB (inputs under "
-        f"{TIME_FLOOR_BYTES // 1000} kB count as that size), best of {SLOW_REPEATS + 1} runs; `memory`: peak RSS over "
-        f"{RSS_LIMIT_MB} MB; the pure-Python scanner and tree builder against the C ones on every "
-        f"{PYTHON_PATH_EVERY}th input ({counts.get('mutations', Counter())['pure_python_checked']:,}).",
+        f"({ADDRESS_SPACE_LIMIT // 2**30} GiB) and a {HARD_LIMIT_S:.0f} s kill; up to {state.workers} "
+        f"worker(s) at once, {state.elapsed_seconds / 3600:.1f} h. `slow`: over {SECONDS_PER_MB:g} s of CPU per MB "
+        f"(inputs under {TIME_FLOOR_BYTES // 1000} kB count as that size), best of {SLOW_REPEATS + 1} runs; "
+        f"`memory`: peak RSS over {RSS_LIMIT_MB} MB; the pure-Python scanner and tree builder against the C ones on "
+        f"every {PYTHON_PATH_EVERY}th input ({counts.get('mutations', Counter())['pure_python_checked']:,}).",
         "",
         "## Findings",
         "",
@@ -951,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--dir", type=Path, help="campaign state (default benchmarks/.cache/fuzz/seed-<seed>)")
     parser.add_argument("--restart", action="store_true", help="run: discard the saved state first")
+    parser.add_argument("--workers", type=int, default=1, help="run: worker processes at once (default 1)")
     parser.add_argument("-o", "--output", type=Path, help="reproduce: write the bytes here; report: the file")
     args = parser.parse_args(argv)
     if args.command == "worker":
@@ -992,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = total / state.elapsed_seconds if state.elapsed_seconds else 0.0
         print(f"[{time.strftime('%H:%M:%S')}] {total:,} mutations, {rate:.0f}/s, {findings} findings", flush=True)
 
-    print(summary(campaign.run(args.count, progress)))
+    print(summary(campaign.run(args.count, progress, args.workers)))
     return 0
 
 
