@@ -4,19 +4,23 @@ followed over 2-4 studies, plus three bad inputs)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from sr2fhir_synth.sample import sample_reports
+from sr2fhir_synth.sample import PATIENTS, sample_reports
 
 from .helpers import REPO_ROOT
 
 REPORTS = len(sample_reports())
+TRACKED_LESIONS = sum(len(patient.lesions) for patient in PATIENTS)
+LESION_TIME_POINTS = sum(size is not None for p in PATIENTS for lesion in p.lesions for size in lesion.course)
 
 pytestmark = [pytest.mark.spark]
 
@@ -83,7 +87,9 @@ def test_notebook_runs_on_the_sample_tables(
     figures: list[str],
 ) -> None:
     """Each notebook runs to the end over the sample (its guards raise on implausible values) and saves its
-    figures beside the output."""
+    figures beside the output; the longitudinal one sees every tracked lesion at every time point the sample
+    has, and its polars and DuckDB answers equal its pandas one (the dev extra installs both, so neither may be
+    skipped here)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     output, _ = sample_output
@@ -100,3 +106,30 @@ def test_notebook_runs_on_the_sample_tables(
     )
     if notebook_name == "longitudinal_lesions.ipynb":
         assert "guards passed" in text
+        counts = re.search(r"(\d+) rows: (\d+) lesions of (\d+) patients", text)
+        assert counts is not None, text[:2000]
+        assert tuple(map(int, counts.groups())) == (LESION_TIME_POINTS, TRACKED_LESIONS, len(PATIENTS))
+        for engine in ("polars", "duckdb"):
+            assert f"{engine}: {LESION_TIME_POINTS} rows, the same as pandas" in text
+
+
+def _notebook_sql(notebook: Path, name: str) -> str:
+    """The string assigned to `name` in a code cell of the notebook."""
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        for node in ast.parse("".join(cell["source"])).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError(f"{notebook.name} assigns no {name}")
+
+
+def test_the_documented_sql_is_the_one_the_notebook_runs_in_duckdb() -> None:
+    """docs/research-tables.md gives one SQL text for Spark SQL and DuckDB; the notebook runs it in DuckDB against
+    pandas, so the page's query is checked with it. (No Spark session: cheap.)"""
+    page = (REPO_ROOT / "docs" / "research-tables.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", page, flags=re.DOTALL)
+    assert len(blocks) == 1
+    documented = "\n".join(line for line in blocks[0].splitlines() if not line.startswith("--"))
+    run = _notebook_sql(REPO_ROOT / "notebooks" / "longitudinal_lesions.ipynb", "LONGITUDINAL_SQL")
+    assert documented.strip() == run.strip()
