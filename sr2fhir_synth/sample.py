@@ -2,10 +2,11 @@
 
 `corpus.write_sample_corpus` draws every value at random (`random_spec`): good for the job's tests, useless to a
 researcher, who sees a 173 litre "nodule" and sites shown as None. This lake is what a first hour with the
-research tables should look like: 7 pseudonymous patients, each with 2-4 studies weeks to months apart (a
-baseline and follow-ups), one TID 1500 Measurement Report per study with 1-4 tracked lesions. A lesion keeps its
-Tracking Identifier and Tracking Unique Identifier (TID 1410 / 1411 rows 2-3) at every time point, so that a
-query can follow it; its Finding Site is a SNOMED CT body structure, with a Laterality where the organ is paired.
+research tables should look like: 7 pseudonymous patients (3 on contrast CT, 3 on FDG PET-CT, 1 on liver MR),
+each with 2-4 studies weeks to months apart (a baseline and follow-ups), one TID 1500 Measurement Report per
+study with 1-4 tracked lesions. A lesion keeps its Tracking Identifier and Tracking Unique Identifier (TID 1410
+/ 1411 rows 2-3) at every time point, so that a query can follow it; its Finding Site is a SNOMED CT body
+structure, with a Laterality where the organ is paired.
 
 The course of every lesion is written down in `PATIENTS` (a table a reader can check, not a random draw); a seeded
 random jitter of a few percent keeps the numbers from looking made up. Lesions grow (+20-40 % over the course),
@@ -16,18 +17,34 @@ follow-ups. The values stay in these ranges, from these sources:
   non-nodal lesion is measurable from 10 mm long axis on CT; the 8.5 and 9 mm lung nodules are deliberately
   below it (surveillance, a non-measurable new lesion).
 * Short axis of lymph nodes: RECIST 1.1 counts a node as pathological from 10 mm short axis and as a measurable
-  target from 15 mm; the nodes here start at 16-31 mm and responding ones fall under 10 mm (normal again).
-* Volume 0.05-500 mL (here about 0.2-90 mL): an ellipsoid of the lesion's axes (pi/6 x L x 0.8 L x 0.7 L),
+  target from 15 mm; the nodes here start at 16-31 mm. Responding nodes shrink towards 10 mm (11-14 mm at the
+  last study) and the lymphoma's axillary node falls under it (about 9.4 mm): normal again, which RECIST 1.1
+  counts as a complete response of that node although it keeps a size.
+* Volume 0.05-500 mL (here about 0.2-80 mL): an ellipsoid of the lesion's axes (pi/6 x L x 0.8 L x 0.7 L),
   written in mm3 by the segmentation tool (as dcmqi / 3D Slicer write it) and in ml by the reading workstation,
   so that a query has to convert units as it must with real producers. Lymph nodes are measured in a plane (TID
   1410) and have no volume.
 * SUVmax 1-25 g/ml{SUVbw} (PET-CT patients only): FDG-avid tumours and lymphoma nodes 6-21 at baseline, falling
   towards 2-4 (liver background) with a metabolic response (Boellaard et al., EANM guideline, Eur J Nucl Med Mol
   Imaging 2015;42:328-354; Deauville criteria).
-* Mean attenuation -100..200 [hnsf'U] on contrast CT (here about 5-125): solid nodules and nodes 15-60, liver
+* Mean attenuation -100..200 [hnsf'U] on contrast CT (here about 15-125): solid nodules and nodes 15-60, liver
   metastases 45-60 (hypodense to liver), an enhancing renal cell carcinoma 120, an adrenal metastasis 28; a
   responding lesion loses a little (necrosis). The reading workstation writes the unit as DICOM-era producers
-  (dcmjs) did, hnsf'U under UCUM, which the mapping corrects to [hnsf'U] (docs/units.md).
+  (dcmjs) did, hnsf'U under UCUM, which the mapping corrects to [hnsf'U] (docs/units.md). Not on MR.
+* Mean ADC 400-3000 um2/s (liver MR patient only; here about 920-1150): DCM 113041 Apparent Diffusion
+  Coefficient with derivation Mean, in um2/s (= 10^-6 mm2/s, PS3.16 CID 7181), as dcmqi writes it for the
+  QIN-PROSTATE-Repeatability reports (Fedorov et al., Invest Radiol 2017;52:538-546). Malignant lesions lie at
+  roughly 600-1300 um2/s, benign lesions and normal tissue higher (liver cysts and haemangiomas 1700-3000): Taouli
+  and Koh, Radiology 2010;254:47-66; Padhani et al., Neoplasia 2009;11:102-125, who also describe the rise of ADC
+  in a responding tumour. Colorectal liver metastases here start at 1010-1140 and lose about 10 % as they grow.
+* Radiomics (contrast CT patients, every segmented lesion, none for the planar-measured nodes): three IBSI
+  features coded as the corpus's pyradiomics report codes them (scheme IBSI, unit UCUM "1", values in
+  exponent form), the scheme declared with its PS3.6 UID. Definitions and bounds from the IBSI reference
+  manual (Zwanenburg et al., Radiology 2020;295:328-338): Sphericity QCFX in (0, 1], 1 for a sphere (here
+  0.63-0.82: nodules rounder than masses, growing lesions less round); Intensity Histogram Entropy TLU2 and
+  Joint Entropy of GLCM TU9B in bits, bounded by log2 of the number of grey levels and twice that. Their size
+  depends on the discretisation; with pyradiomics' default 25 HU bins on CT the corpus's LIDC-IDRI nodule has
+  0.78, 3.64 and 5.77, and the values here are 2.4-3.8 and 3.9-6.1 bits, growing with the lesion.
 
 The three bad inputs of `write_sample_corpus` (a text file, a truncated SR, an SR of another template) are
 written too, so that the ledger shows rejections. Same seed, same bytes; folder and file names carry no
@@ -36,6 +53,7 @@ patient data. Nothing here is a response assessment: it is synthetic data.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -47,6 +65,7 @@ from .corpus import bad_inputs, write_files
 from .generate import uid_for
 from .spec import (
     Code,
+    CodingScheme,
     EquipmentSpec,
     FindingSite,
     GroupTemplate,
@@ -76,6 +95,17 @@ SUV_BW = _dcm("126401", "SUVbw")
 MEAN = _sct("373098007", "Mean")
 MAXIMUM = _sct("56851009", "Maximum")
 RECIST_1_1 = _dcm("126081", "RECIST 1.1")
+ADC = _dcm("113041", "Apparent Diffusion Coefficient")
+SPHERICITY = Code("QCFX", "IBSI", "Sphericity")
+INTENSITY_HISTOGRAM_ENTROPY = Code("TLU2", "IBSI", "Intensity Histogram Entropy")
+GLCM_JOINT_ENTROPY = Code("TU9B", "IBSI", "Joint Entropy of GLCM")
+RADIOMICS = (SPHERICITY, INTENSITY_HISTOGRAM_ENTROPY, GLCM_JOINT_ENTROPY)
+"""IBSI feature codes (PS3.16 CID 7477 / 7478 / 7467), as the corpus's pyradiomics report codes them."""
+IBSI_SCHEME = CodingScheme(
+    designator="IBSI", name="Image Biomarker Standardisation Initiative", uid="1.2.840.10008.2.16.13"
+)
+"""Declared in the SR's Coding Scheme Identification Sequence with its PS3.6 UID, so that a reader (and FHIR)
+has a system for it; the corpus's pyradiomics report uses the designator without declaring it."""
 
 ML = Code("ml", "UCUM", "milliliter")
 MM3 = catalog.MM3
@@ -83,6 +113,10 @@ MM = catalog.MM
 HU = catalog.HU
 SUV_BW_UNIT = Code("g/ml{SUVbw}", "UCUM", "Standardized Uptake Value body weight")
 """The current PS3.16 CID 85 spelling (valid UCUM), not the annotation-first one `catalog.SUV_BW` keeps."""
+UM2_PER_S = Code("um2/s", "UCUM", "um2/s")
+"""Mean ADC as dcmqi writes it (PS3.16 CID 7181; 1 um2/s = 10^-6 mm2/s)."""
+NO_UNITS = catalog.NO_UNITS
+"""Radiomics features, as pyradiomics writes every one of them (the corpus's report)."""
 
 ABNORMAL_STRUCTURE = _sct("49755003", "Morphologically Abnormal Structure")
 NODULE = _sct("27925004", "Nodule")
@@ -102,6 +136,7 @@ NODES = frozenset({MEDIASTINAL_NODE, AXILLARY_NODE, RETROPERITONEAL_NODE, INGUIN
 
 CT_PROCEDURE = _sct("77477000", "Computed Tomography")
 PET_CT_PROCEDURE = _sct("443271005", "PET/CT FDG imaging of whole body")
+MULTIPARAMETRIC_MRI = _dcm("126020", "Multiparametric MRI")
 BASELINE_TYPE = Code("C1442488", "UMLS", "Baseline")
 POSTTREATMENT_TYPE = _dcm("126074", "Posttreatment")
 BASELINE_EVENT = _dcm("121079", "Baseline")
@@ -116,6 +151,8 @@ CODES: tuple[Code, ...] = (
     MEAN,
     MAXIMUM,
     RECIST_1_1,
+    ADC,
+    *RADIOMICS,
     ABNORMAL_STRUCTURE,
     NODULE,
     MASS,
@@ -128,12 +165,62 @@ CODES: tuple[Code, ...] = (
     *sorted(NODES, key=lambda c: c.value),
     CT_PROCEDURE,
     PET_CT_PROCEDURE,
+    MULTIPARAMETRIC_MRI,
     POSTTREATMENT_TYPE,
     BASELINE_EVENT,
 )
-"""The SCT and DCM codes this module adds to the catalog's, for the test against pydicom's dictionary."""
+"""The SCT, DCM and IBSI codes this module adds to the catalog's, for the test against pydicom's dictionary."""
 
 # --- The cohort -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    """How a patient is imaged, and so what the reports measure besides the lesions' size."""
+
+    description: str
+    """Study Description."""
+    procedure: Code
+    """Procedure Reported (TID 1500 row 4, PS3.16 CID 100)."""
+    image_class: str
+    """SOP Class of the images the calipers are drawn on."""
+    attenuation: bool
+    """Mean attenuation ([hnsf'U]): CT images."""
+    uptake: bool
+    """SUVmax: PET."""
+    diffusion: bool
+    """Mean ADC (um2/s): MR with diffusion-weighted images."""
+    radiomics: bool
+    """IBSI features of every segmented lesion (contrast CT, a fixed 25 HU bin width as pyradiomics' default)."""
+
+
+CONTRAST_CT = Protocol(
+    "CT CHEST ABDOMEN PELVIS WITH CONTRAST",
+    CT_PROCEDURE,
+    catalog.CT_IMAGE,
+    attenuation=True,
+    uptake=False,
+    diffusion=False,
+    radiomics=True,
+)
+PET_CT = Protocol(
+    "PET-CT FDG WHOLE BODY",
+    PET_CT_PROCEDURE,
+    catalog.CT_IMAGE,
+    attenuation=True,
+    uptake=True,
+    diffusion=False,
+    radiomics=False,
+)
+LIVER_MR = Protocol(
+    "MR LIVER DWI AND DYNAMIC CONTRAST",
+    MULTIPARAMETRIC_MRI,
+    catalog.MR_IMAGE,
+    attenuation=False,
+    uptake=False,
+    diffusion=True,
+    radiomics=False,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +236,14 @@ class LesionPlan:
     """Long axis at the first time point the lesion is seen at."""
     course: tuple[float | None, ...]
     """Long axis at each of the patient's time points divided by `long_axis_mm`; None: not (yet) seen."""
-    hu: float
-    """Mean attenuation at first sight ([hnsf'U])."""
+    hu: float | None
+    """Mean attenuation at first sight ([hnsf'U]); None on MR."""
     short_axis_mm: float | None = None
     """Lymph nodes: short axis at first sight (they are measured in a plane, TID 1410, with both axes)."""
     suv_max: float | None = None
     """PET-CT patients: SUVmax at first sight (g/ml{SUVbw})."""
+    adc: float | None = None
+    """MR patients: mean ADC at first sight (um2/s)."""
 
     @property
     def nodal(self) -> bool:
@@ -168,8 +257,7 @@ class PatientPlan:
     story: str
     sex: str
     age: int
-    pet: bool
-    """PET-CT studies (SUVmax measured) rather than contrast CT."""
+    protocol: Protocol
     intervals_days: tuple[int, ...]
     lesions: tuple[LesionPlan, ...]
 
@@ -180,7 +268,7 @@ PATIENTS: tuple[PatientPlan, ...] = (
         "non-small cell lung cancer, partial response",
         "M",
         67,
-        True,
+        PET_CT,
         (56, 63),
         (
             LesionPlan("Target 1", LUNG, R, MASS, 42.0, (1.0, 0.78, 0.66), 35.0, suv_max=14.2),
@@ -188,22 +276,22 @@ PATIENTS: tuple[PatientPlan, ...] = (
         ),
     ),
     PatientPlan(
-        "colorectal liver metastases, progression with a new lesion",
+        "colorectal liver metastases on liver MR, progression with a new lesion",
         "F",
         58,
-        False,
+        LIVER_MR,
         (60, 58, 62),
         (
-            LesionPlan("Target 1", LIVER, None, LESION, 31.0, (1.0, 1.12, 1.27, 1.41), 55.0),
-            LesionPlan("Target 2", LIVER, None, LESION, 18.0, (1.0, 1.10, 1.24, 1.38), 48.0),
-            LesionPlan("New 1", LIVER, None, LESION, 12.0, (None, None, 1.0, 1.33), 50.0),
+            LesionPlan("Target 1", LIVER, None, LESION, 31.0, (1.0, 1.12, 1.27, 1.41), None, adc=1060.0),
+            LesionPlan("Target 2", LIVER, None, LESION, 18.0, (1.0, 1.10, 1.24, 1.38), None, adc=1140.0),
+            LesionPlan("New 1", LIVER, None, LESION, 12.0, (None, None, 1.0, 1.33), None, adc=1010.0),
         ),
     ),
     PatientPlan(
         "renal cell carcinoma, stable primary, growing adrenal metastasis, new lung nodule",
         "M",
         71,
-        False,
+        CONTRAST_CT,
         (84, 91),
         (
             LesionPlan("Target 1", KIDNEY, L, MASS, 64.0, (1.0, 1.02, 0.97), 120.0),
@@ -215,10 +303,10 @@ PATIENTS: tuple[PatientPlan, ...] = (
         "lymphoma, metabolic and size response",
         "F",
         46,
-        True,
+        PET_CT,
         (42, 70),
         (
-            LesionPlan("Target 1", AXILLARY_NODE, L, LYMPHADENOPATHY, 38.0, (1.0, 0.55, 0.40), 45.0, 26.0, 18.5),
+            LesionPlan("Target 1", AXILLARY_NODE, L, LYMPHADENOPATHY, 38.0, (1.0, 0.55, 0.36), 45.0, 26.0, 18.5),
             LesionPlan(
                 "Target 2", RETROPERITONEAL_NODE, None, LYMPHADENOPATHY, 45.0, (1.0, 0.60, 0.45), 42.0, 31.0, 21.0
             ),
@@ -228,7 +316,7 @@ PATIENTS: tuple[PatientPlan, ...] = (
         "incidental lung nodule under surveillance, slow growth",
         "F",
         63,
-        False,
+        CONTRAST_CT,
         (90, 180),
         (LesionPlan("Nodule 1", LUNG, L, NODULE, 8.5, (1.0, 1.06, 1.19), 15.0),),
     ),
@@ -236,7 +324,7 @@ PATIENTS: tuple[PatientPlan, ...] = (
         "melanoma, mixed response",
         "M",
         54,
-        True,
+        PET_CT,
         (63,),
         (
             LesionPlan("Target 1", LUNG, R, NODULE, 16.0, (1.0, 0.69), 32.0, suv_max=6.2),
@@ -248,7 +336,7 @@ PATIENTS: tuple[PatientPlan, ...] = (
         "breast cancer, response then regrowth from the nadir, new lung nodule",
         "F",
         49,
-        False,
+        CONTRAST_CT,
         (56, 56, 84),
         (
             LesionPlan("Target 1", LIVER, None, LESION, 22.0, (1.0, 0.80, 0.68, 0.86), 46.0),
@@ -257,7 +345,7 @@ PATIENTS: tuple[PatientPlan, ...] = (
         ),
     ),
 )
-"""The sample cohort: 7 patients, 22 reports, 17 tracked lesions (4 of them new at a follow-up)."""
+"""The sample cohort: 7 patients, 22 reports, 17 tracked lesions (3 of them new at a follow-up)."""
 
 TIME_POINT_NAMES = ("baseline", "follow-up 1", "follow-up 2", "follow-up 3")
 PIXEL_SPACING_MM = 0.75
@@ -291,10 +379,21 @@ def _clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
+FINDING_SPHERICITY: dict[Code, float] = {NODULE: 0.80, LESION: 0.74, MASS: 0.68}
+"""Typical IBSI sphericity by finding: a small nodule is near round, a large mass lobulated (here 0.6-0.85)."""
+
+
 def _measurements(
-    lesion: LesionPlan, factor: float, rng: random.Random, pet: bool, volume_unit: Code, hu_spelling: str | None
+    lesion: LesionPlan,
+    factor: float,
+    rng: random.Random,
+    protocol: Protocol,
+    volume_unit: Code,
+    hu_spelling: str | None,
+    sphericity: float,
 ) -> tuple[Measurement, ...]:
-    """The lesion's NUMs at one time point: sizes scale with `factor`, attenuation and uptake follow them."""
+    """The lesion's NUMs at one time point: sizes scale with `factor`; attenuation, uptake, diffusion and
+    texture follow them. `sphericity` is the lesion's own (it keeps its shape from one study to the next)."""
     long_axis = _clamp(_jitter(rng, lesion.long_axis_mm * factor, 0.02), 3.0, 80.0)
     out = [Measurement(concept=LONG_AXIS, value=f"{long_axis:.1f}", unit=MM)]
     if lesion.short_axis_mm is not None:
@@ -304,11 +403,28 @@ def _measurements(
         volume_mm3 = 3.141592653589793 / 6 * long_axis * (0.8 * long_axis) * (0.7 * _jitter(rng, long_axis, 0.04))
         volume = f"{volume_mm3:.0f}" if volume_unit == MM3 else f"{volume_mm3 / 1000:.2f}"
         out.append(Measurement(concept=VOLUME, value=volume, unit=volume_unit))
-    hu = _clamp(lesion.hu + 30.0 * (factor - 1.0) + rng.uniform(-6.0, 6.0), -100.0, 200.0)
-    out.append(Measurement(concept=ATTENUATION, value=f"{hu:.0f}", unit=HU, derivation=MEAN, unit_spelling=hu_spelling))
-    if pet and lesion.suv_max is not None:
+    if protocol.attenuation and lesion.hu is not None:
+        hu = _clamp(lesion.hu + 30.0 * (factor - 1.0) + rng.uniform(-6.0, 6.0), -100.0, 200.0)
+        out.append(
+            Measurement(concept=ATTENUATION, value=f"{hu:.0f}", unit=HU, derivation=MEAN, unit_spelling=hu_spelling)
+        )
+    if protocol.uptake and lesion.suv_max is not None:
         suv = _clamp(_jitter(rng, lesion.suv_max * factor**1.5, 0.05), 1.2, 25.0)
         out.append(Measurement(concept=SUV_BW, value=f"{suv:.1f}", unit=SUV_BW_UNIT, derivation=MAXIMUM))
+    if protocol.diffusion and lesion.adc is not None:
+        # Cell death raises the ADC of a responding lesion; a growing, more cellular one loses a little.
+        adc = _clamp(_jitter(rng, lesion.adc * factor**-0.4, 0.03), 400.0, 3000.0)
+        out.append(Measurement(concept=ADC, value=f"{adc:.0f}", unit=UM2_PER_S, derivation=MEAN))
+    if protocol.radiomics and not lesion.nodal:
+        # A growing lesion gets lobulated (less spherical); texture entropy grows with the number of voxels.
+        entropy = 2.6 + 0.4 * math.log2(long_axis / 10.0) + rng.uniform(-0.08, 0.08)
+        features = {
+            SPHERICITY: _clamp(sphericity - 0.1 * (factor - 1.0) + rng.uniform(-0.015, 0.015), 0.4, 0.95),
+            INTENSITY_HISTOGRAM_ENTROPY: entropy,
+            GLCM_JOINT_ENTROPY: 1.6 * entropy + rng.uniform(-0.1, 0.1),
+        }
+        # pyradiomics writes every feature in this exponent form, unit "1" (the corpus's report).
+        out.extend(Measurement(concept=c, value=f"{v:.6E}", unit=NO_UNITS) for c, v in features.items())
     return tuple(out)
 
 
@@ -366,12 +482,13 @@ def _report(
         if factor is None:
             continue
         image = ReferencedInstance(
-            sop_class_uid=catalog.CT_IMAGE,
+            sop_class_uid=plan.protocol.image_class,
             sop_instance_uid=_uid(seed, p, t, "image", k),
             series_instance_uid=ct_series,
             study_instance_uid=study_uid,
         )
-        measurements = _measurements(lesion, factor, rng, plan.pet, volume_unit, hu_spelling)
+        sphericity = FINDING_SPHERICITY.get(lesion.finding, 0.7) + _seed(seed, "lesion", p, k).uniform(-0.04, 0.04)
+        measurements = _measurements(lesion, factor, rng, plan.protocol, volume_unit, hu_spelling, sphericity)
         if lesion.nodal:
             template = GroupTemplate.PLANAR_ROI
             caliper = _caliper(rng, float(measurements[0].value or 0))
@@ -424,7 +541,7 @@ def _report(
             study_time=study_time,
             study_id=str(t + 1),
             accession_number=f"ACC{rng.randrange(10**7):07d}",
-            description="PET-CT FDG WHOLE BODY" if plan.pet else "CT CHEST ABDOMEN PELVIS WITH CONTRAST",
+            description=plan.protocol.description,
         ),
         equipment=EquipmentSpec(
             manufacturer="sr2fhir_synth",
@@ -445,9 +562,10 @@ def _report(
             verification_flag="VERIFIED" if workstation else "UNVERIFIED",
         ),
         language=ENGLISH,
-        procedures_reported=(PET_CT_PROCEDURE if plan.pet else CT_PROCEDURE,),
+        procedures_reported=(plan.protocol.procedure,),
         person_observers=(PersonObserver(name="Reader^Synthetic", organization="Synthetic General Hospital"),),
         groups=tuple(groups),
+        coding_schemes=(IBSI_SCHEME,) if any(m.concept in RADIOMICS for g in groups for m in g.measurements) else (),
     )
     folder = f"site-{'ab'[p % 2]}/subject-{p + 1:02d}/study-{t + 1:02d}"
     name = f"SR{index + 1:06d}" if index % 5 == 4 else f"sr-{index + 1:03d}.dcm"  # PACS exports: no extension

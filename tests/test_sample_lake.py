@@ -4,6 +4,8 @@ carry the sites and units the reports had. No Spark: `map_sr` is the mapping the
 
 from __future__ import annotations
 
+import ast
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import cast
@@ -11,7 +13,7 @@ from typing import cast
 import pydicom.sr._concepts_dict as concepts
 import pytest
 
-from sr2fhir_core import MappingResult, map_sr
+from sr2fhir_core import MappingResult, WarningCode, map_sr
 from sr2fhir_synth import sample
 from sr2fhir_synth.corpus import bad_inputs
 from sr2fhir_synth.spec import Measurement
@@ -50,6 +52,15 @@ def _by_concept(reports: list[sample.SampleReport]) -> dict[str, list[tuple[Meas
     return found
 
 
+def _concepts_by_protocol(reports: list[sample.SampleReport]) -> dict[str, set[str]]:
+    """Study Description → the measurement concepts its reports carry."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for report in reports:
+        description = report.spec.study.description or ""
+        found[description] |= {m.concept.meaning for group in report.spec.groups for m in group.measurements}
+    return found
+
+
 def test_cohort_shape() -> None:
     reports = sample.sample_reports()
     studies = Counter(r.patient for r in reports)
@@ -78,6 +89,28 @@ def test_values_are_in_plausible_ranges_and_units() -> None:
     assert {m.unit_spelling for m, _ in found["Attenuation Coefficient"]} == {None, "hnsf'U"}
     assert all(1.0 <= _value(m) <= 25.0 and m.derivation == sample.MAXIMUM for m, _ in found["SUVbw"])
     assert {m.unit for m, _ in found["SUVbw"]} == {sample.SUV_BW_UNIT}
+    # Mean ADC in um2/s as dcmqi writes it; every lesion here is a metastasis: the malignant range, not a cyst's.
+    adc = found["Apparent Diffusion Coefficient"]
+    assert adc and all(600.0 <= _value(m) <= 1300.0 and m.derivation == sample.MEAN for m, _ in adc)
+    assert {m.unit for m, _ in adc} == {sample.UM2_PER_S}
+    # Radiomics: unitless as pyradiomics writes them; sphericity in (0, 1]; entropies in bits, positive and below
+    # log2 of 256 grey levels (twice that for the GLCM's joint histogram).
+    for feature, high in (
+        (sample.SPHERICITY, 1.0),
+        (sample.INTENSITY_HISTOGRAM_ENTROPY, 8.0),
+        (sample.GLCM_JOINT_ENTROPY, 16.0),
+    ):
+        values = found[feature.meaning]
+        assert values and {m.unit for m, _ in values} == {sample.NO_UNITS}, feature
+        assert all(0.0 < _value(m) <= high for m, _ in values), feature
+        assert all(re.fullmatch(r"\d\.\d{6}E[+-]\d\d", m.value or "") for m, _ in values), feature
+    assert {site for m, site in found["Sphericity"]}.isdisjoint(n.meaning for n in sample.NODES)
+    # What each protocol can measure: no attenuation on MR, no ADC on CT, uptake only on PET.
+    by_protocol = _concepts_by_protocol(sample.sample_reports())
+    assert "Apparent Diffusion Coefficient" in by_protocol[sample.LIVER_MR.description]
+    assert "Attenuation Coefficient" not in by_protocol[sample.LIVER_MR.description]
+    assert all("Apparent Diffusion Coefficient" not in concepts for d, concepts in by_protocol.items() if "MR" not in d)
+    assert all("SUVbw" not in concepts for d, concepts in by_protocol.items() if "PET" not in d)
     # RECIST 1.1 measurability at baseline: non-nodal targets from 10 mm long axis, nodes from 15 mm short axis.
     for plan in sample.PATIENTS:
         for lesion in plan.lesions:
@@ -110,6 +143,32 @@ def test_lesions_keep_their_tracking_ids_and_change_plausibly() -> None:
     assert any(course[0][0] > 0 for course in courses.values()), "a new lesion at a follow-up"
 
 
+def test_a_responding_node_becomes_normal_again() -> None:
+    """The docstring's promise: a target node (short axis from 15 mm) falls under RECIST 1.1's 10 mm."""
+    short_axes: dict[str, list[float]] = defaultdict(list)
+    for report in sample.sample_reports():
+        for group in report.spec.groups:
+            for m in group.measurements:
+                if m.concept == sample.SHORT_AXIS and group.tracking_uid:
+                    short_axes[group.tracking_uid].append(_value(m))
+    assert any(course[0] >= 15.0 and course[-1] < 10.0 for course in short_axes.values())
+
+
+def test_the_cohort_docstring_counts_what_the_plan_has() -> None:
+    """`PATIENTS`' docstring states the cohort's size; a change to the plan must change the text too."""
+    module = ast.parse(Path(sample.__file__).read_text())
+    body = module.body
+    index = next(
+        i for i, node in enumerate(body) if isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "PATIENTS"
+    )
+    docstring = ast.literal_eval(cast(ast.Expr, body[index + 1]).value)
+    numbers = re.search(r"(\d+) patients, (\d+) reports, (\d+) tracked lesions \((\d+) of them new", docstring)
+    assert numbers is not None, docstring
+    new = sum(lesion.course[0] is None for plan in sample.PATIENTS for lesion in plan.lesions)
+    lesions = sum(len(plan.lesions) for plan in sample.PATIENTS)
+    assert tuple(map(int, numbers.groups())) == (len(sample.PATIENTS), len(sample.sample_reports()), lesions, new)
+
+
 def test_the_lake_is_deterministic_and_has_the_bad_inputs(lake: tuple[Path, list[Path]], tmp_path: Path) -> None:
     directory, paths = lake
     again = sample.write_sample_lake(tmp_path)
@@ -140,7 +199,25 @@ def test_the_lake_maps_and_its_rows_carry_sites_and_units(
         ("118565006", "ml"),
         ("112031", "[hnsf'U]"),  # hnsf'U corrected to valid UCUM
         ("126401", "g/ml{SUVbw}"),
+        ("113041", "um2/s"),
+        *((feature.value, "1") for feature in sample.RADIOMICS),
     }
+    # Every NUM of every report is a row; none is left in an unmapped_content warning, and the declared IBSI
+    # scheme gives its features a system (no unknown_coding_scheme warning).
+    reports = sample.sample_reports()
+    assert len(measurement_rows) == sum(len(g.measurements) for r in reports for g in r.spec.groups)
+    measured = {m.concept.value for r in reports for g in r.spec.groups for m in g.measurements}
+    warnings = [w for r in mapped if r.mapped for w in r.warnings]
+    assert not any(
+        f"({code}," in w.message for w in warnings if w.code is WarningCode.UNMAPPED_CONTENT for code in measured
+    )
+    assert not any(w.code is WarningCode.UNKNOWN_CODING_SCHEME for w in warnings)
+    ibsi = {
+        row["measurement_system"]
+        for row in measurement_rows
+        if row["measurement_code"] in {f.value for f in sample.RADIOMICS}
+    }
+    assert ibsi == {f"urn:oid:{sample.IBSI_SCHEME.uid}"}
     lateral = {row["finding_site_display"]: row["laterality_display"] for row in measurement_rows}
     assert lateral["Kidney"] == "Left" and lateral["Liver"] is None
     for row in measurement_rows:
