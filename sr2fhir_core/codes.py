@@ -45,6 +45,9 @@ CODE_SYSTEMS: dict[str, str] = {
     "UBERON": "http://purl.obolibrary.org/obo/uberon.owl",
     "HGNC": "http://www.genenames.org",
     "NCBITAXON": "http://purl.obolibrary.org/obo/ncbitaxon.owl",
+    # No HL7 Terminology URI; DICOM registers the scheme's UID (PS3.16 Table 8-1), so a report that does not
+    # declare it gets the system of one that does.
+    "IBSI": "urn:oid:1.2.840.10008.2.16.13",
 }
 """Designator (upper-cased) → FHIR `Coding.system`: the IG's choices, else HL7 Terminology preferred URIs.
 Never a version in the URI: the scheme version goes to `Coding.version`."""

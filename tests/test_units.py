@@ -64,8 +64,9 @@ def test_coding_scheme_systems() -> None:
     assert declared.system("99X") == "https://example.org/x"
     assert declared.system("99Y") == "urn:oid:1.2.3"
     assert declared.system("99Z") == "https://example.org/z"
-    assert declared.system("IBSI").startswith("urn:dicom:coding-scheme:")
-    assert declared.unregistered == {"IBSI"}
+    assert declared.system("IBSI") == "urn:oid:1.2.840.10008.2.16.13"  # DICOM's UID for it, declared or not
+    assert declared.system("ABC").startswith("urn:dicom:coding-scheme:")
+    assert declared.unregistered == {"ABC"}
 
 
 def test_ids_are_stable_and_distinct() -> None:
