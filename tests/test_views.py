@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fcntl
+import functools
+import json
 import os
 import sys
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -37,7 +39,7 @@ from sr2fhir_synth import FIDELITY_FEATURES, ReportSpec, every_row_spec, random_
 from sr2fhir_synth.spec import Code, Measurement
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "profile_validation"))
-from sql_on_fhir import UnavailableError, ViewInput, ViewRun, query, ready, run_views
+from sql_on_fhir import UnavailableError, ViewInput, ViewIssue, query, read_rows, ready, run_views
 
 pytestmark = pytest.mark.views
 
@@ -208,11 +210,39 @@ def _altered(mapped: Mapped) -> tuple[Mapped, set[str]]:
     return Mapped(resources, mapped.rows), changed
 
 
+def _inputs() -> dict[str, Callable[[], Mapped]]:
+    """The inputs the views run over, by name, each mapped only when a test needs it."""
+    inputs: dict[str, Callable[[], Mapped]] = {
+        f"generated-{release}": functools.partial(_generated, options) for release, options in RELEASES.items()
+    }
+    if (shared_path() / "corpus").is_dir():
+        inputs |= {f"corpus-{release}": functools.partial(_corpus, options) for release, options in RELEASES.items()}
+    inputs["every-row"] = lambda: _collect([map_sr(write_sr(every_row_spec()))])
+    inputs["control"] = lambda: _control()[0]
+    return inputs
+
+
+@functools.cache
+def _mapped(name: str) -> Mapped:
+    return _inputs()[name]()
+
+
+@functools.cache
+def _control() -> tuple[Mapped, frozenset[str]]:
+    control, changed = _altered(_mapped("generated-ballot"))
+    return control, frozenset(changed)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    mapped: dict[str, Mapped]
-    run: ViewRun
-    control_changed: set[str]
+    issues: list[ViewIssue]
+    rows: dict[str, dict[str, list[dict]]]
+    """input name → view name → rows, from the HL7 runner."""
+
+    def mapped(self, name: str) -> Mapped:
+        if name not in self.rows:
+            pytest.skip(f"shared corpus not found at {shared_path()}")
+        return _mapped(name)
 
 
 def _write_ndjson(path: Path, resources: list[dict]) -> Path:
@@ -221,25 +251,28 @@ def _write_ndjson(path: Path, resources: list[dict]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
+def outcome(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Outcome:
     try:
         root = ready()
     except UnavailableError as exc:
         if os.environ.get("SR2FHIR_REQUIRE_VALIDATOR") == "1":
             pytest.fail(f"SR2FHIR_REQUIRE_VALIDATOR=1 but the HL7 SQL-on-FHIR runner is unavailable: {exc}")
         pytest.skip(f"HL7 SQL-on-FHIR runner unavailable: {exc}")
-    mapped = {f"generated-{release}": _generated(options) for release, options in RELEASES.items()}
-    if (shared_path() / "corpus").is_dir():
-        mapped |= {f"corpus-{release}": _corpus(options) for release, options in RELEASES.items()}
-    mapped["every-row"] = _collect([map_sr(write_sr(every_row_spec()))])
-    control, changed = _altered(mapped["generated-ballot"])
-    mapped["control"] = control
-    folder = tmp_path_factory.mktemp("views")
-    inputs = [ViewInput(name, [_write_ndjson(folder / f"{name}.ndjson", m.resources)]) for name, m in mapped.items()]
-    started = time.monotonic()
-    run = run_views(sorted(VIEWS.glob("*.json")), inputs, root)
-    print(f"HL7 runner: {len(inputs)} inputs, {time.monotonic() - started:.1f} s (one JVM)")
-    yield Outcome(mapped, run, changed)
+    names = list(_inputs())
+    # One runner per session: xdist workers share the session's temporary folder; the first to take the lock
+    # maps every input and runs the JVM once, the other reads its rows (the mapping is deterministic).
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    folder = shared / "views"
+    with open(shared / "views.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "issues.json").is_file():
+            folder.mkdir(exist_ok=True)
+            inputs = [ViewInput(n, [_write_ndjson(folder / f"{n}.ndjson", _mapped(n).resources)]) for n in names]
+            run = run_views(sorted(VIEWS.glob("*.json")), inputs, root, folder / "rows")
+            print(f"HL7 runner: {len(inputs)} inputs, {run.seconds:.1f} s (one JVM)")
+            (folder / "issues.json").write_text(json.dumps([dataclasses.asdict(i) for i in run.issues]))
+    issues = [ViewIssue(**i) for i in json.loads((folder / "issues.json").read_text())]
+    return Outcome(issues, read_rows(folder / "rows", names))
 
 
 # --- normalising both sides to comparable values ----------------------------------------------------------
@@ -276,7 +309,7 @@ def _actual(table: str, row: dict) -> tuple:
 
 
 def _table(outcome: Outcome, name: str, table: str) -> list[dict]:
-    return query(SQL[table], outcome.run.rows[name])
+    return query(SQL[table], outcome.rows[name])
 
 
 def _differences(expected: Counter, actual: Counter, table: str) -> str:
@@ -296,8 +329,8 @@ def _differences(expected: Counter, actual: Counter, table: str) -> str:
 
 
 def test_the_views_are_valid_for_the_hl7_validator(outcome: Outcome) -> None:
-    assert outcome.run.issues == []
-    assert {path.stem for path in VIEWS.glob("*.json")} <= set(outcome.run.rows["generated-ballot"])
+    assert outcome.issues == []
+    assert {path.stem for path in VIEWS.glob("*.json")} <= set(outcome.rows["generated-ballot"])
 
 
 @pytest.mark.parametrize("release", list(RELEASES))
@@ -305,9 +338,7 @@ def test_the_views_are_valid_for_the_hl7_validator(outcome: Outcome) -> None:
 @pytest.mark.parametrize("source", ["generated", "corpus"])
 def test_views_rebuild_the_table(outcome: Outcome, source: str, release: str, table: str) -> None:
     name = f"{source}-{release}"
-    if name not in outcome.mapped:
-        pytest.skip(f"shared corpus not found at {shared_path()}")
-    expected = Counter(_expected(table, row) for row in outcome.mapped[name].rows[table])
+    expected = Counter(_expected(table, row) for row in outcome.mapped(name).rows[table])
     actual = Counter(_actual(table, row) for row in _table(outcome, name, table))
     print(f"{name} {table}: {sum(actual.values())} rows")
     assert sum(expected.values()) > 0
@@ -344,9 +375,8 @@ def test_views_rebuild_the_lists(outcome: Outcome, source: str, release: str) ->
     """`finding_sites` and `concept_modifiers` of every row, as multisets; the derivation parameters that are
     components are among the row's `derivation_parameters` (the others are Observations in `derivedFrom`)."""
     name = f"{source}-{release}"
-    if name not in outcome.mapped:
-        pytest.skip(f"shared corpus not found at {shared_path()}")
-    view_rows = outcome.run.rows[name]
+    mapped = outcome.mapped(name)
+    view_rows = outcome.rows[name]
     sites = _sites_by_structure(view_rows)
     groups = {row["member_key"]: row for row in view_rows["measurement_group"]}
     components: dict[str, list[dict]] = {}
@@ -364,7 +394,7 @@ def test_views_rebuild_the_lists(outcome: Outcome, source: str, release: str) ->
     }
     checked = 0
     for table, by_id in observations.items():
-        for expected in outcome.mapped[name].rows[table]:
+        for expected in mapped.rows[table]:
             observation = by_id[expected["observation_id"]]
             # A measurement's sites are its own (or inherited) link; an evaluation's are its group's.
             owner = observation if table == "measurements" else groups.get(observation["observation_key"])
@@ -394,11 +424,12 @@ def test_views_rebuild_the_lists(outcome: Outcome, source: str, release: str) ->
 def test_a_changed_fhir_value_changes_the_rows(outcome: Outcome) -> None:
     """Control: the comparison above sees a change in the FHIR (one value, one tracking identifier)."""
     table = "measurements"
-    expected = Counter(_expected(table, row) for row in outcome.mapped["control"].rows[table])
+    control, changed = _control()
+    expected = Counter(_expected(table, row) for row in control.rows[table])
     actual = Counter(_actual(table, row) for row in _table(outcome, "control", table))
     ids = SHARED_COLUMNS[table].index("observation_id")
     differing = {row[ids] for row in (expected - actual)} | {row[ids] for row in (actual - expected)}
-    assert differing == {i for i in outcome.control_changed if i in {row[ids] for row in expected}}
+    assert differing == {i for i in changed if i in {row[ids] for row in expected}}
     assert len(differing) >= 2
 
 
@@ -419,7 +450,7 @@ def test_sqlonfhir_agrees_with_the_hl7_runner(outcome: Outcome) -> None:
     the measurements table needs, on the every-row report. Keys are compared without their runner's convention
     (both are opaque join keys), decimals as numbers."""
     evaluate = pytest.importorskip("sqlonfhir").evaluate
-    resources = [orjson.loads(dumps_json(r)) for r in outcome.mapped["every-row"].resources]
+    resources = [orjson.loads(dumps_json(r)) for r in outcome.mapped("every-row").resources]
 
     def normalised(rows: list[dict]) -> Counter:
         return Counter(
@@ -429,6 +460,6 @@ def test_sqlonfhir_agrees_with_the_hl7_runner(outcome: Outcome) -> None:
 
     for name in NOTEBOOK_VIEWS:
         view = orjson.loads((VIEWS / f"{name}.json").read_bytes())
-        hl7 = outcome.run.rows["every-row"][name]
+        hl7 = outcome.rows["every-row"][name]
         assert len(hl7) > 0
         assert normalised(evaluate(resources, view)) == normalised(hl7), name

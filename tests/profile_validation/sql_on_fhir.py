@@ -102,20 +102,24 @@ def ready(root: Path | None = None) -> Path:
     return root
 
 
-def run_views(views: Sequence[Path], inputs: Iterable[ViewInput], root: Path | None = None) -> ViewRun:
-    """Validate `views` and run each over each input, in one JVM."""
+def run_views(
+    views: Sequence[Path], inputs: Iterable[ViewInput], root: Path | None = None, output: Path | None = None
+) -> ViewRun:
+    """Validate `views` and run each over each input, in one JVM. The rows are kept in `output`
+    (`<input>/<view>.json`, read back with `read_rows`) when given."""
     root = root or cache_dir()
     java = _java_tool("java")
     classes = compiled_classes(root)
     inputs = list(inputs)
     with tempfile.TemporaryDirectory() as work:
         work_path = Path(work)
+        rows = output or work_path / "rows"
         job = {
             "views": [str(v) for v in views],
             "inputs": [
                 {"name": i.name, "fhirVersion": i.fhir_version, "files": [str(f) for f in i.files]} for i in inputs
             ],
-            "output": str(work_path / "rows"),
+            "output": str(rows),
         }
         (work_path / "job.json").write_text(json.dumps(job))
         command = [
@@ -133,16 +137,22 @@ def run_views(views: Sequence[Path], inputs: Iterable[ViewInput], root: Path | N
         seconds = time.monotonic() - started
         if done.returncode != 0:
             raise RuntimeError(f"RunViews failed ({done.returncode}):\n{done.stderr[-4000:]}")
-        run = ViewRun(
+        return ViewRun(
             issues=[ViewIssue(**json.loads(line)) for line in done.stdout.splitlines() if line.startswith("{")],
+            rows=read_rows(rows, [i.name for i in inputs]),
             seconds=seconds,
         )
-        for view_input in inputs:
-            folder = work_path / "rows" / view_input.name
-            run.rows[view_input.name] = {
-                path.stem: json.loads(path.read_text(), parse_float=Decimal) for path in sorted(folder.glob("*.json"))
-            }
-    return run
+
+
+def read_rows(folder: Path, inputs: Iterable[str]) -> dict[str, dict[str, list[dict]]]:
+    """input name → view name → rows, as RunViews wrote them into `folder` (decimals as `Decimal`)."""
+    return {
+        name: {
+            path.stem: json.loads(path.read_text(), parse_float=Decimal)
+            for path in sorted((folder / name).glob("*.json"))
+        }
+        for name in inputs
+    }
 
 
 def query(sql: str, tables: Mapping[str, list[dict]]) -> list[dict]:
