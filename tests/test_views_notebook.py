@@ -45,9 +45,7 @@ def _write_sample_run(output: Path) -> int:
     return len(rows)
 
 
-def test_notebook_gets_the_measurements_table_from_the_ndjson(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_notebook_gets_the_measurements_table_from_the_ndjson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("sqlonfhir")
