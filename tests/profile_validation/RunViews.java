@@ -1,17 +1,18 @@
 // Runs SQL-on-FHIR v2 ViewDefinitions with the HL7 FHIR core library's runner (org.hl7.fhir.r5.utils.sql.Runner),
-// offline, one JVM for every view and input; written for sr2fhir's view tests (sql_on_fhir.py drives it).
+// offline, one JVM for every view and input; written for sr2fhir's view tests (sql_on_fhir.py compiles and drives it).
 //
-//   java -cp "CACHE/lib/*" RunViews.java CORE_PACKAGE_FOLDER JOB_FILE
+//   java -cp "CLASSES:CACHE/lib/*" RunViews CORE_PACKAGE_FOLDER JOB_FILE
 //
-// CORE_PACKAGE_FOLDER is the folder of hl7.fhir.r5.core (holding its `package` folder) (the runner type-checks every FHIRPath
-// against its StructureDefinitions). JOB_FILE is JSON:
+// CORE_PACKAGE_FOLDER is the folder of hl7.fhir.r5.core (holding its `package` folder): the runner type-checks
+// every FHIRPath against its StructureDefinitions. JOB_FILE is JSON:
 //   {"views": [VIEW_FILE...], "inputs": [{"name", "fhirVersion": "5.0" | "4.0", "files": [NDJSON...]}],
 //    "output": FOLDER}
 // Each view is checked first with the library's Validator (every issue, as JSON lines on stdout:
-// {"view", "severity", "message"}); a view with errors is not run. Then, per input, the view's rows are written to FOLDER/<input>/<view name>.json
-// (the library's StorageJson rows: one JSON object per row, decimals as JSON numbers in their plain form).
-// R4 inputs are parsed with the R4 model and converted to R5 by the library's VersionConvertorFactory_40_50, so
-// R5 ViewDefinitions run over them unchanged. References resolve within one input (getReferenceKey).
+// {"view", "severity", "message"}); a view with errors is not run. Then, per input, the view's rows are written
+// to FOLDER/<input>/<view name>.json (the library's StorageJson rows: one JSON object per row, decimals as JSON
+// numbers in their plain form). R4 inputs are parsed with the R4 model and converted to R5 by the library's
+// VersionConvertorFactory_40_50 before the views run (cross-version extensions stay extensions: docs/views.md).
+// References resolve within one input (getReferenceKey); a reference to a resource not in it has no key.
 import java.io.BufferedReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
