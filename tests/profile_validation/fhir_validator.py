@@ -123,13 +123,13 @@ def _install_jars(root: Path) -> Path:
     return lib
 
 
-def _package_dir(root: Path, package_id: str, version: str) -> Path:
+def package_dir(root: Path, package_id: str, version: str) -> Path:
     return root / ".fhir" / "packages" / f"{package_id}#{version}"
 
 
 def _install_packages(root: Path) -> None:
     for package_id, version in FHIR_PACKAGES:
-        target = _package_dir(root, package_id, version)
+        target = package_dir(root, package_id, version)
         target.parent.mkdir(parents=True, exist_ok=True)
         if (target / "package" / "package.json").is_file():
             continue
@@ -174,7 +174,7 @@ def validate(definitions: list[Path], files: list[Path], root: Path | None = Non
             str(JAVA_SOURCE),
             CORE_PACKAGE,
             listing.name,
-            *(str(_package_dir(root, *package) / "package") for package in LOADED_PACKAGES),
+            *(str(package_dir(root, *package) / "package") for package in LOADED_PACKAGES),
             *map(str, definitions),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
