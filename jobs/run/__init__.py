@@ -29,7 +29,7 @@ from ..config import JobConfig
 from ..layout import Layout
 from ..spark.fs import HadoopFS
 from ..spark.session import apply_runtime_settings
-from . import catalog, commit, recover, recovery, select, sinks, stage, summary
+from . import catalog, commit, executors, recover, recovery, select, sinks, stage, summary
 from .context import OutputTables, Run
 
 log = logging.getLogger("sr2fhir")
@@ -55,8 +55,9 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             job.table_format,
             ", full refresh" if job.replace else "",
         )
-        done = _steps(job, before_ledger)
-        catalog.register(job)
+        with executors.failing_without_executors(spark, config.spark.no_executor_timeout_seconds):
+            done = _steps(job, before_ledger)
+            catalog.register(job)
         return done
 
 
