@@ -180,6 +180,10 @@ def test_the_given_sessions_jvm_shutting_down_stops_the_job_and_waits_for_its_cl
         registered[0].run()
         returned.set()
 
+    with stopping.on_jvm_shutdown(spark) as idle:  # a job that ends unstopped takes its hook away
+        assert idle is not None and manager.hasShutdownHook(idle.registered)
+    assert not manager.hasShutdownHook(idle.registered)
+
     try:
         with stopping.on_sigterm(), stopping.on_jvm_shutdown(spark) as hook:
             assert hook is not None and manager.hasShutdownHook(hook.registered)
