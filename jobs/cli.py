@@ -148,6 +148,7 @@ def _run_job(args: argparse.Namespace, config) -> dict:
 
 def _on_session(args: argparse.Namespace, config, work: Callable):
     """`work(spark, config)` on the given session or a local one started (and stopped) here."""
+    from .spark.given import as_given
     from .spark.session import apply_runtime_settings, needs_s3, session_for
 
     logging.basicConfig(
@@ -158,8 +159,9 @@ def _on_session(args: argparse.Namespace, config, work: Callable):
         handler.addFilter(_not_py4j_chatter)
     spark, started_here = session_for(config.spark, s3=needs_s3(config.uris), umask=config.out.umask)
     try:
-        apply_runtime_settings(spark, config.spark, umask=config.out.umask)
-        return work(spark, config)
+        with as_given(spark, config.spark, started_here=started_here):  # quiet logs, a JVM shutdown is a stop
+            apply_runtime_settings(spark, config.spark, umask=config.out.umask)
+            return work(spark, config)
     finally:
         if started_here:
             _stop(spark)

@@ -4,6 +4,7 @@ are an error so a typo never passes silently."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,6 +34,8 @@ class SparkConfig:
     class_archive_dir: str | None
     jar_cache_dir: str | None
     quiet_jvm_logs: bool
+    no_executor_timeout_seconds: float | None
+    """How long a run's Spark jobs may wait with no executor before the run fails (`jobs/run/executors.py`)."""
     settings: Mapping[str, str]
 
 
@@ -68,6 +71,8 @@ class OutputConfig:
     lock_expiry_seconds: float
     umask: str | None
     """Octal, e.g. "027"; None: the process's umask alone (`spark.session.umask_mode`)."""
+    catalog_schema: str | None = None
+    """`schema` or `catalog.schema` the Delta tables are registered in after each run (`jobs/catalog.py`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,11 +236,18 @@ def load_config(
         progress_interval_seconds=float,
         lock_expiry_seconds=float,
         umask=_octal_umask,
+        catalog_schema=_catalog_schema,
     )
     if out.lock_expiry_seconds < 10:
         raise ConfigError(f"output.lock_expiry_seconds must be at least 10, not {out.lock_expiry_seconds:g}")
     if out.table_format not in TABLE_FORMATS:
         raise ConfigError(f"output.table_format must be one of {TABLE_FORMATS}, not {out.table_format!r}")
+    if out.catalog_schema is not None and out.table_format != "delta":
+        raise ConfigError(
+            "output.catalog_schema registers Delta tables only: a catalog's Parquet table keeps the partitions and"
+            " columns it was created with, so it would miss a later run's new study years and new columns until"
+            " repaired; use output.table_format delta, or set output.catalog_schema to null"
+        )
     unknown_partitions = set(out.partition_by) - {"study_year"}
     if unknown_partitions:
         raise ConfigError(f"output.partition_by supports study_year or nothing, not {sorted(unknown_partitions)}")
@@ -287,6 +299,7 @@ def load_config(
             "spark",
             jar_excludes=tuple,
             quiet_jvm_logs=_flag("spark.quiet_jvm_logs"),
+            no_executor_timeout_seconds=_no_executor_timeout,
             settings=lambda s: {k: _spark_value(v) for k, v in (s or {}).items()},
         ),
         input=_section(
@@ -314,6 +327,31 @@ def _octal_umask(value: object) -> str | None:
     if not (3 <= len(text) <= 4 and all(c in "01234567" for c in text)):
         raise ConfigError(f'output.umask must be octal digits such as "027", or null, not {value!r}')
     return text
+
+
+CATALOG_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+"""`schema` or `catalog.schema`: plain identifiers, which every catalog (Hive, Glue, Unity) takes unquoted."""
+
+
+def _catalog_schema(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CATALOG_SCHEMA.fullmatch(value):
+        raise ConfigError(
+            "output.catalog_schema must be a schema name or catalog.schema (letters, digits, underscores), or null,"
+            f" not {value!r}"
+        )
+    return value
+
+
+def _no_executor_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 10:
+        raise ConfigError(
+            f"spark.no_executor_timeout_seconds must be a number of seconds (at least 10) or null, not {value!r}"
+        )
+    return float(value)
 
 
 def _url_base(value: object) -> str | None:

@@ -70,6 +70,14 @@ class OutputBusy(JobError):
     exit_status = ExitStatus.BUSY
 
 
+class CatalogError(JobError):
+    """The run committed, but its tables could not be registered in the catalog (`output.catalog_schema`)."""
+
+
+class NoExecutors(JobError):
+    """The run's Spark jobs waited `spark.no_executor_timeout_seconds` with no executor to run on."""
+
+
 class LockLost(JobError):
     """Another job took this job's lock over (it had stalled past the expiry): this one stops before committing."""
 

@@ -9,16 +9,21 @@ from a thread of its own, to cancel every job, and goes on cancelling those subm
 call then returns with the job's failure, and the job's code stops at its next step (`check`), or fails, as a
 run killed there would. Without a Spark context
 (`sr2fhir map`) there is no such call to wait in, and `Stopped` is raised at once.
+
+Under spark-submit the signal reaches the JVM, not this process: `on_jvm_shutdown` turns the JVM's shutdown into
+the same request.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any, ClassVar
 
 _requested = threading.Event()
 
@@ -46,7 +51,7 @@ def _spark_context():  # pyspark.SparkContext | None, without importing pyspark 
 def _cancel_spark_jobs() -> None:
     """Cancel every Spark job, and keep cancelling until the session stops: a job that the step under way
     submits after the signal must not run either."""
-    while (context := _spark_context()) is not None:
+    while _requested.is_set() and (context := _spark_context()) is not None:  # until a new job starts unasked
         try:
             context.cancelAllJobs()
         except Exception:  # the session is stopping
@@ -76,3 +81,68 @@ def on_sigterm() -> Iterator[None]:
     finally:
         if previous is not None:  # None: a handler not set from Python, which cannot be put back
             signal.signal(signal.SIGTERM, previous)
+
+
+JVM_SHUTDOWN_HOOK_PRIORITY = 100
+"""Of the hook in Hadoop's ShutdownHookManager, which runs its hooks by descending priority: above Spark's (40),
+which stops the SparkContext, and Hadoop's file systems' (10), which closes them."""
+JVM_SHUTDOWN_GRACE_SECONDS = 25
+"""How long the JVM's shutdown waits for the job's cleanup: under Hadoop's own 30 s limit per hook."""
+
+
+class _JvmShutdownHook:
+    """A java.lang.Runnable in Python (py4j calls it back): the JVM is shutting down."""
+
+    def __init__(self) -> None:
+        self.cleaned_up = threading.Event()
+        self.ran = False
+        self.registered: Any = None
+        """The Java object added to Hadoop's ShutdownHookManager (a Thread whose target is this hook)."""
+
+    def run(self) -> None:
+        self.ran = True
+        if not _requested.is_set():
+            _requested.set()
+            threading.Thread(target=_cancel_spark_jobs, name="sr2fhir-stop-jobs", daemon=True).start()
+        self.cleaned_up.wait(JVM_SHUTDOWN_GRACE_SECONDS)
+
+    class Java:
+        implements: ClassVar[list[str]] = ["java.lang.Runnable"]
+
+
+@contextmanager
+def on_jvm_shutdown(spark) -> Iterator[_JvmShutdownHook | None]:  # spark: pyspark.sql.SparkSession
+    """Within the block, the JVM of a session the job was given shutting down asks the job to stop, as SIGTERM does.
+
+    Under spark-submit the JVM is the parent and Python its child: SIGTERM to spark-submit reaches the JVM alone, whose
+    shutdown stops the SparkContext under the run, which then failed with `Py4JJavaError ... dagScheduler() is
+    null`, its lock left to expire. A hook in Hadoop's ShutdownHookManager, ahead of Spark's, calls back into Python
+    instead: it asks the job to stop (its Spark jobs cancelled, `requested()` true, so the command reports a stop)
+    and holds the JVM's shutdown until the block is left (the lock released while the JVM can still reach the
+    output), or `JVM_SHUTDOWN_GRACE_SECONDS`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    context = spark.sparkContext
+    gateway, jvm = context._gateway, context._jvm
+    hook = _JvmShutdownHook()
+    manager = None
+    try:
+        ensure_callback_server_started(gateway)
+        manager = jvm.org.apache.hadoop.util.ShutdownHookManager.get()
+        # The proxy wrapped once in a Java object, so that removing the hook names the object that was added.
+        hook.registered = jvm.java.lang.Thread(hook, "sr2fhir-jvm-shutdown")
+        seconds = jvm.java.util.concurrent.TimeUnit.SECONDS
+        manager.addShutdownHook(hook.registered, JVM_SHUTDOWN_HOOK_PRIORITY, JVM_SHUTDOWN_GRACE_SECONDS + 5, seconds)
+    except Exception as exc:  # a session without py4j callbacks (Spark Connect): SIGTERM then ends the run as before
+        logging.getLogger("sr2fhir").debug("no JVM shutdown hook: %s", exc)
+        manager = None
+    try:
+        yield hook if manager is not None else None
+    finally:
+        hook.cleaned_up.set()
+        if manager is not None and not hook.ran:
+            with suppress(Exception):  # the JVM is going
+                manager.removeShutdownHook(hook.registered)

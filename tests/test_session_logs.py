@@ -101,3 +101,33 @@ def test_a_local_master_binds_to_loopback(
 def test_a_yes_no_key_takes_true_or_false_only(value: Any) -> None:
     with pytest.raises(ConfigError, match=r"spark\.quiet_jvm_logs must be true or false"):
         load_config(output="o", need_inputs=False, overrides=[f"spark.quiet_jvm_logs={value}"])
+
+
+def _given_session(java_options: str | None) -> tuple[Any, list[str]]:
+    """A session as spark-submit gives it: its configuration, and the levels set on its context."""
+    levels: list[str] = []
+    conf = {"spark.driver.extraJavaOptions": java_options} if java_options is not None else {}
+    context = SimpleNamespace(
+        getConf=lambda: SimpleNamespace(get=lambda key, default=None: conf.get(key, default)),
+        setLogLevel=levels.append,
+    )
+    return SimpleNamespace(sparkContext=context), levels
+
+
+def test_a_given_session_logs_warnings_only_unless_the_submitter_configured_logging(tmp_path: Path) -> None:
+    """Under spark-submit Spark's default profile logs every task at INFO: the job sets the given session's level
+    to WARN, unless the submitter named a log4j2 configuration or $SPARK_CONF_DIR has one (a cluster's own)."""
+    from jobs.spark.given import quiet_logs
+
+    config = load_config(output="o", need_inputs=False).spark
+    spark, levels = _given_session(None)
+    assert quiet_logs(spark, config, {"SPARK_CONF_DIR": str(tmp_path)}) and levels == ["WARN"]
+
+    spark, levels = _given_session(f"-Xss4m {PROPERTY}file:///etc/spark/log4j2.properties")
+    assert not quiet_logs(spark, config, {}) and levels == []
+    (tmp_path / "log4j2.properties").write_text("rootLogger.level = info\n")
+    spark, levels = _given_session("-Xss4m")
+    assert not quiet_logs(spark, config, {"SPARK_CONF_DIR": str(tmp_path)}) and levels == []
+    off = load_config(output="o", need_inputs=False, overrides=["spark.quiet_jvm_logs=false"]).spark
+    spark, levels = _given_session(None)
+    assert not quiet_logs(spark, off, {}) and levels == []

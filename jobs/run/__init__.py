@@ -8,7 +8,8 @@
                (`sinks`); a run with nothing to map only removes the gone files' rows and exports their deletions;
   5. commit    the ledger, the run's commit point; then pending files settled, superseded index entries pruned
                (`commit`);
-  6. summary   `runs/<run-id>.json`, and the staging removed (`summary`).
+  6. summary   `runs/<run-id>.json`, and the staging removed (`summary`);
+  7. catalog   with `output.catalog_schema`, the Delta tables registered in the session's catalog (`catalog`).
 
 A run killed before step 5 is invisible to the next one, which maps the same files again: the MERGE makes the
 tables come out the same, and the killed run's partial export folder is removed. Its files stay pending until a
@@ -28,7 +29,7 @@ from ..config import JobConfig
 from ..layout import Layout
 from ..spark.fs import HadoopFS
 from ..spark.session import apply_runtime_settings
-from . import commit, recover, recovery, select, sinks, stage, summary
+from . import catalog, commit, executors, recover, recovery, select, sinks, stage, summary
 from .context import OutputTables, Run
 
 log = logging.getLogger("sr2fhir")
@@ -54,7 +55,10 @@ def run(spark: SparkSession, config: JobConfig, *, before_ledger: Callable[[], N
             job.table_format,
             ", full refresh" if job.replace else "",
         )
-        return _steps(job, before_ledger)
+        with executors.failing_without_executors(spark, config.spark.no_executor_timeout_seconds):
+            done = _steps(job, before_ledger)
+            catalog.register(job)
+        return done
 
 
 def with_limits(config: JobConfig, memory: limits.Memory) -> JobConfig:

@@ -4,6 +4,7 @@ afterwards, with the tables a fresh run of the same lake writes. One sequence of
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,9 @@ pytestmark = [pytest.mark.spark]
 
 RUNS = 3
 ALL_TABLES = (*TABLES, "documents", "resources")
+CATALOG_SCHEMA = "sr2fhir_maintenance"
+"""`output.catalog_schema` of the runs: the session's catalog is shared by the worker's modules, hence a name of
+this module's own."""
 
 
 @dataclass
@@ -70,9 +74,37 @@ def runs(spark: SparkSession, sample: Path, tmp_path_factory: pytest.TempPathFac
             target = lake / path.relative_to(sample)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-        summary = run_job(spark, [lake], output, overrides=["maintenance.auto_compact=false"])
+        overrides = ["maintenance.auto_compact=false", f"output.catalog_schema={CATALOG_SCHEMA}"]
+        summary = run_job(spark, [lake], output, overrides=overrides)
         assert summary["files"]["processed"] == len(files[number::RUNS])
     return Runs(lake, output, snapshot(spark, output))
+
+
+def test_every_run_registers_the_tables_in_the_catalog_once(spark: SparkSession, runs: Runs) -> None:
+    """`output.catalog_schema`: after the runs, each Delta table is an external table of the schema at the output's
+    folder, and a query by name reads its rows. The shared session's catalog is Spark's in-memory one; the same
+    statements against a Hive metastore are tests/job/test_sample_and_notebook.py's."""
+    from jobs.errors import CatalogError
+    from jobs.run.catalog import register_tables, table_location
+
+    fs = HadoopFS(spark)
+    tables = {name: fs.qualify(str(runs.output / "tables" / name)) for name in ALL_TABLES}
+    assert {t.name for t in spark.catalog.listTables(CATALOG_SCHEMA)} == set(ALL_TABLES)
+    for name in ALL_TABLES:
+        assert table_location(spark, f"{CATALOG_SCHEMA}.{name}") == tables[name]
+        assert spark.catalog.getTable(f"{CATALOG_SCHEMA}.{name}").tableType == "EXTERNAL"
+        drop = ("run_id", "processed_at") if name == "documents" else ("run_id",)
+        rows = spark.sql(f"SELECT * FROM {CATALOG_SCHEMA}.{name}").drop(*drop).collect()
+        assert sorted(rows_as_json(rows)) == sorted(rows_as_json(runs.rows[name])), name
+    assert register_tables(spark, fs, CATALOG_SCHEMA, tables) == []  # a later run registers nothing new
+    elsewhere = {"measurements": fs.qualify(str(runs.output / "other-output" / "measurements"))}
+    with pytest.raises(CatalogError, match=f"{CATALOG_SCHEMA}.measurements is already registered at"):
+        register_tables(spark, fs, CATALOG_SCHEMA, elsewhere)
+
+
+def rows_as_json(rows: list) -> list[str]:
+    as_dicts = (r if isinstance(r, dict) else r.asDict(recursive=True) for r in rows)
+    return [json.dumps(r, sort_keys=True, default=str) for r in as_dicts]
 
 
 def test_maintain_compacts_then_vacuums_and_the_job_goes_on(spark: SparkSession, runs: Runs, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -149,4 +150,56 @@ def test_a_failed_sink_cancels_the_others_and_raises(spark: SparkSession) -> Non
     with pytest.raises(ValueError, match="sink failed"):
         side_by_side(spark, "sr2fhir-test-cancel", {"slow": slow, "broken": broken})
     assert time.monotonic() - started < 30
+    assert spark.range(3).count() == 3  # the session is fine afterwards
+
+
+def test_the_given_sessions_jvm_shutting_down_stops_the_job_and_waits_for_its_cleanup(spark: SparkSession) -> None:
+    """Under spark-submit SIGTERM reaches the JVM, not Python: `stopping.on_jvm_shutdown` puts a hook ahead of
+    Spark's in Hadoop's ShutdownHookManager. Run here as the JVM's shutdown runs it (a Java call of the registered
+    hook, which calls back into Python): the job is asked to stop, its running Spark job is cancelled, and the hook
+    holds the shutdown until the job's cleanup (the block) is done, so its lock is released while the JVM lives."""
+    from pyspark.sql import functions as F
+
+    from jobs import stopping
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    manager = jvm.org.apache.hadoop.util.ShutdownHookManager.get()
+    failures: list[BaseException] = []
+    returned = threading.Event()
+
+    def running_job() -> None:
+        try:
+            spark.range(0, 10**12, numPartitions=4).select(F.sum(F.sqrt("id"))).first()
+        except BaseException as exc:
+            failures.append(exc)
+
+    registered: list[Any] = []
+
+    def shut_down() -> None:  # what the JVM's shutdown does: run the hooks in Hadoop's manager
+        registered[0].run()
+        returned.set()
+
+    with stopping.on_jvm_shutdown(spark) as idle:  # a job that ends unstopped takes its hook away
+        assert idle is not None and manager.hasShutdownHook(idle.registered)
+    assert not manager.hasShutdownHook(idle.registered)
+
+    try:
+        with stopping.on_sigterm(), stopping.on_jvm_shutdown(spark) as hook:
+            assert hook is not None and manager.hasShutdownHook(hook.registered)
+            registered.append(hook.registered)
+            job = threading.Thread(target=running_job, daemon=True)
+            job.start()
+            time.sleep(1)  # the job is running
+            threading.Thread(target=shut_down, daemon=True).start()
+            job.join(60)
+            assert stopping.requested() and failures, "the running job was not cancelled"
+            assert "cancel" in str(failures[0]).lower()
+            time.sleep(0.5)
+            assert not returned.is_set(), "the hook let the JVM shut down before the job's cleanup"
+        assert returned.wait(10)
+    finally:
+        stopping._requested.clear()  # this process goes on with other tests
+        for hook_object in registered:
+            manager.removeShutdownHook(hook_object)
     assert spark.range(3).count() == 3  # the session is fine afterwards

@@ -25,10 +25,30 @@ LESION_TIME_POINTS = sum(size is not None for p in PATIENTS for lesion in p.lesi
 pytestmark = [pytest.mark.spark]
 
 
+CATALOG_SCHEMA = "sr2fhir"
+IJ = "org.apache.derby.tools.ij"
+IJ_OPTIONS = ("-Dij.maximumDisplayWidth=4000",)
+"""Derby's ij cuts a column's text at 128 characters unless told otherwise."""
+
+
+def metastore_settings(root: Path) -> list[str]:
+    """`--set`s of a local session with Spark's built-in Hive catalog (pyspark ships Hive 2.3 and Derby): an embedded
+    Derby metastore and a warehouse under `root`."""
+    prefix = "spark.settings.spark"
+    return [
+        f"{prefix}.sql.catalogImplementation=hive",
+        f"{prefix}.sql.warehouse.dir={root / 'warehouse'}",
+        f"{prefix}.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+    ]
+
+
 @pytest.fixture(scope="module")
 def sample_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The sample, its tables registered (`output.catalog_schema`) in a Hive metastore beside it (`metastore/`)."""
     output = tmp_path_factory.mktemp("sample-output")
+    metastore = tmp_path_factory.mktemp("metastore")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    settings = ["output.progress_interval_seconds=1", f"output.catalog_schema={CATALOG_SCHEMA}"]
     done = subprocess.run(
         [
             sys.executable,
@@ -37,10 +57,9 @@ def sample_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpr
             "sample",
             "--output",
             str(output),
-            "--set",
-            "output.progress_interval_seconds=1",
+            *(argument for setting in [*settings, *metastore_settings(metastore)] for argument in ("--set", setting)),
         ],
-        cwd=REPO_ROOT,
+        cwd=metastore,  # Derby writes its derby.log into the working folder
         env=env,
         capture_output=True,
         text=True,
@@ -71,6 +90,44 @@ def test_sample_command_writes_the_lake_and_runs_the_job(
         assert notice not in done.stderr
     for name in ("measurements", "qualitative_evaluations", "documents"):
         assert (output / "tables" / name / "_delta_log").is_dir()
+
+
+def test_the_sample_tables_are_registered_in_the_hive_metastore(
+    sample_output: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    """`output.catalog_schema` with Spark's built-in Hive catalog: once the run's process has ended, its embedded
+    Derby metastore holds each Delta table as an external table of the schema at the output's folder. Read with
+    Derby's own ij (a JVM without Spark: ~2 s); the same tables queried by name through Spark are
+    tests/job/test_maintenance.py's."""
+    import pyspark
+
+    output, _ = sample_output
+    metastore = next(output.parent.glob("metastore*/metastore_db"))  # the fixture's, beside the output
+    jars = Path(pyspark.__file__).parent / "jars"
+    derby = ("derby", "derbytools", "derbyshared")
+    class_path = os.pathsep.join(str(next(jars.glob(f"{name}-1*.jar"))) for name in derby)
+    query = (
+        f"connect 'jdbc:derby:{metastore}';\n"
+        "SELECT 'table ' || d.NAME || '.' || t.TBL_NAME || ' ' || t.TBL_TYPE || ' '"
+        " || CAST(p.PARAM_VALUE AS VARCHAR(100)) || ' ' || CAST(sp.PARAM_VALUE AS VARCHAR(4000))"
+        " FROM TBLS t JOIN DBS d ON t.DB_ID = d.DB_ID JOIN SDS s ON t.SD_ID = s.SD_ID"
+        " JOIN SERDE_PARAMS sp ON sp.SERDE_ID = s.SERDE_ID AND sp.PARAM_KEY = 'path'"
+        " JOIN TABLE_PARAMS p ON p.TBL_ID = t.TBL_ID AND p.PARAM_KEY = 'spark.sql.sources.provider';\n"
+    )
+    done = subprocess.run(
+        ["java", "-cp", class_path, f"-Dderby.system.home={metastore.parent}", *IJ_OPTIONS, IJ],
+        input=query,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    registered = sorted(line.split() for line in done.stdout.splitlines() if line.startswith("table "))
+    names = ("documents", "measurements", "qualitative_evaluations", "resources")
+    assert registered == [
+        ["table", f"{CATALOG_SCHEMA}.{name}", "EXTERNAL_TABLE", "delta", f"file:{output / 'tables' / name}"]
+        for name in names
+    ], done.stdout[-3000:]
 
 
 @pytest.mark.parametrize(
