@@ -149,7 +149,9 @@ def test_a_failed_sink_cancels_the_others_and_raises(spark: SparkSession) -> Non
     started = time.monotonic()
     with pytest.raises(ValueError, match="sink failed"):
         side_by_side(spark, "sr2fhir-test-cancel", {"slow": slow, "broken": broken})
-    assert time.monotonic() - started < 30
+    # Not a speed check: uncancelled, the slow job runs for over an hour on two cores; 30 s was exceeded (62 s)
+    # on a machine loaded tenfold, so the bound only has to tell minutes from an hour.
+    assert time.monotonic() - started < 300
     assert spark.range(3).count() == 3  # the session is fine afterwards
 
 
