@@ -6,7 +6,7 @@ from .errors import MappingWarning, RejectionReason, SRRejected, WarningCode
 from .fhir.ids import DOCUMENT_SCOPED_TYPES
 from .fhir.json import dumps as dumps_json
 from .mapping import BUNDLE_BASE_URL, MAPPING_VERSION, DocumentRecord, DocumentStatus, MappingResult, map_sr
-from .options import DeviceFallback, IgVersion, MappingOptions, SopClassSystem
+from .options import DeviceFallback, FhirVersion, IgVersion, MappingOptions, SopClassSystem
 from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "DeviceFallback",
     "DocumentRecord",
     "DocumentStatus",
+    "FhirVersion",
     "IgVersion",
     "MappingOptions",
     "MappingResult",
