@@ -177,6 +177,14 @@ def deletion_bundles(deleted: list[tuple[str, str]]) -> list[bytes]:
     ]
 
 
+def exported_deletions(deleted: list[tuple[str, str]], fhir_version: FhirVersion) -> list[tuple[str, str]]:
+    """The deletions an export of `fhir_version` carries: an R4 server has no R5-only resource type to delete
+    from (an R5 run's ImagingSelections; the R4 run that replaced them wrote Basic resources of the same ids)."""
+    if fhir_version is FhirVersion.R4:
+        return [(t, i) for t, i in deleted if t not in R5_ONLY_TYPES]
+    return deleted
+
+
 def write_ndjson(
     staged: DataFrame | None,
     fs: HadoopFS,
@@ -193,8 +201,7 @@ def write_ndjson(
     (`staged` None: a run that only removes files), and the manifest, whose `url`s are `url_for(file)` (default:
     the file's own URL)."""
     url = url_for or fs.url
-    if fhir_version is FhirVersion.R4:
-        deleted = [(t, i) for t, i in deleted or [] if t not in R5_ONLY_TYPES]
+    deleted = exported_deletions(deleted or [], fhir_version)
     fine_counts, before_dedup = resource_counts(staged) if staged is not None else ({}, {})
     plan = plan_files(fine_counts, max_per_file)
     parts = f"{directory}/_parts"

@@ -231,6 +231,7 @@ def _generic(resource: dict, special: Mapping[str, Callable[[dict, object], None
             continue
         if special and element in special:
             special[element](out, value)
+            added.extend(out.pop("extension", []))  # in element order with the others
         elif element in native:
             out[element] = _native(resource_type, element, value)
         elif element in extensions:
@@ -238,7 +239,7 @@ def _generic(resource: dict, special: Mapping[str, Callable[[dict, object], None
         else:
             raise R4ConversionError(f"no R4 rule for {resource_type}.{element}")
     if added:
-        out["extension"] = [*out.get("extension", []), *added]
+        out["extension"] = added
     return out
 
 
