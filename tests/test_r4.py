@@ -20,14 +20,13 @@ from jobs.errors import ConfigError
 from jobs.run.context import mapping_fingerprint
 from jobs.sinks.ndjson import exported_deletions
 from sr2fhir_core import FhirVersion, IgVersion, MappingOptions, dumps_json, map_sr
-from sr2fhir_core.fhir.r4 import ALTERNATE_REFERENCE, BODY_SITE, XVER, R4ConversionError, to_r4
+from sr2fhir_core.fhir.r4 import ALTERNATE_REFERENCE, BODY_SITE, NATIVE, XVER, R4ConversionError, to_r4
 from sr2fhir_synth import FIDELITY_FEATURES, every_row_spec, random_spec, write_sr
 
 SEEDS = range(0, 40, 3)
-XVER_PATHS = (
-    Path.home()
-    / ".cache/sr2fhir/fhir-validator/.fhir/packages/hl7.fhir.xver-extensions#0.1.0/package/other/xver-paths-5.0.json"
-)
+PACKAGES = Path.home() / ".cache/sr2fhir/fhir-validator/.fhir/packages"
+"""The validator harness's FHIR packages (tests/profile_validation/fhir_validator.py install)."""
+XVER_PATHS = PACKAGES / "hl7.fhir.xver-extensions#0.1.0/package/other/xver-paths-5.0.json"
 
 
 def _inputs() -> list[bytes]:
@@ -39,11 +38,9 @@ def _inputs() -> list[bytes]:
 @pytest.fixture(scope="module", params=[IgVersion.BALLOT, IgVersion.STU1], ids=lambda v: v.value)
 def pairs(request: pytest.FixtureRequest) -> list[tuple[object, object]]:
     """(R5 result, R4 result) per generated report, under one IG structure."""
-    ig = request.param
-    return [
-        (map_sr(data, MappingOptions(ig_version=ig)), map_sr(data, MappingOptions(ig_version=ig, fhir_version="r4")))
-        for data in _inputs()
-    ]
+    r5 = MappingOptions(ig_version=request.param)
+    r4 = MappingOptions(ig_version=request.param, fhir_version=FhirVersion.R4)
+    return [(map_sr(data, r5), map_sr(data, r4)) for data in _inputs()]
 
 
 def _leaves(node: object, skip_profiles: bool = True) -> Counter[str]:
@@ -189,6 +186,31 @@ def test_cross_version_extensions_are_those_of_the_path_maps(pairs: list) -> Non
             wanted = XVER_TYPE_OF_VALUE[value_key]
             assert any(t.partition("(")[0] == wanted for t in facts["types"]), (element, value_key, facts)
     assert {"ImagingSelection.instance", "ImagingSelection.status", "Observation.bodyStructure"} <= seen
+
+
+def _snapshot(package: str, resource_type: str) -> dict[str, dict]:
+    path = PACKAGES / package / "package" / f"StructureDefinition-{resource_type}.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not installed (tests/profile_validation/fhir_validator.py install)")
+    return {e["path"]: e for e in json.loads(path.read_text())["snapshot"]["element"]}
+
+
+def test_native_elements_are_the_same_in_r4() -> None:
+    """Each element copied as it is has, in the R4 core StructureDefinitions, the R5 element's cardinality and
+    types (a choice element: its type among both versions' choices)."""
+    for resource_type, elements in NATIVE.items():
+        r4 = _snapshot("hl7.fhir.r4.core#4.0.1", resource_type)
+        r5 = _snapshot("hl7.fhir.r5.core#5.0.0", resource_type)
+        for element in sorted(elements):
+            path, choice = f"{resource_type}.{element}", None
+            for base in ("value", "effective"):
+                if element.startswith(base) and element != base:
+                    path, choice = f"{resource_type}.{base}[x]", element.removeprefix(base).lower()
+            old, new = r4[path], r5[path]
+            assert (old["min"], old["max"]) == (new["min"], new["max"]), path
+            old_types = {t["code"].lower() for t in old["type"]}
+            new_types = {t["code"].lower() for t in new["type"]}
+            assert choice in old_types & new_types if choice else old_types == new_types, (path, element)
 
 
 def test_an_element_without_a_rule_is_an_error() -> None:

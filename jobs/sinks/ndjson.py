@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sr2fhir_core import FhirVersion
-from sr2fhir_core.fhir.r4 import R5_ONLY_TYPES
+from sr2fhir_core import R5_ONLY_TYPES, FhirVersion
 
 from .. import staging
 from ..spark.fs import HadoopFS

@@ -100,7 +100,7 @@ the first (R4 `type` is 0..1); `Device.property.value` a property value R4's val
 NATIVE: Mapping[str, frozenset[str]] = {
     "Patient": frozenset({"identifier", "name", "birthDate", "gender"}),
     "Practitioner": frozenset({"identifier", "name"}),
-    "ServiceRequest": frozenset({"identifier", "status", "intent", "subject", "code"}),
+    "ServiceRequest": frozenset({"identifier", "status", "intent", "subject"}),
     "ImagingStudy": frozenset({"identifier", "status", "subject", "started", "basedOn", "description"}),
     "Observation": frozenset(
         {
@@ -129,7 +129,7 @@ NATIVE: Mapping[str, frozenset[str]] = {
             "component",
         }
     ),
-    "BodyStructure": frozenset({"identifier", "patient", "description"}),
+    "BodyStructure": frozenset({"identifier", "patient"}),
     "Device": frozenset(
         {"identifier", "udiCarrier", "manufacturer", "serialNumber", "modelNumber", "version", "parent", "location"}
     ),

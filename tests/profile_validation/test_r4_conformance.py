@@ -2,7 +2,8 @@
 (4.0.1) and the cross-version extensions, with no error beyond a narrow allowlist.
 
 The real corpus and the generated reports of the R5 profile tests are mapped to R4 collection Bundles (ballot
-structure; the generated ones under STU1 too) and validated whole, in one JVM (fhir_validator.validate with
+structure; under STU1 too the generated reports with participants, fidelity cases and every template row) and
+validated whole, in one JVM (fhir_validator.validate with
 release r4). Control Bundles break one rule each that only R4 or the cross-version extensions have, and must be
 reported: an R5-only element, an R5-only resource type, a cross-version extension of the wrong type, a modifier
 element written as a plain extension, a reference to a Basic where R4 allows no Basic.
@@ -43,9 +44,9 @@ ERROR = frozenset({"error", "fatal"})
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
 
-def _generated(options: MappingOptions, prefix: str) -> dict[str, dict]:
+def _generated(options: MappingOptions, prefix: str, seeds: range | frozenset[int] = SYNTH_SEEDS) -> dict[str, dict]:
     bundles: dict[str, dict] = {}
-    inputs = [(f"synth-{s:02d}", write_sr(random_spec(s, participants=s in PARTICIPANT_SEEDS))) for s in SYNTH_SEEDS]
+    inputs = [(f"synth-{s:02d}", write_sr(random_spec(s, participants=s in PARTICIPANT_SEEDS))) for s in seeds]
     inputs += [
         (f"synth-fidelity-{s:02d}", write_sr(random_spec(s, features=FIDELITY_FEATURES))) for s in FIDELITY_SEEDS
     ]
@@ -126,15 +127,11 @@ class Control:
 
 CONTROLS = (
     Control("r5-only-element", _r5_only_element, lambda i: "Unrecognized property 'bodyStructure'" in i.message),
-    Control("r5-only-resource", _r5_only_resource, lambda i: "ImagingSelection" in i.message),
+    Control("r5-only-resource", _r5_only_resource, lambda i: "unknown name 'ImagingSelection'" in i.message),
     Control(
         "wrong-extension-type",
         _wrong_extension_type,
-        lambda i: (
-            "extension-ImagingSelection.studyUid" in i.message
-            or i.expression.endswith("value.ofType(string)")
-            or "string" in i.message
-        ),
+        lambda i: i.message_id == "Extension_EXT_Type" and "ImagingSelection.studyUid" in i.message,
     ),
     Control("modifier-as-extension", _modifier_as_extension, lambda i: i.message_id == "Extension_EXT_Modifier_N"),
     Control(
@@ -216,7 +213,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     code_systems.mkdir()
     for path in definitions.glob("CodeSystem-*.json"):
         shutil.copyfile(path, code_systems / path.name)
-    bundles = _corpus(BALLOT, "ballot") | _generated(BALLOT, "ballot") | _generated(STU1, "stu1")
+    # STU1 on the reports that carry its own elements (participants, every template row, the fidelity cases):
+    # the full set again would add about half to the validator's time for elements the ballot run already checks.
+    bundles = _corpus(BALLOT, "ballot") | _generated(BALLOT, "ballot") | _generated(STU1, "stu1", PARTICIPANT_SEEDS)
     controls: dict[str, Control] = {}
     source = "stu1-synth-every-row.json"  # STU1: selections in derivedFrom, as alternate references
     for control in CONTROLS:
@@ -248,7 +247,7 @@ def _allowed(issue: Issue) -> Allowed | None:
 
 def test_r4_output_has_no_errors_beyond_the_allowlist(run: Run) -> None:
     outputs = [name for name in run.bundles if name not in run.controls]
-    assert sum(1 for n in outputs if "-corpus-" in n) >= 20 and sum(1 for n in outputs if "-synth-" in n) >= 80
+    assert sum(1 for n in outputs if "-corpus-" in n) >= 20 and sum(1 for n in outputs if "ballot-synth-" in n) >= 40
     unexplained = [i for i in run.output_issues() if i.severity in ERROR and _allowed(i) is None]
     listing = "\n".join(f"{Path(i.file).name} {i.message_id} {i.expression}: {i.message}" for i in unexplained[:40])
     assert not unexplained, f"{len(unexplained)} R4 validator errors are not on the allowlist:\n{listing}"
@@ -261,10 +260,10 @@ def test_every_r4_allowlist_entry_is_needed(run: Run) -> None:
 
 def test_r4_output_uses_cross_version_extensions_and_basic(run: Run) -> None:
     """The validator saw what the controls break: Basic resources, cross-version and alternate references."""
-    text = json.dumps([b for n, b in run.bundles.items() if n not in run.controls])
-    assert '"resourceType": "Basic"' in text and XVER + "ImagingSelection.instance" in text
+    text = dumps_json([b for n, b in run.bundles.items() if n not in run.controls]).decode()
+    assert '"resourceType":"Basic"' in text and XVER + "ImagingSelection.instance" in text
     assert XVER + "Observation.bodyStructure" in text and "alternate-reference" in text
-    assert '"resourceType": "ImagingSelection"' not in text
+    assert '"resourceType":"ImagingSelection"' not in text
 
 
 @pytest.mark.parametrize("control", CONTROLS, ids=lambda c: c.name)
