@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sr2fhir_core import BUNDLE_BASE_URL, IgVersion, MappingOptions, dumps_json, map_sr
+from sr2fhir_core import BUNDLE_BASE_URL, FhirVersion, IgVersion, MappingOptions, dumps_json, map_sr
 
 from . import stopping
 from .errors import ExitStatus, JobError, jvm_died
@@ -31,6 +31,7 @@ def _options(args: argparse.Namespace) -> MappingOptions:
         device_fallback=args.device_fallback,
         sop_class_system=args.sop_class_system,
         ig_version=args.ig_version,
+        fhir_version=args.fhir_version,
     )
 
 
@@ -44,6 +45,12 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
         choices=[v.value for v in IgVersion],
         default=IgVersion.BALLOT.value,
         help="IG structure: ballot (1.0.0-ballot, default) or stu1 (post-ballot)",
+    )
+    group.add_argument(
+        "--fhir-version",
+        choices=[v.value for v in FhirVersion],
+        default=FhirVersion.R5.value,
+        help="FHIR version of the resources: r5 (default) or r4 (docs/mapping-decisions.md, R4 output)",
     )
 
 

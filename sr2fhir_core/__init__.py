@@ -5,8 +5,9 @@ and flat measurement rows. Pure: bytes in, dicts and rows out; no Spark, no I/O 
 from .errors import MappingWarning, RejectionReason, SRRejected, WarningCode
 from .fhir.ids import DOCUMENT_SCOPED_TYPES
 from .fhir.json import dumps as dumps_json
+from .fhir.r4 import R5_ONLY_TYPES
 from .mapping import BUNDLE_BASE_URL, MAPPING_VERSION, DocumentRecord, DocumentStatus, MappingResult, map_sr
-from .options import DeviceFallback, IgVersion, MappingOptions, SopClassSystem
+from .options import DeviceFallback, FhirVersion, IgVersion, MappingOptions, SopClassSystem
 from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
 
 __all__ = [
@@ -15,10 +16,12 @@ __all__ = [
     "MAPPING_VERSION",
     "MEASUREMENTS_SCHEMA",
     "QUALITATIVE_EVALUATIONS_SCHEMA",
+    "R5_ONLY_TYPES",
     "TABLE_SCHEMAS",
     "DeviceFallback",
     "DocumentRecord",
     "DocumentStatus",
+    "FhirVersion",
     "IgVersion",
     "MappingOptions",
     "MappingResult",

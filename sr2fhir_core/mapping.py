@@ -77,7 +77,8 @@ mapping, and the reserved .invalid domain (RFC 2606) says so; `sr2fhir map --bas
 class MappingResult:
     record: DocumentRecord
     resources: list[dict] = field(default_factory=list)
-    """FHIR R5 resources as dicts, in a stable order; numbers are `Decimal` (see `fhir.json.dumps`).
+    """FHIR resources (R5, or R4 when `MappingOptions.fhir_version` says so) as dicts, in a stable order; numbers are
+    `Decimal` (see `fhir.json.dumps`).
     Resources of one result share read-only parts (references, codings): copy one before changing it."""
     rows: dict[str, list[dict]] = field(default_factory=lambda: {"measurements": [], "qualitative_evaluations": []})
     warnings: list[MappingWarning] = field(default_factory=list)

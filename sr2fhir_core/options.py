@@ -37,6 +37,13 @@ class IgVersion(StrEnum):
     identifiers on the finding-site BodyStructure, source SR content item and source image selections."""
 
 
+class FhirVersion(StrEnum):
+    R5 = "r5"
+    """FHIR R5 (5.0.0), the IG's version."""
+    R4 = "r4"
+    """FHIR R4 (4.0.1): the R5 resources converted (fhir/r4.py; docs/mapping-decisions.md, "R4 output")."""
+
+
 class Reader(StrEnum):
     AUTO = "auto"
     PYDICOM = "pydicom"
@@ -56,6 +63,8 @@ class MappingOptions:
     reader: Reader = Reader.AUTO
     ig_version: IgVersion = IgVersion.BALLOT
     """Which structure of the IG to write (docs/mapping-decisions.md §14)."""
+    fhir_version: FhirVersion = FhirVersion.R5
+    """The FHIR version of the resources; the table rows do not depend on it."""
 
     def __post_init__(self) -> None:
         offset = normalise_offset(self.default_timezone)
@@ -66,12 +75,16 @@ class MappingOptions:
         object.__setattr__(self, "sop_class_system", SopClassSystem(self.sop_class_system))
         object.__setattr__(self, "reader", Reader(self.reader))
         object.__setattr__(self, "ig_version", IgVersion(self.ig_version))
+        object.__setattr__(self, "fhir_version", FhirVersion(self.fhir_version))
         object.__setattr__(self, "code_systems", MappingProxyType(dict(self.code_systems)))
 
     def as_dict(self) -> dict[str, object]:
         # ig_version appears only when it is not the default: the ballot output is unchanged, so the job's
         # mapping fingerprint of existing lakes (which hashes this dict) must not change either.
+        # fhir_version likewise: absent for R5, so R5 lakes keep their fingerprint and a switch to R4 maps again.
         version = {} if self.ig_version is IgVersion.BALLOT else {"ig_version": self.ig_version.value}
+        if self.fhir_version is not FhirVersion.R5:
+            version["fhir_version"] = self.fhir_version.value
         return version | {
             "default_timezone": self.default_timezone,
             "device_fallback": self.device_fallback.value,

@@ -27,6 +27,7 @@ def exporter(run: Run) -> Callable[..., ndjson.Export]:
         transaction_time=run.started.isoformat().replace("+00:00", "Z"),
         request=run.fs.url(run.layout.summary(run.run_id)),
         url_for=export_urls(run.layout.root, run.config.fhir.export_url_base),
+        fhir_version=run.config.mapping.fhir_version,
     )
 
 

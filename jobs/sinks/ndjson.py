@@ -17,7 +17,12 @@ Deletions (resources no file in the lake produces any more, `index.deletions`) g
 array, as the Bulk Data Access IG has them: `deleted.<nnnnn>.ndjson` files of `Bundle`s of type `transaction`,
 each entry a `DELETE` of `<Type>/<id>`. Entries are in a fixed order, `DELETE_ORDER` (what references a resource
 goes before it, for servers that check references on delete), then by id; at most `DELETES_PER_BUNDLE` per
-Bundle.
+Bundle. An R4 export (`mapping.fhir_version: r4`) leaves out deletions of resource types R4 lacks (an R5 run's
+ImagingSelections, which the R4 run writes as Basic resources of the same ids): an R4 server has no such type.
+
+The manifest's `extension` object (the Bulk Data IG reserves the name for server-specific content) names the FHIR
+version of the files, `fhirVersion` (5.0.0 or 4.0.1), as a CapabilityStatement would: the manifest has no field
+of its own for it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from sr2fhir_core import R5_ONLY_TYPES, FhirVersion
 
 from .. import staging
 from ..spark.fs import HadoopFS
@@ -47,6 +54,7 @@ DELETES_PER_BUNDLE = 1000
 DELETE_ORDER = (
     "Observation",
     "ImagingSelection",
+    "Basic",
     "BodyStructure",
     "ImagingStudy",
     "ServiceRequest",
@@ -55,9 +63,12 @@ DELETE_ORDER = (
     "Patient",
 )
 """The order deletions go in, a referencing resource before what it references: Observations reference the
-others, ImagingSelections their BodyStructures and ImagingStudy, an ImagingStudy its ServiceRequest, and nearly
-everything the Patient. Other types go first. References between resources of one type (an Observation group's
-members) are not ordered: they are by id."""
+others, ImagingSelections (R4: Basic) their BodyStructures and ImagingStudy, an ImagingStudy its ServiceRequest,
+and nearly everything the Patient. Other types go first. References between resources of one type (an Observation
+group's members) are not ordered: they are by id."""
+
+FHIR_RELEASES = {FhirVersion.R5: "5.0.0", FhirVersion.R4: "4.0.1"}
+"""The manifest's `extension.fhirVersion` per `mapping.fhir_version`."""
 
 _PART = re.compile(r"^part-\d+-.*\.c(\d+)(?:\.txt)?$")
 """A Spark text part file; its `cNNN` counter orders the files one task cut a bucket into."""
@@ -165,6 +176,14 @@ def deletion_bundles(deleted: list[tuple[str, str]]) -> list[bytes]:
     ]
 
 
+def exported_deletions(deleted: list[tuple[str, str]], fhir_version: FhirVersion) -> list[tuple[str, str]]:
+    """The deletions an export of `fhir_version` carries: an R4 server has no R5-only resource type to delete
+    from (an R5 run's ImagingSelections; the R4 run that replaced them wrote Basic resources of the same ids)."""
+    if fhir_version is FhirVersion.R4:
+        return [(t, i) for t, i in deleted if t not in R5_ONLY_TYPES]
+    return deleted
+
+
 def write_ndjson(
     staged: DataFrame | None,
     fs: HadoopFS,
@@ -175,11 +194,13 @@ def write_ndjson(
     request: str,
     deleted: list[tuple[str, str]] | None = None,
     url_for: Callable[[str], str] | None = None,
+    fhir_version: FhirVersion = FhirVersion.R5,
 ) -> Export:
     """Write the run's resources in files of at most `max_per_file` lines, one type per file, the deletions
     (`staged` None: a run that only removes files), and the manifest, whose `url`s are `url_for(file)` (default:
     the file's own URL)."""
     url = url_for or fs.url
+    deleted = exported_deletions(deleted or [], fhir_version)
     fine_counts, before_dedup = resource_counts(staged) if staged is not None else ({}, {})
     plan = plan_files(fine_counts, max_per_file)
     parts = f"{directory}/_parts"
@@ -221,6 +242,7 @@ def write_ndjson(
         "output": output,
         "deleted": deleted_files,
         "error": [],
+        "extension": {"fhirVersion": FHIR_RELEASES[fhir_version]},
     }
     fs.write_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
     counts = {t: sum(fine.values()) for t, fine in sorted(fine_counts.items())}

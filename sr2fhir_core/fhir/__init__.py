@@ -1,4 +1,5 @@
-"""Report model → FHIR R5 resources of the DICOM SR IG (ballot or STU1 structure), as JSON-ready dicts.
+"""Report model → FHIR R5 resources of the DICOM SR IG (ballot or STU1 structure), as JSON-ready dicts; converted
+to R4 at the end when the options ask for it (r4.py).
 
 The graph per report (NOTES §1): Patient, ImagingStudy, ServiceRequest, Practitioner, the equipment and
 algorithm Devices, and per measurement group its BodyStructures, ImagingSelections, the group Observation
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from ..codes import CodeSystems
 from ..errors import MappingWarning, WarningCode
-from ..options import MappingOptions
+from ..options import FhirVersion, MappingOptions
 from ..tid1500.model import (
     FindingSite,
     ImageReference,
@@ -31,6 +32,7 @@ from .imaging_selections import (
 )
 from .json import dumps
 from .observations import NO_OWNER, NO_SITE, ObservationBuilder, SelectionOwner, SiteLink
+from .r4 import to_r4
 
 
 def build_resources(
@@ -177,7 +179,8 @@ def build_resources(
         observations.derived(derived.measurement, [group_observation(g) for g in derived.groups])
     for evaluation in report.qualitative_evaluations:
         observations.qualitative_evaluation(evaluation, [], NO_SITE)
-    return context.resources, context.warnings + context.codings.warnings()
+    resources = to_r4(context.resources) if options.fhir_version is FhirVersion.R4 else context.resources
+    return resources, context.warnings + context.codings.warnings()
 
 
 __all__ = ["build_resources", "dumps"]

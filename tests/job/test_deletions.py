@@ -79,7 +79,16 @@ def _deleted(summary: dict) -> list[Key]:
     from fhir.resources.bundle import Bundle
 
     manifest = _manifest(summary)
-    assert list(manifest) == ["transactionTime", "request", "requiresAccessToken", "output", "deleted", "error"]
+    assert list(manifest) == [
+        "transactionTime",
+        "request",
+        "requiresAccessToken",
+        "output",
+        "deleted",
+        "error",
+        "extension",
+    ]
+    assert manifest["extension"] == {"fhirVersion": "5.0.0"}
     keys: list[Key] = []
     for entry in manifest["deleted"]:
         assert entry["type"] == "Bundle" and entry["url"].startswith("file://")

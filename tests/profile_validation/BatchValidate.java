@@ -3,7 +3,8 @@
 //   java -Duser.home=CACHE -cp "CACHE/lib/*" BatchValidate.java CORE_PACKAGE FILE_LIST SOURCE...
 //
 // Each SOURCE (a package id#version, or a folder of conformance resources such as an IG's StructureDefinitions)
-// is loaded in order after CORE_PACKAGE (e.g. hl7.fhir.r5.core#5.0.0); packages must already be in
+// is loaded in order after CORE_PACKAGE (e.g. hl7.fhir.r5.core#5.0.0, whose version is the FHIR version validated
+// against); packages must already be in
 // CACHE/.fhir/packages, so nothing is fetched. FILE_LIST names one JSON file per line. Each file is validated against the base
 // specification and every profile its resources claim in meta.profile; every issue is printed on stdout as one
 // JSON object: {"file", "severity", "message_id", "expression", "message"}. Progress goes to stderr.
@@ -25,7 +26,7 @@ public class BatchValidate {
         new ValidationEngine.ValidationEngineBuilder()
             .withNoTerminologyServer()
             .withCanRunWithoutTerminologyServer(true)
-            .withVersion("5.0.0")
+            .withVersion(args[0].substring(args[0].indexOf('#') + 1))
             .fromSource(args[0]);
     for (int i = 2; i < args.length; i++) {
       // Not recursive: dependencies are loaded explicitly, and a dependency missing from the cache would be

@@ -9,6 +9,11 @@ returns one `Issue` per validator message.
 The Java side runs with user.home set to the cache, so the engine finds its package cache there
 (`.fhir/packages/<id>#<version>/package/`) and never reaches for the real home or packages.fhir.org.
 
+FHIR R4 (`validate(..., release="r4")`): `hl7.fhir.r4.core` is on packages.fhir.org only, so `install()` builds it:
+the R4 definition Bundles HAPI FHIR ships on Maven Central (`hapi-fhir-validation-resources-r4`) become the package
+folder `.fhir/packages/hl7.fhir.r4.core#4.0.1/package/` (R4CorePackage.java), which the engine then loads as it
+would the published package; the cross-version extensions it generates from `hl7.fhir.xver-extensions`' path maps.
+
     python tests/profile_validation/fhir_validator.py install
     python tests/profile_validation/fhir_validator.py validate DEFINITIONS_DIR FILE...
 """
@@ -27,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 JAVA_SOURCE = HERE / "BatchValidate.java"
+R4_PACKAGE_SOURCE = HERE / "R4CorePackage.java"
 
 MAVEN_ARTIFACTS: tuple[tuple[str, str, str], ...] = (
     # 7.0.x needs org.hl7.fhir.services, which is not on Maven Central.
@@ -38,17 +44,40 @@ FHIR_PACKAGES: tuple[tuple[str, str], ...] = (
     ("hl7.fhir.r5.core", "5.0.0"),
     ("hl7.terminology.r5", "7.0.1"),
     ("hl7.fhir.uv.extensions.r5", "5.3.0-ballot-tc1"),
-    # Not loaded explicitly, but the engine asks for it while starting and would go to packages.fhir.org.
+    # Not loaded explicitly, but the engine asks for it while starting and would go to packages.fhir.org; under R4
+    # it holds the path maps the cross-version extensions are generated from.
     ("hl7.fhir.xver-extensions", "0.1.0"),
+    ("hl7.terminology.r4", "7.0.1"),
+    ("hl7.fhir.uv.extensions.r4", "5.3.0-ballot-tc1"),
 )
-CORE_PACKAGE = "hl7.fhir.r5.core#5.0.0"
-LOADED_PACKAGES: tuple[tuple[str, str], ...] = (
-    ("hl7.terminology.r5", "7.0.1"),
-    ("hl7.fhir.uv.extensions.r5", "5.3.0-ballot-tc1"),
-)
-"""Loaded before the IG's definitions, as the IG's package would pull them in (THO code systems such as v2-0203).
-Loaded as folders: as packages the engine would chase their dependencies' exact versions (THO 7.0.1 names
-extensions 5.2.0), which npm does not have, on packages.fhir.org."""
+R4_DEFINITIONS = ("ca.uhn.hapi.fhir", "hapi-fhir-validation-resources-r4", "8.8.0")
+"""The R4 specification's definition Bundles (XML), from which `hl7.fhir.r4.core#4.0.1` is built."""
+R4_EXTENSIONS = ("StructureDefinition-alternate-reference.json",)
+"""From the R4 extensions pack, only what the R4 output uses: the pack also redefines R4 core extensions in newer
+versions (5.3.0 narrows `bodySite` to a few elements), which would replace the 4.0.1 definitions validated against."""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    core: str
+    """The core package (id#version), whose version is the FHIR version validated against."""
+    folders: tuple[str, ...]
+    """Folders under the cache loaded after the core, before the caller's definitions."""
+
+
+RELEASES = {
+    "r5": Release(
+        "hl7.fhir.r5.core#5.0.0",
+        (
+            ".fhir/packages/hl7.terminology.r5#7.0.1/package",
+            ".fhir/packages/hl7.fhir.uv.extensions.r5#5.3.0-ballot-tc1/package",
+        ),
+    ),
+    "r4": Release("hl7.fhir.r4.core#4.0.1", (".fhir/packages/hl7.terminology.r4#7.0.1/package", "r4-extensions")),
+}
+"""Per FHIR release, what the engine loads. The terminology and extension packages are loaded as the IG's package
+would pull them in (THO code systems such as v2-0203), as folders: as packages the engine would chase their
+dependencies' exact versions (THO 7.0.1 names extensions 5.2.0), which npm does not have, on packages.fhir.org."""
 
 _SETTINGS_XML = (
     "<settings><mirrors><mirror><id>central-only</id><mirrorOf>*</mirrorOf>"
@@ -145,6 +174,51 @@ def _install_packages(root: Path) -> None:
             unpacked.rename(target)
 
 
+def _install_r4(root: Path) -> None:
+    """`hl7.fhir.r4.core#4.0.1` built from HAPI's R4 definitions jar, and the R4 extensions the output uses."""
+    extensions = root / "r4-extensions"
+    if not all((extensions / name).is_file() for name in R4_EXTENSIONS):
+        pack = package_dir(root, "hl7.fhir.uv.extensions.r4", "5.3.0-ballot-tc1") / "package"
+        extensions.mkdir(exist_ok=True)
+        for name in R4_EXTENSIONS:
+            shutil.copyfile(pack / name, extensions / name)
+    target = package_dir(root, "hl7.fhir.r4.core", "4.0.1")
+    if (target / "package" / "package.json").is_file():
+        return
+    mvn, java = _require("mvn"), _require("java")
+    group, artifact, version = R4_DEFINITIONS
+    with tempfile.TemporaryDirectory(dir=root) as work:
+        work_path = Path(work)
+        (work_path / "settings.xml").write_text(_SETTINGS_XML)
+        _run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-s",
+                "settings.xml",
+                "dependency:copy",
+                f"-Dartifact={group}:{artifact}:{version}",
+                "-DoutputDirectory=.",
+            ],
+            work_path,
+        )
+        built = work_path / "built"
+        _run(
+            [
+                java,
+                "-cp",
+                str(root / "lib" / "*"),
+                str(R4_PACKAGE_SOURCE),
+                f"{artifact}-{version}.jar",
+                str(built / "package"),
+            ],
+            work_path,
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        built.rename(target)
+
+
 def install(root: Path | None = None) -> Path:
     """Install (or find) the jars and packages; returns the cache directory. Raises UnavailableError."""
     root = root or cache_dir()
@@ -152,13 +226,15 @@ def install(root: Path | None = None) -> Path:
     _require("java")
     _install_jars(root)
     _install_packages(root)
+    _install_r4(root)
     return root
 
 
-def validate(definitions: list[Path], files: list[Path], root: Path | None = None) -> list[Issue]:
-    """Validate each file (JSON) against FHIR R5 and the profiles it claims, with `definitions` (folders of
-    conformance resources, e.g. an IG's StructureDefinitions) loaded. One JVM, one engine load."""
+def validate(definitions: list[Path], files: list[Path], root: Path | None = None, release: str = "r5") -> list[Issue]:
+    """Validate each file (JSON) against FHIR `release` (r5 or r4) and the profiles it claims, with `definitions`
+    (folders of conformance resources, e.g. an IG's StructureDefinitions) loaded. One JVM, one engine load."""
     root = root or cache_dir()
+    fhir = RELEASES[release]
     java = _require("java")
     if not (root / "lib" / ".installed").is_file():
         raise UnavailableError(f"the validator is not installed in {root} (run install() first)")
@@ -172,9 +248,9 @@ def validate(definitions: list[Path], files: list[Path], root: Path | None = Non
             "-cp",
             str(root / "lib" / "*"),
             str(JAVA_SOURCE),
-            CORE_PACKAGE,
+            fhir.core,
             listing.name,
-            *(str(package_dir(root, *package) / "package") for package in LOADED_PACKAGES),
+            *(str(root / folder) for folder in fhir.folders),
             *map(str, definitions),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
