@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from fhir_validator import CORE_PACKAGE, UnavailableError, cache_dir, install, package_dir
+from fhir_validator import RELEASES, UnavailableError, cache_dir, install, package_dir
 
 HERE = Path(__file__).resolve().parent
 JAVA_SOURCE = HERE / "RunViews.java"
@@ -129,7 +129,7 @@ def run_views(
             "-cp",
             os.pathsep.join([str(classes), str(root / "lib" / "*")]),
             MAIN_CLASS,
-            str(package_dir(root, *CORE_PACKAGE.split("#"))),
+            str(package_dir(root, *RELEASES["r5"].core.split("#"))),
             str(work_path / "job.json"),
         ]
         started = time.monotonic()
