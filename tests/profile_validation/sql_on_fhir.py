@@ -7,8 +7,9 @@ returned), the `Runner` evaluates it over each input's NDJSON, and the rows come
 `Decimal`). `query()` joins view rows with plain SQL in SQLite (the standard library's), the way a warehouse
 joins SQL-on-FHIR views.
 
-An input declares its FHIR version: "5.0" is parsed as R5; "4.0" is parsed with the library's R4 model and
-converted to R5 (`VersionConvertorFactory_40_50`), so the same R5 ViewDefinitions run over R4 output.
+An input declares its FHIR version: "5.0" is parsed as R5 and runs the R5 views; "4.0" is parsed with the
+library's R4 model and runs the R4 views (`r4_views`) with the R4 library's own runner,
+`org.hl7.fhir.r4.utils.sql.Runner` (type-checked against `hl7.fhir.r4.core`, which fhir_validator.py builds).
 
     python tests/profile_validation/sql_on_fhir.py VIEWS_DIR NDJSON...   # prints each view's rows as JSON lines
 """
@@ -43,7 +44,7 @@ class ViewInput:
     name: str
     files: Sequence[Path]
     fhir_version: str = "5.0"
-    """"5.0" (R5) or "4.0" (R4, converted to R5 by the library before the views run)."""
+    """"5.0" (R5, the R5 views) or "4.0" (R4, the R4 views, run by the R4 runner)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +104,15 @@ def ready(root: Path | None = None) -> Path:
 
 
 def run_views(
-    views: Sequence[Path], inputs: Iterable[ViewInput], root: Path | None = None, output: Path | None = None
+    views: Sequence[Path],
+    inputs: Iterable[ViewInput],
+    root: Path | None = None,
+    output: Path | None = None,
+    r4_views: Sequence[Path] = (),
 ) -> ViewRun:
-    """Validate `views` and run each over each input, in one JVM. The rows are kept in `output`
-    (`<input>/<view>.json`, read back with `read_rows`) when given."""
+    """Validate `views` (R5) and `r4_views` (R4, only when an input is R4) and run each over each input of its
+    version, in one JVM. The rows are kept in `output` (`<input>/<view>.json`, read back with `read_rows`) when
+    given."""
     root = root or cache_dir()
     java = _java_tool("java")
     classes = compiled_classes(root)
@@ -116,6 +122,7 @@ def run_views(
         rows = output or work_path / "rows"
         job = {
             "views": [str(v) for v in views],
+            "r4Views": [str(v) for v in r4_views],
             "inputs": [
                 {"name": i.name, "fhirVersion": i.fhir_version, "files": [str(f) for f in i.files]} for i in inputs
             ],
@@ -130,6 +137,7 @@ def run_views(
             os.pathsep.join([str(classes), str(root / "lib" / "*")]),
             MAIN_CLASS,
             str(package_dir(root, *RELEASES["r5"].core.split("#"))),
+            str(package_dir(root, *RELEASES["r4"].core.split("#"))),
             str(work_path / "job.json"),
         ]
         started = time.monotonic()
