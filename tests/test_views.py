@@ -1,9 +1,10 @@
-"""The SQL-on-FHIR v2 ViewDefinitions in views/ give back the research tables from FHIR R5 alone, proven by an
-independent engine: the HL7 FHIR core library's runner (tests/profile_validation/sql_on_fhir.py, RunViews.java).
+"""The SQL-on-FHIR v2 ViewDefinitions in views/ give back the research tables from FHIR R5 alone, and those in
+views/r4/ from FHIR R4 alone, proven by an independent engine: the HL7 FHIR core library's runners, R5 and R4
+(tests/profile_validation/sql_on_fhir.py, RunViews.java).
 
 Generated reports (`every_row_spec()`, one with qualified values, `random_spec(seed, features=FIDELITY_FEATURES)`)
 and every mapped corpus
-file are mapped in process (`map_sr`), under the ballot and the STU1 structure, and written as NDJSON, one
+file are mapped in process (`map_sr`), under the ballot and the STU1 structure and as R4, and written as NDJSON, one
 resource per (type, id) as the job's export writes them. One JVM validates the views (the library's `Validator`:
 no issue allowed) and runs them over every input; views/measurements.sql and views/qualitative_evaluations.sql
 join the view rows in SQLite; the result must equal, as a multiset of rows over the columns the FHIR carries, the
