@@ -7,6 +7,7 @@ from .fhir.ids import DOCUMENT_SCOPED_TYPES
 from .fhir.json import dumps as dumps_json
 from .mapping import BUNDLE_BASE_URL, MAPPING_VERSION, DocumentRecord, DocumentStatus, MappingResult, map_sr
 from .options import DeviceFallback, IgVersion, MappingOptions, SopClassSystem
+from .reading import READER_CODE
 from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "MAPPING_VERSION",
     "MEASUREMENTS_SCHEMA",
     "QUALITATIVE_EVALUATIONS_SCHEMA",
+    "READER_CODE",
     "TABLE_SCHEMAS",
     "DeviceFallback",
     "DocumentRecord",
