@@ -67,6 +67,13 @@ def daemon_environment(spark: Path) -> dict[str, str]:
     }
 
 
+def _quietly(command: list[str]) -> None:
+    """Run a build step; its output (setuptools' deprecation notices) only when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
 @dataclass(frozen=True)
 class Shipped:
     wheel: Path
@@ -96,11 +103,11 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Shipped:
             shutil.copy(path, source / name)
     dist = work / "dist"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(source)], check=True)
+    _quietly([*pip, "wheel", "--no-deps", "-w", str(dist), str(source)])
     (wheel,) = dist.glob("sr2fhir-*.whl")
     env = work / "env"
-    subprocess.run([base_python(), "-m", "venv", "--copies", "--without-pip", str(env)], check=True)
-    subprocess.run([*pip, "--python", str(env / "bin" / "python"), "install", str(wheel)], check=True)
+    _quietly([base_python(), "-m", "venv", "--copies", "--without-pip", str(env)])
+    _quietly([*pip, "--python", str(env / "bin" / "python"), "install", str(wheel)])
     archive = work / "env.tar.gz"
     with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
         for entry in sorted(env.iterdir()):

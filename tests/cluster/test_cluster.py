@@ -39,11 +39,12 @@ DELTA_SESSION = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
-EXECUTORS = {
+CLUSTER_SETTINGS = {
     # One executor of 1 core per worker; the default 1 GiB per executor would not leave room on a 1 GiB worker.
     "spark.executor.memory": "512m",
     "spark.executor.cores": "1",
     "spark.driver.memory": "1g",
+    "spark.ui.enabled": "false",
 }
 NOT_COMPARED = ("run_id", "processed_at")
 """Columns that name a run or its time: everything else of every table must be equal."""
@@ -94,7 +95,7 @@ def _driver_environment() -> dict[str, str]:
 
 def spark_submit(cluster: Cluster, shipped: Shipped, endpoint: str, output: str) -> list[str]:
     """The documented spark-submit route (docs/job.md, Shipping the package)."""
-    conf = {**DELTA_SESSION, **EXECUTORS, **_s3_conf(endpoint)}
+    conf = {**DELTA_SESSION, **CLUSTER_SETTINGS, **_s3_conf(endpoint)}
     return [
         str(spark_home() / "bin" / "spark-submit"),
         "--master",
@@ -116,7 +117,7 @@ def spark_submit(cluster: Cluster, shipped: Shipped, endpoint: str, output: str)
 
 def sr2fhir_run(cluster: Cluster, shipped: Shipped, endpoint: str, output: str) -> list[str]:
     """The `sr2fhir run` route: the job starts its session itself, with the cluster's master."""
-    settings = {"spark.archives": f"{shipped.environment}#env", **EXECUTORS}
+    settings = {"spark.archives": f"{shipped.environment}#env", **CLUSTER_SETTINGS}
     return [
         sys.executable,
         "-m",
