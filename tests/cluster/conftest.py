@@ -62,8 +62,10 @@ def daemon_environment(spark: Path) -> dict[str, str]:
         **env,
         "SPARK_HOME": str(spark),
         "SPARK_LOCAL_IP": "127.0.0.1",
-        # The master and worker daemons themselves: small heaps (their executors get spark.executor.memory).
+        # The master and worker daemons themselves: small heaps (their executors get spark.executor.memory), and
+        # C1 only (little to compile in a test's minutes).
         "SPARK_DAEMON_MEMORY": "256m",
+        "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
 
 
@@ -133,12 +135,16 @@ class Cluster:
         os.killpg(self.workers[index].pid, signal.SIGKILL)
         self.workers[index].wait(30)
 
-    def running_task(self) -> int | None:
-        """The index of a worker whose executor has started a task, if any."""
+    def executor_logs(self) -> set[Path]:
+        """The logs of the executors the workers have started so far (one folder per application and executor)."""
+        return {log for work_dir in self.work_dirs for log in work_dir.glob("app-*/*/stderr")}
+
+    def running_task(self, before: set[Path]) -> int | None:
+        """The index of a live worker whose executor, not among those of `before`, has started a task, if any."""
         for index, work_dir in enumerate(self.work_dirs):
             if self.workers[index].poll() is not None:
                 continue
-            for log in work_dir.glob("app-*/*/stderr"):
+            for log in set(work_dir.glob("app-*/*/stderr")) - before:
                 if "Running task" in log.read_text(errors="replace"):
                     return index
         return None

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from job.helpers import run_job, s3_settings
 from jobs import output_lock
 from jobs.config import load_config
 from jobs.spark.jars import JarCache, cache_dir, session_jars
+from sr2fhir_core import READER_CODE
 from sr2fhir_synth import write_sample_corpus
 
 from .conftest import BUCKET, REPO_ROOT, Cluster, Shipped, spark_home
@@ -39,12 +41,21 @@ DELTA_SESSION = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC -XX:ReservedCodeCacheSize=240m"
 CLUSTER_SETTINGS = {
     # One executor of 1 core per worker; the default 1 GiB per executor would not leave room on a 1 GiB worker.
     "spark.executor.memory": "512m",
     "spark.executor.cores": "1",
     "spark.driver.memory": "1g",
+    # Runs of seconds on 2 shared cores: C1 only and the parallel collector, as a local session's JVM
+    # (conf/sr2fhir.yaml, spark.driver.extraJavaOptions).
+    "spark.driver.extraJavaOptions": JAVA_OPTIONS,
+    "spark.executor.extraJavaOptions": JAVA_OPTIONS,
     "spark.ui.enabled": "false",
+    # Tasks start once both executors are there: the lake's two read tasks go one to each, and a killed worker
+    # leaves one behind.
+    "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+    "spark.scheduler.maxRegisteredResourcesWaitingTime": "300s",
 }
 NOT_COMPARED = ("run_id", "processed_at")
 """Columns that name a run or its time: everything else of every table must be equal."""
@@ -71,6 +82,20 @@ def local_run(spark: SparkSession, s3_endpoint: tuple[str, Any], lake: int) -> d
     """The same lake mapped by a local[2] session (this process's), into the same bucket."""
     endpoint, _ = s3_endpoint
     return run_job(spark, [LAKE], f"s3a://{BUCKET}/local", overrides=s3_settings(endpoint))
+
+
+@dataclass(frozen=True)
+class Outputs:
+    rows: dict[str, Counter]
+    lines: dict[str, Counter]
+
+
+@pytest.fixture(scope="module")
+def local_outputs(spark: SparkSession, s3_endpoint: tuple[str, Any], local_run: dict) -> Outputs:
+    """What the local[2] run wrote, read once for the tests that compare with it."""
+    _, client = s3_endpoint
+    print(f"local[2] run: {local_run['elapsed_seconds']} s, {local_run['step_seconds']}")
+    return Outputs(_rows(spark, f"s3a://{BUCKET}/local"), _ndjson(client, local_run))
 
 
 def _jars() -> str:
@@ -194,6 +219,7 @@ def test_spark_submit_on_a_standalone_cluster_gives_the_local_outputs(
     s3_endpoint: tuple[str, Any],
     lake: int,
     local_run: dict,
+    local_outputs: Outputs,
     spark: SparkSession,
     tmp_path: Path,
 ) -> None:
@@ -208,10 +234,13 @@ def test_spark_submit_on_a_standalone_cluster_gives_the_local_outputs(
     # Both executors mapped: the lake is read in two tasks, one per 1-core executor.
     assert len({w["python"] for w in summary["mapping_workers"]}) == 2, summary["mapping_workers"]
     assert summary["documents"] == local_run["documents"] and summary["rows"] == local_run["rows"]
-    assert _rows(spark, output) == _rows(spark, f"s3a://{BUCKET}/local")
-    cluster_lines, local_lines = _ndjson(client, summary), _ndjson(client, local_run)
-    assert _ids(cluster_lines) == _ids(local_lines)
-    assert cluster_lines == local_lines
+    # A local session's workers run this interpreter and this checkout, with its reader.
+    assert local_run["readers"] == {READER_CODE: local_run["documents"]["inputs"]}
+    assert {w["python"] for w in local_run["mapping_workers"]} == {sys.executable}
+    assert _rows(spark, output) == local_outputs.rows
+    lines = _ndjson(client, summary)
+    assert _ids(lines) == _ids(local_outputs.lines)
+    assert lines == local_outputs.lines
     print(f"spark-submit run on the cluster: {seconds:.1f} s, {summary['step_seconds']}")
 
 
@@ -221,15 +250,17 @@ def test_a_worker_killed_mid_run(
     s3_endpoint: tuple[str, Any],
     lake: int,
     local_run: dict,
+    local_outputs: Outputs,
     spark: SparkSession,
     tmp_path: Path,
 ) -> None:
     """`sr2fhir run` with the cluster's master; one worker (its executor and Python workers) killed as soon as it
     runs a task. Either the run completes on the other worker (Spark retries the lost tasks) or it fails cleanly:
-    its message, exit 1, the lock released. The next run's outputs are exact either way."""
+    its message, exit 1, the lock released, and the next run's outputs are exact."""
     endpoint, client = s3_endpoint
     output = f"s3a://{BUCKET}/killed"
     log = tmp_path / "killed.log"
+    earlier = cluster.executor_logs()
     with log.open("wb") as out:
         run = subprocess.Popen(
             sr2fhir_run(cluster, shipped, endpoint, output),
@@ -239,7 +270,7 @@ def test_a_worker_killed_mid_run(
         )
     try:
         deadline = time.monotonic() + RUN_SECONDS
-        while (busy := cluster.running_task()) is None and run.poll() is None and time.monotonic() < deadline:
+        while (busy := cluster.running_task(earlier)) is None and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert busy is not None, f"no executor ran a task: {log.read_text(errors='replace')[-5000:]}"
         cluster.kill_worker(busy)
@@ -251,20 +282,20 @@ def test_a_worker_killed_mid_run(
     text = log.read_text(errors="replace")
     lock_key = f"{output.removeprefix(f's3a://{BUCKET}/')}/{output_lock.NAME}"
     assert not client.list_objects_v2(Bucket=BUCKET, Prefix=lock_key).get("Contents"), "the lock was left behind"
-    completed = status == 0
-    if completed:
-        first = _summary(client, output)
-        assert first["documents"] == local_run["documents"]
-        _assert_shipped(first, lake)
+    if status == 0:
+        # Completed on the other worker: its outputs must be exact.
+        print(f"worker {busy} killed mid-run: the run completed on the other")
+        summary = _summary(client, output)
+        _assert_shipped(summary, lake)
     else:
         assert status == 1, text[-5000:]
         assert "sr2fhir run: failed: " in text, text[-5000:]
-    print(f"worker {busy} killed mid-run: the run {'completed on the other' if completed else 'failed cleanly'}")
-
-    status, text = _run(sr2fhir_run(cluster, shipped, endpoint, output), tmp_path / "next.log")
-    assert status == 0, text[-5000:]
-    after = _summary(client, output)
-    # A run that completed left nothing to map; one that failed committed nothing: the next maps every file.
-    assert after["files"]["processed"] == (0 if completed else lake)
-    assert _rows(spark, output) == _rows(spark, f"s3a://{BUCKET}/local")
-    assert _ndjson(client, first if completed else after) == _ndjson(client, local_run)
+        print(f"worker {busy} killed mid-run: the run failed cleanly")
+        # It committed nothing: the next run, on the remaining worker, maps every file again.
+        status, text = _run(sr2fhir_run(cluster, shipped, endpoint, output), tmp_path / "next.log")
+        assert status == 0, text[-5000:]
+        summary = _summary(client, output)
+        assert summary["files"]["processed"] == lake
+    assert summary["documents"] == local_run["documents"]
+    assert _rows(spark, output) == local_outputs.rows
+    assert _ndjson(client, summary) == local_outputs.lines
