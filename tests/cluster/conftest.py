@@ -163,8 +163,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.skip("no java: a Spark cluster needs Java 17")
     spark = spark_home()
     spark_class = str(spark / "bin" / "spark-class")
-    env = daemon_environment(spark)
     logs = tmp_path_factory.mktemp("cluster")
+    scratch = logs / "local"
+    # The executors' scratch space (fetched jars and archives, shuffle files) here, not in /tmp: removed at the end
+    # with the workers' application folders (~700 MB of jars per executor and application).
+    env = {**daemon_environment(spark), "SPARK_LOCAL_DIRS": str(scratch)}
     port, ui_port = _free_port(), _free_port()
     master = f"spark://127.0.0.1:{port}"
     processes = [
@@ -235,3 +238,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(30)
+        shutil.rmtree(scratch, ignore_errors=True)
+        for work_dir in work_dirs:  # the executors' logs stay: app-*/<executor>/stderr
+            for copied in work_dir.glob("app-*/*/*"):
+                if copied.name in ("stderr", "stdout"):
+                    continue
+                if copied.is_dir() and not copied.is_symlink():
+                    shutil.rmtree(copied)
+                else:
+                    copied.unlink()

@@ -3,7 +3,7 @@ two workers, executors running a packed Python environment built from a wheel of
 input and output on the loopback S3 server. The outputs must equal a local[2] run's; a worker killed mid-run
 leaves a run that completed on the other or failed cleanly, and the next run's outputs exact.
 
-Cost (module, on 2 shared cores): see docs/job.md, Shipping the package."""
+Its cost and what it checks: docs/job.md, Shipping the package."""
 
 from __future__ import annotations
 
