@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -107,14 +109,15 @@ def _jars() -> str:
     return session_jars(cache, config.settings)
 
 
-def _driver_environment() -> dict[str, str]:
+def _driver_environment(scratch: Path) -> dict[str, str]:
     """The driver runs this interpreter; the executors the shipped environment, unpacked as ./env in their
-    working folder."""
+    working folder. `scratch`: the driver's local folder."""
     return {
         **os.environ,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "PYSPARK_PYTHON": "./env/bin/python",
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOCAL_DIRS": str(scratch),
     }
 
 
@@ -194,10 +197,21 @@ def _ids(lines: dict[str, Counter]) -> dict[str, set[str]]:
     return {kind: {json.loads(line)["id"] for line in counter} for kind, counter in lines.items()}
 
 
+def _remove_archive_copies(shipped: Shipped, before: set[Path]) -> None:
+    """A driver that `sr2fhir run` started keeps a copy of the archive in a /tmp/spark-<uuid> folder of its own
+    after it exits (not one of the driver's local folders): the copies of this test's archive made since `before`
+    are removed."""
+    size = shipped.environment.stat().st_size
+    for folder in set(Path(tempfile.gettempdir()).glob("spark-*")) - before:
+        copy = folder / shipped.environment.name
+        if [p.name for p in folder.iterdir()] == [copy.name] and copy.stat().st_size == size:
+            shutil.rmtree(folder)
+
+
 def _run(command: list[str], log: Path) -> tuple[int, str]:
     with log.open("wb") as out:
         done = subprocess.run(
-            command, env=_driver_environment(), stdout=out, stderr=subprocess.STDOUT, timeout=RUN_SECONDS
+            command, env=_driver_environment(log.parent), stdout=out, stderr=subprocess.STDOUT, timeout=RUN_SECONDS
         )
     return done.returncode, log.read_text(errors="replace")
 
@@ -261,10 +275,11 @@ def test_a_worker_killed_mid_run(
     output = f"s3a://{BUCKET}/killed"
     log = tmp_path / "killed.log"
     earlier = cluster.executor_logs()
+    scratch = set(Path(tempfile.gettempdir()).glob("spark-*"))
     with log.open("wb") as out:
         run = subprocess.Popen(
             sr2fhir_run(cluster, shipped, endpoint, output),
-            env=_driver_environment(),
+            env=_driver_environment(tmp_path),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -279,6 +294,7 @@ def test_a_worker_killed_mid_run(
         if run.poll() is None:
             run.kill()
             run.wait()
+        _remove_archive_copies(shipped, scratch)
     text = log.read_text(errors="replace")
     lock_key = f"{output.removeprefix(f's3a://{BUCKET}/')}/{output_lock.NAME}"
     assert not client.list_objects_v2(Bucket=BUCKET, Prefix=lock_key).get("Contents"), "the lock was left behind"
@@ -293,6 +309,7 @@ def test_a_worker_killed_mid_run(
         print(f"worker {busy} killed mid-run: the run failed cleanly")
         # It committed nothing: the next run, on the remaining worker, maps every file again.
         status, text = _run(sr2fhir_run(cluster, shipped, endpoint, output), tmp_path / "next.log")
+        _remove_archive_copies(shipped, scratch)
         assert status == 0, text[-5000:]
         summary = _summary(client, output)
         assert summary["files"]["processed"] == lake
