@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from sr2fhir_core import MappingOptions
 
 from .errors import ConfigError
 
-DEFAULT_CONF = Path(__file__).parent / "sr2fhir.yaml"
-"""The documented defaults: `conf/sr2fhir.yaml` in a checkout (this path links to it), a copy in a wheel."""
+DEFAULT_CONF = "sr2fhir.yaml"
+"""The documented defaults, package data of `jobs`: `conf/sr2fhir.yaml` in a checkout (jobs/sr2fhir.yaml links to
+it), a copy in a wheel. Read as a resource, not a file path: the package may be imported from a zip (a package
+on spark-submit's --py-files)."""
 TABLE_FORMATS = ("delta", "parquet")
 REMOVED_FILES = ("delete", "keep")
 """`incremental.removed_files`: what a run does with ledger files that are gone from a listed input folder."""
@@ -167,6 +170,20 @@ def _read_yaml(path: str | Path) -> Any:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror or exc}") from exc
+    return _parse_yaml(text, path)
+
+
+def default_tree() -> Any:
+    """The default configuration (DEFAULT_CONF), wherever the package is imported from."""
+    resource = resources.files("jobs").joinpath(DEFAULT_CONF)
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the default configuration {resource}: {exc.strerror or exc}") from exc
+    return _parse_yaml(text, resource)
+
+
+def _parse_yaml(text: str, path: object) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
@@ -215,7 +232,7 @@ def load_config(
     need_inputs: bool = True,
 ) -> JobConfig:
     """`need_inputs` false: a command that works on the output alone (`sr2fhir maintain`)."""
-    tree = _read_yaml(DEFAULT_CONF)
+    tree = default_tree()
     for conf_file in conf_files:
         user = _read_yaml(conf_file) or {}
         if not isinstance(user, Mapping):

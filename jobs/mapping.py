@@ -15,14 +15,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
+from pyspark.accumulators import AccumulatorParam
 
-from sr2fhir_core import DocumentRecord, DocumentStatus, MappingOptions, dumps_json, map_sr
+from sr2fhir_core import READER_CODE, DocumentRecord, DocumentStatus, MappingOptions, dumps_json, map_sr
 
 from . import archives
 from .staging import (
@@ -78,6 +81,29 @@ the tests can check that a failed run ends with a clear error and a non-zero exi
 until it is cancelled (a run stopped in its map step); `crash:<text>` makes the worker die (exit 134, as from a
 segmentation fault) when it meets an input whose path holds <text> (`run.crashes`). Never set it otherwise."""
 CRASH_FAULT = "crash:"
+
+
+WorkerKey = tuple[str, int, str, str, str]
+"""Where inputs were mapped: (host, pid of the Python worker, its interpreter, the folder `jobs` was imported
+from there, the reader's code: `sr2fhir_core.READER_CODE`). What a run says of its executors' environments."""
+WORKER_FIELDS = ("host", "pid", "python", "package", "reader")
+
+
+def this_worker() -> WorkerKey:
+    return (socket.gethostname(), os.getpid(), sys.executable, str(Path(__file__).resolve().parent), READER_CODE)
+
+
+class WorkerCounts(AccumulatorParam[dict[WorkerKey, int]]):
+    """A Spark accumulator's sum of `{worker: inputs}` counts (it lives here: executors unpickle it, and this module
+    is what they import of the job)."""
+
+    def zero(self, value: dict[WorkerKey, int]) -> dict[WorkerKey, int]:
+        return {}
+
+    def addInPlace(self, value1: dict[WorkerKey, int], value2: dict[WorkerKey, int]) -> dict[WorkerKey, int]:
+        for key, n in value2.items():
+            value1[key] = value1.get(key, 0) + n
+        return value1
 
 
 class Output:
@@ -166,9 +192,16 @@ Result = tuple[dict, DocumentRecord, list[dict], dict[str, list[dict]]]
 class Mapper:
     """The function given to mapInArrow: picklable, with its settings, and nothing else."""
 
-    def __init__(self, settings: MapperSettings, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: MapperSettings,
+        progress: Callable[[int], None] | None = None,
+        workers: Callable[[dict[WorkerKey, int]], None] | None = None,
+    ) -> None:
+        """`progress(n)`: n more inputs mapped; `workers({worker: n})`: n more inputs mapped by that worker."""
         self.settings = settings
         self.progress = progress
+        self.workers = workers
         self._crash_on: str | None = None
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -205,6 +238,8 @@ class Mapper:
         yield from out.batches()
         if self.progress is not None:
             self.progress(out.inputs)
+        if self.workers is not None:
+            self.workers({this_worker(): out.inputs})
 
     def _file(self, stored: dict, content: bytes | None) -> Iterator[Result]:
         path = stored["source_file"]

@@ -8,6 +8,7 @@ from .fhir.json import dumps as dumps_json
 from .fhir.r4 import R5_ONLY_TYPES
 from .mapping import BUNDLE_BASE_URL, MAPPING_VERSION, DocumentRecord, DocumentStatus, MappingResult, map_sr
 from .options import DeviceFallback, FhirVersion, IgVersion, MappingOptions, SopClassSystem
+from .reading import READER_CODE
 from .rows import MEASUREMENTS_SCHEMA, QUALITATIVE_EVALUATIONS_SCHEMA, TABLE_SCHEMAS
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "MEASUREMENTS_SCHEMA",
     "QUALITATIVE_EVALUATIONS_SCHEMA",
     "R5_ONLY_TYPES",
+    "READER_CODE",
     "TABLE_SCHEMAS",
     "DeviceFallback",
     "DocumentRecord",

@@ -5,6 +5,7 @@ what the run mapped, from the staged document records."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import staging, stopping
-from ..mapping import Mapper, MapperSettings
+from ..errors import JobError
+from ..mapping import Mapper, MapperSettings, WorkerCounts, WorkerKey
 from ..sinks.tables import SCOPE
 from ..sources.inputs import Listed, listed_struct
 from ..spark.fs import HadoopFS
@@ -37,6 +39,9 @@ class Staged:
     """Selected files deleted before they were read."""
     scope: DataFrame
     """(source_file) of every file the run maps or removes: the tables' rows it replaces or deletes."""
+    workers: dict[WorkerKey, int] | None
+    """Inputs mapped per Python worker (its host, pid, interpreter, package folder and reader code), as its tasks
+    reported them; None on a session without accumulators (Spark Connect)."""
 
     def release(self) -> None:
         self.records.unpersist()
@@ -51,8 +56,9 @@ def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
         max_archive_bytes=config.input.max_archive_bytes,
         max_seconds_per_input=config.input.max_seconds_per_input,
     )
+    workers = _worker_counts(spark)
     with run.steps("map"), Progress(spark, config.out.progress_interval_seconds) as progress:
-        _Mapping(run, plan, Mapper(settings, progress.callback())).all()
+        _Mapping(run, plan, Mapper(settings, progress.callback(), workers.add if workers is not None else None)).all()
     run.fs.write_bytes(f"{run.staging}/{staging.COMPLETE}", b"")
     rows = staging.read(spark, run.staging)
     records = staging.records(rows).persist()
@@ -72,7 +78,16 @@ def map_inputs(run: Run, plan: Plan) -> tuple[Staged, Plan]:
     except BaseException:
         records.unpersist()
         raise
-    return Staged(rows, records, stats, len(vanished), scope), plan
+    counts = dict(workers.value) if workers is not None else None
+    return Staged(rows, records, stats, len(vanished), scope, counts), plan
+
+
+def _worker_counts(spark: SparkSession) -> Accumulator[dict[WorkerKey, int]] | None:
+    """Where the inputs are mapped, counted as tasks finish; None on Spark Connect (no accumulators)."""
+    try:
+        return spark.sparkContext.accumulator({}, WorkerCounts())
+    except Exception:
+        return None
 
 
 class _Mapping:
@@ -134,6 +149,8 @@ class _Mapping:
         try:
             staging.write(content.mapInArrow(self.mapper, staging.spark_schema()), part)
         except Exception as exc:
+            if (missing := _missing_package(exc)) is not None:
+                raise ExecutorsLackPackage(_lack_message(run.spark, missing)) from exc
             if stopping.requested() or not crashes.worker_crash(exc):
                 raise
             log.warning("run %s: a worker died in a map job: mapping its inputs in halves", run.run_id)
@@ -146,6 +163,41 @@ class _Mapping:
     def _next_part(self) -> str:
         self.parts += 1
         return f"{self.run.staging}/part-{self.parts:05d}"
+
+
+class ExecutorsLackPackage(JobError):
+    """The executors' Python cannot import the job: sr2fhir is not installed there, or shipped in a form PySpark
+    does not put on their path."""
+
+
+_MISSING_MODULE = re.compile(r"No module named '((?:jobs|sr2fhir_core)[\w.]*)'")
+
+
+def _missing_package(exc: BaseException) -> str | None:
+    """The module of this package that a Python worker could not import, if that is why a map job failed."""
+    match = _MISSING_MODULE.search(str(exc))
+    return match.group(1) if match else None
+
+
+def _lack_message(spark: SparkSession, module: str) -> str:
+    """What failed and how to ship the package (docs/job.md, Shipping the package)."""
+    try:
+        py_files = spark.sparkContext.getConf().get("spark.submit.pyFiles") or ""
+    except Exception:  # Spark Connect: no SparkContext
+        py_files = ""
+    wheels = [name.rsplit("/", 1)[-1] for name in py_files.split(",") if name.lower().endswith(".whl")]
+    why = (
+        f"--py-files names the wheel {', '.join(wheels)}, which PySpark does not put on the executors' path (only"
+        " .zip, .egg and .jar files)"
+        if wheels
+        else "sr2fhir is neither installed in their Python environment nor shipped to them"
+    )
+    return (
+        f"the executors cannot import the job (No module named '{module}'): {why}. Install the wheel in a packed"
+        " Python environment shipped with --archives env.tar.gz#env and PYSPARK_PYTHON=./env/bin/python, or in"
+        " the executors' image (docs/job.md, Shipping the package); a wheel renamed .zip on --py-files works"
+        " without the C reader (slower)"
+    )
 
 
 NO_TOTALS = {

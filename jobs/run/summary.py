@@ -9,9 +9,11 @@ import sys
 import time
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import Any
 
 import pyspark
 
+from ..mapping import WORKER_FIELDS, WorkerKey
 from ..sinks import index, ndjson, tables
 from ..sinks.ledger import SPEC as LEDGER_SPEC
 from .context import Run
@@ -29,6 +31,7 @@ def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | 
     processed = stats["files"] if stats else 0
     found = plan.found if plan.found >= 0 or stats is None else stats["files"]
     totals = stats["totals"] if stats else NO_TOTALS
+    workers = mapping_workers(staged.workers if staged is not None else {}, run.run_id)
     summary = {
         "run_id": run.run_id,
         "started": run.started.isoformat(),
@@ -57,6 +60,8 @@ def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | 
         "inputs_per_second": round(totals["inputs"] / elapsed, 2) if elapsed else None,
         "rows": {name: totals[name] for name in tables.TABLES},
         "unmapped_items": {"items": totals["unmapped_items"], "inputs": totals["with_unmapped_items"]},
+        "readers": readers(workers),
+        "mapping_workers": workers,
         "resources": dict(sorted(export.counts.items())) if export else {},
         "resources_before_dedup": export.counts_before_dedup if export and staged is not None else {},
         "deleted": export.deleted if export else {},
@@ -81,6 +86,39 @@ def finish(run: Run, plan: Plan, staged: Staged | None, export: ndjson.Export | 
         docs["failed"],
     )
     return summary
+
+
+FALLBACK_WARNING = (
+    "run %s: %d of %d inputs were read without the C reader on %s (sr2fhir_core's C extensions did not load"
+    " there: a package on --py-files cannot carry them), about 1.5 times slower; install sr2fhir in the executors'"
+    " Python environment (docs/job.md, Shipping the package)"
+)
+
+
+def mapping_workers(counts: dict[WorkerKey, int] | None, run_id: str) -> list[dict] | None:
+    """Inputs mapped per Python worker, each with where it ran and the reader code it ran (`mapping.this_worker`),
+    ordered by host, interpreter and pid; a warning when any of them ran without the C reader. None: not known."""
+    if counts is None:
+        return None
+    workers: list[dict[str, Any]] = [
+        {**dict(zip(WORKER_FIELDS, key, strict=True)), "inputs": n} for key, n in counts.items()
+    ]
+    workers.sort(key=lambda w: (w["host"], w["python"], w["pid"]))
+    slow = [w for w in workers if w["reader"] != "c"]
+    if slow:
+        hosts = ", ".join(sorted({w["host"] for w in slow}))
+        log.warning(FALLBACK_WARNING, run_id, sum(w["inputs"] for w in slow), sum(w["inputs"] for w in workers), hosts)
+    return workers
+
+
+def readers(workers: list[dict] | None) -> dict[str, int] | None:
+    """Inputs mapped per reader code ("c", "python", "mixed"); None: not known (no accumulators on the session)."""
+    if workers is None:
+        return None
+    totals: dict[str, int] = {}
+    for worker in workers:
+        totals[worker["reader"]] = totals.get(worker["reader"], 0) + worker["inputs"]
+    return dict(sorted(totals.items()))
 
 
 _SECRET_WORDS = ("secret", "password", "token", "access.key", "credential", "sas", "account.key")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -58,9 +58,9 @@ def effective_umask(configured: str | None) -> str:
 
 
 def local_session(config: SparkConfig, *, s3: bool, umask: str | None = None) -> SparkSession:
-    """Start a local session. Workers run this interpreter: a bare `python3` would lack pyarrow and sr2fhir.
+    """Start a session from this process: `local[...]`, or a cluster's master (`spark.master`, client mode).
     `umask`: `output.umask` (the process's umask is honoured either way)."""
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+    python_for_workers(config.master, os.environ)
     java_binary()
     packages = [config.delta_package] + ([config.s3_package] if s3 else [])
     cache = JarCache.for_packages(cache_dir(config.jar_cache_dir), packages, config.jar_excludes)
@@ -80,6 +80,16 @@ def local_session(config: SparkConfig, *, s3: bool, umask: str | None = None) ->
     spark = _start(builder, java_options, archive)
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def python_for_workers(master: str, environ: MutableMapping[str, str]) -> None:
+    """The Python the mapping's workers run. A local session's workers run this interpreter (a bare `python3` would
+    lack pyarrow and sr2fhir), whatever PYSPARK_PYTHON says. On a cluster they run on other machines: the user's
+    PYSPARK_PYTHON (e.g. `./env/bin/python` of a packed environment shipped with spark.archives) is kept, and only
+    when it is unset do they run this interpreter's path, which every node must then have (docs/job.md, Shipping
+    the package). `spark.pyspark.python` in spark.settings wins over both, as in Spark."""
+    if master.startswith("local") or not environ.get("PYSPARK_PYTHON"):
+        environ["PYSPARK_PYTHON"] = sys.executable
 
 
 def quiet_java_options(java_options: str, environ: Mapping[str, str]) -> str:

@@ -18,6 +18,7 @@ are the same.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from ..document import SRDocument
 from ..errors import RejectionReason, SRRejected
@@ -26,6 +27,13 @@ from .fast_parser import SCANNER, FastReaderUnsupported
 from .fast_reader import TREE_BUILDER
 from .fast_reader import read_document as read_fast
 from .pydicom_reader import read_document as read_with_pydicom
+
+READER_CODE: Literal["c", "python", "mixed"] = (
+    "c" if SCANNER == TREE_BUILDER == "c" else "python" if SCANNER == TREE_BUILDER == "python" else "mixed"
+)
+"""What code the fast reader runs in this process: "c" (both C extensions loaded), "python" (the pure-Python
+fallback: the extensions are not built or not loadable here, e.g. from a zip, or SR2FHIR_PURE_PYTHON is set),
+"mixed" (one of them). Results are the same; the fallback takes about 1.5 times as long per input."""
 
 REFERENCE_READER_MAX_BYTES = 4 * 2**20
 """The largest input the reference reader reads: about three times the largest real report known (1.2 MB). It
@@ -63,6 +71,7 @@ def read_document(data: bytes, reader: Reader = Reader.AUTO) -> SRDocument:
 
 
 __all__ = [
+    "READER_CODE",
     "REFERENCE_READER_MAX_BYTES",
     "SCANNER",
     "TREE_BUILDER",
