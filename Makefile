@@ -29,12 +29,17 @@ lint: $(BIN)/sr2fhir
 validator: $(BIN)/sr2fhir
 	$(BIN)/python tests/profile_validation/fhir_validator.py install
 
-# Spark tests run after the rest, in two processes too: each has its own local[2] session, and a job test is
-# mostly latency (Delta commits, small jobs), so two overlap well on 2 cores (measured: 698 s in one process,
-# 513 s in two). Whole modules go to a worker (loadfile): many share a module-scoped run, made once.
+# Two sets of tests run at once, each on two workers: the Spark tests are mostly latency (JVM starts, Delta
+# commits, small jobs) and leave the CPU half idle, which the CPU-bound rest (mapping, the validator JVMs) fills.
+# Spark tests go to a worker by whole module (loadfile): many share a module-scoped run, made once. The other
+# set's output is shown when both are done, so the two progress lines do not interleave.
 test: lint validator
-	$(BIN)/python -m pytest -n 2 -q -m "not spark"
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m spark
+	@log=$$(mktemp); \
+	$(BIN)/python -m pytest -n 2 -q -m "not spark" >"$$log" 2>&1 & other=$$!; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m spark; spark=$$?; \
+	wait $$other; other=$$?; \
+	echo "--- tests not marked spark:"; cat "$$log"; rm -f "$$log"; \
+	exit $$(( spark != 0 || other != 0 ))
 
 clean:
 	rm -rf $(VENV) sample-output

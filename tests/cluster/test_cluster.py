@@ -7,6 +7,7 @@ Its cost and what it checks: docs/job.md, Shipping the package."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -200,12 +201,14 @@ def _ids(lines: dict[str, Counter]) -> dict[str, set[str]]:
 def _remove_archive_copies(shipped: Shipped, before: set[Path]) -> None:
     """A driver that `sr2fhir run` started keeps a copy of the archive in a /tmp/spark-<uuid> folder of its own
     after it exits (not one of the driver's local folders): the copies of this test's archive made since `before`
-    are removed."""
+    are removed. Other Spark processes (tests running beside this one) make and remove such folders too: one gone
+    while it is looked at is not this test's."""
     size = shipped.environment.stat().st_size
     for folder in set(Path(tempfile.gettempdir()).glob("spark-*")) - before:
         copy = folder / shipped.environment.name
-        if [p.name for p in folder.iterdir()] == [copy.name] and copy.stat().st_size == size:
-            shutil.rmtree(folder)
+        with contextlib.suppress(FileNotFoundError):
+            if [p.name for p in folder.iterdir()] == [copy.name] and copy.stat().st_size == size:
+                shutil.rmtree(folder)
 
 
 def _run(command: list[str], log: Path) -> tuple[int, str]:
