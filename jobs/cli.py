@@ -22,7 +22,7 @@ from pathlib import Path
 from sr2fhir_core import BUNDLE_BASE_URL, FhirVersion, IgVersion, MappingOptions, dumps_json, map_sr
 
 from . import stopping
-from .errors import ExitStatus, JobError, jvm_died
+from .errors import ExitStatus, JobError, failure_line
 
 
 def _options(args: argparse.Namespace) -> MappingOptions:
@@ -192,28 +192,6 @@ def _stop(spark) -> None:
         logging.getLogger("sr2fhir").warning("the Spark session did not stop in %d s; exiting", STOP_TIMEOUT_SECONDS)
 
 
-JVM_GONE = (
-    "the Spark JVM ran out of memory or died; raise spark.driver.memory (local) or spark.executor.memory (cluster)"
-    " in spark.settings, or keep input.max_file_bytes at auto (docs/job.md, Limits)"
-)
-
-
-def _failure(exc: BaseException) -> str:
-    """One readable line for a failed run: the exception, the first line of its message and, for an error
-    raised in a Python worker, the worker's own exception line (the last unindented line of its traceback);
-    the JVM stack trace Spark appends is left to the log. A dead JVM is named as such, with what to raise."""
-    if jvm_died(exc):
-        return f"{JVM_GONE} ({type(exc).__name__})"
-    text = str(exc).split("JVM stacktrace:")[0]
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    head = lines[0].strip()
-    cause = next((line for line in reversed(lines) if not line[0].isspace()), head)
-    message = head if cause == head else f"{head} ... {cause}"
-    return f"{type(exc).__name__}: {message[:2000]}"
-
-
 def command_run(args: argparse.Namespace) -> int:
     config = _job_config(args, args.inputs, args.output)
     _print_summary(_run_job(args, config))
@@ -349,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.exit_status
         # The run failed: nothing was committed to the ledger; the next run maps the same files again.
         logging.getLogger("sr2fhir").debug("%s failed", command, exc_info=True)
-        print(f"sr2fhir {command}: failed: {_failure(exc)}", file=sys.stderr)
+        print(f"sr2fhir {command}: failed: {failure_line(exc)}", file=sys.stderr)
         return ExitStatus.FAILED
 
 

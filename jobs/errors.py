@@ -97,3 +97,25 @@ def jvm_died(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+JVM_GONE = (
+    "the Spark JVM ran out of memory or died; raise spark.driver.memory (local) or spark.executor.memory (cluster)"
+    " in spark.settings, or keep input.max_file_bytes at auto (docs/job.md, Limits)"
+)
+
+
+def failure_line(exc: BaseException) -> str:
+    """One readable line for a failed run: the exception, the first line of its message and, for an error
+    raised in a Python worker, the worker's own exception line (the last unindented line of its traceback);
+    the JVM stack trace Spark appends is left to the log. A dead JVM is named as such, with what to raise."""
+    if jvm_died(exc):
+        return f"{JVM_GONE} ({type(exc).__name__})"
+    text = str(exc).split("JVM stacktrace:")[0]
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    head = lines[0].strip()
+    cause = next((line for line in reversed(lines) if not line[0].isspace()), head)
+    message = head if cause == head else f"{head} ... {cause}"
+    return f"{type(exc).__name__}: {message[:2000]}"

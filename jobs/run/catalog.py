@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-from ..errors import CatalogError
+from ..errors import CatalogError, failure_line
 from ..spark.fs import HadoopFS
 from .context import Run
 
@@ -41,7 +41,7 @@ def register(run: Run) -> dict[str, str]:
         raise
     except Exception as exc:
         raise CatalogError(
-            f"run {run.run_id} committed, but its tables could not be registered in {schema}: {_first_line(exc)}"
+            f"run {run.run_id} committed, but its tables could not be registered in {schema}: {failure_line(exc)}"
         ) from exc
     log.info(
         "run %s: tables %s in catalog schema %s (%d registered now) in %.1f s",
@@ -108,8 +108,3 @@ def _quoted(dotted: str) -> str:
 def _literal(text: str) -> str:
     """Text inside a SQL string literal."""
     return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).split("JVM stacktrace:")[0].strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
