@@ -812,17 +812,26 @@ def _too_long(signum: int, frame: object) -> None:
     raise AssertionError("the walk did not end")
 
 
+NOT_AN_ITEM = ("SRRejected", RejectionReason.CORRUPT, "corrupt: a sequence holds something other than an item")
+NOT_AN_ITEM_ON_DEMAND = unsupported(
+    "a sequence holds something other than an item, in a sequence pydicom parses on demand"
+)
+
+
 @pytest.mark.parametrize(("explicit", "defined"), ENCODINGS)
-def test_any_tag_in_a_sequence_starts_an_item(explicit: bool, defined: bool) -> None:
-    """pydicom reads an item wherever a sequence has a tag other than the Sequence Delimitation Item: a damaged
-    Item tag (a flipped bit) leaves the item as it was."""
+def test_a_sequence_holding_something_other_than_items(explicit: bool, defined: bool) -> None:
+    """PS3.5 7.5: an item starts with the Item tag. pydicom reads any 8 bytes there as an item header (a run
+    of zeros as one empty item per 8 bytes); the reference reader refuses that, so the scanners call it
+    corrupt where pydicom reads the sequence eagerly (undefined length) and leave it to the reference reader
+    where pydicom parses the sequence only when it is used (defined length)."""
     code = code_item(explicit, defined)
-    damaged = b"\xfe\xff\x01\xe0" + code[4:]
-    kept = same_dataset(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [damaged], explicit, defined), explicit)
-    assert kept == same_dataset(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [code], explicit, defined), explicit)
-    # An Item Delimitation Item where an item should be: an empty item (its length, 0, bounds it).
-    stray = same_dataset(sequence(t.CONTENT_SEQUENCE, [delimiter(t.ITEM_DELIMITATION_ITEM), code], explicit), explicit)
-    assert items_of(stray[t.CONTENT_SEQUENCE])[0] == {}
+    expected = NOT_AN_ITEM_ON_DEMAND if defined else NOT_AN_ITEM
+    for stray in (b"\xfe\xff\x01\xe0" + code[4:], bytes(8) + code, delimiter(t.ITEM_DELIMITATION_ITEM) + code):
+        assert same(sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [stray], explicit, defined), explicit) == expected
+    # Nested in an undefined-length item of an undefined-length sequence: read eagerly, so corrupt.
+    nested = sequence(t.CONCEPT_NAME_CODE_SEQUENCE, [bytes(8) + code], explicit, False)
+    outer = sequence(t.CONTENT_SEQUENCE, [item(nested, False)], explicit, False)
+    assert same(outer, explicit) == NOT_AN_ITEM
 
 
 @pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])

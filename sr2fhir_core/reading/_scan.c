@@ -10,7 +10,8 @@
  *
  * The walk mirrors the Python one check for check and in the same order, so that a malformed input gets
  * the same signal from both: `FastReaderUnsupported` (the caller then asks pydicom) or the `SRRejected`
- * that `fast_parser._corrupt()` builds (truncation where pydicom reads eagerly). The Python walker is
+ * that `fast_parser._corrupt()` builds (truncation, or a sequence holding something other than items, where
+ * pydicom reads eagerly). The Python walker is
  * the specification; tests/test_reader_differential.py compares the two on every input it has.
  *
  * No table is duplicated here: the wanted tags with their VRs, the explicit VR header size of every VR and
@@ -541,10 +542,22 @@ fail_unsupported(const Walk *walk, const char *why)
     return -1;
 }
 
+/* `why` NULL: the default reason (truncation). */
 static int
-fail_corrupt(const Walk *walk)
+fail_corrupt(const Walk *walk, const char *why)
 {
-    PyObject *exception = PyObject_CallNoArgs(walk->scanner->corrupt);
+    PyObject *exception;
+    if (why == NULL) {
+        exception = PyObject_CallNoArgs(walk->scanner->corrupt);
+    }
+    else {
+        PyObject *text = PyUnicode_FromString(why);
+        if (text == NULL) {
+            return -1;
+        }
+        exception = PyObject_CallOneArg(walk->scanner->corrupt, text);
+        Py_DECREF(text);
+    }
     if (exception == NULL) {
         return -1;
     }
@@ -564,9 +577,20 @@ static int
 fail_overrun(const Walk *walk, uint64_t needed, int eager)
 {
     if (eager && needed > (uint64_t)walk->size) {
-        return fail_corrupt(walk);
+        return fail_corrupt(walk, NULL);
     }
     return fail_unsupported(walk, "length overruns its enclosing item or sequence");
+}
+
+/* fast_parser._not_an_item: a sequence holds something other than an item. */
+static int
+fail_not_an_item(const Walk *walk, int eager)
+{
+    if (eager) {
+        return fail_corrupt(walk, "a sequence holds something other than an item");
+    }
+    return fail_unsupported(walk,
+                            "a sequence holds something other than an item, in a sequence pydicom parses on demand");
 }
 
 /* fast_parser._check_charset on a Specific Character Set value, met in any data set (kept or not): pydicom
@@ -926,7 +950,9 @@ explicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
             }
             break;
         }
-        /* Any other tag starts an item for pydicom (read_sequence_item), the Item tag or not. */
+        if (tag != TAG_ITEM) {
+            return fail_not_an_item(walk, eager);
+        }
         {
             Py_ssize_t item_end = end;
             int item_delimited = 1;
@@ -1096,7 +1122,9 @@ implicit_sequence(const Walk *walk, Py_ssize_t *pos_io, Py_ssize_t end, int deli
             *pos_io = delimited ? pos : end; /* as explicit_sequence */
             return 0;
         }
-        /* Any other tag starts an item for pydicom, the Item tag or not. */
+        if (tag != TAG_ITEM) {
+            return fail_not_an_item(walk, eager);
+        }
         {
             Py_ssize_t item_pos = pos, item_end = end;
             int item_delimited = 1;
@@ -1193,8 +1221,9 @@ PyDoc_STRVAR(Scanner_doc,
              "(int.from_bytes(vr, 'little')) -> explicit VR header size; `encapsulated_vrs`: VR codes that\n"
              "may hold encapsulated pixel data; `shared_item_sequences`: sequence tags whose equal items are\n"
              "returned as one dict within a scan. `unsupported`: exception class raised with a reason;\n"
-             "`corrupt()`: returns the exception for truncated data; `is_sequence_tag(tag, data, pos, end)`:\n"
-             "whether an undefined-length implicit VR element that is not kept is a sequence;\n"
+             "`corrupt([why])`: returns the exception for corrupt data (truncation without `why`);\n"
+             "`is_sequence_tag(tag, data, pos, end)`: "
+             "whether an undefined-length implicit VR element\nthat is not kept is a sequence; "
              "`check_charset(value, eager)`: raises for a Specific Character Set value pydicom cannot read.");
 
 static PyTypeObject ScannerType = {

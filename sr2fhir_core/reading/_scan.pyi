@@ -18,7 +18,7 @@ class Scanner:
         encapsulated_vrs: Collection[int],
         shared_item_sequences: Collection[int],
         unsupported: type[Exception],
-        corrupt: Callable[[], Exception],
+        corrupt: Callable[..., Exception],
         is_sequence_tag: Callable[[int, bytes, int, int], bool],
         check_charset: Callable[[bytes, bool], None],
         max_depth: int,

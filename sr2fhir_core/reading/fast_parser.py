@@ -139,8 +139,21 @@ def _unsupported(why: str) -> FastReaderUnsupported:
     return FastReaderUnsupported(why)
 
 
-def _corrupt() -> SRRejected:
-    return SRRejected(RejectionReason.CORRUPT, "truncated: end of data before the end of an element")
+_TRUNCATED = "truncated: end of data before the end of an element"
+
+
+def _corrupt(why: str = _TRUNCATED) -> SRRejected:
+    return SRRejected(RejectionReason.CORRUPT, why)
+
+
+def _not_an_item(eager: bool) -> Exception:
+    """A sequence holds something other than an item (PS3.5 7.5: an item starts with the Item tag). pydicom
+    reads any 8 bytes there as an item header; the reference reader refuses them (`pydicom_reader`), so where
+    pydicom reads the sequence eagerly this is corrupt, and elsewhere the reference reader decides (it reads
+    a lazily parsed sequence only if the document needs it)."""
+    if eager:
+        return _corrupt("a sequence holds something other than an item")
+    return _unsupported("a sequence holds something other than an item, in a sequence pydicom parses on demand")
 
 
 def _check_charset(raw: bytes, eager: bool) -> None:
@@ -476,7 +489,8 @@ def _explicit_dataset(
                     dataset[store_as] = finished
                 in_sequence = False
             else:
-                # Any other tag starts an item for pydicom (`read_sequence_item`), the Item tag or not.
+                if tag != _ITEM:
+                    raise _not_an_item(eager)
                 stack.append((items, end, delimited, eager))
                 if length != UNDEFINED_LENGTH:
                     item_end = pos + length
@@ -693,7 +707,8 @@ def _implicit_sequence(
             # As in _explicit_dataset: the end of the sequence, whatever its length; in a defined-length one,
             # pydicom reads no further in its value.
             return items, pos if delimited else end
-        # Any other tag starts an item for pydicom, the Item tag or not.
+        if tag != _ITEM:
+            raise _not_an_item(eager)
         if length == UNDEFINED_LENGTH:
             item, pos = parse_dataset(data, pos, end, True, eager, depth)
         else:
