@@ -30,3 +30,28 @@ def test_fuzz_slice_finds_nothing(corpus_dir: Path, tmp_path: Path, monkeypatch:
     assert not counts.get("findings"), (dict(counts["findings"]), state.findings[:10])
     assert counts["fast_reader"]["decided"] > SLICE // 3, counts["fast_reader"]
     assert counts["pydicom_outcomes"]["mapped/-"] > 0  # the mutations leave some reports mappable
+
+
+@pytest.mark.corpus
+def test_recheck_times_slow_findings_again(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recheck` re-times each kept `slow` finding from its index alone, and the report counts those still over."""
+    monkeypatch.setattr(fuzz, "RECHECK_RUNS", 2)
+    seeds = fuzz.load_seeds(corpus_dir)  # once for both rechecks (re-encoding the seeds takes seconds)
+    monkeypatch.setattr(fuzz, "load_seeds", lambda corpus: seeds)
+    state = fuzz.State(seed=SEED, core="test")
+    for index in (3, 4):
+        state.findings.append(
+            {"index": index, "kind": "slow", "reader": "pydicom", "seed": "", "operators": "", "size": 0, "detail": ""}
+        )
+    state.findings.append(
+        {"index": 5, "kind": "memory", "reader": "auto", "seed": "", "operators": "", "size": 0, "detail": ""}
+    )
+    monkeypatch.setattr(fuzz, "SECONDS_PER_MB", 1e-9)  # every input over
+    assert sorted(fuzz.recheck(state, corpus_dir)) == ["3 pydicom", "4 pydicom"]
+    assert all(entry["slow"] and entry["cpu"] > 0 for entry in state.rechecks.values())
+    monkeypatch.setattr(fuzz, "SECONDS_PER_MB", 1e9)  # none over
+    fuzz.recheck(state, corpus_dir)
+    assert not any(entry["slow"] for entry in state.rechecks.values())
+    report = fuzz.markdown(fuzz.State.from_json(state.to_json()))
+    assert "| slow [pydicom] | 0 | 0 of 2 |" in report
+    assert "- 3: slow [pydicom]" in report and "(within budget)" in report
