@@ -105,12 +105,30 @@ JVM_GONE = (
 )
 
 
+DELTA_NOT_CONFIGURED = (
+    "the Spark session the job was given has no Delta support: start it with "
+    "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension and "
+    "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog, and the delta-spark jars "
+    "(docs/deployment.md), or write Parquet tables (output.table_format: parquet)"
+)
+_DELTA_NOT_CONFIGURED_MARKERS = (
+    "DELTA_CONFIGURE_SPARK_SESSION_WITH_EXTENSION_AND_CATALOG",
+    "Failed to find the data source: delta.",  # no delta-spark jars
+    # Spark's own words when a Delta path is written without Delta's catalog: the schema the job gives a table
+    # it creates is "external metadata" to the built-in catalog.
+    "EXTERNAL_METADATA_UNSUPPORTED",
+)
+
+
 def failure_line(exc: BaseException) -> str:
     """One readable line for a failed run: the exception, the first line of its message and, for an error
     raised in a Python worker, the worker's own exception line (the last unindented line of its traceback);
-    the JVM stack trace Spark appends is left to the log. A dead JVM is named as such, with what to raise."""
+    the JVM stack trace Spark appends is left to the log. A dead JVM is named as such, with what to raise; so
+    is a given session without Delta, with the settings it lacks."""
     if jvm_died(exc):
         return f"{JVM_GONE} ({type(exc).__name__})"
+    if any(marker in str(exc) for marker in _DELTA_NOT_CONFIGURED_MARKERS):
+        return f"{DELTA_NOT_CONFIGURED} ({type(exc).__name__})"
     text = str(exc).split("JVM stacktrace:")[0]
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     if not lines:
