@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # at run time this module imports sr2fhir_synth only inside the functions that use it
-    from sr2fhir_synth import Encoding
+    from sr2fhir_synth import Encoding, ReportSpec
+    from sr2fhir_synth.spec import PatientSpec, StudySpec
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
@@ -157,14 +159,41 @@ def curve_corpus(cache: Path, sizes: tuple[int, ...], seeds: int) -> list[Entry]
     return [Entry(**e) for e in stored["entries"]]
 
 
-def _lake_file(job: tuple[str, int]) -> dict:
+LAKE_KINDS = ("typical", "rich")
+"""`typical`: random sizes, median ~65 content items and ~14 measurements per report (the sample lake's kind).
+`rich`: 200-260 content items and at least `RICH_MIN_MEASUREMENTS` measurements per report (median ~38; what an
+AI algorithm or a radiomics pipeline writes per study)."""
+RICH_MIN_MEASUREMENTS = 30
+RICH_ITEMS = (200, 260)
+RICH_SEED = 20_000_000
+
+
+def _spec(kind: str, index: int, patient: PatientSpec, study: StudySpec) -> ReportSpec:
+    from sr2fhir_synth import random_spec, write_sr
+
+    if kind == "typical":
+        return random_spec(LAKE_SEED + index, patient=patient, study=study)
+    from sr2fhir_core import map_sr
+
+    # Draws until the report has enough measurements (as the mapped table counts them): sizes alone give 24-54.
+    for attempt in range(100):
+        seed = RICH_SEED + 100 * index + attempt
+        items = random.Random(seed).randint(*RICH_ITEMS)
+        spec = random_spec(seed, items, patient=patient, study=study)
+        if len(map_sr(write_sr(spec)).rows["measurements"]) >= RICH_MIN_MEASUREMENTS:
+            return spec
+    raise RuntimeError(f"no rich report for lake file {index} in 100 draws")
+
+
+def _lake_file(job: tuple[str, str, int]) -> dict:
     from sr2fhir_synth import count_content_items, random_spec, write_sr
 
-    root, index = job
+    root, kind, index = job
     study = index // SRS_PER_STUDY
     patient = study // STUDIES_PER_PATIENT
-    spec = random_spec(
-        LAKE_SEED + index,
+    spec = _spec(
+        kind,
+        index,
         patient=random_spec(LAKE_SEED + 7_000_000 + patient).patient,
         study=random_spec(LAKE_SEED + 3_000_000 + study).study,
     )
@@ -175,24 +204,25 @@ def _lake_file(job: tuple[str, int]) -> dict:
     return Entry(str(path), count_content_items(spec), f"lake {index}").as_dict()
 
 
-def lake_corpus(cache: Path, count: int) -> tuple[Path, list[Entry]]:
-    """`count` (a multiple of 2,500, or fewer than 2,500) typical reports: random sizes (median ~65 content
-    items), encodings in the realistic mix of `lake_encoding`, 4 SRs per study and 2 studies per patient. Written
-    once with one process per core; reused while the generator, the mix and the count are unchanged."""
-    root = cache / f"lake-{count}"
+def lake_corpus(cache: Path, count: int, kind: str = "typical") -> tuple[Path, list[Entry]]:
+    """`count` (a multiple of 2,500, or fewer than 2,500) reports of `kind` (`LAKE_KINDS`), encodings in the
+    realistic mix of `lake_encoding`, 4 SRs per study and 2 studies per patient. Written once with one process
+    per core; reused while the generator, the kind, the mix and the count are unchanged."""
+    root = cache / (f"lake-{count}" if kind == "typical" else f"lake-{kind}-{count}")
     mix = [[label, repr(encoding), weight] for label, encoding, weight in _lake_mix()]
     expected = {
         "generator": generator_fingerprint(),
         "count": count,
         "shard": LAKE_SHARD,
         "encodings": {"version": LAKE_MIX_VERSION, "mix": mix},
+        **({} if kind == "typical" else {"kind": kind, "min_measurements": RICH_MIN_MEASUREMENTS}),
     }
     stored = _manifest_ok(root / "manifest.json", expected)
     if stored is None:
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         with Pool(os.cpu_count() or 1) as pool:
-            entries = pool.map(_lake_file, [(str(root), i) for i in range(count)], chunksize=50)
+            entries = pool.map(_lake_file, [(str(root), kind, i) for i in range(count)], chunksize=50)
         stored = {**expected, "entries": entries}
         (root / "manifest.json").write_text(json.dumps(stored))
     return root, [Entry(**e) for e in stored["entries"]]

@@ -257,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spark-files", help="comma-separated Spark run sizes (default 2500,5000,10000; quick 200)")
     parser.add_argument("--lake-files", type=int, help="generated lake size (default 10,000; quick 200)")
     parser.add_argument(
+        "--lake-kind",
+        choices=corpora.LAKE_KINDS,
+        default="typical",
+        help="typical reports (median ~65 content items) or rich ones (≥ 30 measurements each)",
+    )
+    parser.add_argument(
         "--render",
         type=Path,
         metavar="RESULTS_JSON",
@@ -352,10 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     if "lake" in skip:
         results["lake"] = {"skipped": "--skip lake"}
     else:
-        log(f"lake: {lake_files:,} generated files (written once into {cache})")
-        root, entries = corpora.lake_corpus(cache, lake_files)
+        log(f"lake: {lake_files:,} generated {args.lake_kind} reports (written once into {cache})")
+        root, entries = corpora.lake_corpus(cache, lake_files, args.lake_kind)
         data = [e.as_dict() for e in entries]
-        results["lake"] = {"root": str(root), "entries": data}
+        results["lake"] = {"root": str(root), "kind": args.lake_kind, "entries": data}
         if "core_auto" in methods:
             log("lake: the core, one process, each file once")
             results["lake"]["raw"] = run_worker(
