@@ -32,11 +32,12 @@ validator: $(BIN)/sr2fhir
 # Two sets of tests run at once, each on two workers: the Spark tests are mostly latency (JVM starts, Delta
 # commits, small jobs) and leave the CPU half idle, which the CPU-bound rest (mapping, the validator JVMs) fills.
 # Spark tests go to a worker by whole module (loadfile): many share a module-scoped run, made once. The other
-# set's output is shown when both are done, so the two progress lines do not interleave.
+# set's output is shown when both are done, so the two progress lines do not interleave. Each set names its
+# slowest tests (CI's time budget is 30 minutes).
 test: lint validator
 	@log=$$(mktemp); \
-	$(BIN)/python -m pytest -n 2 -q -m "not spark" >"$$log" 2>&1 & other=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m spark; spark=$$?; \
+	$(BIN)/python -m pytest -n 2 -q --durations=12 -m "not spark" >"$$log" 2>&1 & other=$$!; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=12 -m spark; spark=$$?; \
 	wait $$other; other=$$?; \
 	echo "--- tests not marked spark:"; cat "$$log"; rm -f "$$log"; \
 	exit $$(( spark != 0 || other != 0 ))
