@@ -4,6 +4,7 @@ fixed part, and the rich lake they are measured on. Arithmetic on given runs and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_marginal_cost_splits_each_further_file_from_the_fixed_part() -> None:
 
 
 def test_targets_read_the_marginal_cost_and_the_incremental_run() -> None:
-    results = {
+    results: dict[str, Any] = {
         "spark": RUNS,
         "spark_incremental": [
             {"ok": True, "scenario": "first", "elapsed_seconds": 9.0, "files_found": 990},
